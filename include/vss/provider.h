@@ -1,0 +1,106 @@
+/**
+ * vss/provider.h - the provider interface of vssd: storage that takes a
+ * point-in-time copy of a volume, keeps it, exposes it read-only and
+ * deletes it. Providers run inside vssd, behind one versioned vtable.
+ *
+ * ABI rules (nbdkit style): struct vss_provider begins with its size and
+ * API version; members are only ever added at the end. vssd copies
+ * min(struct_size, its own size) bytes and zero-fills the rest, and refuses
+ * a provider without name, id, is_supported, commit or delete.
+ *
+ * A module is a shared object exporting
+ *     const struct vss_provider *vss_provider_init(void);
+ * listed in vss.conf (`[vssd] provider_modules = /path/a.so /path/b.so`);
+ * the built-in providers (issue "volumes") use the same table.
+ *
+ * Threads: commit() runs on vssd's flush & hold thread while every
+ * filesystem of the set is frozen; it must not touch those filesystems'
+ * mounted paths (they are frozen), and should return well within the hold
+ * timeout (10 s). Every other callback runs on vssd's main thread.
+ *
+ * Errors: return 0, a negative errno or a VSS_E_* code, and put a one-line
+ * explanation in shadow->error (or volume-less calls: the errbuf argument).
+ */
+#ifndef VSS_PROVIDER_H
+#define VSS_PROVIDER_H
+
+#include <sys/types.h>
+#include <vss/vss.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VSS_PROVIDER_API_VERSION 1
+
+/** VSS_PROVIDER_TYPE */
+enum vss_provider_type {
+    VSS_PROV_UNKNOWN = 0, VSS_PROV_SYSTEM = 1, VSS_PROV_SOFTWARE = 2,
+    VSS_PROV_HARDWARE = 3, VSS_PROV_FILESHARE = 4
+};
+
+/** A volume as vssd resolved it (read-only for the provider). */
+struct vss_volume_info {
+    const char *mountpoint;    /* "/srv/F": mount point of the filesystem */
+    const char *source;        /* mount source: "/dev/loop3", "pool:/F" */
+    const char *fstype;        /* "ext4", "xfs", "btrfs", ... */
+    const char *subvol;        /* for btrfs: the mounted subvolume path, else "" */
+    dev_t dev;                 /* st_dev of the mount point */
+    const char *letter;        /* mapped drive letter "F:" or "" */
+};
+
+/** One shadow being created or operated on. */
+struct vss_provider_shadow {
+    vss_id shadow_id;
+    vss_id set_id;
+    long attributes;                 /* VSS_VOLSNAP_ATTR_* of the shadow */
+    const struct vss_volume_info *volume;
+    const char *state_dir;           /* a directory the provider may use */
+    char device[512];                /* out: the shadow's device or path */
+    char data[1024];                 /* in/out: private, kept in the catalog */
+    char error[256];                 /* out: explanation of a failure */
+};
+
+struct vss_provider {
+    size_t struct_size;              /* sizeof(struct vss_provider) */
+    int api_version;                 /* VSS_PROVIDER_API_VERSION */
+    const char *name;                /* "vss btrfs provider" */
+    const char *id;                  /* "{guid}", stable forever */
+    const char *version;             /* "1.0" */
+    enum vss_provider_type type;
+
+    /** Once at load; may return an error to be disabled. Optional. */
+    int (*load)(char *errbuf, size_t errlen);
+    /** Once at exit. Optional. */
+    void (*unload)(void);
+    /** 1 if the volume is supported, 0 if not (errbuf says why), <0 error. */
+    int (*is_supported)(const struct vss_volume_info *vol, char *errbuf, size_t errlen);
+    /** Before the freeze (writers already prepared). Optional. */
+    int (*pre_commit)(struct vss_provider_shadow *sh);
+    /** Inside the hold window: take the point-in-time copy. */
+    int (*commit)(struct vss_provider_shadow *sh);
+    /** After thaw; the shadow is complete once this returns. Optional. */
+    int (*post_commit)(struct vss_provider_shadow *sh);
+    /** Deletes a shadow at any stage after pre_commit (also a half-made one). */
+    int (*delete_shadow)(struct vss_provider_shadow *sh);
+    /** Mounts the shadow read-only at target (an existing directory). Optional. */
+    int (*expose)(struct vss_provider_shadow *sh, const char *target);
+    /** Undoes expose. Optional (required if expose is set). */
+    int (*unexpose)(struct vss_provider_shadow *sh, const char *target);
+    /**
+     * Shadow storage of a volume: bytes used by its shadows, allocated for
+     * them, and free in the storage they live on. Optional.
+     */
+    int (*storage_query)(const struct vss_volume_info *vol, uint64_t *used,
+                         uint64_t *allocated, uint64_t *available,
+                         char *errbuf, size_t errlen);
+};
+
+/** Symbol a provider module exports. */
+typedef const struct vss_provider *(*vss_provider_init_fn)(void);
+#define VSS_PROVIDER_INIT_SYMBOL "vss_provider_init"
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VSS_PROVIDER_H */

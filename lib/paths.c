@@ -1,0 +1,1 @@
+/* paths.c - placeholder, being written. */

@@ -1,0 +1,1 @@
+/* requestor.c - placeholder, being written. */

@@ -1,0 +1,35 @@
+/*
+ * util.h - small helpers shared by libvss, vssd and the tools: durable
+ * file replacement, clocks, directory creation. Internal: not installed.
+ */
+#ifndef VSS_UTIL_H
+#define VSS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Monotonic clock in microseconds / milliseconds. */
+uint64_t now_us(void);
+uint64_t now_ms(void);
+/* Wall clock, seconds since the epoch. */
+int64_t wall_s(void);
+
+/*
+ * Replaces path with data durably: write path.tmp, fsync it, rename over
+ * path, fsync the directory. On any failure the old file is intact and the
+ * temporary is removed. An fsync failure is returned, never retried.
+ * @return 0 or -errno.
+ */
+int durable_replace(const char *path, const void *data, size_t len, mode_t mode);
+/* fsync of the directory containing path. */
+int fsync_parent_dir(const char *path);
+/* mkdir -p with mode for the created directories. @return 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+/* Reads a whole file (NUL-terminated). @return 0 or -errno; *len optional. */
+int read_file(const char *path, char **data, size_t *len);
+/* Formats a time as Windows tools do: "8/29/2026 10:25:32 AM" (local time). */
+void format_time_win(int64_t t, char *buf, size_t len);
+
+#endif
