@@ -78,9 +78,7 @@ static bool parse_bool(const char *v, bool *out)
 static int fail(struct parse_ctx *p, int line, const char *fmt, const char *a, const char *b)
 {
     if (!p->failed) {
-        char msg[512];
-        snprintf(msg, sizeof msg, fmt, a, b);
-        snprintf(p->err, p->errlen, "%s:%d: %s", p->c->conf_path, line, msg);
+        snprintf(p->err, p->errlen, fmt, a, b);
     }
     p->failed = true;
     return 0;
@@ -157,12 +155,11 @@ static int add_letter(struct parse_ctx *p, int line, const char *name, const cha
     return 1;
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value, int line)
+static int handler(void *user, const char *section, const char *name, const char *value)
 {
+    const int line = 0;
     struct parse_ctx *p = user;
     struct vss_config *c = p->c;
-    if (p->failed)
-        return 1;
     if (!name) /* a section header alone */
         return 1;
     if (!strcmp(section, "vssd")) {
@@ -210,11 +207,9 @@ static int handler(void *user, const char *section, const char *name, const char
         return 1;
     }
     if (!strcmp(section, "letters"))
-        add_letter(p, line, name, value);
-        return 1;
+        return add_letter(p, line, name, value);
     if (!strcmp(section, "writers"))
-        add_acl(p, line, name, value);
-        return 1;
+        return add_acl(p, line, name, value);
     return fail(p, line, "unknown section [%s]%s", section, "");
 }
 
@@ -264,13 +259,13 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
         c->conf_found = true;
         int line = ini_parse_file(f, handler, &p);
         fclose(f);
-        if (line > 0 && !p.failed) {
-            snprintf(err, errlen, "%s:%d: syntax error (expected 'key = value' or '[section]')",
-                     c->conf_path, line);
+        if (line != 0) {
+            char what[1024];
+            snprintf(what, sizeof what, "%s", p.failed ? err :
+                     "syntax error (expected 'key = value' or '[section]')");
+            snprintf(err, errlen, "%s:%d: %s", c->conf_path, line, what);
             return -EINVAL;
         }
-        if (p.failed)
-            return -EINVAL;
     } else if (errno != ENOENT) {
         snprintf(err, errlen, "cannot read '%s': %s", c->conf_path, strerror(errno));
         return -errno;

@@ -8,6 +8,7 @@
  * cannot make us allocate more than the limit.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
