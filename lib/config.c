@@ -206,8 +206,16 @@ static int handler(void *user, const char *section, const char *name, const char
         strcpy(dst, value);
         return 1;
     }
-    if (!strcmp(section, "letters"))
+    if (!strcmp(section, "letters")) {
+        /* inih splits at ':' as well as '=', so "F: = /srv/F" arrives as
+         * name "F" and value "= /srv/F". */
+        if (value[0] == '=') {
+            value++;
+            while (*value == ' ' || *value == '\t')
+                value++;
+        }
         return add_letter(p, line, name, value);
+    }
     if (!strcmp(section, "writers"))
         return add_acl(p, line, name, value);
     return fail(p, line, "unknown section [%s]%s", section, "");

@@ -2,6 +2,9 @@
  * errors.c - names and texts of libvss error codes, writer states, backup
  * types, contexts and snapshot attributes.
  *
+ * (Event type names live here too, not in writer.c, so that vssd, which
+ * links only the common library, has the same table.)
+ *
  * Invariants: every VSS_E_* code of vss.h has exactly one row in vss_errors[];
  * the lookup functions never return NULL (unknown codes get a generic text).
  */
@@ -11,6 +14,7 @@
 #include <strings.h>
 
 #include <vss/vss.h>
+#include <vss/writer.h>
 
 struct err_row {
     int code;
@@ -207,6 +211,31 @@ int vss_backup_type_parse(const char *name)
         return -EINVAL;
     for (int i = 0; i <= VSS_BT_OTHER; i++)
         if (strcasecmp(name, bt_names[i]) == 0)
+            return i;
+    return -EINVAL;
+}
+
+/* ---- writer events --------------------------------------------------- */
+
+static const char *const event_names[VSS_EVENT_COUNT] = {
+    "Identify", "PrepareForBackup", "PrepareForSnapshot", "Freeze", "Thaw",
+    "PostSnapshot", "Abort", "BackupComplete", "BackupShutdown", "PreRestore",
+    "PostRestore",
+};
+
+const char *vss_event_type_name(int type)
+{
+    if (type < 0 || type >= VSS_EVENT_COUNT)
+        return "Unknown";
+    return event_names[type];
+}
+
+int vss_event_type_parse(const char *name)
+{
+    if (!name)
+        return -EINVAL;
+    for (int i = 0; i < VSS_EVENT_COUNT; i++)
+        if (strcasecmp(name, event_names[i]) == 0)
             return i;
     return -EINVAL;
 }

@@ -1,1 +1,562 @@
-/* writer.c - placeholder, being written. */
+/*
+ * writer.c - the writer side of libvss (vss/writer.h): a writer's
+ * description (components and files, sent as `register`), its connection
+ * to vssd, and the dispatch of vssd's `event` requests to the callbacks.
+ *
+ * Invariants:
+ *  - the description can change only while the writer is not connected;
+ *  - every event vssd sends gets exactly one reply {status 0, ok, failure,
+ *    held (Thaw), stamp (PostSnapshot, when set)}; a callback that returns
+ *    false without setting a failure reports VSS_E_WRITERERROR_NONRETRYABLE;
+ *    an event we cannot parse gets an error status instead;
+ *  - callbacks of one writer never run concurrently: events are read and
+ *    run either by the thread of vss_writer_start() or by the caller's
+ *    vss_writer_dispatch(), never both (dispatch fails with -EBUSY while
+ *    the thread runs);
+ *  - the thread blocks every signal, and is stopped through an eventfd,
+ *    then joined, before the connection is closed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <vss/writer.h>
+
+#include "client.h"
+
+struct vss_writer {
+    char *name;
+    vss_id class_id, instance_id;
+    enum vss_usage_type usage;
+    enum vss_app_level level;
+    unsigned freeze_timeout_ms;     /* 0: vssd's default */
+    unsigned schema;
+    json_object *components;        /* array, as sent in `register` */
+    struct vss_writer_ops ops;      /* zero-filled past the caller's size */
+    void *userdata;
+
+    struct client_conn *conn;       /* NULL when not connected */
+    pthread_t thread;
+    bool thread_started;
+    int stop_fd;                    /* eventfd waking the thread, or -1 */
+};
+
+struct vss_writer_event {
+    enum vss_event_type type;
+    json_object *req;
+    vss_id set_id;
+    enum vss_backup_type backup_type;
+    long context;
+    json_object *volumes;           /* array or NULL */
+    json_object *selected;          /* array or NULL */
+    bool select_components;
+    int failure;
+    bool held;
+    char *stamp;
+};
+
+/* ---- description ------------------------------------------------------ */
+
+vss_writer *vss_writer_new(const char *name, const vss_id *class_id,
+                           enum vss_usage_type usage)
+{
+    if (!name || !*name || !class_id || usage < VSS_UT_UNDEFINED || usage > VSS_UT_OTHER) {
+        errno = EINVAL;
+        return NULL;
+    }
+    vss_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->name = strdup(name);
+    w->components = json_object_new_array();
+    if (!w->name || !w->components) {
+        free(w->name);
+        json_object_put(w->components);
+        free(w);
+        errno = ENOMEM;
+        return NULL;
+    }
+    w->class_id = *class_id;
+    vss_id_generate(&w->instance_id);
+    w->usage = usage;
+    w->level = VSS_APP_FRONT_END;
+    w->stop_fd = -1;
+    w->ops.struct_size = sizeof w->ops;
+    return w;
+}
+
+void vss_writer_free(vss_writer *w)
+{
+    if (!w)
+        return;
+    vss_writer_stop(w);
+    json_object_put(w->components);
+    free(w->name);
+    free(w);
+}
+
+const vss_id *vss_writer_class_id(const vss_writer *w)
+{
+    return w ? &w->class_id : NULL;
+}
+
+const vss_id *vss_writer_instance_id(const vss_writer *w)
+{
+    return w ? &w->instance_id : NULL;
+}
+
+int vss_writer_set_instance_id(vss_writer *w, const vss_id *id)
+{
+    if (!w || !id || vss_id_is_null(id))
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    w->instance_id = *id;
+    return 0;
+}
+
+int vss_writer_set_level(vss_writer *w, enum vss_app_level level)
+{
+    if (!w || level < VSS_APP_SYSTEM || level > VSS_APP_FRONT_END)
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    w->level = level;
+    return 0;
+}
+
+int vss_writer_set_freeze_timeout(vss_writer *w, unsigned ms)
+{
+    if (!w || ms > INT32_MAX)
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    w->freeze_timeout_ms = ms;
+    return 0;
+}
+
+int vss_writer_set_backup_schema(vss_writer *w, unsigned schema)
+{
+    const unsigned known = VSS_BS_DIFFERENTIAL | VSS_BS_INCREMENTAL | VSS_BS_LOG | VSS_BS_COPY;
+    if (!w || (schema & ~known))
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    w->schema = schema;
+    return 0;
+}
+
+static json_object *find_component(vss_writer *w, const char *logical_path, const char *name)
+{
+    if (!logical_path)
+        logical_path = "";
+    size_t n = json_object_array_length(w->components);
+    for (size_t i = 0; i < n; i++) {
+        json_object *c = json_object_array_get_idx(w->components, i);
+        if (!strcmp(pj_str(c, "logical_path"), logical_path) && !strcmp(pj_str(c, "name"), name))
+            return c;
+    }
+    return NULL;
+}
+
+int vss_writer_add_component(vss_writer *w, enum vss_component_type type,
+                             const char *logical_path, const char *name, bool selectable)
+{
+    if (!w || !name || !*name || (type != VSS_CT_DATABASE && type != VSS_CT_FILEGROUP))
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    if (find_component(w, logical_path, name))
+        return -EEXIST;
+    json_object *c = json_object_new_object();
+    json_object *files = json_object_new_array();
+    if (!c || !files) {
+        json_object_put(c);
+        json_object_put(files);
+        return -ENOMEM;
+    }
+    pj_set_int(c, "type", type);
+    pj_set_str(c, "logical_path", logical_path ? logical_path : "");
+    pj_set_str(c, "name", name);
+    pj_set_bool(c, "selectable", selectable);
+    json_object_object_add(c, "files", files);
+    if (json_object_array_add(w->components, c) < 0) {
+        json_object_put(c);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int vss_writer_add_files(vss_writer *w, const char *logical_path, const char *name,
+                         const char *path, const char *filespec, bool recursive,
+                         enum vss_file_kind kind)
+{
+    if (!w || !name || !path || path[0] != '/' || !filespec || !*filespec ||
+        (kind != VSS_FILE_DATA && kind != VSS_FILE_LOG))
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    json_object *c = find_component(w, logical_path, name);
+    if (!c)
+        return -ENOENT;
+    json_object *f = json_object_new_object();
+    if (!f)
+        return -ENOMEM;
+    pj_set_str(f, "path", path);
+    pj_set_str(f, "filespec", filespec);
+    pj_set_bool(f, "recursive", recursive);
+    pj_set_int(f, "kind", kind);
+    if (json_object_array_add(pj_arr(c, "files"), f) < 0) {
+        json_object_put(f);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int vss_writer_set_ops(vss_writer *w, const struct vss_writer_ops *ops, void *userdata)
+{
+    if (!w)
+        return -EINVAL;
+    if (w->thread_started)
+        return VSS_E_BAD_STATE;
+    memset(&w->ops, 0, sizeof w->ops);
+    if (ops) {
+        /* Copy what the caller's struct has; newer members stay NULL. */
+        size_t n = ops->struct_size < sizeof w->ops ? ops->struct_size : sizeof w->ops;
+        if (n < sizeof(size_t))
+            return -EINVAL;
+        memcpy(&w->ops, ops, n);
+    }
+    w->ops.struct_size = sizeof w->ops;
+    w->userdata = userdata;
+    return 0;
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+enum vss_event_type vss_event_type(const vss_writer_event *ev)
+{
+    return ev->type;
+}
+
+enum vss_backup_type vss_event_backup_type(const vss_writer_event *ev)
+{
+    return ev->backup_type;
+}
+
+long vss_event_context(const vss_writer_event *ev)
+{
+    return ev->context;
+}
+
+const vss_id *vss_event_snapshot_set_id(const vss_writer_event *ev)
+{
+    return &ev->set_id;
+}
+
+size_t vss_event_volume_count(const vss_writer_event *ev)
+{
+    return ev->volumes ? json_object_array_length(ev->volumes) : 0;
+}
+
+const char *vss_event_volume(const vss_writer_event *ev, size_t i)
+{
+    if (i >= vss_event_volume_count(ev))
+        return NULL;
+    json_object *v = json_object_array_get_idx(ev->volumes, i);
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* Whether arr holds {logical_path, name}; *entry gets the element. */
+static bool component_in(json_object *arr, const char *logical_path, const char *name,
+                         json_object **entry)
+{
+    if (!arr || !name)
+        return false;
+    if (!logical_path)
+        logical_path = "";
+    size_t n = json_object_array_length(arr);
+    for (size_t i = 0; i < n; i++) {
+        json_object *c = json_object_array_get_idx(arr, i);
+        const char *lp = pj_str(c, "logical_path"), *nm = pj_str(c, "name");
+        if (nm && !strcmp(nm, name) && !strcmp(lp ? lp : "", logical_path)) {
+            if (entry)
+                *entry = c;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool vss_event_is_component_selected(const vss_writer_event *ev, const char *logical_path,
+                                     const char *name)
+{
+    if (!ev->select_components)
+        return true;
+    return component_in(ev->selected, logical_path, name, NULL);
+}
+
+bool vss_event_backup_succeeded(const vss_writer_event *ev, const char *logical_path,
+                                const char *name)
+{
+    json_object *c = NULL;
+    if (!component_in(pj_arr(ev->req, "succeeded"), logical_path, name, &c))
+        return false;
+    return pj_bool(c, "succeeded", false);
+}
+
+void vss_event_set_failure(vss_writer_event *ev, int err)
+{
+    ev->failure = err > 0 ? -err : err;
+}
+
+void vss_event_set_writes_not_held(vss_writer_event *ev)
+{
+    ev->held = false;
+}
+
+int vss_event_set_backup_stamp(vss_writer_event *ev, const char *stamp)
+{
+    if (!stamp)
+        return -EINVAL;
+    if (ev->type != VSS_EVENT_POST_SNAPSHOT)
+        return VSS_E_BAD_STATE;
+    char *s = strdup(stamp);
+    if (!s)
+        return -ENOMEM;
+    free(ev->stamp);
+    ev->stamp = s;
+    return 0;
+}
+
+const char *vss_event_previous_backup_stamp(const vss_writer_event *ev)
+{
+    return pj_str(ev->req, "previous_stamp");
+}
+
+typedef bool (*event_cb)(vss_writer_event *, void *);
+
+static event_cb callback_for(const vss_writer *w, enum vss_event_type t)
+{
+    switch (t) {
+    case VSS_EVENT_IDENTIFY: return w->ops.on_identify;
+    case VSS_EVENT_PREPARE_BACKUP: return w->ops.on_prepare_backup;
+    case VSS_EVENT_PREPARE_SNAPSHOT: return w->ops.on_prepare_snapshot;
+    case VSS_EVENT_FREEZE: return w->ops.on_freeze;
+    case VSS_EVENT_THAW: return w->ops.on_thaw;
+    case VSS_EVENT_POST_SNAPSHOT: return w->ops.on_post_snapshot;
+    case VSS_EVENT_ABORT: return w->ops.on_abort;
+    case VSS_EVENT_BACKUP_COMPLETE: return w->ops.on_backup_complete;
+    case VSS_EVENT_BACKUP_SHUTDOWN: return w->ops.on_backup_shutdown;
+    case VSS_EVENT_PRE_RESTORE: return w->ops.on_pre_restore;
+    case VSS_EVENT_POST_RESTORE: return w->ops.on_post_restore;
+    default: return NULL;
+    }
+}
+
+static int send_reply(struct client_conn *c, json_object *rep)
+{
+    if (!rep)
+        return -ENOMEM;
+    int r = client_send(c, rep);
+    json_object_put(rep);
+    return r;
+}
+
+/* client_request_fn for a writer connection: runs one event. */
+static int on_request(struct client_conn *c, json_object *req, void *userdata)
+{
+    vss_writer *w = userdata;
+    int64_t id = pj_int(req, "id", 0);
+    const char *op = pj_str(req, "op");
+    if (!op || strcmp(op, "event") != 0)
+        return send_reply(c, proto_reply(id, -EOPNOTSUPP, "a writer takes only events"));
+    int type = vss_event_type_parse(pj_str(req, "event"));
+    if (type < 0)
+        return send_reply(c, proto_reply(id, -EINVAL, "unknown event"));
+
+    vss_writer_event ev = {
+        .type = (enum vss_event_type)type,
+        .req = req,
+        .backup_type = VSS_BT_UNDEFINED,
+        .context = (long)pj_int(req, "context", 0),
+        .volumes = pj_arr(req, "volumes"),
+        .selected = pj_arr(req, "selected"),
+        .held = true,
+    };
+    int bt = vss_backup_type_parse(pj_str(req, "backup_type"));
+    if (bt >= 0)
+        ev.backup_type = (enum vss_backup_type)bt;
+    if (pj_id(req, "set_id", &ev.set_id) < 0)
+        memset(&ev.set_id, 0, sizeof ev.set_id);
+    /* Without select_components, "selected" present means a selection. */
+    ev.select_components = pj_bool(req, "select_components", ev.selected != NULL);
+
+    event_cb cb = callback_for(w, ev.type);
+    bool ok = cb ? cb(&ev, w->userdata) : true;
+    if (!ok && ev.failure == 0)
+        ev.failure = VSS_E_WRITERERROR_NONRETRYABLE;
+
+    json_object *rep = proto_reply(id, 0, NULL);
+    if (rep) {
+        pj_set_bool(rep, "ok", ok);
+        pj_set_int(rep, "failure", ev.failure);
+        if (ev.type == VSS_EVENT_THAW)
+            pj_set_bool(rep, "held", ev.held);
+        if (ev.type == VSS_EVENT_POST_SNAPSHOT && ev.stamp)
+            pj_set_str(rep, "stamp", ev.stamp);
+    }
+    free(ev.stamp);
+    return send_reply(c, rep);
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+static json_object *register_request(const vss_writer *w)
+{
+    json_object *req = json_object_new_object();
+    if (!req)
+        return NULL;
+    json_object_object_add(req, "op", json_object_new_string("register"));
+    pj_set_id(req, "class_id", &w->class_id);
+    pj_set_id(req, "instance_id", &w->instance_id);
+    pj_set_str(req, "name", w->name);
+    pj_set_int(req, "usage", w->usage);
+    pj_set_int(req, "level", w->level);
+    pj_set_int(req, "schema", w->schema);
+    if (w->freeze_timeout_ms)
+        pj_set_int(req, "freeze_timeout_ms", w->freeze_timeout_ms);
+    json_object_object_add(req, "components", json_object_get(w->components));
+    return req;
+}
+
+int vss_writer_connect(vss_writer *w, const char *socket)
+{
+    if (!w)
+        return -EINVAL;
+    if (w->conn)
+        return -EISCONN;
+    if (!socket)
+        socket = vss_default_socket();
+    struct client_conn *c;
+    int r = client_open(&c, socket, "writer", NULL, 0, NULL);
+    if (r < 0)
+        return r;
+    client_set_handler(c, on_request, w);
+    json_object *req = register_request(w);
+    if (!req) {
+        client_close(c);
+        return -ENOMEM;
+    }
+    r = client_call(c, req, NULL, 0);
+    json_object_put(req);
+    if (r < 0) {
+        client_close(c);
+        return r;
+    }
+    w->conn = c;
+    /* Events that arrived behind the register reply must not wait for
+     * the socket to become readable again: run them now. */
+    r = client_dispatch_buffered(c);
+    if (r < 0) {
+        client_close(c);
+        w->conn = NULL;
+        return r;
+    }
+    return 0;
+}
+
+int vss_writer_fd(const vss_writer *w)
+{
+    return w && w->conn ? client_fd(w->conn) : -1;
+}
+
+int vss_writer_dispatch(vss_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    if (w->thread_started)
+        return -EBUSY;
+    if (!w->conn)
+        return -ENOTCONN;
+    return client_dispatch(w->conn);
+}
+
+static void *writer_thread(void *arg)
+{
+    vss_writer *w = arg;
+    /* Runs until asked to stop, or until the connection fails (vssd
+     * went away): the handle then waits for vss_writer_stop(). */
+    for (;;) {
+        if (client_has_buffered(w->conn) && client_dispatch_buffered(w->conn) < 0)
+            break;
+        struct pollfd pfd[2] = {
+            { .fd = client_fd(w->conn), .events = POLLIN },
+            { .fd = w->stop_fd, .events = POLLIN },
+        };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        if (pfd[0].revents && client_dispatch(w->conn) < 0)
+            break;
+    }
+    return NULL;
+}
+
+int vss_writer_start(vss_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    if (!w->conn)
+        return -ENOTCONN;
+    if (w->thread_started)
+        return -EALREADY;
+    w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->stop_fd < 0)
+        return -errno;
+    /* The thread takes no signals: they belong to the application. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&w->thread, NULL, writer_thread, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        close(w->stop_fd);
+        w->stop_fd = -1;
+        return -r;
+    }
+    w->thread_started = true;
+    return 0;
+}
+
+int vss_writer_stop(vss_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    if (!w->conn && !w->thread_started)
+        return -ENOTCONN;
+    if (w->thread_started) {
+        uint64_t one = 1;
+        ssize_t n;
+        do {
+            n = write(w->stop_fd, &one, sizeof one);
+        } while (n < 0 && errno == EINTR);
+        pthread_join(w->thread, NULL);
+        close(w->stop_fd);
+        w->stop_fd = -1;
+        w->thread_started = false;
+    }
+    client_close(w->conn);
+    w->conn = NULL;
+    return 0;
+}

@@ -1,0 +1,585 @@
+/*
+ * admin.c - administrative operations of vssd that need no backup
+ * session: listings (writers, shadows, providers, volumes, shadow storage),
+ * delete, expose, unexpose, shadow storage associations, status.
+ *
+ * Shadow storage associations live in STATE_DIR/storage.json, replaced
+ * durably like the catalog. Enforcement of the maximum (deleting the
+ * oldest shadows) belongs with the real providers (docs/vssd.md).
+ *
+ * Invariants: a shadow still being created (state "creating") is never
+ * deleted or exposed from here; an admin Identify never outlives its
+ * connection (admin_conn_gone).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+#include "vss-build.h"
+
+struct admin_req {
+    struct admin_req *next;
+    struct conn *conn;
+    int64_t id;
+    size_t waiting;
+};
+
+static struct admin_req *admin_reqs;
+
+/* ---- list_writers ----------------------------------------------------- */
+
+static void list_writers_reply(struct conn *c, int64_t id)
+{
+    json_object *res = json_object_new_object();
+    json_object *arr = json_object_new_array();
+    for (struct writer *w = D.writers; w; w = w->next)
+        json_object_array_add(arr, writer_to_json(w, true));
+    json_object_object_add(res, "writers", arr);
+    conn_reply(c, id, 0, NULL, res);
+}
+
+static void admin_req_free(struct admin_req *a)
+{
+    for (struct admin_req **pp = &admin_reqs; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    writers_forget(NULL, a);
+    free(a);
+}
+
+void admin_identify_done(struct admin_req *a, struct writer *w)
+{
+    (void)w;
+    if (a->waiting > 0 && --a->waiting > 0)
+        return;
+    if (a->conn)
+        list_writers_reply(a->conn, a->id);
+    admin_req_free(a);
+}
+
+void admin_conn_gone(struct conn *c)
+{
+    for (struct admin_req *a = admin_reqs; a; a = a->next)
+        if (a->conn == c)
+            a->conn = NULL;
+}
+
+static void op_list_writers(struct conn *c, int64_t id, json_object *req)
+{
+    if (!pj_bool(req, "refresh", false) || !D.writers) {
+        list_writers_reply(c, id);
+        return;
+    }
+    struct admin_req *a = calloc(1, sizeof *a);
+    if (!a) {
+        conn_reply(c, id, -ENOMEM, NULL, NULL);
+        return;
+    }
+    a->conn = c;
+    a->id = id;
+    a->next = admin_reqs;
+    admin_reqs = a;
+    struct writer *ws[512];
+    size_t n = 0;
+    for (struct writer *w = D.writers; w && n < 512; w = w->next)
+        ws[n++] = w;
+    for (size_t i = 0; i < n; i++)
+        if (writer_send_event(ws[i], VSS_EVENT_IDENTIFY, NULL, a, NULL,
+                              D.cfg.identify_timeout_ms) == 0)
+            a->waiting++;
+    if (a->waiting == 0) {
+        list_writers_reply(c, id);
+        admin_req_free(a);
+    }
+}
+
+/* ---- shadows ---------------------------------------------------------- */
+
+static int resolve_dev(const char *spec, dev_t *dev, char *err, size_t errlen)
+{
+    struct volume v;
+    int r = volume_resolve(spec, &v, err, errlen);
+    if (r < 0)
+        return VSS_E_OBJECT_NOT_FOUND;
+    *dev = v.dev;
+    return 0;
+}
+
+static void op_query_shadows(struct conn *c, int64_t id, json_object *req)
+{
+    vss_id set, shid;
+    int hs = pj_id(req, "set_id", &set), hh = pj_id(req, "shadow_id", &shid);
+    if (hs == -EINVAL || hh == -EINVAL) {
+        conn_reply(c, id, -EINVAL, "set_id and shadow_id must be GUIDs", NULL);
+        return;
+    }
+    dev_t dev = 0;
+    const char *vol = pj_str(req, "volume");
+    char err[1024];
+    if (vol) {
+        int r = resolve_dev(vol, &dev, err, sizeof err);
+        if (r < 0) {
+            conn_reply(c, id, r, err, NULL);
+            return;
+        }
+    }
+    json_object *arr = json_object_new_array();
+    /* Oldest first, like vssadmin: the list is newest first, so reverse. */
+    struct shadow *list[4096];
+    size_t n = 0;
+    for (struct shadow *sh = shadows; sh && n < 4096; sh = sh->next)
+        list[n++] = sh;
+    for (size_t i = n; i-- > 0;) {
+        struct shadow *sh = list[i];
+        if (hs == 0 && !vss_id_equal(&set, &sh->set_id))
+            continue;
+        if (hh == 0 && !vss_id_equal(&shid, &sh->id))
+            continue;
+        if (vol && sh->vol.dev != dev)
+            continue;
+        json_object_array_add(arr, shadow_to_json(sh));
+    }
+    json_object *res = json_object_new_object();
+    json_object_object_add(res, "shadows", arr);
+    conn_reply(c, id, 0, NULL, res);
+}
+
+static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
+{
+    vss_id set, shid;
+    int hs = pj_id(req, "set_id", &set), hh = pj_id(req, "shadow_id", &shid);
+    const char *vol = pj_str(req, "volume");
+    bool all = pj_bool(req, "all", false), oldest = pj_bool(req, "oldest", false);
+    char err[1024];
+    if (hs == -EINVAL || hh == -EINVAL) {
+        conn_reply(c, id, -EINVAL, "set_id and shadow_id must be GUIDs", NULL);
+        return;
+    }
+    if ((hs == 0) + (hh == 0) + (vol != NULL) + all != 1) {
+        conn_reply(c, id, -EINVAL, "delete_shadows needs exactly one of shadow_id, set_id, "
+                   "volume or all", NULL);
+        return;
+    }
+    dev_t dev = 0;
+    if (vol) {
+        int r = resolve_dev(vol, &dev, err, sizeof err);
+        if (r < 0) {
+            conn_reply(c, id, r, err, NULL);
+            return;
+        }
+    }
+    /* Collect first (deleting changes the list), oldest first. */
+    struct shadow *list[4096];
+    size_t n = 0;
+    for (struct shadow *sh = shadows; sh && n < 4096; sh = sh->next)
+        list[n++] = sh;
+    struct shadow *victims[4096];
+    size_t nv = 0;
+    for (size_t i = n; i-- > 0;) {
+        struct shadow *sh = list[i];
+        if (sh->state != SH_CREATED)
+            continue;
+        if ((hs == 0 && !vss_id_equal(&set, &sh->set_id)) ||
+            (hh == 0 && !vss_id_equal(&shid, &sh->id)) || (vol && sh->vol.dev != dev))
+            continue;
+        victims[nv++] = sh;
+        if (oldest)
+            break;
+    }
+    if (nv == 0 && (hh == 0 || hs == 0)) {
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, hh == 0 ? "no shadow copy with that ID" :
+                   "no shadow copy set with that ID", NULL);
+        return;
+    }
+    long deleted = 0;
+    int first = 0;
+    for (size_t i = 0; i < nv; i++) {
+        int r = shadow_delete(victims[i], "deleted by an administrator");
+        if (r == 0)
+            deleted++;
+        else if (!first)
+            first = r;
+    }
+    if (deleted)
+        catalog_save();
+    json_object *res = json_object_new_object();
+    pj_set_int(res, "deleted", deleted);
+    conn_reply(c, id, first, first ? "some shadow copies could not be deleted (see the event log)"
+                                   : NULL, res);
+}
+
+/* Target of expose/unexpose: a mapped letter or an absolute path. */
+static int target_path(const char *target, char *out, size_t len, char *err, size_t errlen)
+{
+    char l[3];
+    if (vss_letter_normalize(target, l)) {
+        const char *p = vss_config_letter_path(&D.cfg, l);
+        if (!p) {
+            snprintf(err, errlen, "drive %s is not mapped: add '%s = /path' to [letters] in %s",
+                     l, l, D.cfg.conf_path);
+            return -ENOENT;
+        }
+        snprintf(out, len, "%s", p);
+        return 0;
+    }
+    if (target[0] != '/') {
+        snprintf(err, errlen, "'%s' is neither a drive letter nor an absolute path", target);
+        return -EINVAL;
+    }
+    snprintf(out, len, "%s", target);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return 0;
+}
+
+static void op_expose(struct conn *c, int64_t id, json_object *req)
+{
+    vss_id shid;
+    char err[1024], path[PATH_MAX];
+    const char *target = pj_str(req, "target");
+    if (pj_id(req, "shadow_id", &shid) < 0 || !target) {
+        conn_reply(c, id, -EINVAL, "expose needs a 'shadow_id' GUID and a 'target'", NULL);
+        return;
+    }
+    struct shadow *sh = shadow_find(&shid);
+    if (!sh || sh->state != SH_CREATED) {
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy with that ID", NULL);
+        return;
+    }
+    int r = target_path(target, path, sizeof path, err, sizeof err);
+    if (r < 0) {
+        conn_reply(c, id, r, err, NULL);
+        return;
+    }
+    if (sh->exposed[0]) {
+        snprintf(err, sizeof err, "the shadow copy is already exposed at '%s'", sh->exposed);
+        conn_reply(c, id, VSS_E_OBJECT_ALREADY_EXISTS, err, NULL);
+        return;
+    }
+    for (struct shadow *o = shadows; o; o = o->next)
+        if (!strcmp(o->exposed, path)) {
+            snprintf(err, sizeof err, "'%s' already exposes another shadow copy", path);
+            conn_reply(c, id, VSS_E_OBJECT_ALREADY_EXISTS, err, NULL);
+            return;
+        }
+    struct provider *p = provider_find(&sh->provider_id);
+    if (!p || !p->p.expose) {
+        conn_reply(c, id, -EOPNOTSUPP, "the shadow copy's provider cannot expose it", NULL);
+        return;
+    }
+    r = mkdir_p(path, 0755);
+    if (r < 0) {
+        snprintf(err, sizeof err, "cannot create '%s': %s", path, strerror(-r));
+        conn_reply(c, id, r, err, NULL);
+        return;
+    }
+    sh->ps.error[0] = '\0';
+    r = p->p.expose(&sh->ps, path);
+    if (r < 0) {
+        snprintf(err, sizeof err, "cannot expose at '%s': %s", path,
+                 sh->ps.error[0] ? sh->ps.error : vss_strerror(r));
+        conn_reply(c, id, r, err, NULL);
+        return;
+    }
+    snprintf(sh->exposed, sizeof sh->exposed, "%s", path);
+    catalog_save();
+    char ids[VSS_ID_STRLEN];
+    ev(EV_EXPOSED, EVL_INFO, NULL, "shadow %s exposed at '%s'", vss_id_format(&sh->id, ids), path);
+    json_object *res = json_object_new_object();
+    pj_set_str(res, "exposed", path);
+    conn_reply(c, id, 0, NULL, res);
+}
+
+static void op_unexpose(struct conn *c, int64_t id, json_object *req)
+{
+    const char *target = pj_str(req, "target");
+    char err[1024], path[PATH_MAX] = "";
+    if (!target) {
+        conn_reply(c, id, -EINVAL, "unexpose needs a 'target': shadow ID, letter or path", NULL);
+        return;
+    }
+    vss_id shid;
+    struct shadow *sh = NULL;
+    if (vss_id_parse(target, &shid) == 0) {
+        sh = shadow_find(&shid);
+    } else {
+        int r = target_path(target, path, sizeof path, err, sizeof err);
+        if (r < 0) {
+            conn_reply(c, id, r, err, NULL);
+            return;
+        }
+        for (struct shadow *o = shadows; o; o = o->next)
+            if (!strcmp(o->exposed, path))
+                sh = o;
+    }
+    if (!sh || !sh->exposed[0]) {
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, "no exposed shadow copy matches", NULL);
+        return;
+    }
+    struct provider *p = provider_find(&sh->provider_id);
+    if (!p || !p->p.unexpose) {
+        conn_reply(c, id, VSS_E_PROVIDER_NOT_REGISTERED, "the shadow copy's provider is not loaded",
+                   NULL);
+        return;
+    }
+    sh->ps.error[0] = '\0';
+    int r = p->p.unexpose(&sh->ps, sh->exposed);
+    if (r < 0) {
+        snprintf(err, sizeof err, "cannot unexpose '%s': %s", sh->exposed,
+                 sh->ps.error[0] ? sh->ps.error : vss_strerror(r));
+        conn_reply(c, id, r, err, NULL);
+        return;
+    }
+    char ids[VSS_ID_STRLEN];
+    ev(EV_UNEXPOSED, EVL_INFO, NULL, "shadow %s unexposed from '%s'", vss_id_format(&sh->id, ids),
+       sh->exposed);
+    sh->exposed[0] = '\0';
+    catalog_save();
+    conn_reply(c, id, 0, NULL, NULL);
+}
+
+/* ---- shadow storage associations ------------------------------------- */
+
+static char storage_path[PATH_MAX + 32];
+
+static json_object *storage_load(void)
+{
+    snprintf(storage_path, sizeof storage_path, "%s/storage.json", D.cfg.state_dir);
+    char *data;
+    if (read_file(storage_path, &data, NULL) < 0)
+        return json_object_new_array();
+    json_object *o = json_tokener_parse(data);
+    free(data);
+    if (!o || !json_object_is_type(o, json_type_array)) {
+        json_object_put(o);
+        return json_object_new_array();
+    }
+    return o;
+}
+
+static int storage_save(json_object *arr)
+{
+    size_t n;
+    const char *s = json_object_to_json_string_length(arr, JSON_C_TO_STRING_PRETTY, &n);
+    return durable_replace(storage_path, s, n, 0600);
+}
+
+/* Parses /maxsize=: UNBOUNDED (-1), N% (-(N+2) marker kept as text), sizes. */
+static int parse_maxsize(const char *s, int64_t *bytes, int *percent)
+{
+    *bytes = -1;
+    *percent = 0;
+    if (!s || !strcasecmp(s, "UNBOUNDED"))
+        return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v <= 0)
+        return -EINVAL;
+    if (!strcmp(end, "%")) {
+        if (v > 100)
+            return -EINVAL;
+        *percent = (int)v;
+        return 0;
+    }
+    static const char *const units[] = { "", "K", "M", "G", "T", "P", "E" };
+    double mul = 1;
+    bool found = false;
+    for (size_t i = 0; i < 7 && !found; i++, mul *= 1024) {
+        char a[4], b[4];
+        snprintf(a, sizeof a, "%s", units[i]);
+        snprintf(b, sizeof b, "%sB", units[i]);
+        if (!strcasecmp(end, a) || !strcasecmp(end, b) || (i == 0 && !strcasecmp(end, "B"))) {
+            found = true;
+            break;
+        }
+    }
+    if (!found || v * mul > 9.2e18)
+        return -EINVAL;
+    *bytes = (int64_t)(v * mul);
+    if (*bytes < (1 << 20))
+        return -ERANGE;
+    return 0;
+}
+
+static void op_list_storage(struct conn *c, int64_t id, json_object *req)
+{
+    json_object *arr = storage_load();
+    const char *vol = pj_str(req, "volume");
+    char err[1024];
+    dev_t dev = 0;
+    if (vol && resolve_dev(vol, &dev, err, sizeof err) < 0) {
+        json_object_put(arr);
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
+        return;
+    }
+    json_object *out = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *a = json_object_array_get_idx(arr, i);
+        struct volume v;
+        if (volume_resolve(pj_str(a, "volume"), &v, err, sizeof err) < 0)
+            continue;
+        if (vol && v.dev != dev)
+            continue;
+        uint64_t used = 0, alloc = 0, avail = 0, cap = 0;
+        struct provider *p;
+        if (provider_choose(&v, NULL, &p, err, sizeof err) == 0 && p->p.storage_query)
+            p->p.storage_query(&v.info, &used, &alloc, &avail, err, sizeof err);
+        struct statvfs sv;
+        const char *on = pj_str(a, "on") ? pj_str(a, "on") : v.mountpoint;
+        if (statvfs(on, &sv) == 0)
+            cap = (uint64_t)sv.f_blocks * sv.f_frsize;
+        json_object *o = json_object_new_object();
+        pj_set_str(o, "volume", v.mountpoint);
+        pj_set_str(o, "volume_name", v.name);
+        pj_set_str(o, "letter", v.letter);
+        pj_set_str(o, "on", on);
+        pj_set_int(o, "used", (int64_t)used);
+        pj_set_int(o, "allocated", (int64_t)alloc);
+        int64_t max = pj_int(a, "maximum", -1);
+        int pct = (int)pj_int(a, "percent", 0);
+        if (pct > 0)
+            max = (int64_t)(cap / 100 * (uint64_t)pct);
+        pj_set_int(o, "maximum", max);
+        pj_set_str(o, "maximum_text", pj_str(a, "maxsize") ? pj_str(a, "maxsize") : "UNBOUNDED");
+        pj_set_int(o, "capacity", (int64_t)cap);
+        json_object_array_add(out, o);
+    }
+    json_object_put(arr);
+    json_object *res = json_object_new_object();
+    json_object_object_add(res, "storage", out);
+    conn_reply(c, id, 0, NULL, res);
+}
+
+static void op_set_storage(struct conn *c, int64_t id, json_object *req, bool del)
+{
+    const char *vol = pj_str(req, "volume");
+    char err[1024];
+    struct volume v, on;
+    if (!vol) {
+        conn_reply(c, id, -EINVAL, "needs 'volume'", NULL);
+        return;
+    }
+    if (volume_resolve(vol, &v, err, sizeof err) < 0) {
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
+        return;
+    }
+    const char *onspec = pj_str(req, "on");
+    if (!del && onspec && volume_resolve(onspec, &on, err, sizeof err) < 0) {
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
+        return;
+    }
+    int64_t bytes = -1;
+    int pct = 0;
+    const char *ms = pj_str(req, "maxsize");
+    int r = del ? 0 : parse_maxsize(ms, &bytes, &pct);
+    if (r < 0) {
+        snprintf(err, sizeof err, r == -ERANGE ? "maximum size '%s' is below the minimum of 1 MB"
+                 : "maximum size '%s' is not valid: use UNBOUNDED, a percentage like 20%% or a "
+                 "size like 900MB", ms ? ms : "");
+        conn_reply(c, id, -EINVAL, err, NULL);
+        return;
+    }
+    json_object *arr = storage_load();
+    json_object *out = json_object_new_array();
+    bool found = false;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *a = json_object_array_get_idx(arr, i);
+        if (pj_str(a, "volume") && !strcmp(pj_str(a, "volume"), v.mountpoint)) {
+            found = true;
+            continue;
+        }
+        json_object_array_add(out, json_object_get(a));
+    }
+    json_object_put(arr);
+    bool create = pj_bool(req, "create", false);
+    if ((del || !create) && !found) {
+        json_object_put(out);
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, "no shadow storage association for that volume",
+                   NULL);
+        return;
+    }
+    if (create && found) {
+        json_object_put(out);
+        conn_reply(c, id, VSS_E_OBJECT_ALREADY_EXISTS,
+                   "the volume already has a shadow storage association: use resize", NULL);
+        return;
+    }
+    if (!del) {
+        json_object *a = json_object_new_object();
+        pj_set_str(a, "volume", v.mountpoint);
+        pj_set_str(a, "on", onspec ? on.mountpoint : v.mountpoint);
+        pj_set_int(a, "maximum", bytes);
+        pj_set_int(a, "percent", pct);
+        pj_set_str(a, "maxsize", ms ? ms : "UNBOUNDED");
+        json_object_array_add(out, a);
+    }
+    r = storage_save(out);
+    json_object_put(out);
+    conn_reply(c, id, r, r < 0 ? "cannot write the shadow storage configuration" : NULL, NULL);
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+static void op_status(struct conn *c, int64_t id)
+{
+    json_object *res = json_object_new_object();
+    pj_set_str(res, "version", VSS_VERSION);
+    pj_set_int(res, "pid", getpid());
+    pj_set_int(res, "uptime_s", (int64_t)((now_ms() - D.started_ms) / 1000));
+    pj_set_bool(res, "set_in_progress", D.set_owner != NULL);
+    pj_set_int(res, "writers", D.n_writers);
+    pj_set_int(res, "sessions", D.n_sessions);
+    pj_set_int(res, "connections", D.n_conns);
+    size_t n = 0;
+    for (struct shadow *sh = shadows; sh; sh = sh->next)
+        n++;
+    pj_set_int(res, "shadows", (int64_t)n);
+    pj_set_int(res, "providers", (int64_t)providers_count());
+    pj_set_str(res, "state_dir", D.cfg.state_dir);
+    pj_set_str(res, "socket", D.cfg.socket);
+    conn_reply(c, id, 0, NULL, res);
+}
+
+bool admin_op(struct conn *c, int64_t id, const char *op, json_object *req)
+{
+    if (!strcmp(op, "list_writers"))
+        op_list_writers(c, id, req);
+    else if (!strcmp(op, "query_shadows"))
+        op_query_shadows(c, id, req);
+    else if (!strcmp(op, "delete_shadows"))
+        op_delete_shadows(c, id, req);
+    else if (!strcmp(op, "expose"))
+        op_expose(c, id, req);
+    else if (!strcmp(op, "unexpose"))
+        op_unexpose(c, id, req);
+    else if (!strcmp(op, "list_providers")) {
+        json_object *res = json_object_new_object();
+        json_object_object_add(res, "providers", providers_list());
+        conn_reply(c, id, 0, NULL, res);
+    } else if (!strcmp(op, "list_volumes")) {
+        json_object *res = json_object_new_object();
+        json_object_object_add(res, "volumes", volumes_list());
+        conn_reply(c, id, 0, NULL, res);
+    } else if (!strcmp(op, "list_shadowstorage"))
+        op_list_storage(c, id, req);
+    else if (!strcmp(op, "set_shadowstorage"))
+        op_set_storage(c, id, req, false);
+    else if (!strcmp(op, "delete_shadowstorage"))
+        op_set_storage(c, id, req, true);
+    else if (!strcmp(op, "status"))
+        op_status(c, id);
+    else
+        return false;
+    return true;
+}

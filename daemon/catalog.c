@@ -1,0 +1,265 @@
+/*
+ * catalog.c - the persistent shadow catalog, STATE_DIR/catalog.json
+ * (format in docs/vssd.md), and shadow lifetime (delete, expose state).
+ *
+ * Crash-safety protocol:
+ *  1. a shadow is written as "creating" (durably) before its provider's
+ *     pre_commit, so a crash at any later point leaves a record of it;
+ *  2. it becomes "created" (durably) only after commit and post_commit
+ *     succeeded and every writer reported its writes held;
+ *  3. at start, "creating" shadows are deleted through their provider
+ *     (a half-made shadow never survives), and so are auto-release
+ *     shadows (their sessions died with the previous vssd);
+ *  4. every rewrite is durable_replace (temp, fsync, rename, fsync dir);
+ *     a failed write is returned and logged, never retried silently.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "util.h"
+
+struct shadow *shadows;
+
+static char catalog_path[PATH_MAX + 32];
+
+static json_object *shadow_record(const struct shadow *sh)
+{
+    json_object *o = shadow_to_json(sh);
+    pj_set_str(o, "owner", sh->owner);
+    pj_set_str(o, "provider_data", sh->ps.data);
+    json_object_object_add(o, "vol", volume_to_json(&sh->vol));
+    return o;
+}
+
+int catalog_save(void)
+{
+    json_object *root = json_object_new_object();
+    pj_set_int(root, "version", 1);
+    json_object *arr = json_object_new_array();
+    for (struct shadow *sh = shadows; sh; sh = sh->next)
+        json_object_array_add(arr, shadow_record(sh));
+    json_object_object_add(root, "shadows", arr);
+    size_t n;
+    const char *s = json_object_to_json_string_length(root, JSON_C_TO_STRING_PRETTY, &n);
+    int r = durable_replace(catalog_path, s, n, 0600);
+    json_object_put(root);
+    if (r < 0)
+        ev(EV_CATALOG_ERROR, EVL_ERROR, NULL, "cannot write the shadow catalog '%s': %s",
+           catalog_path, strerror(-r));
+    return r;
+}
+
+json_object *shadow_to_json(const struct shadow *sh)
+{
+    json_object *o = json_object_new_object();
+    pj_set_id(o, "id", &sh->id);
+    pj_set_id(o, "set_id", &sh->set_id);
+    pj_set_int(o, "set_count", sh->set_count);
+    pj_set_str(o, "volume", sh->vol.mountpoint);
+    pj_set_str(o, "volume_name", sh->vol.name);
+    pj_set_str(o, "letter", sh->vol.letter);
+    pj_set_str(o, "device", sh->ps.device);
+    pj_set_id(o, "provider_id", &sh->provider_id);
+    struct provider *p = provider_find(&sh->provider_id);
+    pj_set_str(o, "provider", p ? p->p.name : "(provider not loaded)");
+    pj_set_int(o, "context", sh->context);
+    long attrs = sh->attributes;
+    if (sh->exposed[0])
+        attrs |= VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY;
+    else
+        attrs |= VSS_VOLSNAP_ATTR_NOT_SURFACED;
+    pj_set_int(o, "attributes", attrs);
+    pj_set_str(o, "type", vss_context_type_text(sh->context));
+    pj_set_int(o, "created", sh->created);
+    char t[64];
+    format_time_win(sh->created, t, sizeof t);
+    pj_set_str(o, "created_text", t);
+    pj_set_int(o, "hold_us", (int64_t)sh->hold_us);
+    if (sh->exposed[0])
+        pj_set_str(o, "exposed", sh->exposed);
+    pj_set_str(o, "machine", D.machine);
+    pj_set_str(o, "state", sh->state == SH_CREATED ? "created" : "creating");
+    return o;
+}
+
+static int parse_record(json_object *o, struct shadow *sh)
+{
+    memset(sh, 0, sizeof *sh);
+    if (pj_id(o, "id", &sh->id) < 0 || pj_id(o, "set_id", &sh->set_id) < 0 ||
+        pj_id(o, "provider_id", &sh->provider_id) < 0)
+        return -EINVAL;
+    json_object *v = pj_obj(o, "vol");
+    const char *mp = pj_str(v, "path");
+    if (!mp)
+        return -EINVAL;
+    snprintf(sh->vol.mountpoint, sizeof sh->vol.mountpoint, "%s", mp);
+    snprintf(sh->vol.name, sizeof sh->vol.name, "%s", pj_str(v, "name") ? pj_str(v, "name") : "");
+    snprintf(sh->vol.letter, sizeof sh->vol.letter, "%s", pj_str(v, "letter") ? pj_str(v, "letter") : "");
+    snprintf(sh->vol.fstype, sizeof sh->vol.fstype, "%s", pj_str(v, "fstype") ? pj_str(v, "fstype") : "");
+    snprintf(sh->vol.source, sizeof sh->vol.source, "%s", pj_str(v, "source") ? pj_str(v, "source") : "");
+    snprintf(sh->vol.subvol, sizeof sh->vol.subvol, "%s", pj_str(v, "subvol") ? pj_str(v, "subvol") : "");
+    struct stat st;
+    sh->vol.dev = stat(sh->vol.mountpoint, &st) == 0 ? st.st_dev : 0;
+    volume_fixup(&sh->vol);
+    sh->set_count = (int)pj_int(o, "set_count", 1);
+    sh->context = (long)pj_int(o, "context", 0);
+    /* Surfacing bits are derived, not stored. */
+    sh->attributes = (long)pj_int(o, "attributes", 0) &
+                     ~(long)(VSS_VOLSNAP_ATTR_EXPOSED_LOCALLY | VSS_VOLSNAP_ATTR_NOT_SURFACED);
+    sh->created = pj_int(o, "created", 0);
+    sh->hold_us = (uint64_t)pj_int(o, "hold_us", 0);
+    const char *state = pj_str(o, "state");
+    sh->state = state && !strcmp(state, "created") ? SH_CREATED : SH_CREATING;
+    snprintf(sh->owner, sizeof sh->owner, "%s", pj_str(o, "owner") ? pj_str(o, "owner") : "");
+    snprintf(sh->exposed, sizeof sh->exposed, "%s", pj_str(o, "exposed") ? pj_str(o, "exposed") : "");
+    snprintf(sh->ps.device, sizeof sh->ps.device, "%s", pj_str(o, "device") ? pj_str(o, "device") : "");
+    snprintf(sh->ps.data, sizeof sh->ps.data, "%s",
+             pj_str(o, "provider_data") ? pj_str(o, "provider_data") : "");
+    sh->ps.shadow_id = sh->id;
+    sh->ps.set_id = sh->set_id;
+    sh->ps.attributes = sh->attributes;
+    sh->ps.volume = &sh->vol.info;
+    return 0;
+}
+
+int catalog_load(void)
+{
+    snprintf(catalog_path, sizeof catalog_path, "%s/catalog.json", D.cfg.state_dir);
+    char *data;
+    int r = read_file(catalog_path, &data, NULL);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        ev(EV_CATALOG_ERROR, EVL_ERROR, NULL, "cannot read '%s': %s", catalog_path, strerror(-r));
+        return r;
+    }
+    json_object *root = json_tokener_parse(data);
+    free(data);
+    json_object *arr = pj_arr(root, "shadows");
+    if (!root || pj_int(root, "version", 0) != 1 || !arr) {
+        json_object_put(root);
+        ev(EV_CATALOG_ERROR, EVL_ERROR, NULL,
+           "'%s' is not a vss catalog (version 1); move it away to start with an empty one",
+           catalog_path);
+        return -EINVAL;
+    }
+    struct shadow **tail = &shadows;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        struct shadow *sh = malloc(sizeof *sh);
+        if (!sh)
+            break;
+        if (parse_record(json_object_array_get_idx(arr, i), sh) < 0) {
+            ev(EV_CATALOG_ERROR, EVL_ERROR, NULL, "skipping a malformed shadow record in '%s'",
+               catalog_path);
+            free(sh);
+            continue;
+        }
+        struct provider *p = provider_find(&sh->provider_id);
+        sh->ps.state_dir = p ? p->state_dir : D.cfg.state_dir;
+        *tail = sh;
+        tail = &sh->next;
+    }
+    json_object_put(root);
+    return 0;
+}
+
+struct shadow *shadow_find(const vss_id *id)
+{
+    for (struct shadow *sh = shadows; sh; sh = sh->next)
+        if (vss_id_equal(&sh->id, id))
+            return sh;
+    return NULL;
+}
+
+size_t shadows_on_volume(dev_t dev)
+{
+    size_t n = 0;
+    for (struct shadow *sh = shadows; sh; sh = sh->next)
+        if (sh->vol.dev == dev)
+            n++;
+    return n;
+}
+
+static void unlink_shadow(struct shadow *sh)
+{
+    for (struct shadow **pp = &shadows; *pp; pp = &(*pp)->next)
+        if (*pp == sh) {
+            *pp = sh->next;
+            return;
+        }
+}
+
+int shadow_delete(struct shadow *sh, const char *why)
+{
+    char ids[VSS_ID_STRLEN];
+    vss_id_format(&sh->id, ids);
+    struct provider *p = provider_find(&sh->provider_id);
+    if (!p) {
+        ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL,
+           "cannot delete shadow %s: its provider is not loaded; the record is kept", ids);
+        return VSS_E_PROVIDER_NOT_REGISTERED;
+    }
+    sh->ps.error[0] = '\0';
+    if (sh->exposed[0] && p->p.unexpose) {
+        int r = p->p.unexpose(&sh->ps, sh->exposed);
+        if (r < 0) {
+            ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL, "cannot unexpose shadow %s from '%s': %s",
+               ids, sh->exposed, sh->ps.error[0] ? sh->ps.error : vss_strerror(r));
+            return r;
+        }
+        sh->exposed[0] = '\0';
+    }
+    int r = p->p.delete_shadow(&sh->ps);
+    if (r < 0) {
+        ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL, "provider '%s' failed to delete shadow %s: %s",
+           p->p.name, ids, sh->ps.error[0] ? sh->ps.error : vss_strerror(r));
+        return r;
+    }
+    json_object *f = json_object_new_object();
+    pj_set_str(f, "shadow_id", ids);
+    pj_set_str(f, "volume", sh->vol.mountpoint);
+    pj_set_str(f, "reason", why);
+    ev(EV_SHADOW_DELETED, EVL_INFO, f, "shadow %s of '%s' deleted (%s)", ids,
+       sh->vol.mountpoint, why);
+    unlink_shadow(sh);
+    free(sh);
+    return 0;
+}
+
+void catalog_recover(void)
+{
+    bool changed = false;
+    for (struct shadow *sh = shadows, *next; sh; sh = next) {
+        next = sh->next;
+        char ids[VSS_ID_STRLEN];
+        vss_id_format(&sh->id, ids);
+        if (sh->state == SH_CREATING) {
+            if (shadow_delete(sh, "half-made when vssd stopped") == 0) {
+                ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
+                   "deleted shadow %s: it was being created when vssd stopped", ids);
+                changed = true;
+            }
+        } else if (!(sh->attributes & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE)) {
+            if (shadow_delete(sh, "auto-release shadow of a session that ended") == 0) {
+                ev(EV_ORPHAN_DELETED, EVL_INFO, NULL,
+                   "deleted auto-release shadow %s: its backup ended with the previous vssd", ids);
+                changed = true;
+            }
+        }
+    }
+    if (changed)
+        catalog_save();
+}
+
+void catalog_release(void)
+{
+    while (shadows) {
+        struct shadow *sh = shadows;
+        shadows = sh->next;
+        free(sh);
+    }
+}

@@ -1,0 +1,141 @@
+/*
+ * flush.c - the flush & hold phase, on its own thread so that the main
+ * loop keeps serving other clients while filesystems are frozen.
+ *
+ * Order (docs/protocol.md, "Timing of do_snapshot_set"): syncfs every
+ * filesystem (outside the window); record and arm the watchdog; FIFREEZE
+ * every filesystem (the set is atomic: all are frozen before any provider
+ * commits); provider commit for every shadow; FITHAW every filesystem in
+ * reverse order; disarm. The hold window is measured from the first
+ * FIFREEZE to the last FITHAW.
+ *
+ * Invariants: no path out of the thread leaves a filesystem frozen (every
+ * failure after the first FIFREEZE goes through thaw_all); the watchdog is
+ * armed before the first FIFREEZE, so a hang or death of this process is
+ * covered; the job is owned by the thread until it writes one byte to
+ * D.flush_pipe.
+ */
+#include <errno.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+
+static pthread_t flush_thread;
+static bool running;
+
+static void thaw_all(struct flush_job *job)
+{
+    for (size_t i = job->n_vols; i-- > 0;) {
+        if (!job->vols[i].frozen)
+            continue;
+        if (ioctl(job->vols[i].fd, FITHAW, 0) < 0 && errno == EINVAL) {
+            /* EINVAL: not frozen any more - the watchdog thawed it. */
+            job->watchdog_fired = true;
+        }
+        job->vols[i].frozen = false;
+    }
+}
+
+static void *flush_main(void *arg)
+{
+    struct flush_job *job = arg;
+    int fds[MAX_SET_VOLUMES];
+
+    /* Flush outside the window, so the freeze itself has little to write. */
+    uint64_t t = now_us();
+    for (size_t i = 0; i < job->n_vols; i++)
+        syncfs(job->vols[i].fd);
+    job->flush_us = now_us() - t;
+
+    for (size_t i = 0; i < job->n_vols; i++)
+        fds[i] = job->vols[i].fd;
+    int r = freeze_record_write(job);
+    if (r == 0)
+        r = watchdog_arm(fds, job->n_vols, job->hold_timeout_ms);
+    if (r < 0) {
+        job->status = VSS_E_UNEXPECTED;
+        snprintf(job->error, sizeof job->error,
+                 "cannot arm the freeze watchdog (%s): refusing to freeze", strerror(-r));
+        freeze_record_clear();
+        goto done;
+    }
+
+    uint64_t t0 = now_us();
+    for (size_t i = 0; i < job->n_vols; i++) {
+        if (ioctl(job->vols[i].fd, FIFREEZE, 0) < 0) {
+            int e = errno;
+            job->status = e == EBUSY ? VSS_E_FLUSH_WRITES_TIMEOUT : VSS_E_VOLUME_NOT_SUPPORTED;
+            snprintf(job->error, sizeof job->error, "cannot freeze '%s': %s%s",
+                     job->vols[i].path, strerror(e),
+                     e == EBUSY ? " (frozen by someone else?)" : "");
+            goto thaw;
+        }
+        job->vols[i].frozen = true;
+    }
+    for (size_t i = 0; i < job->n_shadows; i++) {
+        r = job->prov[i]->commit(job->ps[i]);
+        if (r < 0) {
+            job->status = vss_is_vss_error(r) ? r : VSS_E_UNEXPECTED_PROVIDER_ERROR;
+            snprintf(job->error, sizeof job->error, "provider '%s' failed to commit on '%s': %s",
+                     job->prov[i]->name, job->ps[i]->volume->mountpoint,
+                     job->ps[i]->error[0] ? job->ps[i]->error : vss_strerror(r));
+            goto thaw;
+        }
+    }
+thaw:
+    thaw_all(job);
+    job->hold_us = now_us() - t0;
+    bool fired = false;
+    if (watchdog_disarm(&fired) < 0)
+        fired = false;
+    freeze_record_clear();
+    if (fired || job->watchdog_fired || job->hold_us > (uint64_t)job->hold_timeout_ms * 1000) {
+        job->watchdog_fired = true;
+        if (job->status == 0) {
+            job->status = VSS_E_HOLD_WRITES_TIMEOUT;
+            snprintf(job->error, sizeof job->error,
+                     "the hold took %llu ms, over the %u ms limit: the watchdog thawed the "
+                     "filesystems and the shadows are not consistent",
+                     (unsigned long long)(job->hold_us / 1000), job->hold_timeout_ms);
+        }
+    }
+done: {
+        char b = 1;
+        ssize_t w = write(D.flush_pipe[1], &b, 1);
+        (void)w;
+    }
+    return NULL;
+}
+
+int flush_start(struct flush_job *job)
+{
+    if (running)
+        return -EBUSY;
+    job->status = 0;
+    job->error[0] = '\0';
+    job->watchdog_fired = false;
+    int r = pthread_create(&flush_thread, NULL, flush_main, job);
+    if (r != 0)
+        return -r;
+    running = true;
+    return 0;
+}
+
+void flush_join(void)
+{
+    if (!running)
+        return;
+    pthread_join(flush_thread, NULL);
+    running = false;
+}
+
+bool flush_running(void)
+{
+    return running;
+}

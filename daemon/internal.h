@@ -1,0 +1,298 @@
+/*
+ * internal.h - private types and functions of vssd, shared by its files.
+ *
+ * vssd is single-threaded except for the flush & hold thread (flush.c)
+ * and the watchdog process (watchdog.c). All state below belongs to the
+ * main thread; the flush thread gets a private job and hands it back
+ * through a pipe.
+ */
+#ifndef VSSD_INTERNAL_H
+#define VSSD_INTERNAL_H
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <vss/provider.h>
+#include <vss/vss.h>
+#include <vss/writer.h>
+
+#include "config.h"
+#include "proto.h"
+
+#define MAX_SET_VOLUMES 64
+#define MAX_SHADOWS_PER_VOLUME 512
+#define MAX_COMPONENTS 1024
+#define MAX_OUTSTANDING 64
+#define HELLO_TIMEOUT_MS 10000
+
+struct conn;
+struct session;
+struct writer;
+
+/* ---- daemon-wide state (main.c) -------------------------------------- */
+struct daemon {
+    struct vss_config cfg;
+    int listen_fd;
+    int watchdog_fd;            /* SOCK_SEQPACKET to the watchdog process */
+    pid_t watchdog_pid;
+    int flush_pipe[2];          /* flush thread -> main: job done */
+    bool stopping;
+    uint64_t started_ms;
+    char boot_id[40];           /* this run's id, marks sessions in the catalog */
+    char machine[256];
+    struct conn *conns;         /* list of connections */
+    unsigned n_conns;
+    struct writer *writers;     /* list of registered writers */
+    unsigned n_writers;
+    unsigned n_sessions;
+    struct session *set_owner;  /* session whose set is in progress, or NULL */
+    int64_t next_event_id;
+};
+extern struct daemon D;
+
+/* ---- connections (conn.c) -------------------------------------------- */
+enum conn_role { ROLE_NONE = 0, ROLE_REQUESTOR, ROLE_WRITER };
+
+struct conn {
+    struct conn *next;
+    int fd;
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    enum conn_role role;
+    char client[64];
+    struct proto_rbuf rb;
+    char *wbuf;                 /* pending output */
+    size_t wlen, wcap;
+    bool closing;               /* close once output is flushed */
+    bool dead;                  /* closed; freed at the end of the loop turn */
+    uint64_t hello_deadline;
+    struct writer *writer;      /* ROLE_WRITER after register */
+    struct session *session;    /* ROLE_REQUESTOR with an open session */
+};
+
+int conn_accept(int listen_fd);
+void conn_readable(struct conn *c);
+void conn_writable(struct conn *c);
+/* Queues a message (consumes msg). */
+void conn_send(struct conn *c, json_object *msg);
+void conn_reply(struct conn *c, int64_t re, int status, const char *error, json_object *result);
+void conn_close(struct conn *c, const char *why);
+void conn_reap(void);
+
+/* ---- writers (writers.c) --------------------------------------------- */
+struct wfile {
+    char *path, *filespec;
+    bool recursive;
+    int kind;
+    dev_t dev;                  /* st_dev of path, 0 if it does not exist */
+};
+
+struct wcomponent {
+    int type;
+    char *logical_path, *name;
+    bool selectable;
+    struct wfile *files;
+    size_t n_files;
+};
+
+struct admin_req;
+
+struct outstanding {
+    int64_t id;                 /* event request id */
+    int event;                  /* enum vss_event_type */
+    struct session *session;    /* the session waiting for it, or NULL */
+    struct admin_req *admin;    /* or the admin request waiting for it */
+    uint64_t deadline_ms;
+};
+
+struct writer {
+    struct writer *next;
+    struct conn *conn;
+    vss_id class_id, instance_id;
+    char name[256];
+    int usage, level, schema;
+    unsigned freeze_timeout_ms;
+    struct wcomponent *comps;
+    size_t n_comps;
+    int state;                  /* enum vss_writer_state */
+    int last_error;             /* sticky */
+    uint64_t freeze_deadline_ms;/* Freeze->Thaw timer, 0 when not running */
+    struct session *frozen_by;
+    struct outstanding out[MAX_OUTSTANDING];
+    size_t n_out;
+};
+
+int writer_register(struct conn *c, int64_t id, json_object *req);
+void writer_gone(struct writer *w);
+/* Sends an event to a writer; args (consumed) are merged into it. The
+ * completion goes to s, or to a, or nowhere (fire and forget). */
+int writer_send_event(struct writer *w, int event, struct session *s, struct admin_req *a,
+                      json_object *args, unsigned timeout_ms);
+/* Forgets s (or a) as the waiter of any outstanding event. */
+void writers_forget(struct session *s, struct admin_req *a);
+void writer_handle_reply(struct writer *w, json_object *msg);
+void writer_check_timeouts(uint64_t now);
+uint64_t writer_next_deadline(void);
+json_object *writer_to_json(const struct writer *w, bool with_components);
+struct writer *writer_find_instance(const vss_id *id);
+/* Does the writer keep files on a filesystem with this st_dev? */
+bool writer_uses_dev(const struct writer *w, dev_t dev);
+bool writer_has_files(const struct writer *w);
+/* Matches a spec: GUID (class or instance) or name (case-insensitive). */
+bool writer_matches(const struct writer *w, const char *spec);
+/* Applies the outcome of an event to the state machine. */
+void writer_set_result(struct writer *w, int event, bool ok, int failure);
+
+/* ---- volumes (volumes.c) --------------------------------------------- */
+struct volume {
+    char mountpoint[PATH_MAX];
+    char source[PATH_MAX];
+    char fstype[32];
+    char subvol[PATH_MAX];
+    char letter[3];
+    char name[64];              /* \\?\Volume{guid}\ */
+    dev_t dev;
+    struct vss_volume_info info;/* points into the fields above */
+};
+/*
+ * Resolves a user's volume spec (drive letter, mount point, or a path on
+ * one) to its mounted filesystem. err gets an explanation on failure.
+ * @return 0, -ENOENT, -EINVAL.
+ */
+int volume_resolve(const char *spec, struct volume *v, char *err, size_t errlen);
+/* Lists every mounted filesystem some provider supports. */
+json_object *volumes_list(void);
+json_object *volume_to_json(const struct volume *v);
+/* Re-points v->info at v's own fields (after a struct copy). */
+void volume_fixup(struct volume *v);
+
+/* ---- providers (providers.c) ----------------------------------------- */
+struct provider {
+    struct vss_provider p;      /* copied and zero-extended */
+    vss_id id;
+    void *dl;
+    bool loaded;
+    char state_dir[PATH_MAX];   /* STATE_DIR/providers/{id} */
+};
+int providers_load(void);
+void providers_unload(void);
+struct provider *provider_find(const vss_id *id);
+/* The first provider (or the given one) that supports the volume. */
+int provider_choose(const struct volume *v, const vss_id *want, struct provider **out,
+                    char *err, size_t errlen);
+json_object *providers_list(void);
+size_t providers_count(void);
+
+/* ---- catalog (catalog.c) --------------------------------------------- */
+enum shadow_state { SH_CREATING = 0, SH_CREATED = 1 };
+
+struct shadow {
+    struct shadow *next;
+    vss_id id, set_id, provider_id;
+    int set_count;
+    struct volume vol;
+    long context, attributes;
+    int64_t created;
+    uint64_t hold_us;
+    enum shadow_state state;
+    char owner[64];             /* boot_id/session number, "" when persistent */
+    char exposed[PATH_MAX];     /* "" when not exposed */
+    struct vss_provider_shadow ps;
+};
+extern struct shadow *shadows;
+
+int catalog_load(void);
+/* Writes the catalog durably. Failure is logged and returned. */
+int catalog_save(void);
+struct shadow *shadow_find(const vss_id *id);
+json_object *shadow_to_json(const struct shadow *sh);
+/* Deletes through the provider, unexposing first; unlinks and frees. */
+int shadow_delete(struct shadow *sh, const char *why);
+/* Number of shadows of a volume (by st_dev). */
+size_t shadows_on_volume(dev_t dev);
+/* Recovery at start: half-made and orphaned auto-release shadows deleted. */
+void catalog_recover(void);
+void catalog_release(void);
+
+/* ---- sessions (session.c) -------------------------------------------- */
+void session_op(struct conn *c, int64_t id, const char *op, json_object *req);
+void session_gone(struct session *s);
+/* Writer answered (or failed/timed out) an event sent for a session. */
+void session_event_done(struct session *s, struct writer *w, int event, bool ok,
+                        int failure, json_object *reply);
+/* A writer disconnected: every session drops it (and may abort). */
+void session_writer_lost(struct writer *w);
+void session_freeze_timeout(struct session *s, struct writer *w);
+void session_flush_done(void);
+
+/* ---- administration (admin.c) ---------------------------------------- */
+/* Handles admin ops; @return false if op is not an admin op. */
+bool admin_op(struct conn *c, int64_t id, const char *op, json_object *req);
+void admin_identify_done(struct admin_req *a, struct writer *w);
+/* The connection is closing: drop its pending admin requests. */
+void admin_conn_gone(struct conn *c);
+
+/* ---- flush & hold (flush.c) and watchdog (watchdog.c) ---------------- */
+struct flush_vol {
+    int fd;                     /* O_RDONLY on the mount point */
+    char path[PATH_MAX];
+    bool frozen;
+};
+struct flush_job {
+    struct flush_vol vols[MAX_SET_VOLUMES];
+    size_t n_vols;
+    struct vss_provider_shadow *ps[MAX_SET_VOLUMES];
+    const struct vss_provider *prov[MAX_SET_VOLUMES];
+    size_t n_shadows;
+    unsigned hold_timeout_ms;
+    /* results */
+    int status;
+    char error[512];
+    uint64_t flush_us, hold_us;
+    bool watchdog_fired;
+};
+/* Starts the flush & hold thread; completion is signalled on D.flush_pipe. */
+int flush_start(struct flush_job *job);
+/* Joins the thread after its completion byte arrived. */
+void flush_join(void);
+bool flush_running(void);
+
+int watchdog_spawn(void);
+/* Arms the watchdog with the fds (it thaws them after timeout_ms). */
+int watchdog_arm(const int *fds, size_t n, unsigned timeout_ms);
+/* Disarms; *fired tells whether it had to thaw. */
+int watchdog_disarm(bool *fired);
+void watchdog_stop(void);
+/* Thaws filesystems left frozen by a previous run (freeze record). */
+void freeze_record_recover(void);
+int freeze_record_write(const struct flush_job *job);
+void freeze_record_clear(void);
+
+/* ---- events (events.c) ----------------------------------------------- */
+enum {
+    EV_STARTED = 1000, EV_STOPPING = 1001, EV_CONFIG = 1002,
+    EV_WRITER_REGISTERED = 1100, EV_WRITER_GONE = 1101, EV_WRITER_FAILED = 1102,
+    EV_WRITER_TIMEOUT = 1103,
+    EV_BACKUP_START = 1200, EV_PREPARE_BACKUP = 1201, EV_PREPARE_SNAPSHOT = 1202,
+    EV_FREEZE = 1203, EV_FLUSH_HOLD = 1204, EV_HOLD_DONE = 1205, EV_THAW = 1206,
+    EV_NOT_HELD = 1207, EV_POST_SNAPSHOT = 1208, EV_SET_CREATED = 1209,
+    EV_BACKUP_COMPLETE = 1210, EV_BACKUP_SHUTDOWN = 1211, EV_ABORT = 1212,
+    EV_SET_FAILED = 1213, EV_PRE_RESTORE = 1214, EV_POST_RESTORE = 1215,
+    EV_SHADOW_CREATED = 1300, EV_SHADOW_DELETED = 1301, EV_EXPOSED = 1302,
+    EV_UNEXPOSED = 1303, EV_WATCHDOG_THAW = 1304, EV_STALE_FREEZE = 1305,
+    EV_ORPHAN_DELETED = 1306, EV_HALF_MADE_DELETED = 1307, EV_CATALOG_ERROR = 1308,
+    EV_PROVIDER_LOADED = 1400, EV_PROVIDER_FAILED = 1401, EV_PROVIDER_ERROR = 1402,
+    EV_PROTOCOL_ERROR = 1500, EV_ACCESS_DENIED = 1501,
+};
+enum ev_level { EVL_INFO, EVL_WARNING, EVL_ERROR };
+void events_open(void);
+void events_close(void);
+/* Logs event id; fields (consumed, may be NULL) go to the JSON line. */
+void ev(int id, enum ev_level lvl, json_object *fields, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,285 @@
+/*
+ * watchdog.c - the freeze watchdog: a separate process, forked at start,
+ * that thaws every filesystem of a flush & hold once the hold timeout
+ * passes, whether vssd's threads hang or vssd itself dies (kill -9).
+ *
+ * Protocol on a SOCK_SEQPACKET pair: ARM {timeout, n} with the n frozen
+ * filesystems' fds passed by SCM_RIGHTS, before the first FIFREEZE;
+ * DISARM after the last FITHAW, answered {fired}. The fds travel with the
+ * message, so even if vssd dies right after sending ARM the watchdog
+ * holds them and can thaw.
+ *
+ * Invariants: while armed, the watchdog thaws at the deadline, on EOF
+ * (vssd died) and on SIGTERM; it never freezes anything. A freeze record
+ * in the runtime directory lets a restarted vssd thaw what both processes
+ * left frozen if they were killed together.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+
+enum { WD_ARM = 1, WD_DISARM = 2, WD_STATUS = 3 };
+
+struct wd_msg {
+    uint32_t type;
+    uint32_t timeout_ms;
+    uint32_t n;
+    uint32_t fired;
+};
+
+static volatile sig_atomic_t wd_term;
+
+static void wd_on_term(int sig)
+{
+    (void)sig;
+    wd_term = 1;
+}
+
+static int thaw_all(int *fds, size_t *n)
+{
+    int thawed = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (ioctl(fds[i], FITHAW, 0) == 0)
+            thawed++;
+        close(fds[i]);
+    }
+    *n = 0;
+    return thawed;
+}
+
+static void watchdog_main(int sock)
+{
+    int fds[MAX_SET_VOLUMES];
+    size_t n = 0;
+    bool armed = false, fired = false;
+    uint64_t deadline = 0;
+
+    prctl(PR_SET_NAME, "vssd-watchdog", 0, 0, 0);
+    struct sigaction sa = { .sa_handler = wd_on_term };
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    openlog("vssd-watchdog", LOG_PID, LOG_DAEMON);
+
+    for (;;) {
+        int timeout = -1;
+        if (armed && !fired) {
+            uint64_t now = now_ms();
+            timeout = deadline > now ? (int)(deadline - now) : 0;
+        }
+        struct pollfd p = { .fd = sock, .events = POLLIN };
+        int r = poll(&p, 1, timeout);
+        if (wd_term) {
+            if (armed && n) {
+                int k = thaw_all(fds, &n);
+                syslog(LOG_WARNING, "terminated during a hold: thawed %d filesystems", k);
+            }
+            _exit(0);
+        }
+        if (r < 0)
+            continue;
+        if (r == 0) {
+            int k = thaw_all(fds, &n);
+            fired = true;
+            syslog(LOG_ERR, "[1304] hold timeout: thawed %d frozen filesystems", k);
+            continue;
+        }
+        struct wd_msg m;
+        char cbuf[CMSG_SPACE(sizeof(int) * MAX_SET_VOLUMES)];
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        ssize_t got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        if (got <= 0) {
+            /* vssd is gone: whatever is frozen must not stay so. */
+            if (armed && n) {
+                int k = thaw_all(fds, &n);
+                syslog(LOG_ERR, "[1304] vssd died during a hold: thawed %d filesystems", k);
+            }
+            _exit(0);
+        }
+        if ((size_t)got != sizeof m)
+            continue;
+        if (m.type == WD_ARM) {
+            thaw_all(fds, &n); /* a stale arm: nothing should be frozen by now */
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                if (k > MAX_SET_VOLUMES)
+                    k = MAX_SET_VOLUMES;
+                memcpy(fds, CMSG_DATA(cm), k * sizeof(int));
+                n = k;
+            }
+            armed = true;
+            fired = false;
+            deadline = now_ms() + m.timeout_ms;
+        } else if (m.type == WD_DISARM) {
+            struct wd_msg reply = { .type = WD_STATUS, .fired = fired };
+            for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+            n = 0;
+            armed = false;
+            fired = false;
+            if (send(sock, &reply, sizeof reply, MSG_NOSIGNAL) < 0)
+                _exit(0);
+        }
+    }
+}
+
+int watchdog_spawn(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(sv[0]);
+        close(sv[1]);
+        return e;
+    }
+    if (pid == 0) {
+        /* Child: keep only its end of the pair (as fd 3) and stdio. */
+        if (dup2(sv[1], 3) < 0)
+            _exit(1);
+        close_range(4, ~0u, 0);
+        watchdog_main(3);
+        _exit(0);
+    }
+    close(sv[1]);
+    if (D.watchdog_fd >= 0)
+        close(D.watchdog_fd);
+    D.watchdog_fd = sv[0];
+    D.watchdog_pid = pid;
+    return 0;
+}
+
+int watchdog_arm(const int *fds, size_t n, unsigned timeout_ms)
+{
+    struct wd_msg m = { .type = WD_ARM, .timeout_ms = timeout_ms, .n = (uint32_t)n };
+    char cbuf[CMSG_SPACE(sizeof(int) * MAX_SET_VOLUMES)];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (n > 0) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+    }
+    if (D.watchdog_fd < 0)
+        return -ENOTCONN;
+    if (sendmsg(D.watchdog_fd, &mh, MSG_NOSIGNAL) < 0)
+        return -errno;
+    return 0;
+}
+
+int watchdog_disarm(bool *fired)
+{
+    struct wd_msg m = { .type = WD_DISARM };
+    *fired = false;
+    if (D.watchdog_fd < 0)
+        return -ENOTCONN;
+    if (send(D.watchdog_fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
+        return -errno;
+    struct pollfd p = { .fd = D.watchdog_fd, .events = POLLIN };
+    if (poll(&p, 1, 5000) <= 0)
+        return -ETIMEDOUT;
+    struct wd_msg reply;
+    ssize_t got = recv(D.watchdog_fd, &reply, sizeof reply, 0);
+    if (got != (ssize_t)sizeof reply || reply.type != WD_STATUS)
+        return -EPROTO;
+    *fired = reply.fired != 0;
+    return 0;
+}
+
+void watchdog_stop(void)
+{
+    if (D.watchdog_fd >= 0) {
+        close(D.watchdog_fd); /* EOF: the watchdog exits */
+        D.watchdog_fd = -1;
+    }
+    if (D.watchdog_pid > 0) {
+        waitpid(D.watchdog_pid, NULL, 0);
+        D.watchdog_pid = 0;
+    }
+}
+
+/* ---- freeze record ---------------------------------------------------- */
+
+static void record_path(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/frozen", D.cfg.run_dir);
+}
+
+int freeze_record_write(const struct flush_job *job)
+{
+    char path[PATH_MAX + 16];
+    record_path(path, sizeof path);
+    size_t cap = 1, off = 0;
+    for (size_t i = 0; i < job->n_vols; i++)
+        cap += strlen(job->vols[i].path) + 1;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (size_t i = 0; i < job->n_vols; i++)
+        off += (size_t)sprintf(buf + off, "%s\n", job->vols[i].path);
+    /* The run directory is a tmpfs: the record only has to outlive vssd,
+     * not a reboot (a reboot thaws everything anyway). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int r = fd < 0 ? -errno : proto_write_all(fd, buf, off);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return r;
+}
+
+void freeze_record_clear(void)
+{
+    char path[PATH_MAX + 16];
+    record_path(path, sizeof path);
+    unlink(path);
+}
+
+void freeze_record_recover(void)
+{
+    char path[PATH_MAX + 16];
+    record_path(path, sizeof path);
+    char *data;
+    if (read_file(path, &data, NULL) < 0)
+        return;
+    int thawed = 0;
+    for (char *save = NULL, *line = strtok_r(data, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        int fd = open(line, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (ioctl(fd, FITHAW, 0) == 0) {
+            thawed++;
+            ev(EV_STALE_FREEZE, EVL_WARNING, NULL,
+               "thawed '%s', left frozen by a previous vssd", line);
+        }
+        close(fd);
+    }
+    free(data);
+    unlink(path);
+    (void)thawed;
+}

@@ -1,0 +1,177 @@
+/*
+ * db.c - database files: the two header copies (ESE's DBFILEHDR offsets,
+ * docs/store-format.md 5.2), open, and the header transitions: attach
+ * (Dirty Shutdown), roll-over (Log Required max / Log Committed), clean
+ * shutdown (Clean Shutdown, Log Required 0-0).
+ *
+ * Invariants: the header is written primary, fdatasync, shadow, fdatasync,
+ * so a torn write leaves one good copy; lGenMaxRequired is raised to gen N
+ * before any page changed in gen N can be written (it is raised at each
+ * roll-over, under io_mu, before the new gen gets records); all header
+ * writes hold hdr_mu.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storeint.h"
+
+const char *dbstate_name(uint32_t s)
+{
+    switch (s) {
+    case 1: return "Just Created";
+    case 2: return "Dirty Shutdown";
+    case 3: return "Clean Shutdown";
+    case 4: return "Being Converted";
+    case 5: return "Force Detach";
+    default: return "Unknown";
+    }
+}
+
+static bool hdr_ok(const uint8_t *h)
+{
+    return rd32(h + H_MAGIC) == DB_MAGIC && rd32(h + H_FILETYPE) == 1 &&
+           rd32(h + H_PAGESIZE) == PAGE_SIZE && rd32(h) == xor_checksum(h, PAGE_SIZE);
+}
+
+int dbhdr_read(store_file *f, uint8_t *hdr, int *warnings)
+{
+    uint8_t *sh = malloc(PAGE_SIZE);
+    int w = 0, r;
+    if (!sh)
+        return -ENOMEM;
+    if ((r = read_full(f, hdr, PAGE_SIZE, 0)) < 0 ||
+        (r = read_full(f, sh, PAGE_SIZE, PAGE_SIZE)) < 0)
+        goto fail;
+    bool p = hdr_ok(hdr), s = hdr_ok(sh);
+    if (!p)
+        w |= HDRW_PRIMARY_BAD;
+    if (!s)
+        w |= HDRW_SHADOW_BAD;
+    if (p && s && memcmp(hdr, sh, PAGE_SIZE) != 0)
+        w |= HDRW_DIFFER;
+    if (!p && s)
+        memcpy(hdr, sh, PAGE_SIZE);
+    r = (p || s) ? 0 : JET_errDatabaseCorrupted;
+fail:
+    free(sh);
+    if (warnings)
+        *warnings = w;
+    return r;
+}
+
+int dbhdr_write(store_db *db)
+{
+    store_inst *inst = db->inst;
+    wr64(db->hdr + H_DBTIME, __atomic_load_n(&db->dbtime, __ATOMIC_RELAXED));
+    wr32(db->hdr, xor_checksum(db->hdr, PAGE_SIZE));
+    int r = write_full(db->f, db->hdr, PAGE_SIZE, 0);
+    if (r == 0)
+        r = inst->vfs->sync(db->f);
+    if (r == 0)
+        r = write_full(db->f, db->hdr, PAGE_SIZE, PAGE_SIZE);
+    if (r == 0)
+        r = inst->vfs->sync(db->f);
+    if (r < 0) {
+        fatal_set(inst, JET_errDiskIO);
+        return JET_errDiskIO;
+    }
+    return 0;
+}
+
+int db_open_file(store_inst *inst, const char *path, int dbid, store_db **out)
+{
+    store_db *db = calloc(1, sizeof *db);
+    int r = -ENOMEM;
+    if (!db)
+        goto fail;
+    db->inst = inst;
+    db->dbid = dbid;
+    db->hsize = 4096;
+    if (!(db->path = strdup(path)) || !(db->hdr = malloc(PAGE_SIZE)) ||
+        !(db->hash = calloc(db->hsize, sizeof *db->hash)))
+        goto fail;
+    if ((r = inst->vfs->open(inst->vfs, path, 0, &db->f)) < 0)
+        goto fail;
+    if ((r = dbhdr_read(db->f, db->hdr, NULL)) < 0)
+        goto fail;
+    db->dbtime = rd64(db->hdr + H_DBTIME);
+    *out = db;
+    return 0;
+fail:
+    db_free(db);
+    return r;
+}
+
+void db_free(store_db *db)
+{
+    if (!db)
+        return;
+    cache_free_db(db);
+    if (db->f)
+        db->inst->vfs->close(db->f);
+    free(db->hash);
+    free(db->hdr);
+    free(db->path);
+    free(db);
+}
+
+int db_mark_dirty(store_db *db)
+{
+    store_inst *inst = db->inst;
+    pthread_mutex_lock(&inst->hdr_mu);
+    uint8_t *h = db->hdr;
+    uint64_t end = log_end_lgpos(inst);
+    wr32(h + H_STATE, DBSTATE_DIRTY);
+    wr32(h + H_DBID, (uint32_t)db->dbid);
+    memcpy(h + H_SIGNLOG, inst->sign_log, 28);
+    uint32_t ck = LGGEN(inst->ckpt) ? LGGEN(inst->ckpt) : LGGEN(end);
+    wr32(h + H_GENMIN, ck);
+    wr32(h + H_GENMAX, LGGEN(end));
+    wr32(h + H_GENCOMMITTED, LGGEN(end));
+    memcpy(h + H_GENMAX_CREATE, inst->log.tm_create, 8);
+    wr64(h + H_LGPOS_ATTACH, end);
+    logtime_now(h + H_TIME_ATTACH);
+    memset(h + H_LGPOS_CONS, 0, 16);
+    int r = dbhdr_write(db);
+    pthread_mutex_unlock(&inst->hdr_mu);
+    return r;
+}
+
+int db_mark_clean(store_db *db, uint64_t lgpos)
+{
+    store_inst *inst = db->inst;
+    pthread_mutex_lock(&inst->hdr_mu);
+    uint8_t *h = db->hdr;
+    wr32(h + H_STATE, DBSTATE_CLEAN);
+    wr64(h + H_LGPOS_CONS, lgpos);
+    logtime_now(h + H_TIME_CONS);
+    wr32(h + H_GENMIN, 0);
+    wr32(h + H_GENMAX, 0);
+    wr32(h + H_GENRECOVERING, 0);
+    if (db->detaching) {
+        wr64(h + H_LGPOS_DETACH, lgpos);
+        logtime_now(h + H_TIME_DETACH);
+    }
+    int r = dbhdr_write(db);
+    pthread_mutex_unlock(&inst->hdr_mu);
+    return r;
+}
+
+int db_update_gens(store_inst *inst)
+{
+    int r = 0;
+    pthread_mutex_lock(&inst->hdr_mu);
+    for (int i = 1; i <= MAX_DBS && r == 0; i++) {
+        store_db *db = inst->dbs[i];
+        if (!db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY)
+            continue;
+        wr32(db->hdr + H_GENMAX, inst->log.gen);
+        wr32(db->hdr + H_GENCOMMITTED, inst->log.gen);
+        memcpy(db->hdr + H_GENMAX_CREATE, inst->log.tm_create, 8);
+        r = dbhdr_write(db);
+    }
+    pthread_mutex_unlock(&inst->hdr_mu);
+    return r;
+}

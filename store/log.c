@@ -1,0 +1,738 @@
+/*
+ * log.c - the write-ahead log stream: file names, the log header, record
+ * framing with the chained CRC-32C, group commit, roll-over in ESE's order,
+ * the prepared E00tmp.log, reserve logs and circular recycling.
+ * Format and protocol: docs/store-format.md sections 3 and 8.
+ *
+ * Invariants:
+ *  1. E00.log is always the highest generation; a closed log ends with ROLL.
+ *  2. Records are appended only by the apply_mu holder, a whole group at a
+ *     time; durable <= written <= append (as LGPOS) and only the io_mu
+ *     holder writes the file, so one fdatasync covers every waiting commit.
+ *  3. A record never crosses a file; ROLL always fits (room is reserved).
+ *  4. Any write or sync failure is sticky (fatal_set) and never retried.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storeint.h"
+
+#define ROLL_REC (REC_HDR + 4)
+
+/* ---- header ------------------------------------------------------------- */
+static void att_encode(const struct attachinfo *a, uint8_t *p)
+{
+    for (int i = 0; i < MAX_DBS; i++, p += 192) {
+        memset(p, 0, 192);
+        if (!a[i].dbid)
+            continue;
+        size_t pl = strnlen(a[i].path, MAX_PATH_ATTACH);
+        p[0] = a[i].dbid;
+        wr16(p + 2, (uint16_t)pl);
+        memcpy(p + 8, a[i].sign_db, 28);
+        memcpy(p + 36, a[i].path, pl);
+    }
+}
+
+static void att_decode(const uint8_t *p, struct attachinfo *a)
+{
+    for (int i = 0; i < MAX_DBS; i++, p += 192) {
+        memset(&a[i], 0, sizeof a[i]);
+        if (!p[0] || p[0] > MAX_DBS)
+            continue;
+        a[i].dbid = p[0];
+        size_t pl = rd16(p + 2);
+        if (pl > MAX_PATH_ATTACH)
+            pl = MAX_PATH_ATTACH;
+        memcpy(a[i].sign_db, p + 8, 28);
+        memcpy(a[i].path, p + 36, pl);
+        a[i].path[pl] = 0;
+    }
+}
+
+void log_hdr_encode(const struct log_hdr *h, uint8_t *b)
+{
+    memset(b, 0, LOG_HDR);
+    wr32(b + 4, h->gen);
+    wr16(b + 8, 512);
+    wr16(b + 10, LOG_HDR / 512);
+    wr32(b + 12, h->log_size);
+    memcpy(b + 16, h->tm_create, 8);
+    memcpy(b + 24, h->tm_prev, 8);
+    wr32(b + 32, 0x620);
+    wr32(b + 36, 20);
+    wr32(b + 40, 1);
+    memcpy(b + 44, h->sign_log, 28);
+    memcpy(b + 72, "VSLG", 4);
+    wr32(b + 76, h->page_size);
+    b[639] = h->flags;
+    wr64(b + 640, h->ckpt);
+    wr32(b + 667, 3);
+    att_encode(h->att, b + 671);
+    wr32(b, xor_checksum(b, LOG_HDR));
+}
+
+int log_hdr_decode(const uint8_t *b, size_t n, struct log_hdr *h)
+{
+    if (n < LOG_HDR || memcmp(b + 72, "VSLG", 4) != 0 || rd32(b + 667) != 3 ||
+        rd32(b) != xor_checksum(b, LOG_HDR))
+        return JET_errLogFileCorrupt;
+    memset(h, 0, sizeof *h);
+    h->gen = rd32(b + 4);
+    h->log_size = rd32(b + 12);
+    memcpy(h->tm_create, b + 16, 8);
+    memcpy(h->tm_prev, b + 24, 8);
+    memcpy(h->sign_log, b + 44, 28);
+    h->page_size = rd32(b + 76);
+    h->flags = b[639];
+    h->ckpt = rd64(b + 640);
+    att_decode(b + 671, h->att);
+    if (h->gen == 0 || h->log_size < LOG_MIN_SIZE || h->log_size > (64u << 20) ||
+        h->log_size % 4096)
+        return JET_errLogFileCorrupt;
+    return 0;
+}
+
+void log_name_gen(char *buf, size_t len, const char *base, uint32_t gen)
+{
+    snprintf(buf, len, "%s%08X.log", base, gen);
+}
+
+uint32_t log_name_parse(const char *base, const char *name)
+{
+    size_t bl = strlen(base);
+    if (strlen(name) != bl + 12 || strncmp(name, base, bl) != 0 ||
+        strcmp(name + bl + 8, ".log") != 0)
+        return 0;
+    uint32_t g = 0;
+    for (size_t i = bl; i < bl + 8; i++) {
+        char c = name[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return 0;
+        g = g << 4 | (uint32_t)d;
+    }
+    return g;
+}
+
+uint32_t log_seed(const uint8_t sign_log[28], uint32_t gen)
+{
+    uint8_t b[32];
+    memcpy(b, sign_log, 28);
+    wr32(b + 28, gen);
+    return crc32c(0, b, sizeof b);
+}
+
+/* ---- record iteration ------------------------------------------------------ */
+void rec_iter_init(struct rec_iter *it, const uint8_t *img, uint32_t size, uint32_t seed)
+{
+    memset(it, 0, sizeof *it);
+    it->img = img;
+    it->size = size;
+    it->off = LOG_HDR;
+    it->crc = seed;
+}
+
+int rec_iter_next(struct rec_iter *it, const uint8_t **rec, uint32_t *len)
+{
+    if (it->saw_roll || it->off + REC_HDR > it->size)
+        return 0;
+    const uint8_t *p = it->img + it->off;
+    uint32_t l = rd32(p + 4);
+    bool ok = l >= REC_HDR && l <= it->size - it->off && rd32(p + 12) == it->off &&
+              p[8] >= REC_BEGIN && p[8] <= REC_NOP &&
+              crc32c(it->crc, p + 4, l - 4) == rd32(p);
+    if (!ok) {
+        /* torn tail if anything non-zero follows */
+        for (uint32_t i = it->off; i < it->size; i++)
+            if (it->img[i]) {
+                it->torn = true;
+                break;
+            }
+        return 0;
+    }
+    it->crc = rd32(p);
+    it->off += l;
+    if (p[8] == REC_ROLL)
+        it->saw_roll = true;
+    *rec = p;
+    *len = l;
+    return 1;
+}
+
+/* ---- log set --------------------------------------------------------- */
+struct scan_ctx {
+    const char *base;
+    struct logset *ls;
+    size_t cap;
+    int err;
+};
+
+static int scan_cb(void *arg, const char *name)
+{
+    struct scan_ctx *c = arg;
+    char cur[16], tmp[16];
+    snprintf(cur, sizeof cur, "%s.log", c->base);
+    snprintf(tmp, sizeof tmp, "%stmp.log", c->base);
+    if (strcmp(name, cur) == 0) {
+        c->ls->have_cur = true;
+        return 0;
+    }
+    if (strcmp(name, tmp) == 0) {
+        c->ls->have_tmp = true;
+        return 0;
+    }
+    uint32_t g = log_name_parse(c->base, name);
+    if (!g)
+        return 0;
+    if (c->ls->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 64;
+        uint32_t *ng = realloc(c->ls->gens, nc * sizeof *ng);
+        if (!ng) {
+            c->err = -ENOMEM;
+            return -ENOMEM;
+        }
+        c->ls->gens = ng;
+        c->cap = nc;
+    }
+    c->ls->gens[c->ls->n++] = g;
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int logset_scan(const store_vfs *v, const char *dir, const char *base, struct logset *ls)
+{
+    memset(ls, 0, sizeof *ls);
+    struct scan_ctx c = { .base = base, .ls = ls };
+    int r = v->list(v, dir, scan_cb, &c);
+    if (c.err)
+        r = c.err;
+    if (r < 0) {
+        logset_free(ls);
+        return r;
+    }
+    qsort(ls->gens, ls->n, sizeof *ls->gens, cmp_u32);
+    return 0;
+}
+
+void logset_free(struct logset *ls)
+{
+    free(ls->gens);
+    ls->gens = NULL;
+    ls->n = 0;
+}
+
+int log_read_file(const store_vfs *v, const char *path, uint32_t expect_size,
+                  uint8_t **img, uint32_t *size, struct log_hdr *h)
+{
+    store_file *f = NULL;
+    uint8_t *b = NULL;
+    uint64_t sz;
+    int r = v->open(v, path, STORE_O_RDONLY, &f);
+    if (r < 0)
+        goto fail;
+    if ((r = v->size(f, &sz)) < 0)
+        goto fail;
+    if (sz < LOG_HDR || sz > (64u << 20)) {
+        r = sz < LOG_HDR ? JET_errLogFileCorrupt : JET_errLogFileSizeMismatch;
+        goto fail;
+    }
+    if (expect_size && sz != expect_size) {
+        r = JET_errLogFileSizeMismatch;
+        goto fail;
+    }
+    r = -ENOMEM;
+    if (!(b = malloc(sz)))
+        goto fail;
+    if ((r = read_full(f, b, sz, 0)) < 0)
+        goto fail;
+    if ((r = log_hdr_decode(b, sz, h)) < 0)
+        goto fail;
+    if (h->log_size != sz) {
+        r = JET_errLogFileSizeMismatch;
+        goto fail;
+    }
+    *img = b;
+    *size = (uint32_t)sz;
+    b = NULL;
+    r = 0;
+fail:
+    free(b);
+    if (f)
+        v->close(f);
+    return r;
+}
+
+/* ---- sticky failure ---------------------------------------------------------- */
+void fatal_set(store_inst *inst, int err)
+{
+    pthread_mutex_lock(&inst->mu);
+    if (!inst->fatal)
+        inst->fatal = err ? err : JET_errDiskIO;
+    pthread_cond_broadcast(&inst->cond);
+    pthread_mutex_unlock(&inst->mu);
+}
+
+int inst_check(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    int r = inst->fatal ? JET_errInstanceUnavailable : 0;
+    pthread_mutex_unlock(&inst->mu);
+    return r;
+}
+
+static int io_err(int r)
+{
+    return r == -ENOSPC ? JET_errLogDiskFull : JET_errDiskIO;
+}
+
+void fill_attachinfo(store_inst *inst, struct attachinfo att[MAX_DBS])
+{
+    memset(att, 0, sizeof(struct attachinfo) * MAX_DBS);
+    for (int i = 1; i <= MAX_DBS; i++) {
+        store_db *db = inst->dbs[i];
+        if (!db || db->detaching)
+            continue;
+        att[i - 1].dbid = (uint8_t)i;
+        memcpy(att[i - 1].sign_db, db->hdr + H_SIGNDB, 28);
+        snprintf(att[i - 1].path, sizeof att[i - 1].path, "%s", db->path);
+    }
+}
+
+/* ---- runtime ------------------------------------------------------------- */
+static char *lpath(store_inst *inst, const char *suffix)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s%s", inst->base, suffix);
+    return path_join(inst->log_dir, name);
+}
+
+static void build_hdr(store_inst *inst, struct log_hdr *h, uint32_t gen, const uint8_t *prev_tm)
+{
+    memset(h, 0, sizeof *h);
+    h->gen = gen;
+    h->log_size = inst->log.size;
+    h->page_size = PAGE_SIZE;
+    logtime_now(h->tm_create);
+    if (prev_tm)
+        memcpy(h->tm_prev, prev_tm, 8);
+    memcpy(h->sign_log, inst->sign_log, 28);
+    h->flags = inst->log.flags;
+    if (inst->p.flags & STORE_CIRCULAR)
+        h->flags |= LOGF_CIRCULAR | LOGF_CIRCULAR_EVER;
+    if (inst->log.reserve_in_use)
+        h->flags |= LOGF_RESERVE;
+    h->ckpt = inst->ckpt;
+    fill_attachinfo(inst, h->att);
+}
+
+static void set_current(store_inst *inst, const struct log_hdr *h, const uint8_t *hdrbuf)
+{
+    memset(inst->log.buf, 0, inst->log.size);
+    memcpy(inst->log.buf, hdrbuf, LOG_HDR);
+    pthread_mutex_lock(&inst->mu);
+    inst->log.gen = h->gen;
+    inst->log.append = inst->log.written = LOG_HDR;
+    inst->log.durable = LGPOS(h->gen, LOG_HDR);
+    inst->log.crc = log_seed(inst->sign_log, h->gen);
+    memcpy(inst->log.tm_create, h->tm_create, 8);
+    pthread_mutex_unlock(&inst->mu);
+}
+
+int log_open_runtime(store_inst *inst, uint32_t gen, uint32_t off, uint32_t crc,
+                     const uint8_t *img)
+{
+    char *p = lpath(inst, ".log");
+    int r = -ENOMEM;
+    if (!p)
+        goto fail;
+    if ((r = inst->vfs->open(inst->vfs, p, 0, &inst->log.f)) < 0)
+        goto fail;
+    memset(inst->log.buf, 0, inst->log.size);
+    memcpy(inst->log.buf, img, off);
+    inst->log.gen = gen;
+    inst->log.append = inst->log.written = off;
+    inst->log.durable = LGPOS(gen, off);
+    inst->log.crc = crc;
+    memcpy(inst->log.tm_create, img + 16, 8);
+    inst->log.flags = img[639] & LOGF_CIRCULAR_EVER;
+    /* zero a torn tail so a later shorter rewrite leaves no stale bytes */
+    if (off < inst->log.size) {
+        r = write_full(inst->log.f, inst->log.buf + off, inst->log.size - off, off);
+        if (r == 0)
+            r = inst->vfs->sync(inst->log.f);
+        if (r < 0)
+            goto fail;
+    }
+    r = 0;
+fail:
+    free(p);
+    return r;
+}
+
+/* Writes a fresh log file of gen at path via tmp + rename. */
+static int write_new_log(store_inst *inst, const char *path, const uint8_t *hdrbuf)
+{
+    store_file *f = NULL;
+    char *tmp = lpath(inst, "tmp.log");
+    int r = -ENOMEM;
+    uint8_t *zero = calloc(1, 65536);
+    if (!tmp || !zero)
+        goto fail;
+    if ((r = inst->vfs->open(inst->vfs, tmp, STORE_O_CREAT | STORE_O_TRUNC, &f)) < 0)
+        goto fail;
+    r = write_full(f, hdrbuf, LOG_HDR, 0);
+    for (uint32_t o = LOG_HDR; r == 0 && o < inst->log.size; o += 65536) {
+        uint32_t n = inst->log.size - o < 65536 ? inst->log.size - o : 65536;
+        r = write_full(f, zero, n, o);
+    }
+    if (r == 0)
+        r = inst->vfs->sync(f);
+    inst->vfs->close(f);
+    if (r < 0)
+        goto fail;
+    if ((r = inst->vfs->rename(inst->vfs, tmp, path)) < 0)
+        goto fail;
+    r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+fail:
+    free(tmp);
+    free(zero);
+    return r;
+}
+
+int log_create_first(store_inst *inst, uint32_t gen, const uint8_t *prev_tm)
+{
+    struct log_hdr h;
+    uint8_t hb[LOG_HDR];
+    char *p = lpath(inst, ".log");
+    int r = -ENOMEM;
+    if (!p)
+        goto fail;
+    build_hdr(inst, &h, gen, prev_tm);
+    log_hdr_encode(&h, hb);
+    if ((r = write_new_log(inst, p, hb)) < 0)
+        goto fail;
+    if ((r = inst->vfs->open(inst->vfs, p, 0, &inst->log.f)) < 0)
+        goto fail;
+    set_current(inst, &h, hb);
+fail:
+    free(p);
+    return r;
+}
+
+void log_close_runtime(store_inst *inst)
+{
+    if (inst->log.f)
+        inst->vfs->close(inst->log.f);
+    inst->log.f = NULL;
+}
+
+uint64_t log_end_lgpos(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    uint64_t l = LGPOS(inst->log.gen, inst->log.append);
+    pthread_mutex_unlock(&inst->mu);
+    return l;
+}
+
+static void put_record(store_inst *inst, const uint8_t *rec, uint32_t rl)
+{
+    uint8_t *d = inst->log.buf + inst->log.append;
+    memcpy(d, rec, rl);
+    wr32(d + 4, rl);
+    wr32(d + 12, inst->log.append);
+    uint32_t c = crc32c(inst->log.crc, d + 4, rl - 4);
+    wr32(d, c);
+    pthread_mutex_lock(&inst->mu);
+    inst->log.crc = c;
+    inst->log.append += rl;
+    pthread_mutex_unlock(&inst->mu);
+}
+
+/* Writes buf[written, append) and syncs (io_mu held). */
+static int flush_locked(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    uint32_t from = inst->log.written, to = inst->log.append, gen = inst->log.gen;
+    pthread_mutex_unlock(&inst->mu);
+    if (from == to)
+        return 0;
+    int r = write_full(inst->log.f, inst->log.buf + from, to - from, from);
+    if (r == 0)
+        r = inst->vfs->sync(inst->log.f);
+    if (r < 0) {
+        fatal_set(inst, io_err(r));
+        return io_err(r);
+    }
+    pthread_mutex_lock(&inst->mu);
+    inst->log.written = to;
+    if (LGPOS(gen, to) > inst->log.durable)
+        inst->log.durable = LGPOS(gen, to);
+    pthread_cond_broadcast(&inst->cond);
+    pthread_mutex_unlock(&inst->mu);
+    return 0;
+}
+
+int log_roll_close(store_inst *inst)
+{
+    uint8_t rec[ROLL_REC] = { 0 };
+    char name[32];
+    char *from = NULL, *to = NULL;
+    int r;
+    if (!inst->log.f)
+        return 0;                       /* already closed (frozen) */
+    rec[8] = REC_ROLL;
+    wr32(rec + 4, ROLL_REC);
+    wr32(rec + REC_HDR, inst->log.gen + 1);
+    put_record(inst, rec, ROLL_REC);
+    if ((r = flush_locked(inst)) < 0)
+        return r;
+    inst->vfs->close(inst->log.f);
+    inst->log.f = NULL;
+    log_name_gen(name, sizeof name, inst->base, inst->log.gen);
+    from = lpath(inst, ".log");
+    to = path_join(inst->log_dir, name);
+    r = -ENOMEM;
+    if (!from || !to)
+        goto fail;
+    if ((r = inst->vfs->rename(inst->vfs, from, to)) == 0)
+        r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+    if (r < 0)
+        fatal_set(inst, JET_errDiskIO), r = JET_errDiskIO;
+fail:
+    free(from);
+    free(to);
+    return r;
+}
+
+int log_roll_open(store_inst *inst)
+{
+    struct log_hdr h;
+    uint8_t hb[LOG_HDR];
+    store_file *f = NULL;
+    char *tmp = lpath(inst, "tmp.log"), *cur = lpath(inst, ".log");
+    int r = -ENOMEM;
+    if (!tmp || !cur)
+        goto fail;
+    if (!inst->log.tmp_ready && (r = log_prepare_tmp(inst)) < 0)
+        goto fail;
+    build_hdr(inst, &h, inst->log.gen + 1, inst->log.tm_create);
+    log_hdr_encode(&h, hb);
+    if ((r = inst->vfs->open(inst->vfs, tmp, 0, &f)) < 0)
+        goto io;
+    r = write_full(f, hb, LOG_HDR, 0);
+    if (r == 0)
+        r = inst->vfs->sync(f);
+    inst->vfs->close(f);
+    if (r < 0)
+        goto io;
+    if ((r = inst->vfs->rename(inst->vfs, tmp, cur)) < 0)
+        goto io;
+    if ((r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0)
+        goto io;
+    inst->log.tmp_ready = false;
+    if ((r = inst->vfs->open(inst->vfs, cur, 0, &inst->log.f)) < 0)
+        goto io;
+    set_current(inst, &h, hb);
+    if ((r = db_update_gens(inst)) < 0)
+        goto fail;
+    if (!(inst->p.flags & STORE_NO_TMP_AHEAD)) {
+        r = log_prepare_tmp(inst);
+        if (r == JET_errLogDiskFull)
+            r = 0;                      /* quiesce already set */
+    }
+    goto fail;
+io:
+    fatal_set(inst, io_err(r));
+    r = io_err(r);
+fail:
+    free(tmp);
+    free(cur);
+    return r;
+}
+
+static int use_reserve(store_inst *inst, const char *tmp)
+{
+    for (int i = 1; i <= 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%sres%05d.jrs", inst->base, i);
+        char *p = path_join(inst->log_dir, name);
+        if (!p)
+            return -ENOMEM;
+        int r = inst->vfs->rename(inst->vfs, p, tmp);
+        free(p);
+        if (r == 0) {
+            inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+            inst->log.reserve_in_use = true;
+            inst->log.tmp_ready = true;
+            pthread_mutex_lock(&inst->mu);
+            inst->quiesce = true;
+            pthread_mutex_unlock(&inst->mu);
+            event_emit(inst, 413, STORE_EV_ERROR,
+                       "Unable to create a new logfile because the disk is full. "
+                       "Reserve log file %d is used; the instance will shut down.", i);
+            return 0;
+        }
+    }
+    return JET_errLogDiskFull;
+}
+
+static int zero_file(store_inst *inst, const char *path, uint32_t size)
+{
+    store_file *f = NULL;
+    uint8_t *zero = calloc(1, 65536);
+    int r = -ENOMEM;
+    if (!zero)
+        goto fail;
+    if ((r = inst->vfs->open(inst->vfs, path, STORE_O_CREAT | STORE_O_TRUNC, &f)) < 0)
+        goto fail;
+    for (uint32_t o = 0; r == 0 && o < size; o += 65536)
+        r = write_full(f, zero, size - o < 65536 ? size - o : 65536, o);
+    if (r == 0)
+        r = inst->vfs->sync(f);
+    inst->vfs->close(f);
+    if (r < 0) {
+        inst->vfs->unlink(inst->vfs, path);
+        goto fail;
+    }
+    r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+fail:
+    free(zero);
+    return r;
+}
+
+int log_prepare_tmp(store_inst *inst)
+{
+    char *tmp = lpath(inst, "tmp.log");
+    int r = -ENOMEM;
+    if (!tmp)
+        goto fail;
+    if (inst->p.flags & STORE_CIRCULAR) {
+        struct logset ls;
+        uint32_t ck = LGGEN(inst->ckpt);
+        if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
+            goto fail;
+        bool reused = false;
+        for (size_t i = 0; i < ls.n; i++) {
+            if (ls.gens[i] >= ck || ls.gens[i] >= inst->log.gen)
+                break;
+            char name[32];
+            log_name_gen(name, sizeof name, inst->base, ls.gens[i]);
+            char *p = path_join(inst->log_dir, name);
+            if (!p)
+                break;
+            if (!reused && inst->vfs->rename(inst->vfs, p, tmp) == 0)
+                reused = true;
+            else
+                inst->vfs->unlink(inst->vfs, p);
+            free(p);
+        }
+        logset_free(&ls);
+        if (reused) {
+            inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+            inst->log.tmp_ready = true;
+            r = 0;
+            goto fail;
+        }
+    }
+    r = zero_file(inst, tmp, inst->log.size);
+    if (r == -ENOSPC)
+        r = use_reserve(inst, tmp);
+    else if (r < 0) {
+        fatal_set(inst, JET_errDiskIO);
+        r = JET_errDiskIO;
+    } else
+        inst->log.tmp_ready = true;
+fail:
+    free(tmp);
+    return r;
+}
+
+int log_make_reserves(store_inst *inst)
+{
+    for (int i = 1; i <= 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%sres%05d.jrs", inst->base, i);
+        char *p = path_join(inst->log_dir, name);
+        if (!p)
+            return -ENOMEM;
+        store_file *f;
+        int r = inst->vfs->open(inst->vfs, p, STORE_O_RDONLY, &f);
+        if (r == 0) {
+            uint64_t sz = 0;
+            inst->vfs->size(f, &sz);
+            inst->vfs->close(f);
+            r = sz == inst->log.size ? 0 : -ENOENT;
+        }
+        if (r < 0)
+            r = zero_file(inst, p, inst->log.size);
+        free(p);
+        if (r < 0 && r != -ENOSPC)
+            return r;
+    }
+    return 0;
+}
+
+int log_append(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *begin, uint64_t *end)
+{
+    size_t o = 0;
+    int r = 0;
+    bool first = true;
+    while (o < len) {
+        uint32_t rl = rd32(recs + o + 4);
+        if (rl < REC_HDR || rl > inst->log.size - LOG_HDR - ROLL_REC || o + rl > len)
+            return -EINVAL;
+        if (inst->log.append + rl + ROLL_REC > inst->log.size) {
+            pthread_mutex_lock(&inst->io_mu);
+            r = log_roll_close(inst);
+            if (r == 0)
+                r = log_roll_open(inst);
+            pthread_mutex_unlock(&inst->io_mu);
+            if (r < 0)
+                return r;
+        }
+        if (first && begin)
+            *begin = LGPOS(inst->log.gen, inst->log.append);
+        first = false;
+        put_record(inst, recs + o, rl);
+        inst->ckpt_log_bytes += rl;
+        o += rl;
+    }
+    if (end)
+        *end = LGPOS(inst->log.gen, inst->log.append);
+    return 0;
+}
+
+int log_wait_durable(store_inst *inst, uint64_t lgpos)
+{
+    for (;;) {
+        pthread_mutex_lock(&inst->mu);
+        bool done = inst->log.durable >= lgpos;
+        int fatal = inst->fatal;
+        pthread_mutex_unlock(&inst->mu);
+        if (done)
+            return 0;
+        if (fatal)
+            return JET_errInstanceUnavailable;
+        pthread_mutex_lock(&inst->io_mu);
+        pthread_mutex_lock(&inst->mu);
+        done = inst->log.durable >= lgpos;
+        bool same_gen = LGGEN(lgpos) == inst->log.gen && inst->log.f;
+        pthread_mutex_unlock(&inst->mu);
+        int r = 0;
+        if (!done && same_gen)
+            r = flush_locked(inst);
+        else if (!done)
+            r = JET_errInstanceUnavailable;  /* cannot happen: rolled logs are durable */
+        pthread_mutex_unlock(&inst->io_mu);
+        if (r < 0)
+            return r;
+    }
+}

@@ -1,0 +1,716 @@
+/*
+ * page.c - 32 KiB pages and the page cache with versions
+ * (docs/store-format.md 5.3, 6 and 7).
+ *
+ * Invariants:
+ *  1. A published version (struct pver) is immutable; the writer changes a
+ *     private copy (struct group) and publishes it with its commit sequence.
+ *  2. A reader with snapshot S reads the newest version with seq <= S. A
+ *     version is unlinked only when a newer one is visible to every active
+ *     snapshot, and freed only when unpinned.
+ *  3. Only clean pages with one version and no pin are evicted, so a page
+ *     missing from the cache is the same on disk for every snapshot.
+ *  4. Write-ahead: a flush round writes versions only after the log is
+ *     durable up to the round's start R, and every published version's
+ *     group ended before R.
+ *  5. Torn pages: a page is logged as a full image the first time it changes
+ *     after it was marked clean (loaded or collected by a round).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storeint.h"
+
+/* ---- page format --------------------------------------------------------- */
+void page_set_checksum(uint8_t *pg, uint32_t pgno)
+{
+    wr32(pg, crc32c(0, pg + 8, PAGE_SIZE - 8));
+    wr32(pg + 4, pgno);
+}
+
+int page_verify(const uint8_t *pg, uint32_t pgno, bool *wrong)
+{
+    if (wrong)
+        *wrong = false;
+    if (rd64(pg) == 0) {
+        bool zero = true;
+        for (size_t i = 0; i < PAGE_SIZE; i += 8)
+            if (rd64(pg + i)) {
+                zero = false;
+                break;
+            }
+        if (zero)
+            return JET_errPageNotInitialized;
+    }
+    if (rd32(pg) != crc32c(0, pg + 8, PAGE_SIZE - 8))
+        return JET_errReadVerifyFailure;
+    if (rd32(pg + 4) != pgno || rd32(pg + P_PGNO) != pgno) {
+        if (wrong)
+            *wrong = true;
+        return JET_errReadVerifyFailure;
+    }
+    return 0;
+}
+
+void page_init(uint8_t *pg, uint32_t pgno, uint32_t objid, uint32_t flags, uint16_t level)
+{
+    memset(pg, 0, PAGE_SIZE);
+    wr32(pg + P_PGNO, pgno);
+    wr32(pg + P_OBJID, objid);
+    wr32(pg + P_FLAGS, flags);
+    wr16(pg + P_IBDATA, (uint16_t)PAGE_SIZE);
+    wr16(pg + P_LEVEL, level);
+}
+
+static inline uint32_t ibdata(const uint8_t *pg)
+{
+    uint32_t v = rd16(pg + P_IBDATA);
+    return v == 0 ? PAGE_SIZE : v;      /* 32768 is stored as 0x8000 */
+}
+
+size_t page_free_space(const uint8_t *pg)
+{
+    size_t used_slots = PAGE_HDR + 2u * pg_nslots(pg);
+    return ibdata(pg) - used_slots + rd16(pg + P_GARBAGE);
+}
+
+int page_build(uint8_t *pg, const struct noderef *nodes, unsigned n)
+{
+    static __thread uint8_t tmp[PAGE_SIZE];
+    size_t need = PAGE_HDR + 2u * n;
+    for (unsigned i = 0; i < n; i++)
+        need += 4u + nodes[i].kl + nodes[i].vl;
+    if (need > PAGE_SIZE)
+        return -ENOSPC;
+    memcpy(tmp, pg, PAGE_HDR);
+    uint32_t top = PAGE_SIZE;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t sz = 4u + nodes[i].kl + nodes[i].vl;
+        top -= sz;
+        wr16(tmp + top, nodes[i].kl);
+        wr16(tmp + top + 2, nodes[i].vl);
+        memcpy(tmp + top + 4, nodes[i].k, nodes[i].kl);
+        if (nodes[i].vl)
+            memcpy(tmp + top + 4 + nodes[i].kl, nodes[i].v, nodes[i].vl);
+        wr16(tmp + PAGE_HDR + 2 * i, (uint16_t)top);
+    }
+    memset(tmp + PAGE_HDR + 2 * n, 0, top - (PAGE_HDR + 2 * n));
+    wr16(tmp + P_NSLOTS, (uint16_t)n);
+    wr16(tmp + P_IBDATA, (uint16_t)top);
+    wr16(tmp + P_GARBAGE, 0);
+    memcpy(pg, tmp, PAGE_SIZE);
+    return 0;
+}
+
+/* Structural check of a node page: every slot inside the data area, every
+ * node inside the page. The fuzz target for the page decoder. */
+int page_decode_check(const uint8_t *pg, uint32_t pgno)
+{
+    uint32_t n = pg_nslots(pg), ib = ibdata(pg);
+    if (PAGE_HDR + 2 * n > ib || ib > PAGE_SIZE)
+        return JET_errDatabaseCorrupted;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t o = rd16(pg + PAGE_HDR + 2 * i);
+        if (o < ib || o + 4 > PAGE_SIZE)
+            return JET_errDatabaseCorrupted;
+        uint32_t kl = rd16(pg + o), vl = rd16(pg + o + 2);
+        if (o + 4 + kl + vl > PAGE_SIZE || kl > KEY_MAX)
+            return JET_errDatabaseCorrupted;
+    }
+    return 0;
+}
+
+/* ---- buffers --------------------------------------------------------------- */
+int buf_reserve(struct buf *b, size_t more)
+{
+    if (b->n + more <= b->cap)
+        return 0;
+    size_t nc = b->cap ? b->cap : 4096;
+    while (nc < b->n + more)
+        nc *= 2;
+    uint8_t *p = realloc(b->p, nc);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = nc;
+    return 0;
+}
+
+int buf_add(struct buf *b, const void *p, size_t n)
+{
+    int r = buf_reserve(b, n);
+    if (r == 0) {
+        memcpy(b->p + b->n, p, n);
+        b->n += n;
+    }
+    return r;
+}
+
+/* ---- diffs ------------------------------------------------------------ */
+static const uint8_t zero_page[PAGE_SIZE];
+
+int page_diff_encode(const uint8_t *old, const uint8_t *neu, struct buf *out, uint16_t *nr)
+{
+    if (!old)
+        old = zero_page;
+    uint32_t i = 8;
+    unsigned cnt = 0;
+    while (i < PAGE_SIZE) {
+        while (i + 8 <= PAGE_SIZE && (i & 7) == 0 && rd64(old + i) == rd64(neu + i))
+            i += 8;
+        while (i < PAGE_SIZE && old[i] == neu[i] && (i & 7))
+            i++;
+        if (i >= PAGE_SIZE)
+            break;
+        if (old[i] == neu[i])
+            continue;
+        uint32_t start = i, last = i;
+        for (uint32_t j = i; j < PAGE_SIZE; j++) {
+            if (old[j] != neu[j])
+                last = j;
+            else if (j - last > 8)
+                break;
+        }
+        uint32_t len = last + 1 - start;
+        uint8_t h[4];
+        wr16(h, (uint16_t)start);
+        wr16(h + 2, (uint16_t)len);
+        if (buf_add(out, h, 4) < 0 || buf_add(out, neu + start, len) < 0)
+            return -ENOMEM;
+        cnt++;
+        i = last + 1;
+    }
+    *nr = (uint16_t)cnt;
+    return 0;
+}
+
+int page_diff_apply(uint8_t *pg, const uint8_t *r, size_t len, unsigned nr)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < nr; i++) {
+        if (o + 4 > len)
+            return JET_errLogFileCorrupt;
+        uint32_t off = rd16(r + o), l = rd16(r + o + 2);
+        o += 4;
+        if (off < 8 || off + l > PAGE_SIZE || o + l > len)
+            return JET_errLogFileCorrupt;
+        memcpy(pg + off, r + o, l);
+        o += l;
+    }
+    return o == len ? 0 : JET_errLogFileCorrupt;
+}
+
+/* ---- cache ------------------------------------------------------------ */
+uint64_t snap_min(store_inst *inst)
+{
+    uint64_t m = UINT64_MAX;
+    for (size_t i = 0; i < inst->nsnaps; i++)
+        if (inst->snaps[i] < m)
+            m = inst->snaps[i];
+    return m;
+}
+
+static struct pent *cache_find(store_db *db, uint32_t pgno)
+{
+    for (struct pent *e = db->hash[pgno % db->hsize]; e; e = e->hnext)
+        if (e->pgno == pgno)
+            return e;
+    return NULL;
+}
+
+static void ver_free(store_inst *inst, struct pver *v)
+{
+    free(v->data);
+    free(v);
+    inst->cache_total--;
+}
+
+/* Unlinks versions nobody can read any more (mu held). */
+static void prune(store_inst *inst, struct pent *pe)
+{
+    uint64_t m = snap_min(inst);
+    struct pver *v = pe->head;
+    while (v && v->seq > m)
+        v = v->older;
+    if (!v)
+        return;
+    struct pver *o = v->older;
+    v->older = NULL;
+    while (o) {
+        struct pver *next = o->older;
+        if (o->refs)
+            o->dead = true;
+        else
+            ver_free(inst, o);
+        o = next;
+    }
+}
+
+static int cache_insert(store_db *db, uint32_t pgno, uint8_t *data, struct pent **out)
+{
+    store_inst *inst = db->inst;
+    struct pent *pe = calloc(1, sizeof *pe);
+    struct pver *v = calloc(1, sizeof *v);
+    if (!pe || !v) {
+        free(pe);
+        free(v);
+        return -ENOMEM;
+    }
+    v->data = data;
+    pe->pgno = pgno;
+    pe->head = v;
+    pe->hnext = db->hash[pgno % db->hsize];
+    db->hash[pgno % db->hsize] = pe;
+    db->npages++;
+    inst->cache_total++;
+    *out = pe;
+    return 0;
+}
+
+/* Returns the cache entry of pgno, loading it (mu held on entry and exit). */
+static int cache_get(store_db *db, uint32_t pgno, bool verify, struct pent **out, bool *valid)
+{
+    store_inst *inst = db->inst;
+    struct pent *pe = cache_find(db, pgno);
+    if (pe && pe->head) {
+        *out = pe;
+        if (valid)
+            *valid = true;
+        return 0;
+    }
+    pthread_mutex_unlock(&inst->mu);
+    uint8_t *data = malloc(PAGE_SIZE);
+    int r = data ? read_full(db->f, data, PAGE_SIZE, (uint64_t)(pgno + 1) * PAGE_SIZE) : -ENOMEM;
+    int vr = r < 0 ? r : page_verify(data, pgno, NULL);
+    pthread_mutex_lock(&inst->mu);
+    if (r < 0 || (verify && vr < 0)) {
+        free(data);
+        return r < 0 ? JET_errDiskIO : vr;
+    }
+    pe = cache_find(db, pgno);
+    if (pe && pe->head) {               /* lost a race: use the cached one */
+        free(data);
+        *out = pe;
+        if (valid)
+            *valid = true;
+        return 0;
+    }
+    if (valid)
+        *valid = vr == 0;
+    if (pe) {
+        struct pver *v = calloc(1, sizeof *v);
+        if (!v) {
+            free(data);
+            return -ENOMEM;
+        }
+        v->data = data;
+        pe->head = v;
+        inst->cache_total++;
+        *out = pe;
+        return 0;
+    }
+    r = cache_insert(db, pgno, data, out);
+    if (r < 0)
+        free(data);
+    return r;
+}
+
+static struct group_page *group_find(struct group *g, store_db *db, uint32_t pgno)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->pages[i].db == db && rd32(g->pages[i].work + P_PGNO) == pgno)
+            return &g->pages[i];
+    return NULL;
+}
+
+int pg_get(struct tctx *tc, uint32_t pgno, const uint8_t **data, struct pver **pin)
+{
+    store_db *db = tc->db;
+    store_inst *inst = db->inst;
+    *pin = NULL;
+    if (tc->g) {
+        struct group_page *gp = group_find(tc->g, db, pgno);
+        if (gp) {
+            *data = gp->work;
+            return 0;
+        }
+    }
+    if (pgno == 0)
+        return JET_errDatabaseCorrupted;
+    pthread_mutex_lock(&inst->mu);
+    struct pent *pe;
+    int r = cache_get(db, pgno, true, &pe, NULL);
+    if (r == 0) {
+        struct pver *v = pe->head;
+        if (!tc->g)
+            while (v && v->seq > tc->snap)
+                v = v->older;
+        if (!v) {
+            r = JET_errDatabaseCorrupted;
+        } else {
+            v->refs++;
+            pe->lru = ++inst->lru_clock;
+            *data = v->data;
+            *pin = v;
+        }
+    }
+    pthread_mutex_unlock(&inst->mu);
+    return r;
+}
+
+void pg_put(store_inst *inst, struct pver *pin)
+{
+    if (!pin)
+        return;
+    pthread_mutex_lock(&inst->mu);
+    if (--pin->refs == 0 && pin->dead)
+        ver_free(inst, pin);
+    pthread_mutex_unlock(&inst->mu);
+}
+
+static int group_add(struct group *g, store_db *db, struct pver *base, uint8_t *work,
+                     struct group_page **out)
+{
+    if (g->n == g->cap) {
+        size_t nc = g->cap ? g->cap * 2 : 16;
+        struct group_page *np = realloc(g->pages, nc * sizeof *np);
+        if (!np)
+            return -ENOMEM;
+        g->pages = np;
+        g->cap = nc;
+    }
+    struct group_page *gp = &g->pages[g->n++];
+    memset(gp, 0, sizeof *gp);
+    gp->db = db;
+    gp->base = base;
+    gp->work = work;
+    *out = gp;
+    return 0;
+}
+
+int pg_write(struct tctx *tc, uint32_t pgno, uint8_t **data)
+{
+    struct group_page *gp = group_find(tc->g, tc->db, pgno);
+    if (gp) {
+        *data = gp->work;
+        return 0;
+    }
+    const uint8_t *cur;
+    struct pver *pin;
+    int r = pg_get(tc, pgno, &cur, &pin);
+    if (r < 0)
+        return r;
+    uint8_t *w = malloc(PAGE_SIZE);
+    if (!w) {
+        pg_put(tc->db->inst, pin);
+        return -ENOMEM;
+    }
+    memcpy(w, cur, PAGE_SIZE);
+    if ((r = group_add(tc->g, tc->db, pin, w, &gp)) < 0) {
+        free(w);
+        pg_put(tc->db->inst, pin);
+        return r;
+    }
+    *data = w;
+    return 0;
+}
+
+int pg_alloc(struct tctx *tc, uint32_t objid, uint32_t flags, uint16_t level,
+             uint32_t *pgno, uint8_t **data)
+{
+    uint8_t *sr;
+    int r = pg_write(tc, PGNO_SPACE, &sr);
+    if (r < 0)
+        return r;
+    uint32_t p = rd32(sr + P_SR_PGNOLAST) + 1;
+    if (p >= 0x7ffffff0u)
+        return -ENOSPC;
+    wr32(sr + P_SR_PGNOLAST, p);
+    uint8_t *w = malloc(PAGE_SIZE);
+    struct group_page *gp;
+    if (!w)
+        return -ENOMEM;
+    page_init(w, p, objid, flags, level);
+    if ((r = group_add(tc->g, tc->db, NULL, w, &gp)) < 0) {
+        free(w);
+        return r;
+    }
+    *pgno = p;
+    *data = w;
+    return 0;
+}
+
+/* PAGE records for every page of the group (apply_mu held). */
+int group_log_records(store_inst *inst, struct group *g, struct buf *out)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        struct group_page *gp = &g->pages[i];
+        store_db *db = gp->db;
+        uint32_t pgno = rd32(gp->work + P_PGNO);
+        if (gp->base && memcmp(gp->base->data + 16, gp->work + 16, PAGE_SIZE - 16) == 0)
+            continue;                   /* unchanged: no record, no new dbtime */
+        uint64_t before = gp->base ? rd64(gp->base->data + P_DBTIME) : 0;
+        uint64_t after = ++db->dbtime;
+        wr64(gp->work + P_DBTIME, after);
+        pthread_mutex_lock(&inst->mu);
+        struct pent *pe = cache_find(db, pgno);
+        bool image = !gp->base || !pe || !pe->logged;
+        pthread_mutex_unlock(&inst->mu);
+        size_t at = out->n;
+        uint8_t h[REC_HDR + 26];
+        memset(h, 0, sizeof h);
+        h[8] = REC_PAGE;
+        h[9] = (uint8_t)db->dbid;
+        wr32(h + REC_HDR, pgno);
+        h[REC_HDR + 4] = image;
+        wr64(h + REC_HDR + 8, before);
+        wr64(h + REC_HDR + 16, after);
+        uint16_t nr = 0;
+        int r = buf_add(out, h, sizeof h);
+        if (r == 0)
+            r = page_diff_encode(image ? NULL : gp->base->data, gp->work, out, &nr);
+        if (r < 0)
+            return r;
+        wr16(out->p + at + REC_HDR + 24, nr);
+        wr32(out->p + at + 4, (uint32_t)(out->n - at));
+        page_set_checksum(gp->work, pgno);
+    }
+    return 0;
+}
+
+void group_publish(store_inst *inst, struct group *g, uint64_t seq)
+{
+    pthread_mutex_lock(&inst->mu);
+    for (size_t i = 0; i < g->n; i++) {
+        struct group_page *gp = &g->pages[i];
+        uint32_t pgno = rd32(gp->work + P_PGNO);
+        struct pent *pe = cache_find(gp->db, pgno);
+        if (gp->base && memcmp(gp->base->data + 8, gp->work + 8, PAGE_SIZE - 8) == 0) {
+            free(gp->work);             /* unchanged page */
+            if (--gp->base->refs == 0 && gp->base->dead)
+                ver_free(inst, gp->base);
+            continue;
+        }
+        struct pver *v = calloc(1, sizeof *v);
+        if (!pe || !v) {
+            /* new page: create its entry (allocation failure leaves it
+             * unpublished; the group is already durable, so poison) */
+            if (!v || cache_insert(gp->db, pgno, gp->work, &pe) < 0) {
+                free(v);
+                free(gp->work);
+                inst->fatal = inst->fatal ? inst->fatal : -ENOMEM;
+                continue;
+            }
+            free(v);
+            pe->head->seq = seq;
+        } else {
+            v->seq = seq;
+            v->data = gp->work;
+            v->older = pe->head;
+            pe->head = v;
+            inst->cache_total++;
+        }
+        if (!pe->dirty) {
+            pe->dirty = true;
+            inst->dirty_total++;
+        }
+        pe->logged = true;
+        pe->lru = ++inst->lru_clock;
+        if (gp->base && --gp->base->refs == 0 && gp->base->dead)
+            ver_free(inst, gp->base);
+        prune(inst, pe);
+    }
+    inst->seq = seq;
+    pthread_mutex_unlock(&inst->mu);
+    free(g->pages);
+    memset(g, 0, sizeof *g);
+}
+
+void group_discard(store_inst *inst, struct group *g)
+{
+    pthread_mutex_lock(&inst->mu);
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->pages[i].work);
+        struct pver *b = g->pages[i].base;
+        if (b && --b->refs == 0 && b->dead)
+            ver_free(inst, b);
+    }
+    pthread_mutex_unlock(&inst->mu);
+    free(g->pages);
+    memset(g, 0, sizeof *g);
+}
+
+static void evict(store_inst *inst)
+{
+    size_t limit = inst->p.cache_pages;
+    if (inst->cache_total <= limit)
+        return;
+    for (int d = 1; d <= MAX_DBS && inst->cache_total > limit * 9 / 10; d++) {
+        store_db *db = inst->dbs[d];
+        if (!db)
+            continue;
+        for (size_t b = 0; b < db->hsize && inst->cache_total > limit * 9 / 10; b++) {
+            struct pent **pp = &db->hash[b];
+            while (*pp) {
+                struct pent *e = *pp;
+                if (!e->dirty && e->head && !e->head->older && !e->head->refs &&
+                    e->pgno > PGNO_LV) {
+                    *pp = e->hnext;
+                    ver_free(inst, e->head);
+                    free(e);
+                    db->npages--;
+                } else {
+                    pp = &e->hnext;
+                }
+            }
+        }
+    }
+}
+
+struct flushitem {
+    store_db *db;
+    struct pver *v;
+    uint32_t pgno;
+};
+
+int flush_round(store_inst *inst)
+{
+    struct flushitem *items = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    pthread_mutex_lock(&inst->flush_mu);
+    pthread_mutex_lock(&inst->mu);
+    bool skip = inst->snap.frozen || inst->fatal;
+    r = inst->fatal ? JET_errInstanceUnavailable : 0;
+    pthread_mutex_unlock(&inst->mu);
+    if (skip)
+        goto out;
+    pthread_mutex_lock(&inst->apply_mu);
+    uint64_t R = log_end_lgpos(inst);
+    pthread_mutex_lock(&inst->mu);
+    for (int d = 1; d <= MAX_DBS; d++) {
+        store_db *db = inst->dbs[d];
+        if (!db)
+            continue;
+        for (size_t b = 0; b < db->hsize; b++)
+            for (struct pent *e = db->hash[b]; e; e = e->hnext) {
+                if (e->dirty) {
+                    if (n == cap) {
+                        size_t nc = cap ? cap * 2 : 256;
+                        struct flushitem *ni = realloc(items, nc * sizeof *ni);
+                        if (!ni) {
+                            r = -ENOMEM;
+                            break;
+                        }
+                        items = ni;
+                        cap = nc;
+                    }
+                    e->head->refs++;
+                    items[n++] = (struct flushitem){ db, e->head, e->pgno };
+                    e->dirty = false;
+                    inst->dirty_total--;
+                }
+                e->logged = false;
+                prune(inst, e);
+            }
+    }
+    inst->ckpt_log_bytes = 0;
+    pthread_mutex_unlock(&inst->mu);
+    pthread_mutex_unlock(&inst->apply_mu);
+    if (r < 0)
+        goto unpin;
+    if ((r = log_wait_durable(inst, R)) < 0)
+        goto unpin;
+    bool written[MAX_DBS + 1] = { false };
+    for (size_t i = 0; i < n && r == 0; i++) {
+        r = write_full(items[i].db->f, items[i].v->data, PAGE_SIZE,
+                       (uint64_t)(items[i].pgno + 1) * PAGE_SIZE);
+        written[items[i].db->dbid] = true;
+    }
+    for (int d = 1; d <= MAX_DBS && r == 0; d++)
+        if (written[d] && inst->dbs[d])
+            r = inst->vfs->sync(inst->dbs[d]->f);
+    if (r < 0) {
+        fatal_set(inst, JET_errDiskIO);
+        r = JET_errDiskIO;
+        goto unpin;
+    }
+    /* checkpoint = R (docs 7.1 step 4) */
+    if (R > inst->ckpt) {
+        inst->ckpt = R;
+        if ((r = chk_write(inst, R)) < 0)
+            goto unpin;
+        pthread_mutex_lock(&inst->hdr_mu);
+        for (int d = 1; d <= MAX_DBS && r == 0; d++) {
+            store_db *db = inst->dbs[d];
+            if (!db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY)
+                continue;
+            wr32(db->hdr + H_GENMIN, LGGEN(R));
+            r = dbhdr_write(db);
+        }
+        pthread_mutex_unlock(&inst->hdr_mu);
+    }
+unpin:
+    pthread_mutex_lock(&inst->mu);
+    for (size_t i = 0; i < n; i++)
+        if (--items[i].v->refs == 0 && items[i].v->dead)
+            ver_free(inst, items[i].v);
+    if (r == 0)
+        evict(inst);
+    pthread_mutex_unlock(&inst->mu);
+out:
+    pthread_mutex_unlock(&inst->flush_mu);
+    free(items);
+    return r;
+}
+
+void cache_free_db(store_db *db)
+{
+    if (!db->hash)
+        return;
+    store_inst *inst = db->inst;
+    for (size_t b = 0; b < db->hsize; b++) {
+        struct pent *e = db->hash[b];
+        while (e) {
+            struct pent *next = e->hnext;
+            struct pver *v = e->head;
+            while (v) {
+                struct pver *o = v->older;
+                if (e->dirty)
+                    inst->dirty_total--, e->dirty = false;
+                ver_free(inst, v);
+                v = o;
+            }
+            free(e);
+            e = next;
+        }
+        db->hash[b] = NULL;
+    }
+    db->npages = 0;
+}
+
+int pg_redo_get(store_db *db, uint32_t pgno, uint8_t **data, bool *valid)
+{
+    store_inst *inst = db->inst;
+    struct pent *pe;
+    pthread_mutex_lock(&inst->mu);
+    int r = cache_get(db, pgno, false, &pe, valid);
+    if (r == 0)
+        *data = pe->head->data;
+    pthread_mutex_unlock(&inst->mu);
+    return r;
+}
+
+void pg_redo_dirty(store_db *db, uint32_t pgno)
+{
+    store_inst *inst = db->inst;
+    pthread_mutex_lock(&inst->mu);
+    struct pent *pe = cache_find(db, pgno);
+    if (pe && !pe->dirty) {
+        pe->dirty = true;
+        inst->dirty_total++;
+    }
+    pthread_mutex_unlock(&inst->mu);
+}

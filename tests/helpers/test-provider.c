@@ -1,0 +1,299 @@
+/*
+ * test-provider.c - a provider module for the test suite and benchmarks
+ * (loaded by vssd through `provider_modules`). It is real, not a mock:
+ * in "copy" mode it copies the frozen block device into an image file
+ * with O_DIRECT inside the hold window (so the shadow is exactly the
+ * point-in-time content), and exposes it through a read-only loop device
+ * mounted ro,nosuid,nodev. In "noop" mode it keeps nothing (for measuring
+ * coordination overhead).
+ *
+ * It misbehaves on request, read from the file named by the environment
+ * variable VSS_TEST_PROVIDER_CTL at every call, lines of key=value:
+ *   mode=copy|noop     fail=PHASE[,PHASE]    stall=PHASE:MS    unsupported=1
+ * PHASE is one of support, pre_commit, commit, post_commit, delete, expose.
+ *
+ * Invariants: a shadow's image is STATE_DIR/<shadow-id>.img and nothing
+ * else; delete removes it whatever stage the shadow reached; images are
+ * only for block devices up to 1 GiB, so the hold stays short in tests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vss/provider.h>
+
+#define MAX_DEV_BYTES (1ull << 30)
+
+struct ctl {
+    bool noop;
+    char fail[256];
+    char stall_phase[32];
+    unsigned stall_ms;
+    bool unsupported;
+};
+
+static void read_ctl(struct ctl *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *path = getenv("VSS_TEST_PROVIDER_CTL");
+    FILE *f = path ? fopen(path, "re") : NULL;
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!strcmp(line, "mode=noop"))
+            c->noop = true;
+        else if (!strncmp(line, "fail=", 5))
+            snprintf(c->fail, sizeof c->fail, ",%s,", line + 5);
+        else if (!strncmp(line, "stall=", 6)) {
+            char *colon = strchr(line + 6, ':');
+            if (colon) {
+                *colon = '\0';
+                snprintf(c->stall_phase, sizeof c->stall_phase, "%s", line + 6);
+                c->stall_ms = (unsigned)atoi(colon + 1);
+            }
+        } else if (!strcmp(line, "unsupported=1"))
+            c->unsupported = true;
+    }
+    fclose(f);
+}
+
+/* Applies fail/stall for a phase. @return 0 or -EIO (with the message). */
+static int misbehave(const struct ctl *c, const char *phase, char *err, size_t errlen)
+{
+    if (c->stall_ms && !strcmp(c->stall_phase, phase)) {
+        struct timespec ts = { c->stall_ms / 1000, (long)(c->stall_ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
+    char key[40];
+    snprintf(key, sizeof key, ",%s,", phase);
+    if (strstr(c->fail, key)) {
+        snprintf(err, errlen, "test provider told to fail at %s", phase);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void image_path(const struct vss_provider_shadow *sh, char *buf, size_t len)
+{
+    char id[VSS_ID_STRLEN];
+    vss_id_format(&sh->shadow_id, id);
+    snprintf(buf, len, "%s/%s.img", sh->state_dir, id);
+}
+
+static int tp_is_supported(const struct vss_volume_info *vol, char *err, size_t errlen)
+{
+    struct ctl c;
+    read_ctl(&c);
+    if (c.unsupported) {
+        snprintf(err, errlen, "test provider told to support nothing");
+        return 0;
+    }
+    if (misbehave(&c, "support", err, errlen) < 0)
+        return -EIO;
+    if (c.noop)
+        return 1;
+    struct stat st;
+    if (strncmp(vol->source, "/dev/", 5) != 0 || stat(vol->source, &st) < 0 ||
+        !S_ISBLK(st.st_mode)) {
+        snprintf(err, errlen, "not on a block device");
+        return 0;
+    }
+    int fd = open(vol->source, O_RDONLY | O_CLOEXEC);
+    uint64_t size = 0;
+    if (fd < 0 || ioctl(fd, BLKGETSIZE64, &size) < 0 || size > MAX_DEV_BYTES) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, errlen, "device larger than 1 GiB");
+        return 0;
+    }
+    close(fd);
+    return 1;
+}
+
+static int tp_pre_commit(struct vss_provider_shadow *sh)
+{
+    struct ctl c;
+    read_ctl(&c);
+    return misbehave(&c, "pre_commit", sh->error, sizeof sh->error);
+}
+
+static int tp_commit(struct vss_provider_shadow *sh)
+{
+    struct ctl c;
+    read_ctl(&c);
+    int r = misbehave(&c, "commit", sh->error, sizeof sh->error);
+    if (r < 0 || c.noop) {
+        snprintf(sh->data, sizeof sh->data, "%s", c.noop ? "noop" : "");
+        return r;
+    }
+    char path[PATH_MAX];
+    image_path(sh, path, sizeof path);
+    int in = open(sh->volume->source, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    void *buf = NULL;
+    r = 0;
+    if (in < 0 || out < 0 || posix_memalign(&buf, 4096, 1 << 20) != 0) {
+        r = -errno;
+        snprintf(sh->error, sizeof sh->error, "cannot copy '%s' to '%s': %s",
+                 sh->volume->source, path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, 1 << 20);
+        if (n < 0) {
+            r = -errno;
+            snprintf(sh->error, sizeof sh->error, "read '%s': %s", sh->volume->source,
+                     strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        if (write(out, buf, (size_t)n) != n) {
+            r = -EIO;
+            snprintf(sh->error, sizeof sh->error, "write '%s' failed", path);
+            break;
+        }
+    }
+    if (r == 0 && fsync(out) < 0)
+        r = -errno;
+    snprintf(sh->device, sizeof sh->device, "%s", path);
+    snprintf(sh->data, sizeof sh->data, "copy");
+out:
+    free(buf);
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return r;
+}
+
+static int tp_post_commit(struct vss_provider_shadow *sh)
+{
+    struct ctl c;
+    read_ctl(&c);
+    return misbehave(&c, "post_commit", sh->error, sizeof sh->error);
+}
+
+static int tp_delete(struct vss_provider_shadow *sh)
+{
+    struct ctl c;
+    read_ctl(&c);
+    int r = misbehave(&c, "delete", sh->error, sizeof sh->error);
+    if (r < 0)
+        return r;
+    char path[PATH_MAX];
+    image_path(sh, path, sizeof path);
+    if (unlink(path) < 0 && errno != ENOENT) {
+        snprintf(sh->error, sizeof sh->error, "unlink '%s': %s", path, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static int tp_expose(struct vss_provider_shadow *sh, const char *target)
+{
+    struct ctl c;
+    read_ctl(&c);
+    int r = misbehave(&c, "expose", sh->error, sizeof sh->error);
+    if (r < 0)
+        return r;
+    if (strcmp(sh->data, "copy") != 0) {
+        snprintf(sh->error, sizeof sh->error, "a no-op shadow has no content to expose");
+        return -EOPNOTSUPP;
+    }
+    char path[PATH_MAX];
+    image_path(sh, path, sizeof path);
+    int ffd = open(path, O_RDONLY | O_CLOEXEC);
+    int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ffd < 0 || ctl < 0) {
+        r = -errno;
+        snprintf(sh->error, sizeof sh->error, "cannot open the image or loop-control: %s",
+                 strerror(errno));
+        goto out;
+    }
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (n < 0) {
+            r = -errno;
+            break;
+        }
+        char dev[32];
+        snprintf(dev, sizeof dev, "/dev/loop%d", n);
+        int lfd = open(dev, O_RDONLY | O_CLOEXEC);
+        if (lfd < 0) {
+            r = -errno;
+            continue;
+        }
+        struct loop_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.fd = (unsigned)ffd;
+        cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+        if (ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0) {
+            r = -errno;
+            close(lfd);
+            if (r == -EBUSY)
+                continue;
+            break;
+        }
+        const char *fstype = sh->volume->fstype;
+        const char *opts = !strcmp(fstype, "xfs") ? "norecovery,nouuid"
+                           : !strncmp(fstype, "ext", 3) ? "noload" : "";
+        r = mount(dev, target, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV, opts);
+        if (r < 0)
+            r = -errno;
+        close(lfd); /* autoclear: the loop goes away with the mount */
+        if (r < 0)
+            snprintf(sh->error, sizeof sh->error, "mount %s on '%s': %s", dev, target,
+                     strerror(-r));
+        break;
+    }
+out:
+    if (ffd >= 0)
+        close(ffd);
+    if (ctl >= 0)
+        close(ctl);
+    return r;
+}
+
+static int tp_unexpose(struct vss_provider_shadow *sh, const char *target)
+{
+    if (umount2(target, 0) < 0 && errno != EINVAL && errno != ENOENT) {
+        snprintf(sh->error, sizeof sh->error, "umount '%s': %s", target, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static const struct vss_provider tp = {
+    .struct_size = sizeof(struct vss_provider),
+    .api_version = VSS_PROVIDER_API_VERSION,
+    .name = "vss test provider",
+    .id = "{7e571e57-0000-4000-8000-7e5700000001}",
+    .version = "1.0",
+    .type = VSS_PROV_SOFTWARE,
+    .is_supported = tp_is_supported,
+    .pre_commit = tp_pre_commit,
+    .commit = tp_commit,
+    .post_commit = tp_post_commit,
+    .delete_shadow = tp_delete,
+    .expose = tp_expose,
+    .unexpose = tp_unexpose,
+};
+
+__attribute__((visibility("default"))) const struct vss_provider *vss_provider_init(void);
+const struct vss_provider *vss_provider_init(void)
+{
+    return &tp;
+}

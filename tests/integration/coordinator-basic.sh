@@ -1,0 +1,77 @@
+#!/bin/bash
+# A whole backup through vssd with real writers, real loop-backed ext4
+# volumes and the copying test provider: the event sequence each writer
+# sees, writer states in the middle and at the end, point-in-time content
+# of the exposed shadows, auto-release versus persistent shadows, and the
+# vssadmin listings of all of it.
+. "$(dirname "$0")/lib.sh"
+plan 24
+
+write_config
+make_volume F 32 || exit 1
+make_volume G 32 || exit 1
+start_vssd || exit 1
+mkdir -p "$T/F/db" "$T/G/logs"
+start_writer Alpha --component DB:"$T/F/db" --component Logs:"$T/G/logs" || exit 1
+start_writer Beta --class '{11111111-2222-4333-8444-555555555555}' --level back || exit 1
+
+# --- 1. A full, persistent backup of F: and G:, exposed, held before BackupComplete.
+echo "pattern A" > "$T/F/db/file"
+dd if=/dev/urandom of="$T/F/db/blob" bs=1M count=4 status=none
+sumA=$(sha256sum < "$T/F/db/blob" | cut -d' ' -f1)
+"$TREQ" --volume F: --volume G: --persistent --expose "$T/exp" \
+    --wait-before complete:"$T/go" > "$T/req.out" 2>&1 &
+REQ=$!
+_pids+=("$REQ")
+for _ in $(seq 200); do grep -q '^waiting complete' "$T/req.out" && break; sleep 0.05; done
+like "$(cat "$T/req.out")" '^shadow \{[0-9a-f-]+\} '"$T"'/F ' "the set has a shadow of F:"
+like "$(cat "$T/req.out")" '^shadow \{[0-9a-f-]+\} '"$T"'/G ' "and one of G:"
+is "$(writer_state Alpha)" "State: [5] Waiting for completion|Last error: No error" \
+    "writer waits for BackupComplete (state 5)"
+# Overwrite the live volume: the shadow must keep pattern A.
+echo "pattern B" > "$T/F/db/file"
+dd if=/dev/urandom of="$T/F/db/blob" bs=1M count=4 conv=notrunc status=none
+sync
+is "$(cat "$T/exp/0/db/file" 2>&1)" "pattern A" "the exposed shadow shows the file as it was"
+is "$(sha256sum < "$T/exp/0/db/blob" | cut -d' ' -f1)" "$sumA" "and every byte of the blob"
+check "the exposure is read-only" sh -c "! touch '$T/exp/0/x' 2>/dev/null"
+like "$(findmnt -rn -o OPTIONS "$T/exp/0")" '(^|,)ro,.*nosuid.*nodev' "exposed ro,nosuid,nodev"
+touch "$T/go"
+wait "$REQ"
+ok $? "the requestor finished the backup"
+like "$(tail -1 "$T/req.out")" '^result OK' "result OK"
+
+is "$(events_of Alpha)" \
+   "PrepareForBackup PrepareForSnapshot Freeze Thaw PostSnapshot BackupComplete BackupShutdown" \
+   "Alpha saw the whole sequence in order"
+is "$(events_of Beta)" \
+   "PrepareForBackup PrepareForSnapshot Freeze Thaw PostSnapshot BackupComplete BackupShutdown" \
+   "Beta (no files: always involved) too"
+like "$(grep '^Freeze' "$T/Alpha.log")" "type=full" "the backup type reached the writer"
+is "$(writer_state Alpha)" "State: [1] Stable|Last error: No error" "back to Stable after the backup"
+is "$(shadow_count)" "2" "the persistent shadows stay after release"
+check "F: is writable (thawed)" not_frozen "$T/F"
+check "G: is writable (thawed)" not_frozen "$T/G"
+
+# Front-end writers freeze before back-end ones.
+a=$(grep -n '"event": *1203\|"event":1203' "$VSS_ROOT/var/lib/vss/events.jsonl" | head -1)
+like "$a" "1203" "the event log records Freeze (1203)"
+
+# --- 2. An auto-release (backup context) copy backup: gone at release.
+out=$("$TREQ" --volume F: --type copy 2>&1)
+like "$out" "result OK" "a copy backup in the backup context succeeds"
+like "$(grep '^PrepareForBackup' "$T/Alpha.log" | tail -1)" "type=copy" "the writer sees type=copy"
+is "$(shadow_count)" "2" "its auto-release shadow was deleted at release"
+
+# --- 3. Writer selection: exclude one writer.
+: > "$T/Beta.log"
+out=$("$TREQ" --volume F: --exclude Beta 2>&1)
+like "$out" "result OK" "a backup excluding Beta succeeds"
+is "$(events_of Beta)" "" "Beta got no backup event"
+
+# --- 4. vssadmin shows the shadows in the Windows layout.
+out=$("$VSSADMIN" list shadows 2>&1)
+like "$out" "Contents of shadow copy set ID: \{" "vssadmin list shadows: set header"
+like "$out" "         Original Volume: \(F:\)" "and the original volume with its letter"
+
+done_testing

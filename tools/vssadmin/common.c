@@ -1,0 +1,155 @@
+/*
+ * common.c - what every vssadmin command shares: the connection to vssd,
+ * the error report and exit code of a failed call, volume name lookup and
+ * the Y/N prompt.
+ *
+ * Invariants: errors go to stderr (after flushing stdout so that the two
+ * streams interleave in order), in the form
+ *   Error: TEXT (NAME, 0xHRESULT)
+ *   vssd: MESSAGE                      (when vssd gave one)
+ * and map to VSSADMIN_EXIT_NO_DAEMON when vssd could not be reached or the
+ * connection was lost, VSSADMIN_EXIT_FAILED otherwise.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <vss/requestor.h>
+
+#include "output.h"
+#include "vssadmin.h"
+
+const char *ctx_socket(const struct vssadmin_ctx *ctx)
+{
+    return ctx->socket ? ctx->socket : vss_default_socket();
+}
+
+/* Errors that mean the connection to vssd is gone. */
+static bool connection_lost(int err)
+{
+    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
+           err == -ESHUTDOWN || err == -ECONNABORTED;
+}
+
+/* who: "vssd" for vssd's message, "vssadmin" for our own explanation. */
+static void print_error(int err, const char *who, const char *message)
+{
+    fflush(stdout);
+    fprintf(stderr, "Error: %s (%s, 0x%08X)\n", vss_strerror(err), vss_error_name(err),
+            (unsigned)vss_hresult(err));
+    if (message && *message && strcmp(message, vss_strerror(err)))
+        fprintf(stderr, "%s: %s\n", who, message);
+}
+
+int ctx_connect(struct vssadmin_ctx *ctx)
+{
+    ctx->r = vss_requestor_new();
+    if (!ctx->r) {
+        print_error(errno ? -errno : -ENOMEM, "vssadmin", NULL);
+        return VSSADMIN_EXIT_FAILED;
+    }
+    int rc = vss_requestor_connect(ctx->r, ctx->socket, "vssadmin");
+    if (rc == 0)
+        return VSSADMIN_EXIT_OK;
+    if (vss_is_vss_error(rc)) {
+        /* vssd answered but refused us (access denied, protocol, ...) */
+        print_error(rc, "vssd", vss_requestor_last_message(ctx->r));
+        ctx_close(ctx);
+        return VSSADMIN_EXIT_FAILED;
+    }
+    fflush(stdout);
+    fprintf(stderr, "Error: cannot reach vssd at '%s': %s\n", ctx_socket(ctx), vss_strerror(rc));
+    if (rc == -EACCES || rc == -EPERM)
+        fprintf(stderr, "vssadmin: run as root or as a member of vssd's requestor group\n");
+    else
+        fprintf(stderr, "vssadmin: vssd may not be running (start it, or give its socket "
+                        "with --socket or VSS_SOCKET)\n");
+    ctx_close(ctx);
+    return VSSADMIN_EXIT_NO_DAEMON;
+}
+
+void ctx_close(struct vssadmin_ctx *ctx)
+{
+    vss_requestor_free(ctx->r);
+    ctx->r = NULL;
+}
+
+int ctx_fail(struct vssadmin_ctx *ctx, int err)
+{
+    return ctx_fail_msg(ctx, err, ctx->r ? vss_requestor_last_message(ctx->r) : NULL);
+}
+
+int ctx_fail_msg(struct vssadmin_ctx *ctx, int err, const char *message)
+{
+    if (connection_lost(err)) {
+        fflush(stdout);
+        fprintf(stderr, "Error: lost the connection to vssd at '%s': %s\n", ctx_socket(ctx),
+                vss_strerror(err));
+        fprintf(stderr, "vssadmin: vssd may have stopped; check its log\n");
+        return VSSADMIN_EXIT_NO_DAEMON;
+    }
+    print_error(err, "vssd", message);
+    return VSSADMIN_EXIT_FAILED;
+}
+
+int ctx_fail_local(int err, const char *message)
+{
+    print_error(err, "vssadmin", message);
+    return VSSADMIN_EXIT_FAILED;
+}
+
+int ctx_volume(struct vssadmin_ctx *ctx, const char *spec, enum volspec_kind kind,
+               char *out, size_t len)
+{
+    if (kind != VOLSPEC_NAME) {
+        snprintf(out, len, "%s", spec);
+        return VSSADMIN_EXIT_OK;
+    }
+    vss_list *vols = NULL;
+    int rc = vss_requestor_list_volumes(ctx->r, &vols);
+    if (rc)
+        return ctx_fail(ctx, rc);
+    const vss_item *v = volumes_find(vols, spec);
+    const char *path = v ? vss_item_str(v, "path") : NULL;
+    if (!path || !*path) {
+        vss_list_free(vols);
+        char msg[VOLSPEC_MAX + 64];
+        snprintf(msg, sizeof msg, "no volume is named '%s' (see 'vssadmin list volumes')", spec);
+        return ctx_fail_local(VSS_E_OBJECT_NOT_FOUND, msg);
+    }
+    snprintf(out, len, "%s", path);
+    vss_list_free(vols);
+    return VSSADMIN_EXIT_OK;
+}
+
+bool confirm(const char *prompt)
+{
+    fputs(prompt, stdout);
+    fflush(stdout);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    bool yes = false;
+    if (n < 0) {
+        fputs("\n", stdout);        /* EOF: the answer is the default, N */
+    } else {
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        s[strcspn(s, " \t\r\n")] = '\0';
+        yes = !strcasecmp(s, "y") || !strcasecmp(s, "yes");
+    }
+    free(line);
+    return yes;
+}
+
+const char *host_name(void)
+{
+    static char name[256];
+    if (!name[0] && gethostname(name, sizeof name - 1) != 0)
+        snprintf(name, sizeof name, "localhost");
+    return name;
+}

@@ -1,0 +1,285 @@
+/*
+ * output.c - vssadmin's listings in the layouts of Windows vssadmin 1.1
+ * (reference/vss.md §3.3-3.7; our own banner) and as pretty JSON.
+ *
+ * Layout rules kept here: detail lines are indented with spaces only
+ * (writers, providers, storage: 3; shadows: 0/3/6/9; volumes: 4), every
+ * writer, shadow, provider and storage block ends with a blank line, GUIDs
+ * print as "{lowercase}", and a missing field prints as an empty value,
+ * never as "(null)". The printers only read items, so they can be tested
+ * without vssd.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include <vss/vss.h>
+
+#include "format.h"
+#include "output.h"
+#include "util.h"
+
+void out_banner(FILE *f)
+{
+    fputs(VSSADMIN_BANNER_1 "\n" VSSADMIN_BANNER_2 "\n\n", f);
+}
+
+/* A string field, "" if missing. */
+static const char *item_s(const vss_item *it, const char *field)
+{
+    const char *s = vss_item_str(it, field);
+    return s ? s : "";
+}
+
+/* A GUID field as "{lowercase}", or its raw text, or "". */
+static const char *item_guid(const vss_item *it, const char *field, char buf[VSS_ID_STRLEN])
+{
+    vss_id id;
+    if (vss_item_id(it, field, &id) == 0)
+        return vss_id_format(&id, buf);
+    const char *s = vss_item_str(it, field);
+    if (s && vss_id_parse(s, &id) == 0)
+        return vss_id_format(&id, buf);
+    return s ? s : "";
+}
+
+void out_writers_header(FILE *f)
+{
+    fputs("Waiting for responses.\n"
+          "These may be delayed if a shadow copy is being prepared.\n\n", f);
+}
+
+/* The writer's last error code: "failure", else its "hresult" text. */
+static int writer_failure(const vss_item *it)
+{
+    long long failure = vss_item_int(it, "failure");
+    if (failure != 0)
+        return (int)failure;
+    const char *hr = vss_item_str(it, "hresult");
+    if (hr && *hr) {
+        char *end;
+        unsigned long v = strtoul(hr, &end, 16);
+        if (*end == '\0' && v != 0)
+            return vss_from_hresult((uint32_t)v);
+    }
+    return 0;
+}
+
+void out_writers(FILE *f, const vss_list *writers)
+{
+    size_t n = writers ? vss_list_count(writers) : 0;
+    if (n == 0) {
+        fputs(VSSADMIN_NO_ITEMS "\n", f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const vss_item *it = vss_list_get(writers, i);
+        char c[VSS_ID_STRLEN], in[VSS_ID_STRLEN];
+        int state = (int)vss_item_int(it, "state");
+        fprintf(f, "Writer name: '%s'\n", item_s(it, "name"));
+        fprintf(f, "   Writer Id: %s\n", item_guid(it, "class_id", c));
+        fprintf(f, "   Writer Instance Id: %s\n", item_guid(it, "instance_id", in));
+        fprintf(f, "   State: [%d] %s\n", state, vss_writer_state_text(state));
+        fprintf(f, "   Last error: %s\n\n", vss_writer_error_text(writer_failure(it)));
+    }
+}
+
+static void print_shadow(FILE *f, const vss_item *it, const char *host)
+{
+    char id[VSS_ID_STRLEN], vol[VOLSPEC_MAX + 64], attrs[512];
+    fmt_volume(vss_item_str(it, "letter"), vss_item_str(it, "volume_name"),
+               vss_item_str(it, "volume"), vol, sizeof vol);
+    const char *machine = vss_item_str(it, "machine");
+    if (!machine || !*machine)
+        machine = host ? host : "";
+    const char *type = vss_item_str(it, "type");
+    if (!type || !*type)
+        type = vss_context_type_text((long)vss_item_int(it, "context"));
+    vss_attributes_text((long)vss_item_int(it, "attributes"), false, attrs, sizeof attrs);
+
+    fprintf(f, "      Shadow Copy ID: %s\n", item_guid(it, "id", id));
+    fprintf(f, "         Original Volume: %s\n", vol);
+    fprintf(f, "         Shadow Copy Volume: %s\n", item_s(it, "device"));
+    fprintf(f, "         Originating Machine: %s\n", machine);
+    fprintf(f, "         Service Machine: %s\n", machine);
+    fprintf(f, "         Provider: '%s'\n", item_s(it, "provider"));
+    fprintf(f, "         Type: %s\n", type);
+    fprintf(f, "         Attributes: %s\n\n", attrs);
+}
+
+void out_shadows(FILE *f, const vss_list *shadows, const char *host)
+{
+    size_t n = shadows ? vss_list_count(shadows) : 0;
+    if (n == 0) {
+        fputs(VSSADMIN_NO_ITEMS "\n", f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const vss_item *it = vss_list_get(shadows, i);
+        char set[VSS_ID_STRLEN], other[VSS_ID_STRLEN];
+        item_guid(it, "set_id", set);
+        /* print each set once, where its first shadow appears */
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = !strcmp(set, item_guid(vss_list_get(shadows, j), "set_id", other));
+        if (seen)
+            continue;
+        size_t members = 0;
+        for (size_t j = i; j < n; j++)
+            if (!strcmp(set, item_guid(vss_list_get(shadows, j), "set_id", other)))
+                members++;
+        long long count = vss_item_int(it, "set_count");
+        if (count <= 0)
+            count = (long long)members;
+        char when[64];
+        long long created = vss_item_int(it, "created");
+        if (created > 0)
+            format_time_win(created, when, sizeof when);
+        else
+            snprintf(when, sizeof when, "%s", item_s(it, "created_text"));
+        fprintf(f, "Contents of shadow copy set ID: %s\n", set);
+        fprintf(f, "   Contained %lld shadow copies at creation time: %s\n", count, when);
+        for (size_t j = i; j < n; j++) {
+            const vss_item *m = vss_list_get(shadows, j);
+            if (!strcmp(set, item_guid(m, "set_id", other)))
+                print_shadow(f, m, host);
+        }
+    }
+}
+
+void out_providers(FILE *f, const vss_list *providers)
+{
+    size_t n = providers ? vss_list_count(providers) : 0;
+    if (n == 0) {
+        fputs(VSSADMIN_NO_ITEMS "\n", f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const vss_item *it = vss_list_get(providers, i);
+        char id[VSS_ID_STRLEN];
+        fprintf(f, "Provider name: '%s'\n", item_s(it, "name"));
+        fprintf(f, "   Provider type: %s\n", fmt_provider_type(vss_item_int(it, "type")));
+        fprintf(f, "   Provider Id: %s\n", item_guid(it, "id", id));
+        fprintf(f, "   Version: %s\n\n", item_s(it, "version"));
+    }
+}
+
+void out_volumes(FILE *f, const vss_list *volumes)
+{
+    size_t n = volumes ? vss_list_count(volumes) : 0;
+    if (n == 0) {
+        fputs(VSSADMIN_NO_ITEMS "\n", f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const vss_item *it = vss_list_get(volumes, i);
+        const char *letter = vss_item_str(it, "letter");
+        const char *name = vss_item_str(it, "name");
+        if (letter && *letter)
+            fprintf(f, "Volume path: %s\\\n", letter);
+        else
+            fprintf(f, "Volume path: %s\n", item_s(it, "path"));
+        fprintf(f, "    Volume name: %s\n", name && *name ? name : item_s(it, "path"));
+    }
+}
+
+const vss_item *volumes_find(const vss_list *volumes, const char *spec)
+{
+    if (!volumes || !spec || !*spec)
+        return NULL;
+    size_t n = vss_list_count(volumes);
+    for (size_t i = 0; i < n; i++) {
+        const vss_item *it = vss_list_get(volumes, i);
+        const char *letter = vss_item_str(it, "letter");
+        const char *name = vss_item_str(it, "name");
+        const char *path = vss_item_str(it, "path");
+        if ((letter && *letter && !strcasecmp(letter, spec)) ||
+            (name && *name && !strcasecmp(name, spec)) ||
+            (path && !strcmp(path, spec)))
+            return it;
+    }
+    return NULL;
+}
+
+/* "(F:)\\?\Volume{...}\" for a path, using the volume list when it knows it. */
+static void storage_volume(const vss_list *volumes, const char *path, char *buf, size_t len)
+{
+    const vss_item *v = volumes_find(volumes, path);
+    if (v)
+        fmt_volume(vss_item_str(v, "letter"), vss_item_str(v, "name"), path, buf, len);
+    else
+        fmt_volume(NULL, NULL, path, buf, len);
+}
+
+size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
+                   const char *on_path)
+{
+    size_t n = storage ? vss_list_count(storage) : 0, shown = 0;
+    for (size_t i = 0; i < n; i++) {
+        const vss_item *it = vss_list_get(storage, i);
+        const char *on = item_s(it, "on");
+        if (on_path && strcmp(on, on_path))
+            continue;
+        char forv[VOLSPEC_MAX + 64], onv[VOLSPEC_MAX + 64], used[64], alloc[64], max[64];
+        long long cap = vss_item_int(it, "capacity");
+        long long maximum = vss_item_int(it, "maximum");
+        const char *mt = vss_item_str(it, "maximum_text");
+        if (mt && !strcasecmp(mt, "UNBOUNDED"))
+            maximum = -1;
+        storage_volume(volumes, item_s(it, "volume"), forv, sizeof forv);
+        storage_volume(volumes, on, onv, sizeof onv);
+        fmt_space(vss_item_int(it, "used"), cap, used, sizeof used);
+        fmt_space(vss_item_int(it, "allocated"), cap, alloc, sizeof alloc);
+        fmt_space(maximum, cap, max, sizeof max);
+        fputs("Shadow Copy Storage association\n", f);
+        fprintf(f, "   For volume: %s\n", forv);
+        fprintf(f, "   Shadow Copy Storage volume: %s\n", onv);
+        fprintf(f, "   Used Shadow Copy Storage space: %s\n", used);
+        fprintf(f, "   Allocated Shadow Copy Storage space: %s\n", alloc);
+        fprintf(f, "   Maximum Shadow Copy Storage space: %s\n\n", max);
+        shown++;
+    }
+    if (shown == 0)
+        fputs(VSSADMIN_NO_ITEMS "\n", f);
+    return shown;
+}
+
+/* Drops the entries of array a whose string field is not value. */
+static void filter_array(struct json_object *a, const char *field, const char *value)
+{
+    for (size_t i = json_object_array_length(a); i-- > 0;) {
+        struct json_object *e = json_object_array_get_idx(a, i), *v;
+        const char *s = NULL;
+        if (json_object_object_get_ex(e, field, &v))
+            s = json_object_get_string(v);
+        if (!s || strcmp(s, value))
+            json_object_array_del_idx(a, i, 1);
+    }
+}
+
+int out_json(FILE *f, const char *json, const char *field, const char *value)
+{
+    struct json_object *root = json_tokener_parse(json ? json : "");
+    if (!root) {
+        fprintf(f, "%s\n", json ? json : "null");
+        return -EINVAL;
+    }
+    if (field && value) {
+        if (json_object_is_type(root, json_type_array)) {
+            filter_array(root, field, value);
+        } else if (json_object_is_type(root, json_type_object)) {
+            json_object_object_foreach(root, key, member) {
+                (void)key;
+                if (json_object_is_type(member, json_type_array))
+                    filter_array(member, field, value);
+            }
+        }
+    }
+    fprintf(f, "%s\n", json_object_to_json_string_ext(root,
+            JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(root);
+    return 0;
+}
