@@ -14,7 +14,7 @@ SANITIZE ?=
 BUILD    := $(if $(SANITIZE),build-san,build)
 MESON_SETUP_ARGS := --prefix=$(PREFIX) $(if $(SANITIZE),-Db_sanitize=$(SANITIZE) -Db_lundef=false)
 
-.PHONY: all deps check demo install bench clean fuzz
+.PHONY: all deps check demo install bench clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)

@@ -23,7 +23,7 @@
 #include "util.h"
 #include "vss-build.h"
 
-#define MAX_PENDING_OUTPUT (32u << 20)
+#define MAX_PENDING_OUTPUT (8u << 20)
 
 static void protocol_error(struct conn *c, int64_t re, int status, const char *what)
 {
@@ -61,8 +61,18 @@ int conn_accept(int listen_fd)
     c->next = D.conns;
     D.conns = c;
     D.n_conns++;
-    if (D.n_conns > D.cfg.max_connections) {
-        conn_reply(c, 0, -EUSERS, "too many connections to vssd; try again later", NULL);
+    /* Any local user may connect (writers are not root): one uid other
+     * than root may hold at most a quarter of the connections, so it
+     * cannot lock the others, root's backups above all, out. */
+    unsigned same_uid = 0;
+    for (struct conn *o = D.conns; o; o = o->next)
+        if (!o->dead && o->uid == c->uid)
+            same_uid++;
+    unsigned per_uid = D.cfg.max_connections / 4 ? D.cfg.max_connections / 4 : 1;
+    if (D.n_conns > D.cfg.max_connections || (c->uid != 0 && same_uid > per_uid)) {
+        conn_reply(c, 0, -EUSERS, D.n_conns > D.cfg.max_connections ?
+                   "too many connections to vssd; try again later" :
+                   "too many connections from this user to vssd", NULL);
         c->closing = true;
         conn_writable(c);
     }

@@ -2,12 +2,13 @@
  * flush.c - the flush & hold phase, on its own thread so that the main
  * loop keeps serving other clients while filesystems are frozen.
  *
- * Order (docs/protocol.md, "Timing of do_snapshot_set"): syncfs every
- * filesystem (outside the window); record and arm the watchdog; FIFREEZE
- * every filesystem (the set is atomic: all are frozen before any provider
- * commits); provider commit for every shadow; FITHAW every filesystem in
- * reverse order; disarm. The hold window is measured from the first
- * FIFREEZE to the last FITHAW.
+ * Two jobs per snapshot set (docs/protocol.md, "Timing of do_snapshot_set"):
+ * FLUSH_PREPARE, before the writers' Freeze: syncfs and a short freeze and
+ * thaw of each filesystem (see prepare()); FLUSH_HOLD, after it: record
+ * and arm the watchdog; FIFREEZE every filesystem (the set is atomic: all
+ * are frozen before any provider commits); provider commit for every
+ * shadow; FITHAW every filesystem in reverse order; disarm. The hold
+ * window is measured from the first FIFREEZE to the last FITHAW.
  *
  * Invariants: no path out of the thread leaves a filesystem frozen (every
  * failure after the first FIFREEZE goes through thaw_all); the watchdog is
@@ -42,17 +43,10 @@ static void thaw_all(struct flush_job *job)
     }
 }
 
-static void *flush_main(void *arg)
+/* Arms the watchdog and writes the freeze record; on failure fills job. */
+static int arm(struct flush_job *job)
 {
-    struct flush_job *job = arg;
     int fds[MAX_SET_VOLUMES];
-
-    /* Flush outside the window, so the freeze itself has little to write. */
-    uint64_t t = now_us();
-    for (size_t i = 0; i < job->n_vols; i++)
-        syncfs(job->vols[i].fd);
-    job->flush_us = now_us() - t;
-
     for (size_t i = 0; i < job->n_vols; i++)
         fds[i] = job->vols[i].fd;
     int r = freeze_record_write(job);
@@ -63,23 +57,66 @@ static void *flush_main(void *arg)
         snprintf(job->error, sizeof job->error,
                  "cannot arm the freeze watchdog (%s): refusing to freeze", strerror(-r));
         freeze_record_clear();
-        goto done;
     }
+    return r;
+}
 
-    uint64_t t0 = now_us();
-    for (size_t i = 0; i < job->n_vols; i++) {
-        if (ioctl(job->vols[i].fd, FIFREEZE, 0) < 0) {
-            int e = errno;
-            job->status = e == EBUSY ? VSS_E_FLUSH_WRITES_TIMEOUT : VSS_E_VOLUME_NOT_SUPPORTED;
-            snprintf(job->error, sizeof job->error, "cannot freeze '%s': %s%s",
-                     job->vols[i].path, strerror(e),
-                     e == EBUSY ? " (frozen by someone else?)" : "");
-            goto thaw;
-        }
+static void disarm(struct flush_job *job)
+{
+    watchdog_disarm();
+    freeze_record_clear();
+}
+
+static int freeze_one(struct flush_job *job, size_t i)
+{
+    if (ioctl(job->vols[i].fd, FIFREEZE, 0) == 0) {
         job->vols[i].frozen = true;
+        return 0;
     }
+    int e = errno;
+    job->status = e == EBUSY ? VSS_E_FLUSH_WRITES_TIMEOUT : VSS_E_VOLUME_NOT_SUPPORTED;
+    snprintf(job->error, sizeof job->error, "cannot freeze '%s': %s%s", job->vols[i].path,
+             strerror(e), e == EBUSY ? " (frozen by someone else?)" : "");
+    return -e;
+}
+
+/*
+ * Before the writers freeze: flush each filesystem, then freeze and thaw
+ * it once. The first FIFREEZE after a quiet spell waits for RCU grace
+ * periods in freeze_super (tens of ms, while writes still flow); doing it
+ * here, outside the writers' Freeze->Thaw window, lets the real freeze a
+ * moment later take the fast path. It also proves every filesystem can be
+ * frozen before any writer is asked to hold.
+ */
+static void prepare(struct flush_job *job)
+{
+    uint64_t t = now_us();
+    for (size_t i = 0; i < job->n_vols; i++)
+        syncfs(job->vols[i].fd);
+    job->flush_us = now_us() - t;
+    if (arm(job) < 0)
+        return;
+    t = now_us();
+    for (size_t i = 0; i < job->n_vols && job->status == 0; i++) {
+        if (freeze_one(job, i) < 0)
+            break;
+        ioctl(job->vols[i].fd, FITHAW, 0);
+        job->vols[i].frozen = false;
+    }
+    job->prefreeze_us = now_us() - t;
+    disarm(job);
+}
+
+static void hold(struct flush_job *job)
+{
+    if (arm(job) < 0)
+        return;
+    uint64_t t0 = now_us();
+    for (size_t i = 0; i < job->n_vols; i++)
+        if (freeze_one(job, i) < 0)
+            goto thaw;
     for (size_t i = 0; i < job->n_shadows; i++) {
-        r = job->prov[i]->commit(job->ps[i]);
+        int r = job->prov[i]->commit(job->ps[i]);
         if (r < 0) {
             job->status = vss_is_vss_error(r) ? r : VSS_E_UNEXPECTED_PROVIDER_ERROR;
             snprintf(job->error, sizeof job->error, "provider '%s' failed to commit on '%s': %s",
@@ -91,11 +128,8 @@ static void *flush_main(void *arg)
 thaw:
     thaw_all(job);
     job->hold_us = now_us() - t0;
-    bool fired = false;
-    if (watchdog_disarm(&fired) < 0)
-        fired = false;
-    freeze_record_clear();
-    if (fired || job->watchdog_fired || job->hold_us > (uint64_t)job->hold_timeout_ms * 1000) {
+    disarm(job);
+    if (job->watchdog_fired || job->hold_us > (uint64_t)job->hold_timeout_ms * 1000) {
         job->watchdog_fired = true;
         if (job->status == 0) {
             job->status = VSS_E_HOLD_WRITES_TIMEOUT;
@@ -105,11 +139,18 @@ thaw:
                      (unsigned long long)(job->hold_us / 1000), job->hold_timeout_ms);
         }
     }
-done: {
-        char b = 1;
-        ssize_t w = write(D.flush_pipe[1], &b, 1);
-        (void)w;
-    }
+}
+
+static void *flush_main(void *arg)
+{
+    struct flush_job *job = arg;
+    if (job->mode == FLUSH_PREPARE)
+        prepare(job);
+    else
+        hold(job);
+    char b = 1;
+    ssize_t w = write(D.flush_pipe[1], &b, 1);
+    (void)w;
     return NULL;
 }
 

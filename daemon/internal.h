@@ -242,7 +242,12 @@ struct flush_vol {
     char path[PATH_MAX];
     bool frozen;
 };
+enum flush_mode {
+    FLUSH_PREPARE,  /* syncfs, then a short FIFREEZE+FITHAW of each filesystem */
+    FLUSH_HOLD,     /* FIFREEZE all, provider commits, FITHAW all */
+};
 struct flush_job {
+    enum flush_mode mode;
     struct flush_vol vols[MAX_SET_VOLUMES];
     size_t n_vols;
     struct vss_provider_shadow *ps[MAX_SET_VOLUMES];
@@ -252,7 +257,7 @@ struct flush_job {
     /* results */
     int status;
     char error[512];
-    uint64_t flush_us, hold_us;
+    uint64_t flush_us, prefreeze_us, hold_us;
     bool watchdog_fired;
 };
 /* Starts the flush & hold thread; completion is signalled on D.flush_pipe. */
@@ -264,8 +269,8 @@ bool flush_running(void);
 int watchdog_spawn(void);
 /* Arms the watchdog with the fds (it thaws them after timeout_ms). */
 int watchdog_arm(const int *fds, size_t n, unsigned timeout_ms);
-/* Disarms; *fired tells whether it had to thaw. */
-int watchdog_disarm(bool *fired);
+/* Disarms (one-way: whether it fired shows as FITHAW failing with EINVAL). */
+int watchdog_disarm(void);
 void watchdog_stop(void);
 /* Thaws filesystems left frozen by a previous run (freeze record). */
 void freeze_record_recover(void);

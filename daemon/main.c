@@ -167,7 +167,8 @@ static void run_loop(int sigfd)
             pfd[n++] = (struct pollfd){ .fd = c->fd,
                                         .events = (short)((c->closing ? 0 : POLLIN) |
                                                           (c->wlen ? POLLOUT : 0)) };
-            if (c->role == ROLE_NONE && c->hello_deadline < deadline)
+            if ((c->role == ROLE_NONE || (c->role == ROLE_WRITER && !c->writer)) &&
+                c->hello_deadline < deadline)
                 deadline = c->hello_deadline;
         }
         int timeout = -1;
@@ -197,11 +198,6 @@ static void run_loop(int sigfd)
             if (read(D.flush_pipe[0], &b, 1) == 1)
                 session_flush_done();
         }
-        if (pfd[2].revents & POLLIN) {
-            for (int i = 0; i < 16; i++)
-                if (conn_accept(D.listen_fd) < 0)
-                    break;
-        }
         for (size_t i = 3; i < n; i++) {
             struct conn *c = pconn[i];
             if (c->dead)
@@ -217,10 +213,18 @@ static void run_loop(int sigfd)
         }
         uint64_t now = now_ms();
         for (struct conn *c = D.conns; c; c = c->next)
-            if (!c->dead && c->role == ROLE_NONE && c->hello_deadline <= now)
-                conn_close(c, "no hello in time");
+            if (!c->dead && (c->role == ROLE_NONE || (c->role == ROLE_WRITER && !c->writer)) &&
+                c->hello_deadline <= now)
+                conn_close(c, "no hello or register in time");
         writer_check_timeouts(now);
         conn_reap();
+        /* Accept after this turn's hang-ups were reaped, so connections
+         * that just left do not count against max_connections. */
+        if (pfd[2].revents & POLLIN) {
+            for (int i = 0; i < 16; i++)
+                if (conn_accept(D.listen_fd) < 0)
+                    break;
+        }
     }
     free(pfd);
     free(pconn);

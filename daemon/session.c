@@ -105,6 +105,7 @@ static struct session *flushing;
 
 static void session_abort(struct session *s, int status, const char *msg);
 static void session_free(struct session *s);
+static void job_close(struct session *s);
 static void finish_op(struct session *s, int status, const char *msg, json_object *res);
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -412,6 +413,7 @@ static void session_abort(struct session *s, int status, const char *msg)
     pj_set_str(f, "reason", msg);
     ev(EV_ABORT, EVL_WARNING, f, "shadow copy set %s aborted: %s", sid, msg ? msg : "");
     writers_forget(s, NULL);
+    job_close(s);
     s->event = -1;
     s->cont = NULL;
     s->waiting = 0;
@@ -440,6 +442,7 @@ static void after_post_snapshot(struct session *s)
     pj_set_int(f, "writers", (int64_t)s->n_inv);
     pj_set_int(f, "hold_us", (int64_t)(s->job ? s->job->hold_us : 0));
     pj_set_int(f, "flush_us", (int64_t)(s->job ? s->job->flush_us : 0));
+    pj_set_int(f, "prefreeze_us", (int64_t)(s->job ? s->job->prefreeze_us : 0));
     pj_set_int(f, "freeze_to_thaw_us", (int64_t)ft);
     pj_set_int(f, "total_us", (int64_t)(now_us() - s->t_start));
     ev(EV_SET_CREATED, EVL_INFO, f,
@@ -511,86 +514,27 @@ static void after_thaw(struct session *s)
     fanout(s, VSS_EVENT_POST_SNAPSHOT, NULL, 0, after_post_snapshot);
 }
 
-void session_flush_done(void)
+static void job_close(struct session *s)
 {
-    struct session *s = flushing;
-    flush_join();
-    flushing = NULL;
-    if (!s)
+    if (!s->job)
         return;
-    struct flush_job *job = s->job;
-    for (size_t i = 0; i < job->n_vols; i++)
-        close(job->vols[i].fd);
-    char sid[VSS_ID_STRLEN];
-    vss_id_format(&s->set_id, sid);
-    json_object *f = json_object_new_object();
-    pj_set_str(f, "set_id", sid);
-    pj_set_int(f, "hold_us", (int64_t)job->hold_us);
-    pj_set_int(f, "flush_us", (int64_t)job->flush_us);
-    pj_set_int(f, "status", job->status);
-    if (job->watchdog_fired)
-        ev(EV_WATCHDOG_THAW, EVL_ERROR, f, "flush & hold of set %s: %s", sid, job->error);
-    else
-        ev(EV_HOLD_DONE, job->status ? EVL_ERROR : EVL_INFO, f,
-           "flush & hold of set %s done in %.3f ms%s%s", sid, (double)job->hold_us / 1000.0,
-           job->status ? ": " : "", job->error);
-    if (s->abort_pending) {
-        session_abort(s, s->abort_status, s->abort_msg);
-        return;
+    for (size_t i = 0; i < s->job->n_vols; i++) {
+        if (s->job->vols[i].fd >= 0)
+            close(s->job->vols[i].fd);
+        s->job->vols[i].fd = -1;
     }
-    if (job->status) {
-        session_abort(s, job->status, job->error);
-        return;
-    }
-    s->t_thaw_sent = now_us();
-    ev(EV_THAW, EVL_INFO, NULL, "Thaw sent to %zu writers", s->n_inv);
-    fanout(s, VSS_EVENT_THAW, NULL, 0, after_thaw);
 }
 
-static void start_flush(struct session *s)
+static void start_hold(struct session *s)
 {
-    struct flush_job *job = calloc(1, sizeof *job);
-    if (!job) {
-        session_abort(s, -ENOMEM, "out of memory");
-        return;
-    }
-    s->job = job;
-    job->hold_timeout_ms = D.cfg.hold_timeout_ms;
-    /* One fd per distinct filesystem (two volumes may share one). */
-    for (size_t i = 0; i < s->n_vols; i++) {
-        struct svol *v = &s->vols[i];
-        bool dup = false;
-        for (size_t k = 0; k < i; k++)
-            if (s->vols[k].vol.dev == v->vol.dev)
-                dup = true;
-        if (!dup) {
-            struct flush_vol *fv = &job->vols[job->n_vols];
-            fv->fd = open(v->vol.mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (fv->fd < 0) {
-                char m[PATH_MAX + 64];
-                snprintf(m, sizeof m, "cannot open '%s': %s", v->vol.mountpoint, strerror(errno));
-                for (size_t k = 0; k < job->n_vols; k++)
-                    close(job->vols[k].fd);
-                job->n_vols = 0;
-                session_abort(s, -errno, m);
-                return;
-            }
-            snprintf(fv->path, sizeof fv->path, "%s", v->vol.mountpoint);
-            job->n_vols++;
-        }
-        job->ps[job->n_shadows] = &v->sh->ps;
-        job->prov[job->n_shadows] = &v->prov->p;
-        job->n_shadows++;
-    }
-    ev(EV_FLUSH_HOLD, EVL_INFO, NULL, "flush & hold of %zu filesystems", job->n_vols);
-    int r = flush_start(job);
+    s->job->mode = FLUSH_HOLD;
+    int r = flush_start(s->job);
     if (r < 0) {
-        for (size_t k = 0; k < job->n_vols; k++)
-            close(job->vols[k].fd);
         session_abort(s, r, "cannot start the flush & hold thread");
         return;
     }
     flushing = s;
+    ev(EV_FLUSH_HOLD, EVL_INFO, NULL, "flush & hold of %zu filesystems", s->job->n_vols);
 }
 
 static void freeze_next_level(struct session *s)
@@ -612,7 +556,116 @@ static void freeze_next_level(struct session *s)
             return;
         }
     }
-    start_flush(s);
+    start_hold(s);
+}
+
+static void prepared_filesystems(struct session *s)
+{
+    size_t n_inv = s->n_inv;
+    s->level = VSS_APP_FRONT_END;
+    s->t_freeze_sent = now_us();
+    freeze_next_level(s); /* may end (and free) the session: s is not used after */
+    ev(EV_FREEZE, EVL_INFO, NULL, "Freeze sent to %zu writers", n_inv);
+}
+
+void session_flush_done(void)
+{
+    struct session *s = flushing;
+    flush_join();
+    flushing = NULL;
+    if (!s)
+        return;
+    struct flush_job *job = s->job;
+    if (job->mode == FLUSH_PREPARE) {
+        if (job->status == 0 && s->abort_pending)
+            session_abort(s, s->abort_status, s->abort_msg);
+        else if (job->status)
+            session_abort(s, job->status, job->error);
+        else
+            prepared_filesystems(s);
+        return;
+    }
+    job_close(s);
+    char sid[VSS_ID_STRLEN];
+    vss_id_format(&s->set_id, sid);
+    json_object *f = json_object_new_object();
+    pj_set_str(f, "set_id", sid);
+    pj_set_int(f, "hold_us", (int64_t)job->hold_us);
+    pj_set_int(f, "flush_us", (int64_t)job->flush_us);
+    pj_set_int(f, "prefreeze_us", (int64_t)job->prefreeze_us);
+    pj_set_int(f, "status", job->status);
+    bool fired = job->watchdog_fired;
+    int status = job->status;
+    uint64_t hold_us = job->hold_us;
+    char error[sizeof job->error];
+    snprintf(error, sizeof error, "%s", job->error);
+    size_t n_inv = s->n_inv;
+    bool thawing = false;
+    /* The hold's own failure is the root cause of whatever else fired
+     * meanwhile (a writer's Freeze->Thaw timer during a stalled commit). */
+    if (status) {
+        session_abort(s, status, error);
+    } else if (s->abort_pending) {
+        session_abort(s, s->abort_status, s->abort_msg);
+    } else {
+        /* Thaw first, log after: the writers wait for it. The fan-out may
+         * complete synchronously and end the set: s and job are not
+         * touched after it. */
+        s->t_thaw_sent = now_us();
+        thawing = true;
+        fanout(s, VSS_EVENT_THAW, NULL, 0, after_thaw);
+    }
+    if (fired)
+        ev(EV_WATCHDOG_THAW, EVL_ERROR, f, "flush & hold of set %s: %s", sid, error);
+    else
+        ev(EV_HOLD_DONE, status ? EVL_ERROR : EVL_INFO, f,
+           "flush & hold of set %s done in %.3f ms%s%s", sid, (double)hold_us / 1000.0,
+           status ? ": " : "", error);
+    if (thawing)
+        ev(EV_THAW, EVL_INFO, NULL, "Thaw sent to %zu writers", n_inv);
+}
+
+/* Opens the set's filesystems and starts the FLUSH_PREPARE job. */
+static void start_flush(struct session *s)
+{
+    struct flush_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        session_abort(s, -ENOMEM, "out of memory");
+        return;
+    }
+    s->job = job;
+    job->mode = FLUSH_PREPARE;
+    job->hold_timeout_ms = D.cfg.hold_timeout_ms;
+    /* One fd per distinct filesystem (two volumes may share one). */
+    for (size_t i = 0; i < s->n_vols; i++) {
+        struct svol *v = &s->vols[i];
+        bool dup = false;
+        for (size_t k = 0; k < i; k++)
+            if (s->vols[k].vol.dev == v->vol.dev)
+                dup = true;
+        if (!dup) {
+            struct flush_vol *fv = &job->vols[job->n_vols];
+            fv->fd = open(v->vol.mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fv->fd < 0) {
+                int e = errno;
+                char m[PATH_MAX + 64];
+                snprintf(m, sizeof m, "cannot open '%s': %s", v->vol.mountpoint, strerror(e));
+                session_abort(s, -e, m);
+                return;
+            }
+            snprintf(fv->path, sizeof fv->path, "%s", v->vol.mountpoint);
+            job->n_vols++;
+        }
+        job->ps[job->n_shadows] = &v->sh->ps;
+        job->prov[job->n_shadows] = &v->prov->p;
+        job->n_shadows++;
+    }
+    int r = flush_start(job);
+    if (r < 0) {
+        session_abort(s, r, "cannot start the flush & hold thread");
+        return;
+    }
+    flushing = s;
 }
 
 static void after_prepare_snapshot(struct session *s)
@@ -621,10 +674,7 @@ static void after_prepare_snapshot(struct session *s)
         session_abort(s, s->fail, s->fail_msg);
         return;
     }
-    ev(EV_FREEZE, EVL_INFO, NULL, "Freeze sent to %zu writers", s->n_inv);
-    s->level = VSS_APP_FRONT_END;
-    s->t_freeze_sent = now_us();
-    freeze_next_level(s);
+    start_flush(s);
 }
 
 /* ---- events from writers --------------------------------------------- */

@@ -5,7 +5,7 @@
  *
  * Protocol on a SOCK_SEQPACKET pair: ARM {timeout, n} with the n frozen
  * filesystems' fds passed by SCM_RIGHTS, before the first FIFREEZE;
- * DISARM after the last FITHAW, answered {fired}. The fds travel with the
+ * DISARM after the last FITHAW (one-way). The fds travel with the
  * message, so even if vssd dies right after sending ARM the watchdog
  * holds them and can thaw.
  *
@@ -32,7 +32,7 @@
 #include "internal.h"
 #include "util.h"
 
-enum { WD_ARM = 1, WD_DISARM = 2, WD_STATUS = 3 };
+enum { WD_ARM = 1, WD_DISARM = 2 };
 
 struct wd_msg {
     uint32_t type;
@@ -129,14 +129,11 @@ static void watchdog_main(int sock)
             fired = false;
             deadline = now_ms() + m.timeout_ms;
         } else if (m.type == WD_DISARM) {
-            struct wd_msg reply = { .type = WD_STATUS, .fired = fired };
             for (size_t i = 0; i < n; i++)
                 close(fds[i]);
             n = 0;
             armed = false;
             fired = false;
-            if (send(sock, &reply, sizeof reply, MSG_NOSIGNAL) < 0)
-                _exit(0);
         }
     }
 }
@@ -192,22 +189,15 @@ int watchdog_arm(const int *fds, size_t n, unsigned timeout_ms)
     return 0;
 }
 
-int watchdog_disarm(bool *fired)
+int watchdog_disarm(void)
 {
+    /* One-way: vssd learns that the watchdog fired from FITHAW failing
+     * with EINVAL, so the hold does not wait for a round trip here. */
     struct wd_msg m = { .type = WD_DISARM };
-    *fired = false;
     if (D.watchdog_fd < 0)
         return -ENOTCONN;
     if (send(D.watchdog_fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
         return -errno;
-    struct pollfd p = { .fd = D.watchdog_fd, .events = POLLIN };
-    if (poll(&p, 1, 5000) <= 0)
-        return -ETIMEDOUT;
-    struct wd_msg reply;
-    ssize_t got = recv(D.watchdog_fd, &reply, sizeof reply, 0);
-    if (got != (ssize_t)sizeof reply || reply.type != WD_STATUS)
-        return -EPROTO;
-    *fired = reply.fired != 0;
     return 0;
 }
 

@@ -187,7 +187,11 @@ static void complete(struct writer *w, size_t idx, bool ok, int failure, json_ob
 {
     struct outstanding o = w->out[idx];
     w->out[idx] = w->out[--w->n_out];
-    writer_set_result(w, o.event, ok, failure);
+    /* An administrator's Identify (vssadmin list writers) is not part of
+     * any backup: its outcome does not overwrite the state and last error
+     * that the last backup left, which is what the administrator wants. */
+    if (!o.admin)
+        writer_set_result(w, o.event, ok, failure);
     if (o.session)
         session_event_done(o.session, w, o.event, ok, failure, reply);
     else if (o.admin)

@@ -7,8 +7,8 @@
  * The steps are those of IVssBackupComponents (vss/requestor.h):
  * connect, init_backup, set_backup_state, gather_writer_metadata,
  * start_snapshot_set, add_to_snapshot_set, prepare_for_backup,
- * do_snapshot_set, (copy the data from the shadow), backup_complete,
- * release. Any failure ends the program with vssd's explanation; the
+ * do_snapshot_set, (copy the data from the shadow), set_backup_succeeded
+ * per component, backup_complete, release. Any failure ends the program with vssd's explanation; the
  * vss_requestor_free() in the cleanup path releases the backup, so vssd
  * tells the writers (BackupShutdown) and deletes the auto-release shadow.
  *
@@ -85,8 +85,23 @@ int main(int argc, char **argv)
            s ? vss_item_str(s, "volume") : volume,
            s && vss_item_str(s, "device") ? vss_item_str(s, "device") : "(no device)");
 
-    /* A real backup would now expose the shadow and copy from it, then
-     * call vss_requestor_set_backup_succeeded() per component. */
+    /* A real backup would now expose the shadow and copy from it. Then it
+     * tells each writer which of its components made it into the backup
+     * (a full backup lets writers such as a mail store truncate logs). */
+    for (size_t i = 0; i < vss_list_count(writers); i++) {
+        const vss_item *w = vss_list_get(writers, i);
+        const vss_list *comps = vss_item_list(w, "components");
+        vss_id instance;
+        if (vss_item_id(w, "instance_id", &instance) < 0)
+            continue;
+        for (size_t k = 0; k < vss_list_count(comps); k++) {
+            const vss_item *c = vss_list_get(comps, k);
+            if (failed(r, vss_requestor_set_backup_succeeded(r, &instance,
+                           vss_item_str(c, "logical_path"), vss_item_str(c, "name"), true),
+                       "set_backup_succeeded"))
+                goto out;
+        }
+    }
 
     if (failed(r, vss_requestor_backup_complete(r), "backup_complete") ||
         failed(r, vss_requestor_release(r), "release"))

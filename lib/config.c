@@ -88,10 +88,10 @@ static int add_acl(struct parse_ctx *p, int line, const char *name, const char *
 {
     struct vss_config *c = p->c;
     struct vss_writer_acl acl = { .n_uids = 0 };
+    char tmp[40];   /* "{guid}" when name came without braces; outlives the if */
     if (strcmp(name, "*") == 0) {
         strcpy(acl.class_spec, "*");
     } else {
-        char tmp[40];
         size_t n = strlen(name);
         if (n == 36 && snprintf(tmp, sizeof tmp, "{%s}", name) == 38)
             name = tmp;
@@ -115,8 +115,10 @@ static int add_acl(struct parse_ctx *p, int line, const char *name, const char *
         } else {
             struct passwd *pw = getpwnam(tok);
             if (!pw) {
+                /* tok points into copy: report before freeing it. */
+                fail(p, line, "unknown user '%s' for writer class '%s'", tok, name);
                 free(copy);
-                return fail(p, line, "unknown user '%s' for writer class '%s'", tok, name);
+                return 0;
             }
             acl.uids[acl.n_uids++] = pw->pw_uid;
         }
@@ -288,6 +290,10 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
             return r;
     } else if (!c->socket[0] && (r = set_path(c->socket, c->run_dir, "/vssd.sock")) < 0) {
         return r;
+    }
+    if (c->max_message > (64u << 20)) {
+        snprintf(err, errlen, "%s: max_message may be at most 67108864 (64 MiB)", c->conf_path);
+        return -EINVAL;
     }
     if (c->hold_timeout_ms > 60000) {
         snprintf(err, errlen, "%s: hold_timeout_ms may be at most 60000 (a frozen filesystem "

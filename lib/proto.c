@@ -2,8 +2,8 @@
  * proto.c - framing of the vssd protocol: 4-byte big-endian length plus one
  * JSON object (docs/protocol.md), and small json-c helpers.
  *
- * Invariants: a receive buffer never grows beyond max + PROTO_HDR bytes of
- * pending data; a frame whose declared length is out of range is reported
+ * Invariants: a receive buffer never holds more than max + PROTO_HDR + 64 KiB
+ * of pending data; a frame whose declared length is out of range is reported
  * (-EMSGSIZE) before any of its payload is buffered, so a hostile peer
  * cannot make us allocate more than the limit.
  */
@@ -81,6 +81,8 @@ int proto_rbuf_next(struct proto_rbuf *rb, json_object **out)
     json_tokener *tok = json_tokener_new_ex(32);
     if (!tok)
         return -ENOMEM;
+    /* RFC 8259 JSON in UTF-8 only: no comments, single quotes, NaN, ... */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *o = json_tokener_parse_ex(tok, (const char *)rb->buf + PROTO_HDR, (int)n);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
@@ -182,7 +184,12 @@ const char *pj_str(json_object *o, const char *key)
     json_object *v;
     if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
         return NULL;
-    return json_object_get_string(v);
+    /* A string with an embedded NUL would compare equal to its prefix
+     * ("writer\u0000x" == "writer"): treat it as absent. */
+    const char *s = json_object_get_string(v);
+    if (strlen(s) != (size_t)json_object_get_string_len(v))
+        return NULL;
+    return s;
 }
 
 int64_t pj_int(json_object *o, const char *key, int64_t def)

@@ -16,6 +16,7 @@
  *   --warn        the callback sets CODE and returns true (non-fatal failure);
  *   --fail-no-code  the callback returns false without a code;
  *   --hang        the callback sleeps MS (default: until SIGTERM) first;
+ *                 SIGTERM during the hang exits at once, without a reply;
  *   --crash       the process dies in the callback (_exit(99) by default);
  *   --not-held    Thaw reports that writes were not held;
  *   --stamp       PostSnapshot sets this backup stamp.
@@ -146,14 +147,15 @@ static void log_event(const struct tw *t, vss_writer_event *ev)
         perror("vss-test-writer: log");
 }
 
-/* Sleeps ms (-1: until SIGTERM), returning early when stopping. */
+/* Sleeps ms (-1: until SIGTERM); exits (status 0) when stopped meanwhile. */
 static void hang(long ms)
 {
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
+        /* Stopped while hanging: leave without answering the event. */
         if (atomic_load(&stopping))
-            return;
+            _exit(0);
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long done = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;

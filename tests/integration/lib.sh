@@ -42,6 +42,13 @@ _failed=0
 
 cleanup() {
     local p m l
+    if [ "$_failed" -gt 0 ] && [ -f "$T/vssd.log" ]; then
+        diag "vssd log (last 60 lines):"
+        tail -60 "$T/vssd.log" | sed 's/^/#   /'
+    fi
+    # A failed test must not leave a filesystem frozen (a frozen
+    # superblock outlives the namespace and blocks its writers forever).
+    for m in "${_mounts[@]}"; do fsfreeze --unfreeze "$m" 2>/dev/null; done
     for p in "${_pids[@]}"; do
         kill -TERM "$p" 2>/dev/null
     done
@@ -164,8 +171,28 @@ writer_state() {
 }
 
 # not_frozen DIR: succeeds if a write + fsync on DIR completes within 5 s.
+# (A write to a frozen filesystem sleeps uninterruptibly: no `timeout`
+# can end it, so the probe runs in the background and is only watched.)
 not_frozen() {
-    timeout 5 sh -c "echo probe > '$1/.probe' && sync '$1/.probe' && rm -f '$1/.probe'"
+    sh -c "echo probe > '$1/.probe' && sync '$1/.probe' && rm -f '$1/.probe'" >/dev/null 2>&1 &
+    local p=$!
+    for _ in $(seq 100); do
+        kill -0 "$p" 2>/dev/null || { wait "$p"; return $?; }
+        sleep 0.05
+    done
+    disown "$p" 2>/dev/null
+    return 1
+}
+
+# is_frozen DIR: succeeds if a write to DIR is still blocked after 0.4 s.
+# The probe is left to finish by itself once DIR thaws (never waited for).
+is_frozen() {
+    sh -c "echo probe > '$1/.frozen-probe'; sync '$1/.frozen-probe'" >/dev/null 2>&1 &
+    local p=$!
+    sleep 0.4
+    if kill -0 "$p" 2>/dev/null; then disown "$p" 2>/dev/null; return 0; fi
+    wait "$p" 2>/dev/null
+    return 1
 }
 
 # shadow_count: number of shadows vssd lists.

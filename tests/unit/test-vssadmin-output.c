@@ -151,7 +151,8 @@ static void test_fmt_percent(void **state)
     assert_int_equal(fmt_percent(5, 0), 0);
     assert_int_equal(fmt_percent(1, 100), 1);
     assert_int_equal(fmt_percent(50, 200), 25);
-    assert_int_equal(fmt_percent(199, 200), 99);
+    assert_int_equal(fmt_percent(199, 200), 99);     /* truncated */
+    assert_int_equal(fmt_percent(9, 1000), 0);
     assert_int_equal(fmt_percent(200, 200), 100);
     assert_int_equal(fmt_percent(UINT64_MAX, UINT64_MAX), 100);
 }
@@ -160,12 +161,15 @@ static void test_fmt_space(void **state)
 {
     (void)state;
     char buf[64];
-    fmt_space(-1, 1000, buf, sizeof buf);
+    fmt_space(-1, 1000, -1, buf, sizeof buf);
     assert_string_equal(buf, "UNBOUNDED (100%)");
-    fmt_space(2212000000ll, 221200000000ll, buf, sizeof buf);
+    fmt_space(2212000000ll, 221200000000ll, -1, buf, sizeof buf);
     assert_string_equal(buf, "2.06 GB (1%)");
-    fmt_space(0, 0, buf, sizeof buf);
+    fmt_space(0, 0, -1, buf, sizeof buf);
     assert_string_equal(buf, "0 bytes (0%)");
+    /* a maximum given as 20% of 27053568 bytes is 5410700 bytes (19.99...%) */
+    fmt_space(27053568ll / 100 * 20, 27053568ll, 20, buf, sizeof buf);
+    assert_string_equal(buf, "5.16 MB (20%)");
 }
 
 /* ---- maxsize_parse ------------------------------------------------------ */
@@ -496,7 +500,7 @@ static void test_empty_listings(void **state)
     out_shadows(f, NULL, "h");
     out_providers(f, &empty);
     out_volumes(f, &empty);
-    assert_int_equal(out_storage(f, &empty, NULL, NULL), 0);
+    assert_int_equal(out_storage(f, &empty, NULL, NULL, NULL), 0);
     char *s = cap_close(&c);
     assert_string_equal(s,
         "No items found that satisfy the query.\n"
@@ -584,16 +588,32 @@ static const struct fake_field storG[] = {
     S("volume", "/srv/G"), S("on", "/mnt/S"), I("used", 0), I("allocated", 0),
     I("maximum", -1), S("maximum_text", "UNBOUNDED"), I("capacity", 1ll << 30), END
 };
+static const struct fake_field storP[] = {   /* maximum given as a percentage */
+    S("volume", "/srv/F"), S("letter", "F:"), S("on", "/mnt/S"), I("used", 1024),
+    I("allocated", 1024), I("maximum", 27053568ll / 100 * 20), S("maximum_text", "20%"),
+    I("capacity", 27053568ll), END
+};
+
+static const struct fake_field storH[] = {   /* as vssd sends it: names its volume */
+    S("volume", "/srv/H"), S("volume_name", "\\\\?\\Volume{fc5944d5-28b2-4904-a774-462231657618}\\"),
+    S("letter", "H:"), S("on", "/mnt/S"), I("used", 1340), I("allocated", 320ll << 20),
+    I("maximum", 943718400ll), S("maximum_text", "943718400"), I("capacity", 9437184000ll), END
+};
+
+static bool keep_equal(const char *value, void *arg)
+{
+    return !strcmp(value, (const char *)arg);
+}
 
 static void test_storage(void **state)
 {
     (void)state;
     const struct vss_item vitems[] = { { volF }, { volS }, { volG } };
     const vss_list vols = { vitems, 3 };
-    const struct vss_item items[] = { { storF }, { storG } };
-    const vss_list l = { items, 2 };
+    const struct vss_item items[] = { { storF }, { storG }, { storH } };
+    const vss_list l = { items, 3 };
     struct capture c;
-    assert_int_equal(out_storage(cap_open(&c), &l, &vols, NULL), 2);
+    assert_int_equal(out_storage(cap_open(&c), &l, &vols, NULL, NULL), 3);
     char *s = cap_close(&c);
     assert_string_equal(s,
         "Shadow Copy Storage association\n"
@@ -609,19 +629,35 @@ static void test_storage(void **state)
         "   Used Shadow Copy Storage space: 0 bytes (0%)\n"
         "   Allocated Shadow Copy Storage space: 0 bytes (0%)\n"
         "   Maximum Shadow Copy Storage space: UNBOUNDED (100%)\n"
+        "\n"
+        "Shadow Copy Storage association\n"
+        "   For volume: (H:)\\\\?\\Volume{fc5944d5-28b2-4904-a774-462231657618}\\\n"
+        "   Shadow Copy Storage volume: (S:)\\\\?\\Volume{dc5944d5-28b2-4904-a774-462231657618}\\\n"
+        "   Used Shadow Copy Storage space: 1.30 KB (0%)\n"
+        "   Allocated Shadow Copy Storage space: 320 MB (3%)\n"
+        "   Maximum Shadow Copy Storage space: 900 MB (10%)\n"
         "\n");
     free(s);
 
     /* /on= filter; without the volume list the paths are printed */
-    assert_int_equal(out_storage(cap_open(&c), &l, NULL, "/mnt/S"), 1);
+    assert_int_equal(out_storage(cap_open(&c), &l, NULL, keep_equal, "/mnt/S"), 2);
     s = cap_close(&c);
     assert_non_null(strstr(s, "   For volume: /srv/G\n   Shadow Copy Storage volume: /mnt/S\n"));
+    assert_non_null(strstr(s, "   For volume: (H:)"));
     assert_null(strstr(s, "/srv/F"));
     free(s);
 
-    assert_int_equal(out_storage(cap_open(&c), &l, &vols, "/nowhere"), 0);
+    assert_int_equal(out_storage(cap_open(&c), &l, &vols, keep_equal, "/nowhere"), 0);
     s = cap_close(&c);
     assert_string_equal(s, "No items found that satisfy the query.\n");
+    free(s);
+
+    const struct vss_item pitems[] = { { storP } };
+    const vss_list pl = { pitems, 1 };
+    assert_int_equal(out_storage(cap_open(&c), &pl, &vols, NULL, NULL), 1);
+    s = cap_close(&c);
+    assert_non_null(strstr(s, "   For volume: (F:)/srv/F\n"));
+    assert_non_null(strstr(s, "   Maximum Shadow Copy Storage space: 5.16 MB (20%)\n"));
     free(s);
 }
 
@@ -630,7 +666,8 @@ static void test_json(void **state)
     (void)state;
     struct capture c;
     assert_int_equal(out_json(cap_open(&c), "[{\"volume\":\"/srv/F\",\"on\":\"/srv/F\"},"
-                              "{\"volume\":\"/srv/G\",\"on\":\"/mnt/S\"}]", "on", "/mnt/S"), 0);
+                              "{\"volume\":\"/srv/G\",\"on\":\"/mnt/S\"}]", "on", keep_equal,
+                              "/mnt/S"), 0);
     char *s = cap_close(&c);
     assert_non_null(strstr(s, "\"/srv/G\""));
     assert_null(strstr(s, "\"/srv/F\""));
@@ -638,12 +675,12 @@ static void test_json(void **state)
     free(s);
 
     assert_int_equal(out_json(cap_open(&c), "[{\"name\":\"\\\\\\\\?\\\\Volume{x}\\\\\"}]",
-                              NULL, NULL), 0);
+                              NULL, NULL, NULL), 0);
     s = cap_close(&c);
     assert_non_null(strstr(s, "\"name\": \"\\\\\\\\?\\\\Volume{x}\\\\\""));
     free(s);
 
-    assert_int_equal(out_json(cap_open(&c), "not json", NULL, NULL), -EINVAL);
+    assert_int_equal(out_json(cap_open(&c), "not json", NULL, NULL, NULL), -EINVAL);
     s = cap_close(&c);
     assert_string_equal(s, "not json\n");
     free(s);

@@ -26,13 +26,15 @@ static int show(const struct vssadmin_opts *o, vss_list *l,
                 void (*print)(FILE *, const vss_list *))
 {
     if (o->given & OPT_JSON)
-        out_json(stdout, vss_list_json(l), NULL, NULL);
+        out_json(stdout, vss_list_json(l), NULL, NULL, NULL);
     else
         print(stdout, l);
     vss_list_free(l);
     return VSSADMIN_EXIT_OK;
 }
 
+/* The header comes before the request, since Identify to every writer may
+ * take a while (up to vssd's identify_timeout_ms). */
 int cmd_list_writers(struct vssadmin_ctx *ctx, const struct vssadmin_opts *o)
 {
     int ex = ctx_connect(ctx);
@@ -49,11 +51,13 @@ int cmd_list_writers(struct vssadmin_ctx *ctx, const struct vssadmin_opts *o)
     return show(o, l, out_writers);
 }
 
+/* out_shadows with this host as the default machine, for show(). */
 static void print_shadows(FILE *f, const vss_list *l)
 {
     out_shadows(f, l, host_name());
 }
 
+/* The filters go to vssd; a volume name is first turned into its path. */
 int cmd_list_shadows(struct vssadmin_ctx *ctx, const struct vssadmin_opts *o)
 {
     int ex = ctx_connect(ctx);
@@ -119,11 +123,10 @@ int cmd_list_shadowstorage(struct vssadmin_ctx *ctx, const struct vssadmin_opts 
     vss_list *vols = NULL;
     if (vss_requestor_list_volumes(ctx->r, &vols) != 0)
         vols = NULL;    /* display paths only; a lost connection fails below */
-    const char *on_path = NULL;
-    if (o->given & OPT_ON) {
-        const vss_item *v = volumes_find(vols, o->on_vol);
-        on_path = v && vss_item_str(v, "path") ? vss_item_str(v, "path") : o->on_vol;
-    }
+    struct on_filter on = { .have_dev = false };
+    bool filter = (o->given & OPT_ON) != 0;
+    if (filter)
+        ctx_on_filter(ctx, vols, o->on_vol, o->on_kind, &on);
     vss_list *l = NULL;
     int rc = vss_requestor_list_shadowstorage(ctx->r, (o->given & OPT_FOR) ? forv : NULL, &l);
     if (rc == VSS_E_OBJECT_NOT_FOUND && !(o->given & OPT_JSON)) {
@@ -136,9 +139,9 @@ int cmd_list_shadowstorage(struct vssadmin_ctx *ctx, const struct vssadmin_opts 
         return ctx_fail(ctx, rc);
     }
     if (o->given & OPT_JSON)
-        out_json(stdout, vss_list_json(l), on_path ? "on" : NULL, on_path);
+        out_json(stdout, vss_list_json(l), "on", filter ? on_filter_keep : NULL, &on);
     else
-        out_storage(stdout, l, vols, on_path);
+        out_storage(stdout, l, vols, filter ? on_filter_keep : NULL, &on);
     vss_list_free(l);
     list_free(vols);
     return VSSADMIN_EXIT_OK;

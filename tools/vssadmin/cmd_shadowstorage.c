@@ -66,14 +66,12 @@ int cmd_delete_shadowstorage(struct vssadmin_ctx *ctx, const struct vssadmin_opt
         vss_list *vols = NULL;
         if (vss_requestor_list_volumes(ctx->r, &vols) != 0)
             vols = NULL;
-        const vss_item *v = volumes_find(vols, o->on_vol);
-        const char *on_path = v && vss_item_str(v, "path") ? vss_item_str(v, "path") : o->on_vol;
+        struct on_filter on;
+        ctx_on_filter(ctx, vols, o->on_vol, o->on_kind, &on);
         size_t match = 0;
-        for (size_t i = 0; i < n; i++) {
-            const char *on = vss_item_str(vss_list_get(st, i), "on");
-            if (on && !strcmp(on, on_path))
+        for (size_t i = 0; i < n; i++)
+            if (on_filter_keep(vss_item_str(vss_list_get(st, i), "on"), &on))
                 match++;
-        }
         n = match;
         if (vols)
             vss_list_free(vols);

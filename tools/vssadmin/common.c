@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <vss/requestor.h>
 
+#include "config.h"
 #include "output.h"
 #include "vssadmin.h"
 
@@ -44,6 +46,11 @@ static void print_error(int err, const char *who, const char *message)
         fprintf(stderr, "%s: %s\n", who, message);
 }
 
+/*
+ * Refusals by vssd (VSS_E_* codes, e.g. access denied) are operation
+ * failures (exit 2); anything at the socket level (ENOENT, ECONNREFUSED,
+ * EACCES on the socket file, ...) means vssd cannot be reached (exit 3).
+ */
 int ctx_connect(struct vssadmin_ctx *ctx)
 {
     ctx->r = vss_requestor_new();
@@ -125,6 +132,49 @@ int ctx_volume(struct vssadmin_ctx *ctx, const char *spec, enum volspec_kind kin
     return VSSADMIN_EXIT_OK;
 }
 
+void ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, const char *spec,
+                   enum volspec_kind kind, struct on_filter *f)
+{
+    memset(f, 0, sizeof *f);
+    /* vssd's volume list knows letters and names of supported volumes; a
+     * letter of any other volume comes from vss.conf */
+    const vss_item *v = volumes_find(volumes, spec);
+    const char *path = v ? vss_item_str(v, "path") : NULL;
+    struct vss_config *c = NULL;
+    if ((!path || !*path) && kind == VOLSPEC_LETTER) {
+        c = calloc(1, sizeof *c);
+        char err[256];
+        if (c && vss_config_load(c, ctx->root, NULL, err, sizeof err) == 0)
+            path = vss_config_letter_path(c, spec);
+        else if (c) {
+            free(c);
+            c = NULL;
+        }
+    }
+    snprintf(f->path, sizeof f->path, "%s", path && *path ? path : spec);
+    if (c) {
+        vss_config_release(c);
+        free(c);
+    }
+    /* a path that does not exist matches only itself, by name */
+    struct stat st;
+    if (f->path[0] == '/' && stat(f->path, &st) == 0) {
+        f->dev = st.st_dev;
+        f->have_dev = true;
+    }
+}
+
+bool on_filter_keep(const char *on, void *arg)
+{
+    const struct on_filter *f = arg;
+    if (!on)
+        return false;
+    if (!strcmp(on, f->path))
+        return true;
+    struct stat st;
+    return f->have_dev && stat(on, &st) == 0 && st.st_dev == f->dev;
+}
+
 bool confirm(const char *prompt)
 {
     fputs(prompt, stdout);
@@ -133,9 +183,10 @@ bool confirm(const char *prompt)
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
     bool yes = false;
-    if (n < 0) {
-        fputs("\n", stdout);        /* EOF: the answer is the default, N */
-    } else {
+    if (n < 0 || !isatty(STDIN_FILENO))
+        fputs("\n", stdout);        /* EOF (the default, N) or an answer that was not echoed */
+    /* the first word of the line, any case */
+    if (n >= 0) {
         char *s = line;
         while (*s == ' ' || *s == '\t')
             s++;
@@ -146,6 +197,7 @@ bool confirm(const char *prompt)
     return yes;
 }
 
+/* Used for "Originating Machine:" when vssd does not say. */
 const char *host_name(void)
 {
     static char name[256];

@@ -25,6 +25,7 @@ int fmt_size(uint64_t bytes, char *buf, size_t len)
 {
     if (bytes < 1024)
         return snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
+    /* the largest unit that leaves a whole part of at least 1 */
     unsigned u = 1;
     while (u < 6 && bytes >> (10 * (u + 1)) != 0)
         u++;
@@ -38,6 +39,8 @@ int fmt_size(uint64_t bytes, char *buf, size_t len)
         hundredths = ((rem >> (shift - 20)) * 100) >> 20;
     else
         hundredths = (rem * 100) >> shift;
+    /* three significant digits: 320 MB, 11.8 GB, 2.06 GB (1000-1023 keep
+     * their four digits, as Windows' StrFormatByteSize does) */
     if (whole >= 100)
         return snprintf(buf, len, "%llu %s", (unsigned long long)whole, size_units[u]);
     if (whole >= 10)
@@ -51,22 +54,27 @@ unsigned fmt_percent(uint64_t part, uint64_t whole)
 {
     if (whole == 0)
         return 0;
+    /* truncated, as Windows does: its "2.53 GB (1%)" next to "11.8 GB (8%)"
+     * of one volume fits no rounding */
     long double p = (long double)part * 100.0L / (long double)whole;
     if (p >= 4294967295.0L)
         return 4294967295u;
     return (unsigned)p;
 }
 
-int fmt_space(long long bytes, long long capacity, char *buf, size_t len)
+int fmt_space(long long bytes, long long capacity, int percent, char *buf, size_t len)
 {
     if (bytes < 0)
         return snprintf(buf, len, "UNBOUNDED (100%%)");
     char size[32];
     fmt_size((uint64_t)bytes, size, sizeof size);
-    return snprintf(buf, len, "%s (%u%%)", size,
-                    fmt_percent((uint64_t)bytes, capacity > 0 ? (uint64_t)capacity : 0));
+    unsigned pct = percent >= 0 ? (unsigned)percent
+                 : fmt_percent((uint64_t)bytes, capacity > 0 ? (uint64_t)capacity : 0);
+    return snprintf(buf, len, "%s (%u%%)", size, pct);
 }
 
+/* Digits only: no sign, no spaces, no base prefix; checked for overflow
+ * before each step. */
 int parse_uint_max(const char *text, unsigned long long max, unsigned long long *out)
 {
     if (!text || !*text)
@@ -86,7 +94,8 @@ int parse_uint_max(const char *text, unsigned long long max, unsigned long long 
 
 #define MAXSIZE_HINT "use bytes, a size such as 900MB or 2G, a percentage such as 20%, or UNBOUNDED"
 
-/* The multiplier for a unit suffix (already without spaces), 0 if unknown. */
+/* The multiplier for a unit suffix (already without spaces), 0 if unknown:
+ * "" and "bytes" are 1; B; K or KB; M or MB; ... E or EB (powers of 1024). */
 static uint64_t unit_multiplier(const char *u)
 {
     static const char letters[] = "BKMGTPE";
@@ -117,6 +126,7 @@ int maxsize_parse(const char *text, struct maxsize *out, char *err, size_t errle
         snprintf(out->canon, sizeof out->canon, "UNBOUNDED");
         return 0;
     }
+    /* the integer part: digits up to a '%', '.', space or unit */
     const char *p = text;
     unsigned long long whole = 0;
     const char *digits = p;
@@ -171,6 +181,7 @@ int maxsize_parse(const char *text, struct maxsize *out, char *err, size_t errle
             return -EINVAL;
         }
     }
+    /* then the unit, optionally after spaces ("300 MB" when quoted) */
     while (*p == ' ')
         p++;
     uint64_t mult = unit_multiplier(p);
@@ -236,6 +247,8 @@ int volspec_normalize(const char *spec, char *out, size_t len, enum volspec_kind
         if ((size_t)snprintf(out, len, "\\\\?\\Volume%s\\", vss_id_format(&id, guid)) >= len)
             goto too_long;
     } else if (spec[0] == '/') {
+        /* a path: kept as given but for doubled and trailing slashes; it
+         * need not exist here (vssd resolves it to its mount point) */
         k = VOLSPEC_PATH;
         size_t o = 0;
         for (const char *p = spec; *p; p++) {

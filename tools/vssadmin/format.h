@@ -31,10 +31,10 @@ unsigned fmt_percent(uint64_t part, uint64_t whole);
 
 /*
  * One storage space line value: "2.06 GB (1%)"; a negative bytes value is
- * UNBOUNDED and prints "UNBOUNDED (100%)". capacity is the base of the
- * percentage (0 gives 0%).
+ * UNBOUNDED and prints "UNBOUNDED (100%)". The percentage is percent when
+ * it is >= 0 (a maximum given as "20%"), else bytes of capacity (0 gives 0%).
  */
-int fmt_space(long long bytes, long long capacity, char *buf, size_t len);
+int fmt_space(long long bytes, long long capacity, int percent, char *buf, size_t len);
 
 enum maxsize_kind { MAXSIZE_UNBOUNDED, MAXSIZE_PERCENT, MAXSIZE_BYTES };
 

@@ -28,6 +28,12 @@
 
 /* ---- the option table --------------------------------------------------- */
 
+/*
+ * Every command option, in both forms: "/NAME=VALUE" or "/NAME" (Windows)
+ * and "--NAME VALUE", "--NAME=VALUE" or "--NAME" (dash). The bit is the
+ * OPT_* of vssadmin.h; which command accepts which option is the
+ * allowed/required masks of the dispatch table below.
+ */
 struct optdef {
     const char *name;
     unsigned bit;
@@ -50,6 +56,12 @@ static const struct optdef optdefs[] = {
 
 /* ---- the dispatch table ------------------------------------------------- */
 
+/*
+ * One row per "VERB OBJECT". The rows are sorted as the help lists them.
+ * allowed: the options the command takes; required: those it cannot do
+ * without (checked generically; delete shadows has its own rule in
+ * check_values). run gets options that are already validated.
+ */
 struct command {
     const char *verb, *object;
     unsigned allowed, required;
@@ -237,6 +249,10 @@ static void print_command_help(FILE *f, const struct command *c)
 
 /* ---- parsing ---------------------------------------------------------- */
 
+/*
+ * Prints "vssadmin: MESSAGE" and the --help hint to stderr and returns
+ * VSSADMIN_EXIT_USAGE, so callers can `return usage_error(...)`.
+ */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage_error(const char *fmt, ...)
@@ -251,6 +267,7 @@ static int usage_error(const char *fmt, ...)
     return VSSADMIN_EXIT_USAGE;
 }
 
+/* The option named by the first len bytes of name (any case), or NULL. */
 static const struct optdef *find_opt(const char *name, size_t len)
 {
     for (size_t i = 0; i < N_OPTS; i++)
@@ -259,6 +276,7 @@ static const struct optdef *find_opt(const char *name, size_t len)
     return NULL;
 }
 
+/* The optdefs[] index of an OPT_* bit. */
 static int bit_index(unsigned bit)
 {
     for (size_t i = 0; i < N_OPTS; i++)
@@ -267,14 +285,16 @@ static int bit_index(unsigned bit)
     return 0;
 }
 
+/* -h, --help, /?, -? and /help all ask for help. */
 static bool is_help(const char *a)
 {
     return !strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "/?") ||
            !strcmp(a, "-?") || !strcasecmp(a, "/help");
 }
 
+/* The command line split up, before any value is checked. */
 struct cmdline {
-    const char *words[3];
+    const char *words[3];       /* [help] VERB OBJECT */
     size_t n_words;
     const char *raw[N_OPTS];    /* value text per optdefs index (flags: "") */
     const char *spelled[N_OPTS];/* the argument as typed, for messages */
@@ -300,11 +320,19 @@ static int global_value(int argc, char **argv, int *i, const char *name, const c
     return 0;
 }
 
+/*
+ * Splits argv into words (verb, object), global options and command
+ * options. Only the shape is checked here (known option, value present or
+ * absent as it should be, no repetition); values are checked by
+ * check_values once the command is known. @return 0 or VSSADMIN_EXIT_USAGE.
+ */
 static int parse_args(int argc, char **argv, struct cmdline *cl)
 {
     bool only_words = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        /* a word: anything not starting with '/' or '-', a lone "-", or
+         * anything after "--" */
         if (only_words || (a[0] != '/' && a[0] != '-') || !a[1]) {
             if (a[0] == '/' && !a[1])
                 return usage_error("unknown option '/'");
@@ -347,6 +375,8 @@ static int parse_args(int argc, char **argv, struct cmdline *cl)
             return usage_error("unknown option '%s'", a);
         int k = bit_index(d->bit);
         const char *value = "";
+        /* Windows form: the value only after '='; dash form: after '=' or
+         * as the next argument */
         if (d->meta) {
             if (eq) {
                 value = eq + 1;
@@ -377,6 +407,7 @@ static const char *spelled(const struct cmdline *cl, unsigned bit, char *buf, si
     return buf;
 }
 
+/* The row for VERB OBJECT (any case), or NULL. */
 static const struct command *find_command(const char *verb, const char *object)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -413,7 +444,13 @@ static void objects_of(const char *verb, char *buf, size_t len)
     }
 }
 
-/* Checks and normalizes option values into o. */
+/*
+ * Checks the options against the command (allowed, required, the rules of
+ * delete shadows and list shadowstorage) and normalizes their values into
+ * o: volumes by volspec_normalize, IDs by vss_id_parse, /maxsize= by
+ * maxsize_parse, /autoretry= as minutes up to a week.
+ * @return 0 or VSSADMIN_EXIT_USAGE (after printing the error).
+ */
 static int check_values(const struct cmdline *cl, const struct command *c,
                         struct vssadmin_opts *o)
 {
@@ -548,12 +585,13 @@ int main(int argc, char **argv)
             return usage_error("invalid --root '%s': %s", cl.root, vss_strerror(rc));
     }
 
-    char cmd[48];
-    snprintf(cmd, sizeof cmd, "%s %s", c->verb, c->object);
-    struct vssadmin_ctx ctx = { .socket = cl.socket, .command = cmd, .r = NULL };
+    /* From here on vssd is involved: the banner first, as Windows prints it
+     * before any result or error; --json output stays pure JSON. */
+    struct vssadmin_ctx ctx = { .socket = cl.socket, .root = cl.root, .r = NULL };
     if (!(o.given & OPT_JSON))
         out_banner(stdout);
     int ex = c->run(&ctx, &o);
+    /* A full disk or a closed pipe must not turn a listing into exit 0. */
     ctx_close(&ctx);
     if (fflush(stdout) != 0 && ex == VSSADMIN_EXIT_OK) {
         fprintf(stderr, "vssadmin: cannot write the output: %s\n", strerror(errno));

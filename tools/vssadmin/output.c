@@ -27,7 +27,7 @@ void out_banner(FILE *f)
     fputs(VSSADMIN_BANNER_1 "\n" VSSADMIN_BANNER_2 "\n\n", f);
 }
 
-/* A string field, "" if missing. */
+/* A string field, "" if missing (never NULL, so it can go to printf). */
 static const char *item_s(const vss_item *it, const char *field)
 {
     const char *s = vss_item_str(it, field);
@@ -52,7 +52,8 @@ void out_writers_header(FILE *f)
           "These may be delayed if a shadow copy is being prepared.\n\n", f);
 }
 
-/* The writer's last error code: "failure", else its "hresult" text. */
+/* The writer's last error code: "failure", else its "hresult" text (both
+ * are in vssd's listing; either one is enough). */
 static int writer_failure(const vss_item *it)
 {
     long long failure = vss_item_int(it, "failure");
@@ -68,6 +69,8 @@ static int writer_failure(const vss_item *it)
     return 0;
 }
 
+/* Five lines per writer and a blank line: the layout Microsoft's own
+ * parser (Get-VSSWriter.ps1) expects. */
 void out_writers(FILE *f, const vss_list *writers)
 {
     size_t n = writers ? vss_list_count(writers) : 0;
@@ -87,6 +90,8 @@ void out_writers(FILE *f, const vss_list *writers)
     }
 }
 
+/* One shadow at indentation 6/9, then a blank line. The machine is both
+ * the originating and the service machine: vssd serves only itself. */
 static void print_shadow(FILE *f, const vss_item *it, const char *host)
 {
     char id[VSS_ID_STRLEN], vol[VOLSPEC_MAX + 64], attrs[512];
@@ -110,6 +115,7 @@ static void print_shadow(FILE *f, const vss_item *it, const char *host)
     fprintf(f, "         Attributes: %s\n\n", attrs);
 }
 
+/* O(n^2) in the number of shadows, which is bounded (512 per volume). */
 void out_shadows(FILE *f, const vss_list *shadows, const char *host)
 {
     size_t n = shadows ? vss_list_count(shadows) : 0;
@@ -121,7 +127,8 @@ void out_shadows(FILE *f, const vss_list *shadows, const char *host)
         const vss_item *it = vss_list_get(shadows, i);
         char set[VSS_ID_STRLEN], other[VSS_ID_STRLEN];
         item_guid(it, "set_id", set);
-        /* print each set once, where its first shadow appears */
+        /* print each set once, where its first shadow appears; the count is
+         * the set's size at creation (shadows may have been deleted since) */
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
             seen = !strcmp(set, item_guid(vss_list_get(shadows, j), "set_id", other));
@@ -150,6 +157,8 @@ void out_shadows(FILE *f, const vss_list *shadows, const char *host)
     }
 }
 
+/* Four lines per provider and a blank line; the type number is
+ * enum vss_provider_type. */
 void out_providers(FILE *f, const vss_list *providers)
 {
     size_t n = providers ? vss_list_count(providers) : 0;
@@ -167,6 +176,7 @@ void out_providers(FILE *f, const vss_list *providers)
     }
 }
 
+/* Windows prints no blank line between volumes, and indents by 4. */
 void out_volumes(FILE *f, const vss_list *volumes)
 {
     size_t n = volumes ? vss_list_count(volumes) : 0;
@@ -196,6 +206,7 @@ const vss_item *volumes_find(const vss_list *volumes, const char *spec)
         const char *letter = vss_item_str(it, "letter");
         const char *name = vss_item_str(it, "name");
         const char *path = vss_item_str(it, "path");
+        /* letters and names compare in any case (Windows), paths exactly */
         if ((letter && *letter && !strcasecmp(letter, spec)) ||
             (name && *name && !strcasecmp(name, spec)) ||
             (path && !strcmp(path, spec)))
@@ -215,13 +226,14 @@ static void storage_volume(const vss_list *volumes, const char *path, char *buf,
 }
 
 size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
-                   const char *on_path)
+                   out_keep_fn keep, void *arg)
 {
     size_t n = storage ? vss_list_count(storage) : 0, shown = 0;
     for (size_t i = 0; i < n; i++) {
         const vss_item *it = vss_list_get(storage, i);
+        const char *vol = item_s(it, "volume");
         const char *on = item_s(it, "on");
-        if (on_path && strcmp(on, on_path))
+        if (keep && !keep(on, arg))
             continue;
         char forv[VOLSPEC_MAX + 64], onv[VOLSPEC_MAX + 64], used[64], alloc[64], max[64];
         long long cap = vss_item_int(it, "capacity");
@@ -229,11 +241,31 @@ size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
         const char *mt = vss_item_str(it, "maximum_text");
         if (mt && !strcasecmp(mt, "UNBOUNDED"))
             maximum = -1;
-        storage_volume(volumes, item_s(it, "volume"), forv, sizeof forv);
-        storage_volume(volumes, on, onv, sizeof onv);
-        fmt_space(vss_item_int(it, "used"), cap, used, sizeof used);
-        fmt_space(vss_item_int(it, "allocated"), cap, alloc, sizeof alloc);
-        fmt_space(maximum, cap, max, sizeof max);
+        /* the item names its own volume; the storage volume is looked up */
+        const char *letter = vss_item_str(it, "letter"), *name = vss_item_str(it, "volume_name");
+        if ((letter && *letter) || (name && *name))
+            fmt_volume(letter, name, vol, forv, sizeof forv);
+        else
+            storage_volume(volumes, vol, forv, sizeof forv);
+        /* storage on the volume itself (the usual case) prints the same */
+        if (!strcmp(on, vol))
+            snprintf(onv, sizeof onv, "%s", forv);
+        else
+            storage_volume(volumes, on, onv, sizeof onv);
+        /* a maximum set as "20%" shows 20%, whatever the rounding of its bytes */
+        int max_pct = -1;
+        unsigned long long p;
+        size_t ml = mt ? strlen(mt) : 0;
+        char pct[8];
+        if (ml >= 2 && ml < sizeof pct && mt[ml - 1] == '%') {
+            memcpy(pct, mt, ml - 1);
+            pct[ml - 1] = '\0';
+            if (parse_uint_max(pct, 100, &p) == 0)
+                max_pct = (int)p;
+        }
+        fmt_space(vss_item_int(it, "used"), cap, -1, used, sizeof used);
+        fmt_space(vss_item_int(it, "allocated"), cap, -1, alloc, sizeof alloc);
+        fmt_space(maximum, cap, max_pct, max, sizeof max);
         fputs("Shadow Copy Storage association\n", f);
         fprintf(f, "   For volume: %s\n", forv);
         fprintf(f, "   Shadow Copy Storage volume: %s\n", onv);
@@ -247,34 +279,36 @@ size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
     return shown;
 }
 
-/* Drops the entries of array a whose string field is not value. */
-static void filter_array(struct json_object *a, const char *field, const char *value)
+/* Drops the entries of array a whose string field keep refuses. */
+static void filter_array(struct json_object *a, const char *field, out_keep_fn keep, void *arg)
 {
     for (size_t i = json_object_array_length(a); i-- > 0;) {
         struct json_object *e = json_object_array_get_idx(a, i), *v;
         const char *s = NULL;
         if (json_object_object_get_ex(e, field, &v))
             s = json_object_get_string(v);
-        if (!s || strcmp(s, value))
+        if (!s || !keep(s, arg))
             json_object_array_del_idx(a, i, 1);
     }
 }
 
-int out_json(FILE *f, const char *json, const char *field, const char *value)
+/* vssd's listing is an array; an object holding arrays is filtered too, so
+ * the filter keeps working if a listing ever gains a wrapper object. */
+int out_json(FILE *f, const char *json, const char *field, out_keep_fn keep, void *arg)
 {
     struct json_object *root = json_tokener_parse(json ? json : "");
     if (!root) {
         fprintf(f, "%s\n", json ? json : "null");
         return -EINVAL;
     }
-    if (field && value) {
+    if (field && keep) {
         if (json_object_is_type(root, json_type_array)) {
-            filter_array(root, field, value);
+            filter_array(root, field, keep, arg);
         } else if (json_object_is_type(root, json_type_object)) {
             json_object_object_foreach(root, key, member) {
                 (void)key;
                 if (json_object_is_type(member, json_type_array))
-                    filter_array(member, field, value);
+                    filter_array(member, field, keep, arg);
             }
         }
     }

@@ -11,6 +11,7 @@
 #define VSSADMIN_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <vss/requestor.h>
 
@@ -42,7 +43,7 @@ struct vssadmin_opts {
 
 struct vssadmin_ctx {
     const char *socket;             /* --socket, or NULL for vss_default_socket() */
-    const char *command;            /* "list shadows", for messages */
+    const char *root;               /* --root, or NULL (VSS_ROOT applies) */
     vss_requestor *r;               /* after ctx_connect */
 };
 
@@ -74,6 +75,22 @@ int ctx_fail_local(int err, const char *message);
  */
 int ctx_volume(struct vssadmin_ctx *ctx, const char *spec, enum volspec_kind kind,
                char *out, size_t len);
+/* Which associations an /on= volume selects (see ctx_on_filter). */
+struct on_filter {
+    char path[VOLSPEC_MAX];         /* the /on= volume as a path */
+    dev_t dev;                      /* its filesystem, when have_dev */
+    bool have_dev;
+};
+/*
+ * Resolves an /on= spec for matching the "on" paths of storage items:
+ * letters and names through vssd's volume list (volumes, may be NULL),
+ * letters also through vss.conf. An item matches if its "on" is the same
+ * path or lies on the same filesystem (st_dev), as vssd itself matches.
+ */
+void ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, const char *spec,
+                   enum volspec_kind kind, struct on_filter *f);
+/* out_keep_fn for an on_filter (arg). */
+bool on_filter_keep(const char *on, void *arg);
 /*
  * Asks "PROMPT (Y/N): [N]? " on stdout and reads one line from stdin.
  * EOF, an empty line or anything but y/yes (any case) is no.

@@ -1,0 +1,110 @@
+#!/bin/bash
+# kill -9 of vssd at each phase of a backup, then a restart: the catalog
+# survives (it is always a complete JSON document), a half-made shadow is
+# deleted, auto-release shadows of dead backups are deleted, persistent
+# ones are kept with their exposure, and no filesystem stays frozen - the
+# watchdog thaws when vssd dies mid-hold, and the freeze record lets a
+# restarted vssd thaw what a killed vssd and watchdog both left frozen.
+. "$(dirname "$0")/lib.sh"
+plan 24
+
+HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
+make_volume F 16 || exit 1
+mkdir -p "$T/F/db"
+CAT="$VSS_ROOT/var/lib/vss/catalog.json"
+PDIR="$VSS_ROOT/var/lib/vss/providers/{7e571e57-0000-4000-8000-7e5700000001}"
+
+catalog_valid() { grep -Eq '"version": *1' "$CAT" && tail -c 3 "$CAT" | grep -q '}'; }
+images() { ls "$PDIR"/*.img 2>/dev/null | wc -l; }
+kill9_vssd() { kill -9 "$VSSD_PID"; wait "$VSSD_PID" 2>/dev/null; }
+events_since_start() { cat "$VSS_ROOT/var/lib/vss/events.jsonl"; }
+
+# --- 1. killed while a writer prepares the snapshot: the shadow is "creating".
+start_vssd || exit 1
+start_writer W --component DB:"$T/F/db" --hang PrepareForSnapshot || exit 1
+"$TREQ" --volume F: --persistent > "$T/r.out" 2>&1 &
+R=$!
+for _ in $(seq 100); do grep -q '^PrepareForSnapshot' "$T/W.log" 2>/dev/null && break; sleep 0.05; done
+kill9_vssd
+wait $R 2>/dev/null
+check "catalog is a whole document after kill -9" catalog_valid
+like "$(cat "$CAT")" '"state": *"creating"' "it holds the half-made shadow as creating"
+start_vssd || exit 1
+is "$(shadow_count)" "0" "after restart the half-made shadow is gone"
+like "$(events_since_start)" '"event":1307' "event 1307 (half-made shadow deleted)"
+check "F: not frozen" not_frozen "$T/F"
+kill "$WRITER_PID" 2>/dev/null
+
+# --- 2. killed during the hold (the provider stalls in commit): the watchdog thaws at once.
+start_writer W --component DB:"$T/F/db" || exit 1
+provider_ctl "stall=commit:4000"
+"$TREQ" --volume F: --persistent > "$T/r.out" 2>&1 &
+R=$!
+for _ in $(seq 200); do grep -q '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null && \
+    [ "$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")" -ge 1 ] && break; sleep 0.02; done
+sleep 0.5
+check "F: is frozen during the hold" is_frozen "$T/F"
+kill9_vssd
+t0=$(date +%s%N)
+check "the watchdog thawed F: right after vssd died" not_frozen "$T/F"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ok $([ "$ms" -lt 2000 ]; echo $?) "thawed within 2 s of the kill, not at the 8 s hold timeout (${ms} ms)"
+wait $R 2>/dev/null
+provider_ctl ""
+start_vssd || exit 1
+is "$(shadow_count)" "0" "no shadow half-made in the hold survives the restart"
+sleep 4.5  # the old stalled commit has no process any more; nothing to wait for
+is "$(images)" "0" "the provider's partial image was deleted too"
+check "catalog valid" catalog_valid
+kill "$WRITER_PID" 2>/dev/null
+
+# --- 3. killed after creation: persistent shadow kept and exposed, auto-release deleted.
+start_writer W --component DB:"$T/F/db" || exit 1
+out=$("$TREQ" --volume F: --persistent --expose "$T/exp" --no-complete 2>&1)
+like "$out" "result OK" "a persistent shadow is made and exposed"
+PSID=$(echo "$out" | awk '/^shadow/ {print $2}')
+rm -f "$T/go"
+"$TREQ" --volume F: --wait-before complete:"$T/go" > "$T/r.out" 2>&1 &
+R=$!
+for _ in $(seq 200); do grep -q '^waiting complete' "$T/r.out" && break; sleep 0.05; done
+is "$(shadow_count)" "2" "an auto-release shadow exists while its backup runs"
+kill9_vssd
+touch "$T/go"   # the requestor then finds vssd gone and exits
+wait $R 2>/dev/null
+start_vssd || exit 1
+out=$("$VSSADMIN" list shadows 2>&1)
+like "$out" "Shadow Copy ID: $PSID" "the persistent shadow survived the restart"
+is "$(shadow_count)" "1" "the auto-release shadow of the dead backup was deleted"
+like "$(events_since_start)" '"event":1306' "event 1306 (orphaned auto-release shadow deleted)"
+check "the persistent exposure is still mounted" findmnt "$T/exp/0"
+like "$("$VSSADMIN" list shadows --json)" '"exposed"' "and listed as exposed"
+kill "$WRITER_PID" 2>/dev/null
+
+# --- 4. the watchdog alone is killed: vssd starts a new one, backups go on.
+WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
+ok $([ -n "$WD" ]; echo $?) "vssd has a watchdog child"
+kill -9 "$WD"
+sleep 0.3
+WD2=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
+ok $([ -n "$WD2" ] && [ "$WD2" != "$WD" ]; echo $?) "a new watchdog replaced it"
+out=$("$TREQ" --volume F: 2>&1)
+like "$out" "result OK" "a backup works with the new watchdog"
+
+# --- 5. vssd and its watchdog both killed mid-hold: the restart thaws from the freeze record.
+provider_ctl "stall=commit:3000"
+"$TREQ" --volume F: > "$T/r.out" 2>&1 &
+R=$!
+n0=$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")
+for _ in $(seq 200); do [ "$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")" -gt "$n0" ] && break; sleep 0.02; done
+sleep 0.3
+WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
+kill -9 "$WD" "$VSSD_PID"
+wait "$VSSD_PID" 2>/dev/null
+wait $R 2>/dev/null
+provider_ctl ""
+check "with both killed, F: stays frozen" is_frozen "$T/F"
+start_vssd || exit 1
+check "the restarted vssd thawed F: from its freeze record" not_frozen "$T/F"
+like "$(events_since_start)" '"event":1305' "event 1305 (stale freeze thawed)"
+
+done_testing

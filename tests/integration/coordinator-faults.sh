@@ -1,0 +1,174 @@
+#!/bin/bash
+# Writers and providers that fail on purpose: a veto, hang, crash or
+# "writes not held" at each phase, a provider that fails or stalls, a
+# second concurrent snapshot set, a requestor that dies mid-backup, and
+# writer verify. After each case: the requestor's error, the writers'
+# states and sticky last errors, that the Abort reached every involved
+# writer, that no shadow is left, and that no filesystem stays frozen.
+. "$(dirname "$0")/lib.sh"
+plan 56
+
+FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
+make_volume F 16 || exit 1
+start_vssd || exit 1
+mkdir -p "$T/F/db"
+start_writer Beta --class '{11111111-2222-4333-8444-555555555555}' || exit 1
+
+W_PID=""
+# faulty_writer OPTIONS...: (re)starts writer "Faulty" on F: with OPTIONS.
+faulty_writer() {
+    if [ -n "$W_PID" ]; then kill "$W_PID" 2>/dev/null; wait "$W_PID" 2>/dev/null; fi
+    rm -f "$T/Faulty.log"
+    : > "$T/Beta.log"
+    start_writer Faulty --component DB:"$T/F/db" "$@" || return 1
+    W_PID=$WRITER_PID
+}
+backup() { "$TREQ" --volume F: "$@" 2>&1; }
+
+# --- veto at PrepareForBackup: prepare_for_backup fails, nothing aborted later.
+faulty_writer --veto PrepareForBackup:VSS_E_WRITERERROR_RETRYABLE
+out=$(backup)
+like "$out" "result FAIL VSS_E_WRITERERROR_RETRYABLE prepare_for_backup" "veto at PrepareForBackup fails prepare_for_backup"
+is "$(writer_state Faulty)" "State: [7] Failed|Last error: Retryable error" "state 7, last error Retryable error"
+is "$(shadow_count)" "0" "no shadow"
+
+# --- veto at PrepareForSnapshot: the set aborts.
+faulty_writer --veto PrepareForSnapshot:VSS_E_WRITERERROR_NONRETRYABLE
+out=$(backup)
+like "$out" "result FAIL VSS_E_WRITERERROR_NONRETRYABLE do_snapshot_set" "veto at PrepareForSnapshot fails the set"
+is "$(writer_state Faulty)" "State: [8] Failed|Last error: Non-retryable error" "state 8, Non-retryable error"
+like "$(events_of Beta)" "PrepareForSnapshot Abort" "the other writer got Abort"
+is "$(shadow_count)" "0" "the set's shadow was deleted"
+check "F: not frozen" not_frozen "$T/F"
+
+# --- veto at Freeze.
+faulty_writer --veto Freeze:VSS_E_WRITERERROR_RETRYABLE
+out=$(backup)
+like "$out" "result FAIL VSS_E_WRITERERROR_RETRYABLE do_snapshot_set" "veto at Freeze fails the set"
+is "$(writer_state Faulty)" "State: [9] Failed|Last error: Retryable error" "state 9"
+like "$(events_of Faulty)" "Freeze Abort" "the vetoing writer got Abort too"
+like "$(events_of Beta)" "Freeze Abort" "and the other writer"
+is "$(shadow_count)" "0" "no shadow left"
+check "F: not frozen" not_frozen "$T/F"
+
+# --- veto at Thaw.
+faulty_writer --veto Thaw:VSS_E_WRITERERROR_OUTOFRESOURCES
+out=$(backup)
+like "$out" "result FAIL VSS_E_WRITERERROR_OUTOFRESOURCES do_snapshot_set" "veto at Thaw fails the set"
+is "$(writer_state Faulty)" "State: [10] Failed|Last error: Out of resources" "state 10"
+like "$(events_of Beta)" "Thaw Abort" "Abort after Thaw reached the other writer"
+is "$(shadow_count)" "0" "no shadow left"
+
+# --- writes not held (seed step 7).
+faulty_writer --not-held
+out=$(backup)
+like "$out" "result FAIL VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT do_snapshot_set" "writes not held: the set fails as inconsistent"
+like "$out" "not held" "and says why"
+is "$(writer_state Faulty)" "State: [10] Failed|Last error: Inconsistent shadow copy" "state 10, Inconsistent shadow copy"
+is "$(shadow_count)" "0" "the inconsistent shadow was deleted"
+
+# --- veto at PostSnapshot: no Abort (as VSS), the set stands, the writer shows failed.
+faulty_writer --veto PostSnapshot:VSS_E_WRITERERROR_RETRYABLE
+out=$(backup --no-complete --sleep-before release:0)
+like "$out" "result OK" "a PostSnapshot failure does not fail the set"
+like "$out" "writer Faulty 11 VSS_WS_FAILED_AT_POST_SNAPSHOT VSS_E_WRITERERROR_RETRYABLE" "writer status shows state 11"
+unlike "$(events_of Faulty)" "Abort" "no Abort after PostSnapshot"
+
+# --- sticky last error: a good backup afterwards leaves the last error shown.
+faulty_writer
+out=$(backup)
+like "$out" "result OK" "a clean backup works after the failures"
+# The restarted writer has a fresh error; make one fail, then succeed.
+faulty_writer --warn BackupComplete:VSS_E_WRITERERROR_RETRYABLE
+backup >/dev/null
+is "$(writer_state Faulty)" "State: [1] Stable|Last error: Retryable error" "last error is sticky while the state is Stable"
+
+# --- hang at Freeze past the Freeze->Thaw timeout (1.5 s here).
+faulty_writer --hang Freeze:4000
+start=$(date +%s%N)
+out=$(backup)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+like "$out" "result FAIL VSS_E_WRITERERROR_TIMEOUT do_snapshot_set" "a writer hanging in Freeze times out"
+ok $([ "$ms" -lt 3500 ]; echo $?) "the timeout fires at ~1.5 s, not at the hang's end (${ms} ms)"
+is "$(writer_state Faulty)" "State: [9] Failed|Last error: Timed out" "state 9, Timed out"
+like "$(events_of Beta)" "Freeze Abort" "the other writer got Abort"
+check "F: not frozen" not_frozen "$T/F"
+is "$(shadow_count)" "0" "no shadow"
+sleep 3  # let the hanging callback finish
+
+# --- crash at Freeze.
+faulty_writer --crash Freeze
+out=$(backup)
+like "$out" "result FAIL VSS_E_WRITER_NOT_RESPONDING do_snapshot_set" "a writer crashing at Freeze fails the set"
+like "$(events_of Beta)" "Freeze Abort" "the other writer got Abort"
+is "$(writer_state Faulty)" "" "the crashed writer is gone from the list"
+is "$(shadow_count)" "0" "no shadow"
+check "F: not frozen" not_frozen "$T/F"
+W_PID=""
+
+# --- provider fails at commit.
+faulty_writer
+provider_ctl "fail=commit"
+out=$(backup)
+like "$out" "result FAIL VSS_E_UNEXPECTED_PROVIDER_ERROR do_snapshot_set" "a provider failing to commit fails the set"
+like "$(events_of Faulty)" "Freeze Abort" "writers got Abort"
+is "$(shadow_count)" "0" "no shadow"
+check "F: not frozen" not_frozen "$T/F"
+
+# --- provider stalls past the hold timeout (1 s): the watchdog thaws.
+provider_ctl "stall=commit:2500"
+( sleep 1.6; not_frozen "$T/F" && echo thawed > "$T/thawed-during" ) &
+probe=$!
+out=$(backup)
+wait $probe
+like "$out" "result FAIL VSS_E_HOLD_WRITES_TIMEOUT do_snapshot_set" "a provider stalling past the hold timeout fails the set"
+check "the watchdog thawed F: while the provider still stalled" test -f "$T/thawed-during"
+like "$(grep '"event":1304' "$VSS_ROOT/var/lib/vss/events.jsonl")" "1304" "event 1304 (watchdog thaw) logged"
+is "$(shadow_count)" "0" "no shadow"
+provider_ctl ""
+
+# --- a second concurrent snapshot set.
+rm -f "$T/go"
+"$TREQ" --volume F: --wait-before snapshot:"$T/go" > "$T/a.out" 2>&1 &
+A=$!
+_pids+=("$A")
+for _ in $(seq 100); do grep -q '^waiting snapshot' "$T/a.out" && break; sleep 0.05; done
+out=$(backup)
+like "$out" "result FAIL VSS_E_SNAPSHOT_SET_IN_PROGRESS prepare_for_backup" "a second set gets VSS_E_SNAPSHOT_SET_IN_PROGRESS"
+touch "$T/go"
+wait $A
+ok $? "the first set then completes"
+
+# --- the requestor dies mid-backup (between PrepareForBackup and DoSnapshotSet).
+rm -f "$T/go"
+: > "$T/Faulty.log"
+"$TREQ" --volume F: --wait-before snapshot:"$T/go" > "$T/a.out" 2>&1 &
+A=$!
+for _ in $(seq 100); do grep -q '^waiting snapshot' "$T/a.out" && break; sleep 0.05; done
+kill -9 $A; wait $A 2>/dev/null
+sleep 0.3
+like "$(events_of Faulty)" "PrepareForBackup Abort BackupShutdown" "a dead requestor's backup is aborted and shut down"
+out=$(backup)
+like "$out" "result OK" "and the set lock is free again"
+
+# --- the requestor dies while a writer holds Freeze: shadows deleted, thawed.
+faulty_writer --hang Freeze:1000
+"$TREQ" --volume F: --persistent > "$T/a.out" 2>&1 &
+A=$!
+for _ in $(seq 100); do grep -q '^Freeze' "$T/Faulty.log" 2>/dev/null && break; sleep 0.05; done
+kill -9 $A; wait $A 2>/dev/null
+sleep 1.5
+like "$(events_of Faulty)" "Freeze Abort" "requestor death during Freeze: the writer got Abort"
+is "$(shadow_count)" "0" "its shadow (even persistent) was deleted"
+check "F: not frozen" not_frozen "$T/F"
+
+# --- writer verify.
+faulty_writer
+out=$(backup --verify '{99999999-9999-4999-8999-999999999999}')
+like "$out" "result FAIL VSS_E_OBJECT_NOT_FOUND do_snapshot_set" "verify of an absent writer fails the set"
+out=$(backup --verify Faulty --exclude Faulty)
+like "$out" "result FAIL VSS_E_OBJECT_NOT_FOUND" "verify of an excluded writer fails the set"
+out=$(backup --verify Faulty --verify '{11111111-2222-4333-8444-555555555555}')
+like "$out" "result OK" "verify of present writers (by name and by class) succeeds"
+
+done_testing
