@@ -370,7 +370,7 @@ static json_object *storage_load(void)
 static int storage_save(json_object *arr)
 {
     size_t n;
-    const char *s = json_object_to_json_string_length(arr, JSON_C_TO_STRING_PRETTY, &n);
+    const char *s = json_object_to_json_string_length(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     return durable_replace(storage_path, s, n, 0600);
 }
 

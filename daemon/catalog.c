@@ -44,7 +44,7 @@ int catalog_save(void)
         json_object_array_add(arr, shadow_record(sh));
     json_object_object_add(root, "shadows", arr);
     size_t n;
-    const char *s = json_object_to_json_string_length(root, JSON_C_TO_STRING_PRETTY, &n);
+    const char *s = json_object_to_json_string_length(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     int r = durable_replace(catalog_path, s, n, 0600);
     json_object_put(root);
     if (r < 0)

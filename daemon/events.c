@@ -88,7 +88,7 @@ void ev(int id, enum ev_level lvl, json_object *fields, const char *fmt, ...)
     if (ev_fd >= 0) {
         rotate_if_needed();
         size_t n;
-        const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &n);
+        const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
         char *line = malloc(n + 1);
         if (line) {
             memcpy(line, s, n);

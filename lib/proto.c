@@ -108,7 +108,7 @@ int proto_rbuf_next(struct proto_rbuf *rb, json_object **out)
 int proto_encode(json_object *msg, char **frame, size_t *len)
 {
     size_t n;
-    const char *s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &n);
+    const char *s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     if (!s)
         return -ENOMEM;
     char *f = malloc(PROTO_HDR + n);

@@ -6,9 +6,9 @@
  *
  * Invariants: the header is written primary, fdatasync, shadow, fdatasync,
  * so a torn write leaves one good copy; lGenMaxRequired is raised to gen N
- * before any page changed in gen N can be written (it is raised at each
- * roll-over, under io_mu, before the new gen gets records); all header
- * writes hold hdr_mu.
+ * before any page changed in gen N is written (flush_round raises it, the
+ * waypoint); lGenMaxCommitted is raised at each roll-over before the new
+ * gen gets records; all header writes hold hdr_mu.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -126,7 +126,8 @@ int db_mark_dirty(store_db *db)
     wr32(h + H_STATE, DBSTATE_DIRTY);
     wr32(h + H_DBID, (uint32_t)db->dbid);
     memcpy(h + H_SIGNLOG, inst->sign_log, 28);
-    uint32_t ck = LGGEN(inst->ckpt) ? LGGEN(inst->ckpt) : LGGEN(end);
+    uint64_t ckl = ckpt_get(inst);
+    uint32_t ck = LGGEN(ckl) ? LGGEN(ckl) : LGGEN(end);
     wr32(h + H_GENMIN, ck);
     wr32(h + H_GENMAX, LGGEN(end));
     wr32(h + H_GENCOMMITTED, LGGEN(end));
@@ -167,9 +168,7 @@ int db_update_gens(store_inst *inst)
         store_db *db = inst->dbs[i];
         if (!db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY)
             continue;
-        wr32(db->hdr + H_GENMAX, inst->log.gen);
         wr32(db->hdr + H_GENCOMMITTED, inst->log.gen);
-        memcpy(db->hdr + H_GENMAX_CREATE, inst->log.tm_create, 8);
         r = dbhdr_write(db);
     }
     pthread_mutex_unlock(&inst->hdr_mu);

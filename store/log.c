@@ -22,6 +22,7 @@
 #define ROLL_REC (REC_HDR + 4)
 
 /* ---- header ------------------------------------------------------------- */
+/* ATTACHINFO list (docs 3.1): 8 fixed 192-byte slots, dbid 0 = unused. */
 static void att_encode(const struct attachinfo *a, uint8_t *p)
 {
     for (int i = 0; i < MAX_DBS; i++, p += 192) {
@@ -52,6 +53,7 @@ static void att_decode(const uint8_t *p, struct attachinfo *a)
     }
 }
 
+/* Encodes a log header; the XOR checksum is computed last over 4096 bytes. */
 void log_hdr_encode(const struct log_hdr *h, uint8_t *b)
 {
     memset(b, 0, LOG_HDR);
@@ -74,6 +76,10 @@ void log_hdr_encode(const struct log_hdr *h, uint8_t *b)
     wr32(b, xor_checksum(b, LOG_HDR));
 }
 
+/*
+ * Decodes and validates a log header: magic, file type, checksum and sane
+ * sizes. Never trusts a length it has not bounded (fuzz target).
+ */
 int log_hdr_decode(const uint8_t *b, size_t n, struct log_hdr *h)
 {
     if (n < LOG_HDR || memcmp(b + 72, "VSLG", 4) != 0 || rd32(b + 667) != 3 ||
@@ -100,6 +106,7 @@ void log_name_gen(char *buf, size_t len, const char *base, uint32_t gen)
     snprintf(buf, len, "%s%08X.log", base, gen);
 }
 
+/* Parses E00XXXXXXXX.log (8 uppercase hex digits); anything else is 0. */
 uint32_t log_name_parse(const char *base, const char *name)
 {
     size_t bl = strlen(base);
@@ -117,6 +124,7 @@ uint32_t log_name_parse(const char *base, const char *name)
     return g;
 }
 
+/* Chain seed of a generation: ties every record to this stream and gen. */
 uint32_t log_seed(const uint8_t sign_log[28], uint32_t gen)
 {
     uint8_t b[32];
@@ -135,6 +143,11 @@ void rec_iter_init(struct rec_iter *it, const uint8_t *img, uint32_t size, uint3
     it->crc = seed;
 }
 
+/*
+ * Returns the next valid record. A record is valid when its length fits,
+ * its self offset matches and its CRC chains from the previous record;
+ * the first invalid one ends the log (torn if non-zero bytes follow).
+ */
 int rec_iter_next(struct rec_iter *it, const uint8_t **rec, uint32_t *len)
 {
     if (it->saw_roll || it->off + REC_HDR > it->size)
@@ -207,6 +220,7 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Lists the log set of base in dir: closed gens sorted, E00.log, tmp. */
 int logset_scan(const store_vfs *v, const char *dir, const char *base, struct logset *ls)
 {
     memset(ls, 0, sizeof *ls);
@@ -218,7 +232,8 @@ int logset_scan(const store_vfs *v, const char *dir, const char *base, struct lo
         logset_free(ls);
         return r;
     }
-    qsort(ls->gens, ls->n, sizeof *ls->gens, cmp_u32);
+    if (ls->n)
+        qsort(ls->gens, ls->n, sizeof *ls->gens, cmp_u32);
     return 0;
 }
 
@@ -229,6 +244,7 @@ void logset_free(struct logset *ls)
     ls->n = 0;
 }
 
+/* Reads a whole log into memory and checks its size (-541) and header (-501). */
 int log_read_file(const store_vfs *v, const char *path, uint32_t expect_size,
                   uint8_t **img, uint32_t *size, struct log_hdr *h)
 {
@@ -271,6 +287,7 @@ fail:
 }
 
 /* ---- sticky failure ---------------------------------------------------------- */
+/* The one place sync/write failures go (c-style rec. 5): sticky, never retried. */
 void fatal_set(store_inst *inst, int err)
 {
     pthread_mutex_lock(&inst->mu);
@@ -314,6 +331,7 @@ static char *lpath(store_inst *inst, const char *suffix)
     return path_join(inst->log_dir, name);
 }
 
+/* Header of a new generation: previous gen's creation time, checkpoint, attachments. */
 static void build_hdr(store_inst *inst, struct log_hdr *h, uint32_t gen, const uint8_t *prev_tm)
 {
     memset(h, 0, sizeof *h);
@@ -329,10 +347,11 @@ static void build_hdr(store_inst *inst, struct log_hdr *h, uint32_t gen, const u
         h->flags |= LOGF_CIRCULAR | LOGF_CIRCULAR_EVER;
     if (inst->log.reserve_in_use)
         h->flags |= LOGF_RESERVE;
-    h->ckpt = inst->ckpt;
+    h->ckpt = ckpt_get(inst);
     fill_attachinfo(inst, h->att);
 }
 
+/* Makes gen the current in-memory log image (caller holds io_mu). */
 static void set_current(store_inst *inst, const struct log_hdr *h, const uint8_t *hdrbuf)
 {
     memset(inst->log.buf, 0, inst->log.size);
@@ -346,6 +365,11 @@ static void set_current(store_inst *inst, const struct log_hdr *h, const uint8_t
     pthread_mutex_unlock(&inst->mu);
 }
 
+/*
+ * Continues appending to the recovered E00.log at off (a group boundary)
+ * with the chain value crc; zeroes what follows so no stale record can
+ * ever chain after a new one.
+ */
 int log_open_runtime(store_inst *inst, uint32_t gen, uint32_t off, uint32_t crc,
                      const uint8_t *img)
 {
@@ -378,6 +402,7 @@ fail:
 }
 
 /* Writes a fresh log file of gen at path via tmp + rename. */
+/* Writes a full-size log through tmp + rename + directory sync. */
 static int write_new_log(store_inst *inst, const char *path, const uint8_t *hdrbuf)
 {
     store_file *f = NULL;
@@ -434,6 +459,14 @@ void log_close_runtime(store_inst *inst)
     inst->log.f = NULL;
 }
 
+uint64_t ckpt_get(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    uint64_t c = inst->ckpt;
+    pthread_mutex_unlock(&inst->mu);
+    return c;
+}
+
 uint64_t log_end_lgpos(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -442,6 +475,7 @@ uint64_t log_end_lgpos(store_inst *inst)
     return l;
 }
 
+/* Copies one record into the log image, filling offset and chained CRC. */
 static void put_record(store_inst *inst, const uint8_t *rec, uint32_t rl)
 {
     uint8_t *d = inst->log.buf + inst->log.append;
@@ -453,10 +487,15 @@ static void put_record(store_inst *inst, const uint8_t *rec, uint32_t rl)
     pthread_mutex_lock(&inst->mu);
     inst->log.crc = c;
     inst->log.append += rl;
+    inst->ckpt_log_bytes += rl;
     pthread_mutex_unlock(&inst->mu);
 }
 
 /* Writes buf[written, append) and syncs (io_mu held). */
+/*
+ * Group commit leader (io_mu held): writes everything appended so far and
+ * issues one fdatasync for all of it, then wakes every waiter.
+ */
 static int flush_locked(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -480,6 +519,7 @@ static int flush_locked(store_inst *inst)
     return 0;
 }
 
+/* Roll-over steps 1-2 (docs 8.1): ROLL record, sync, rename to archive. */
 int log_roll_close(store_inst *inst)
 {
     uint8_t rec[ROLL_REC] = { 0 };
@@ -512,6 +552,7 @@ fail:
     return r;
 }
 
+/* Roll-over steps 2-5: header into tmp, rename to E00.log, headers, next tmp. */
 int log_roll_open(store_inst *inst)
 {
     struct log_hdr h;
@@ -521,32 +562,48 @@ int log_roll_open(store_inst *inst)
     int r = -ENOMEM;
     if (!tmp || !cur)
         goto fail;
-    if (!inst->log.tmp_ready && (r = log_prepare_tmp(inst)) < 0)
+    pthread_mutex_lock(&inst->tmp_mu);
+    if (!inst->log.tmp_ready && (r = log_prepare_tmp(inst)) < 0) {
+        pthread_mutex_unlock(&inst->tmp_mu);
         goto fail;
+    }
     build_hdr(inst, &h, inst->log.gen + 1, inst->log.tm_create);
     log_hdr_encode(&h, hb);
-    if ((r = inst->vfs->open(inst->vfs, tmp, 0, &f)) < 0)
-        goto io;
-    r = write_full(f, hb, LOG_HDR, 0);
+    if ((r = inst->vfs->open(inst->vfs, tmp, 0, &f)) == 0) {
+        r = write_full(f, hb, LOG_HDR, 0);
+        if (r == 0)
+            r = inst->vfs->sync(f);
+        inst->vfs->close(f);
+    }
     if (r == 0)
-        r = inst->vfs->sync(f);
-    inst->vfs->close(f);
+        r = inst->vfs->rename(inst->vfs, tmp, cur);
+    if (r == 0)
+        inst->log.tmp_ready = false;
+    pthread_mutex_unlock(&inst->tmp_mu);
     if (r < 0)
-        goto io;
-    if ((r = inst->vfs->rename(inst->vfs, tmp, cur)) < 0)
         goto io;
     if ((r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0)
         goto io;
-    inst->log.tmp_ready = false;
     if ((r = inst->vfs->open(inst->vfs, cur, 0, &inst->log.f)) < 0)
         goto io;
     set_current(inst, &h, hb);
     if ((r = db_update_gens(inst)) < 0)
         goto fail;
     if (!(inst->p.flags & STORE_NO_TMP_AHEAD)) {
-        r = log_prepare_tmp(inst);
-        if (r == JET_errLogDiskFull)
-            r = 0;                      /* quiesce already set */
+        pthread_mutex_lock(&inst->mu);
+        bool bg = inst->flusher_on;
+        if (bg) {
+            inst->tmp_wanted = true;    /* the flusher prepares it */
+            pthread_cond_signal(&inst->flush_cond);
+        }
+        pthread_mutex_unlock(&inst->mu);
+        if (!bg) {
+            pthread_mutex_lock(&inst->tmp_mu);
+            r = inst->log.tmp_ready ? 0 : log_prepare_tmp(inst);
+            pthread_mutex_unlock(&inst->tmp_mu);
+            if (r == JET_errLogDiskFull)
+                r = 0;                  /* quiesce already set */
+        }
     }
     goto fail;
 io:
@@ -558,6 +615,7 @@ fail:
     return r;
 }
 
+/* Disk full: a reserve log becomes the next log and the instance quiesces. */
 static int use_reserve(store_inst *inst, const char *tmp)
 {
     for (int i = 1; i <= 2; i++) {
@@ -608,6 +666,11 @@ fail:
     return r;
 }
 
+/*
+ * Prepares E00tmp.log: with circular logging by recycling the oldest log
+ * below the checkpoint (deleting the others), else zero-filled at full
+ * size so later appends never allocate; ENOSPC falls back to a reserve.
+ */
 int log_prepare_tmp(store_inst *inst)
 {
     char *tmp = lpath(inst, "tmp.log");
@@ -616,7 +679,7 @@ int log_prepare_tmp(store_inst *inst)
         goto fail;
     if (inst->p.flags & STORE_CIRCULAR) {
         struct logset ls;
-        uint32_t ck = LGGEN(inst->ckpt);
+        uint32_t ck = LGGEN(ckpt_get(inst));
         if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
             goto fail;
         bool reused = false;
@@ -680,6 +743,10 @@ int log_make_reserves(store_inst *inst)
     return 0;
 }
 
+/*
+ * Appends a whole group (apply_mu held). Records never cross a file: when
+ * one does not fit with room for ROLL, the log rolls over first.
+ */
 int log_append(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *begin, uint64_t *end)
 {
     size_t o = 0;
@@ -702,7 +769,6 @@ int log_append(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *begi
             *begin = LGPOS(inst->log.gen, inst->log.append);
         first = false;
         put_record(inst, recs + o, rl);
-        inst->ckpt_log_bytes += rl;
         o += rl;
     }
     if (end)
@@ -710,6 +776,10 @@ int log_append(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *begi
     return 0;
 }
 
+/*
+ * Waits until the log is durable up to lgpos. Whoever gets io_mu first
+ * becomes the leader and flushes for everybody (one fdatasync per batch).
+ */
 int log_wait_durable(store_inst *inst, uint64_t lgpos)
 {
     for (;;) {

@@ -24,12 +24,14 @@
 #include "storeint.h"
 
 /* ---- page format --------------------------------------------------------- */
+/* Checksum: low half CRC-32C of bytes 8.., high half the pgno (docs 5.3). */
 void page_set_checksum(uint8_t *pg, uint32_t pgno)
 {
     wr32(pg, crc32c(0, pg + 8, PAGE_SIZE - 8));
     wr32(pg + 4, pgno);
 }
 
+/* Verifies a page read from disk: uninitialized, bad checksum, wrong pgno. */
 int page_verify(const uint8_t *pg, uint32_t pgno, bool *wrong)
 {
     if (wrong)
@@ -70,12 +72,14 @@ static inline uint32_t ibdata(const uint8_t *pg)
     return v == 0 ? PAGE_SIZE : v;      /* 32768 is stored as 0x8000 */
 }
 
+/* Bytes available for nodes and slots once dead node data is reclaimed. */
 size_t page_free_space(const uint8_t *pg)
 {
     size_t used_slots = PAGE_HDR + 2u * pg_nslots(pg);
     return ibdata(pg) - used_slots + rd16(pg + P_GARBAGE);
 }
 
+/* Rebuilds a page from nodes (which may point into it) via a scratch copy. */
 int page_build(uint8_t *pg, const struct noderef *nodes, unsigned n)
 {
     static __thread uint8_t tmp[PAGE_SIZE];
@@ -151,6 +155,11 @@ int buf_add(struct buf *b, const void *p, size_t n)
 /* ---- diffs ------------------------------------------------------------ */
 static const uint8_t zero_page[PAGE_SIZE];
 
+/*
+ * Encodes the byte ranges where neu differs from old (NULL = zero page),
+ * skipping equal 8-byte words and merging gaps under 8 bytes. Bytes 0..7
+ * (the checksum) are never logged: redo recomputes them.
+ */
 int page_diff_encode(const uint8_t *old, const uint8_t *neu, struct buf *out, uint16_t *nr)
 {
     if (!old)
@@ -160,12 +169,12 @@ int page_diff_encode(const uint8_t *old, const uint8_t *neu, struct buf *out, ui
     while (i < PAGE_SIZE) {
         while (i + 8 <= PAGE_SIZE && (i & 7) == 0 && rd64(old + i) == rd64(neu + i))
             i += 8;
-        while (i < PAGE_SIZE && old[i] == neu[i] && (i & 7))
-            i++;
         if (i >= PAGE_SIZE)
             break;
-        if (old[i] == neu[i])
+        if (old[i] == neu[i]) {
+            i++;
             continue;
+        }
         uint32_t start = i, last = i;
         for (uint32_t j = i; j < PAGE_SIZE; j++) {
             if (old[j] != neu[j])
@@ -186,6 +195,7 @@ int page_diff_encode(const uint8_t *old, const uint8_t *neu, struct buf *out, ui
     return 0;
 }
 
+/* Applies encoded ranges; any range outside the page or the buffer is -501. */
 int page_diff_apply(uint8_t *pg, const uint8_t *r, size_t len, unsigned nr)
 {
     size_t o = 0;
@@ -203,6 +213,7 @@ int page_diff_apply(uint8_t *pg, const uint8_t *r, size_t len, unsigned nr)
 }
 
 /* ---- cache ------------------------------------------------------------ */
+/* Oldest active reader snapshot (mu held); UINT64_MAX when none. */
 uint64_t snap_min(store_inst *inst)
 {
     uint64_t m = UINT64_MAX;
@@ -212,6 +223,7 @@ uint64_t snap_min(store_inst *inst)
     return m;
 }
 
+/* Hash lookup of a cached page (mu held). */
 static struct pent *cache_find(store_db *db, uint32_t pgno)
 {
     for (struct pent *e = db->hash[pgno % db->hsize]; e; e = e->hnext)
@@ -248,6 +260,7 @@ static void prune(store_inst *inst, struct pent *pe)
     }
 }
 
+/* New cache entry with one version, seq 0 = visible to every snapshot. */
 static int cache_insert(store_db *db, uint32_t pgno, uint8_t *data, struct pent **out)
 {
     store_inst *inst = db->inst;
@@ -280,11 +293,18 @@ static int cache_get(store_db *db, uint32_t pgno, bool verify, struct pent **out
             *valid = true;
         return 0;
     }
+    uint64_t ev = inst->evictions;
     pthread_mutex_unlock(&inst->mu);
     uint8_t *data = malloc(PAGE_SIZE);
     int r = data ? read_full(db->f, data, PAGE_SIZE, (uint64_t)(pgno + 1) * PAGE_SIZE) : -ENOMEM;
     int vr = r < 0 ? r : page_verify(data, pgno, NULL);
     pthread_mutex_lock(&inst->mu);
+    if (r >= 0 && inst->evictions != ev) {
+        /* the page may have been loaded, changed, written and evicted
+         * while we read: our copy may be stale, read again */
+        free(data);
+        return cache_get(db, pgno, verify, out, valid);
+    }
     if (r < 0 || (verify && vr < 0)) {
         free(data);
         return r < 0 ? JET_errDiskIO : vr;
@@ -317,6 +337,7 @@ static int cache_get(store_db *db, uint32_t pgno, bool verify, struct pent **out
     return r;
 }
 
+/* The writer's working copy of (db, pgno) in this group, if any. */
 static struct group_page *group_find(struct group *g, store_db *db, uint32_t pgno)
 {
     for (size_t i = 0; i < g->n; i++)
@@ -325,6 +346,10 @@ static struct group_page *group_find(struct group *g, store_db *db, uint32_t pgn
     return NULL;
 }
 
+/*
+ * Pinned read: a reader gets the newest version <= its snapshot, the writer
+ * its working copy or the newest version. Release with pg_put.
+ */
 int pg_get(struct tctx *tc, uint32_t pgno, const uint8_t **data, struct pver **pin)
 {
     store_db *db = tc->db;
@@ -390,6 +415,7 @@ static int group_add(struct group *g, store_db *db, struct pver *base, uint8_t *
     return 0;
 }
 
+/* Copy-on-write: the first change of a page in a group copies the newest version. */
 int pg_write(struct tctx *tc, uint32_t pgno, uint8_t **data)
 {
     struct group_page *gp = group_find(tc->g, tc->db, pgno);
@@ -417,6 +443,7 @@ int pg_write(struct tctx *tc, uint32_t pgno, uint8_t **data)
     return 0;
 }
 
+/* Allocates the page after pgnoLast (space root, logged like any change). */
 int pg_alloc(struct tctx *tc, uint32_t objid, uint32_t flags, uint16_t level,
              uint32_t *pgno, uint8_t **data)
 {
@@ -452,7 +479,7 @@ int group_log_records(store_inst *inst, struct group *g, struct buf *out)
         if (gp->base && memcmp(gp->base->data + 16, gp->work + 16, PAGE_SIZE - 16) == 0)
             continue;                   /* unchanged: no record, no new dbtime */
         uint64_t before = gp->base ? rd64(gp->base->data + P_DBTIME) : 0;
-        uint64_t after = ++db->dbtime;
+        uint64_t after = __atomic_add_fetch(&db->dbtime, 1, __ATOMIC_RELAXED);
         wr64(gp->work + P_DBTIME, after);
         pthread_mutex_lock(&inst->mu);
         struct pent *pe = cache_find(db, pgno);
@@ -480,6 +507,10 @@ int group_log_records(store_inst *inst, struct group *g, struct buf *out)
     return 0;
 }
 
+/*
+ * Publishes the group's pages as versions of commit seq (after the group
+ * is in the log buffer): pages become dirty, then old versions are pruned.
+ */
 void group_publish(store_inst *inst, struct group *g, uint64_t seq)
 {
     pthread_mutex_lock(&inst->mu);
@@ -528,6 +559,7 @@ void group_publish(store_inst *inst, struct group *g, uint64_t seq)
     memset(g, 0, sizeof *g);
 }
 
+/* Drops a group that will not commit (conflict, error): nothing was published. */
 void group_discard(store_inst *inst, struct group *g)
 {
     pthread_mutex_lock(&inst->mu);
@@ -542,6 +574,7 @@ void group_discard(store_inst *inst, struct group *g)
     memset(g, 0, sizeof *g);
 }
 
+/* Frees clean, single-version, unpinned pages above the cache limit (mu held). */
 static void evict(store_inst *inst)
 {
     size_t limit = inst->p.cache_pages;
@@ -558,6 +591,7 @@ static void evict(store_inst *inst)
                 if (!e->dirty && e->head && !e->head->older && !e->head->refs &&
                     e->pgno > PGNO_LV) {
                     *pp = e->hnext;
+                    inst->evictions++;
                     ver_free(inst, e->head);
                     free(e);
                     db->npages--;
@@ -575,6 +609,11 @@ struct flushitem {
     uint32_t pgno;
 };
 
+/*
+ * One flush round (docs 7.1): collect dirty versions at R, make the log
+ * durable to R, raise the waypoint, write and sync the pages, then move
+ * the checkpoint to R in E00.chk and the headers. Skipped while frozen.
+ */
 int flush_round(store_inst *inst)
 {
     struct flushitem *items = NULL;
@@ -624,6 +663,26 @@ int flush_round(store_inst *inst)
     if ((r = log_wait_durable(inst, R)) < 0)
         goto unpin;
     bool written[MAX_DBS + 1] = { false };
+    for (size_t i = 0; i < n; i++)
+        written[items[i].db->dbid] = true;
+    /* waypoint: Log Required max covers every page about to be written */
+    uint8_t gen_tm[8];
+    pthread_mutex_lock(&inst->hdr_mu);
+    pthread_mutex_lock(&inst->mu);
+    uint32_t cur_gen = inst->log.gen;
+    memcpy(gen_tm, inst->log.tm_create, 8);
+    pthread_mutex_unlock(&inst->mu);
+    for (int d = 1; d <= MAX_DBS && r == 0; d++) {
+        store_db *db = inst->dbs[d];
+        if (!written[d] || !db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY ||
+            rd32(db->hdr + H_GENMAX) >= LGGEN(R))
+            continue;
+        wr32(db->hdr + H_GENMAX, LGGEN(R));
+        if (LGGEN(R) == cur_gen)
+            memcpy(db->hdr + H_GENMAX_CREATE, gen_tm, 8);
+        r = dbhdr_write(db);
+    }
+    pthread_mutex_unlock(&inst->hdr_mu);
     for (size_t i = 0; i < n && r == 0; i++) {
         r = write_full(items[i].db->f, items[i].v->data, PAGE_SIZE,
                        (uint64_t)(items[i].pgno + 1) * PAGE_SIZE);
@@ -638,14 +697,19 @@ int flush_round(store_inst *inst)
         goto unpin;
     }
     /* checkpoint = R (docs 7.1 step 4) */
-    if (R > inst->ckpt) {
+    pthread_mutex_lock(&inst->mu);
+    bool advance = R > inst->ckpt;
+    if (advance)
         inst->ckpt = R;
+    pthread_mutex_unlock(&inst->mu);
+    if (advance) {
         if ((r = chk_write(inst, R)) < 0)
             goto unpin;
         pthread_mutex_lock(&inst->hdr_mu);
         for (int d = 1; d <= MAX_DBS && r == 0; d++) {
             store_db *db = inst->dbs[d];
-            if (!db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY)
+            if (!db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY ||
+                rd32(db->hdr + H_GENMIN) == LGGEN(R))
                 continue;
             wr32(db->hdr + H_GENMIN, LGGEN(R));
             r = dbhdr_write(db);
@@ -691,6 +755,7 @@ void cache_free_db(store_db *db)
     db->npages = 0;
 }
 
+/* Recovery: the page as cached or read (no verification; *valid says). */
 int pg_redo_get(store_db *db, uint32_t pgno, uint8_t **data, bool *valid)
 {
     store_inst *inst = db->inst;

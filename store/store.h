@@ -52,6 +52,8 @@ extern "C" {
 #define JET_errTableDuplicate             (-1303)
 #define JET_errObjectNotFound             (-1305)
 #define JET_errKeyTooBig                  (-408)
+#define JET_errFileNotFound               (-1811)
+#define JET_errFileAccessDenied           (-1032)
 #define JET_errOSSnapshotInvalidSequence  (-2401)
 #define JET_errOSSnapshotTimeOut          (-2402)
 #define JET_errOSSnapshotNotAllowed       (-2403)
@@ -118,6 +120,7 @@ struct store_params {
     size_t cache_pages;         /* page cache soft limit, default 4096 (128 MiB) */
     unsigned flush_interval_ms; /* background flush period; 0 = no thread */
     unsigned freeze_timeout_ms; /* auto-thaw after this, default 20000 */
+    uint64_t ckpt_depth;        /* log bytes between flush rounds, default 8 MiB */
     const store_vfs *vfs;       /* NULL = POSIX */
     store_event_fn event;       /* may be NULL */
     void *event_ctx;
@@ -131,11 +134,13 @@ struct store_recovery_stats {
     uint64_t groups_undone;         /* incomplete transactions dropped */
     uint64_t bytes;                 /* log bytes scanned */
     bool was_clean;                 /* nothing to do */
+    uint64_t redo_us, flush_us;     /* time spent replaying / writing pages */
 };
 
 /**
- * Opens (creating if needed) the log stream, runs soft recovery of every
- * database the logs name, and leaves them attached.
+ * Opens (creating if needed) the log stream and runs soft recovery of every
+ * database the logs name; they are left Clean Shutdown and detached (as ESE
+ * does), to be attached again with store_db_attach.
  * @return 0, -EINVAL, -ENOMEM, or a recovery error (-543, -582, -530, -515,
  *         -501, -513, -541, -1216, -566, -567, -1018, ...)
  */

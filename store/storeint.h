@@ -5,7 +5,9 @@
  * docs/store-format.md for every on-disk layout named below.
  *
  * Lock order (never taken in the other order):
- *   flush_mu -> apply_mu -> io_mu -> hdr_mu -> mu
+ *   flush_mu -> apply_mu -> io_mu -> tmp_mu -> hdr_mu -> mu
+ * tmp_mu guards E00tmp.log (prepared by the flusher thread in the
+ * background, consumed by a roll-over).
  * mu protects the cache, the snapshot list, the log positions and the
  * snapshot (backup) state; cond (with mu) is broadcast whenever the durable
  * log position, the frozen flag or the fatal flag changes.
@@ -182,7 +184,7 @@ struct store_inst {
     char *log_dir, *sys_dir, *db_dir;
     const store_vfs *vfs;
     uint8_t sign_log[28];
-    pthread_mutex_t flush_mu, apply_mu, io_mu, hdr_mu, mu;
+    pthread_mutex_t flush_mu, apply_mu, io_mu, tmp_mu, hdr_mu, mu;
     pthread_cond_t cond;
     int fatal;                      /* sticky (mu) */
     bool quiesce;                   /* reserve logs in use: no new transactions */
@@ -194,10 +196,12 @@ struct store_inst {
     uint64_t *snaps; size_t nsnaps, capsnaps;   /* active reader snapshots (mu) */
     uint64_t *conflict;             /* CONFLICT_SLOTS last-writer seqs (apply_mu) */
     uint64_t lru_clock;
+    uint64_t evictions;             /* bumped per evicted page (mu) */
     size_t cache_total, dirty_total;
     struct snap_state snap;
     pthread_t flusher;
-    bool flusher_on, stopping;
+    pthread_cond_t flush_cond;      /* wakes the flusher (mu) */
+    bool flusher_on, stopping, flush_req, tmp_wanted;
     struct store_recovery_stats rstats;
     uint64_t ckpt_log_bytes;        /* log bytes appended since the last round */
 };
@@ -219,6 +223,7 @@ int log_roll_open(store_inst *inst);       /* tmp -> E00.log, headers */
 int log_prepare_tmp(store_inst *inst);
 int log_make_reserves(store_inst *inst);
 uint64_t log_end_lgpos(store_inst *inst);
+uint64_t ckpt_get(store_inst *inst);         /* inst->ckpt under mu */
 void fatal_set(store_inst *inst, int err);  /* sticky failure */
 int inst_check(store_inst *inst);           /* -1090 if poisoned */
 void fill_attachinfo(store_inst *inst, struct attachinfo att[MAX_DBS]);
@@ -397,6 +402,7 @@ int snap_register(store_inst *inst, uint64_t *seq);
 void snap_unregister(store_inst *inst, uint64_t seq);
 /* internal transaction for db create/attach/detach records */
 int commit_records(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *end);
+void snap_auto_thaw(store_inst *inst);
 
 /* ---- recover.c ---------------------------------------------------------- */
 int recover_run(store_inst *inst);

@@ -1,0 +1,328 @@
+/*
+ * backup.c - the shadow copy API for the VSS writer, modelled on ESE's
+ * OSSnapshot: prepare -> freeze -> thaw -> truncate -> end, or abort
+ * (docs/store-format.md section 10).
+ *
+ * Invariants:
+ *  1. While frozen nothing under the log or database directories changes:
+ *     commits wait in wait_not_frozen, flush rounds are skipped, and the
+ *     roll-over is stopped between its two renames (no E00.log).
+ *  2. A freeze lasts at most freeze_timeout_ms: the first thread to notice
+ *     (a waiting commit or the flusher) thaws, the snapshot then fails
+ *     with -2402 and nothing is truncated.
+ *  3. Truncation deletes only gens below min(checkpoint gen at freeze,
+ *     copyMac + 1), in increasing order, and never for copy, differential
+ *     or circular logging.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storeint.h"
+
+static const char *type_name(enum store_backup_type t)
+{
+    switch (t) {
+    case STORE_BACKUP_FULL: return "Full";
+    case STORE_BACKUP_INCREMENTAL: return "Incremental";
+    case STORE_BACKUP_COPY: return "Copy";
+    default: return "Differential";
+    }
+}
+
+static void snap_reset(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    memset(&inst->snap, 0, sizeof inst->snap);
+    pthread_mutex_unlock(&inst->mu);
+}
+
+int store_snap_prepare(store_inst *inst, enum store_backup_type type)
+{
+    static const int ev[] = { 2005, 2008, 2009, 2010 };
+    int r = inst_check(inst);
+    if (r < 0)
+        return r;
+    if ((unsigned)type > STORE_BACKUP_DIFFERENTIAL)
+        return -EINVAL;
+    if ((inst->p.flags & STORE_CIRCULAR) &&
+        (type == STORE_BACKUP_INCREMENTAL || type == STORE_BACKUP_DIFFERENTIAL))
+        return JET_errInvalidBackup;
+    if (type == STORE_BACKUP_INCREMENTAL || type == STORE_BACKUP_DIFFERENTIAL) {
+        pthread_mutex_lock(&inst->hdr_mu);
+        bool have_full = false;
+        for (int d = 1; d <= MAX_DBS; d++)
+            if (inst->dbs[d] && rd32(inst->dbs[d]->hdr + H_BK_FULL + 20))
+                have_full = true;
+        pthread_mutex_unlock(&inst->hdr_mu);
+        if (!have_full)
+            return JET_errMissingFullBackup;
+    }
+    pthread_mutex_lock(&inst->mu);
+    if (inst->snap.active) {
+        pthread_mutex_unlock(&inst->mu);
+        event_emit(inst, 2002, STORE_EV_ERROR,
+                   "Shadow copy instance %d encountered error %d on freeze.", 1,
+                   JET_errOSSnapshotNotAllowed);
+        return JET_errOSSnapshotNotAllowed;
+    }
+    memset(&inst->snap, 0, sizeof inst->snap);
+    inst->snap.active = true;
+    inst->snap.type = type;
+    pthread_mutex_unlock(&inst->mu);
+    event_emit(inst, ev[type], STORE_EV_INFO,
+               "Shadow copy instance %d starting. This will be a %s shadow copy.", 1,
+               type_name(type));
+    if ((r = flush_round(inst)) < 0)
+        snap_reset(inst);
+    return r;
+}
+
+int store_snap_freeze(store_inst *inst)
+{
+    int r = inst_check(inst);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&inst->mu);
+    bool ok = inst->snap.active && !inst->snap.frozen && !inst->snap.failed && !inst->snap.mark;
+    pthread_mutex_unlock(&inst->mu);
+    if (!ok)
+        return JET_errOSSnapshotInvalidSequence;
+    pthread_mutex_lock(&inst->flush_mu);
+    pthread_mutex_lock(&inst->apply_mu);
+    pthread_mutex_lock(&inst->io_mu);
+    uint32_t gen = inst->log.gen;
+    r = log_roll_close(inst);
+    pthread_mutex_lock(&inst->mu);
+    if (r == 0) {
+        inst->snap.frozen = true;
+        inst->snap.ckpt_gen = LGGEN(inst->ckpt);
+        inst->snap.copy_mic = LGGEN(inst->ckpt);
+        inst->snap.copy_mac = gen;
+        inst->snap.mark = inst->log.durable;
+        logtime_now(inst->snap.mark_time);
+        inst->snap.freeze_deadline_us = mono_us() + (uint64_t)inst->p.freeze_timeout_ms * 1000u;
+    }
+    pthread_mutex_unlock(&inst->mu);
+    pthread_mutex_unlock(&inst->io_mu);
+    pthread_mutex_unlock(&inst->apply_mu);
+    pthread_mutex_unlock(&inst->flush_mu);
+    if (r < 0) {
+        event_emit(inst, 2002, STORE_EV_ERROR,
+                   "Shadow copy instance %d encountered error %d on freeze.", 1, r);
+        return r;
+    }
+    event_emit(inst, 2001, STORE_EV_INFO, "Shadow copy instance %d freeze started.", 1);
+    return 0;
+}
+
+/* Ends a freeze: finishes the roll-over (new E00.log), releases held commits. */
+static int thaw(store_inst *inst, bool timeout)
+{
+    pthread_mutex_lock(&inst->io_mu);
+    pthread_mutex_lock(&inst->mu);
+    bool frozen = inst->snap.frozen;
+    uint64_t started = inst->snap.freeze_deadline_us - (uint64_t)inst->p.freeze_timeout_ms * 1000u;
+    pthread_mutex_unlock(&inst->mu);
+    int r = 0;
+    if (frozen)
+        r = log_roll_open(inst);
+    pthread_mutex_lock(&inst->mu);
+    if (frozen) {
+        inst->snap.frozen = false;
+        if (timeout)
+            inst->snap.timed_out = inst->snap.failed = true;
+        pthread_cond_broadcast(&inst->cond);
+    }
+    pthread_mutex_unlock(&inst->mu);
+    pthread_mutex_unlock(&inst->io_mu);
+    if (!frozen)
+        return 1;
+    if (timeout)
+        event_emit(inst, 2004, STORE_EV_ERROR,
+                   "Shadow copy instance %d freeze timed-out (%llu ms).", 1,
+                   (unsigned long long)((mono_us() - started) / 1000));
+    event_emit(inst, 2003, STORE_EV_INFO, "Shadow copy instance %d freeze ended.", 1);
+    return r;
+}
+
+void snap_auto_thaw(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    bool late = inst->snap.frozen && mono_us() >= inst->snap.freeze_deadline_us;
+    pthread_mutex_unlock(&inst->mu);
+    if (late)
+        thaw(inst, true);
+}
+
+int store_snap_thaw(store_inst *inst)
+{
+    int r = thaw(inst, false);
+    if (r == 1) {
+        pthread_mutex_lock(&inst->mu);
+        r = inst->snap.timed_out ? JET_errOSSnapshotTimeOut : JET_errOSSnapshotInvalidSequence;
+        pthread_mutex_unlock(&inst->mu);
+    }
+    return r;
+}
+
+static void bkinfo_put(uint8_t *p, const struct snap_state *s)
+{
+    wr64(p, s->mark);
+    memcpy(p + 8, s->mark_time, 8);
+    wr32(p + 16, s->copy_mic);
+    wr32(p + 20, s->copy_mac);
+}
+
+/* Writes the backup slot of the snapshot type in every attached header. */
+/* Writes the backup slot of the snapshot's type (docs 10) in every header. */
+static int save_info(store_inst *inst)
+{
+    struct snap_state s;
+    int r = 0;
+    pthread_mutex_lock(&inst->mu);
+    s = inst->snap;
+    pthread_mutex_unlock(&inst->mu);
+    pthread_mutex_lock(&inst->hdr_mu);
+    for (int d = 1; d <= MAX_DBS && r == 0; d++) {
+        store_db *db = inst->dbs[d];
+        if (!db)
+            continue;
+        uint8_t *h = db->hdr;
+        switch (s.type) {
+        case STORE_BACKUP_FULL:
+            bkinfo_put(h + H_BK_FULL, &s);
+            wr32(h + H_BKTYPE_FULL, 1);
+            memset(h + H_BK_INC, 0, 24);
+            memset(h + H_BK_DIFF, 0, 24);
+            break;
+        case STORE_BACKUP_INCREMENTAL:
+            bkinfo_put(h + H_BK_INC, &s);
+            wr32(h + H_BKTYPE_INC, 1);
+            break;
+        case STORE_BACKUP_COPY:
+            bkinfo_put(h + H_BK_COPY, &s);
+            wr32(h + H_BKTYPE_COPY, 1);
+            break;
+        case STORE_BACKUP_DIFFERENTIAL:
+            bkinfo_put(h + H_BK_DIFF, &s);
+            wr32(h + H_BKTYPE_DIFF, 1);
+            break;
+        }
+        r = dbhdr_write(db);
+    }
+    pthread_mutex_unlock(&inst->hdr_mu);
+    if (r == 0) {
+        pthread_mutex_lock(&inst->mu);
+        inst->snap.saved = true;
+        pthread_mutex_unlock(&inst->mu);
+    }
+    return r;
+}
+
+/* Deletes the logs the backup made unnecessary, in increasing order. */
+int store_snap_truncate(store_inst *inst)
+{
+    struct logset ls = { 0 };
+    int r = inst_check(inst);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&inst->mu);
+    struct snap_state s = inst->snap;
+    pthread_mutex_unlock(&inst->mu);
+    if (!s.active || s.frozen || !s.mark || s.truncated ||
+        s.type == STORE_BACKUP_COPY || s.type == STORE_BACKUP_DIFFERENTIAL)
+        return JET_errOSSnapshotInvalidSequence;
+    if (s.failed)
+        return JET_errOSSnapshotTimeOut;
+    if ((r = save_info(inst)) < 0)
+        return r;
+    uint32_t limit = s.ckpt_gen < s.copy_mac + 1 ? s.ckpt_gen : s.copy_mac + 1;
+    uint32_t lo = 0, hi = 0;
+    if (!(inst->p.flags & STORE_CIRCULAR)) {
+        if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
+            return r;
+        for (size_t i = 0; i < ls.n && ls.gens[i] < limit; i++) {
+            char name[32];
+            log_name_gen(name, sizeof name, inst->base, ls.gens[i]);
+            char *p = path_join(inst->log_dir, name);
+            r = p ? inst->vfs->unlink(inst->vfs, p) : -ENOMEM;
+            free(p);
+            if (r < 0)
+                break;
+            if (!lo)
+                lo = ls.gens[i];
+            hi = ls.gens[i];
+        }
+        logset_free(&ls);
+        if (lo)
+            inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+    }
+    pthread_mutex_lock(&inst->mu);
+    inst->snap.truncated = true;
+    inst->snap.del_low = lo;
+    inst->snap.del_high = hi;
+    pthread_mutex_unlock(&inst->mu);
+    if (lo) {
+        char a[32], b[32];
+        log_name_gen(a, sizeof a, inst->base, lo);
+        log_name_gen(b, sizeof b, inst->base, hi);
+        event_emit(inst, 224, STORE_EV_INFO, "Deleting log files %s to %s.", a, b);
+    } else {
+        event_emit(inst, 225, STORE_EV_INFO, "No log files can be truncated.");
+    }
+    return r < 0 ? JET_errDiskIO : 0;
+}
+
+int store_snap_end(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    struct snap_state s = inst->snap;
+    pthread_mutex_unlock(&inst->mu);
+    if (!s.active)
+        return JET_errOSSnapshotInvalidSequence;
+    if (s.frozen)
+        thaw(inst, false);
+    int r = 0;
+    if (s.failed || s.timed_out) {
+        r = JET_errOSSnapshotTimeOut;
+    } else if (!s.mark) {
+        r = JET_errOSSnapshotInvalidSequence;  /* never frozen */
+    } else if (!s.saved) {
+        r = inst_check(inst);
+        if (r == 0)
+            r = save_info(inst);
+    }
+    snap_reset(inst);
+    if (r == 0)
+        event_emit(inst, 2006, STORE_EV_INFO,
+                   "Shadow copy instance %d completed successfully.", 1);
+    else
+        event_emit(inst, 2007, STORE_EV_WARNING, "Shadow copy instance %d aborted.", 1);
+    return r;
+}
+
+int store_snap_abort(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    bool active = inst->snap.active, frozen = inst->snap.frozen;
+    pthread_mutex_unlock(&inst->mu);
+    if (!active)
+        return JET_errOSSnapshotInvalidSequence;
+    int r = frozen ? thaw(inst, false) : 0;
+    snap_reset(inst);
+    event_emit(inst, 2007, STORE_EV_WARNING, "Shadow copy instance %d aborted.", 1);
+    return r == 1 ? 0 : r;
+}
+
+void store_snap_get_info(store_inst *inst, struct store_snap_info *out)
+{
+    pthread_mutex_lock(&inst->mu);
+    out->gen_low = inst->snap.copy_mic;
+    out->gen_high = inst->snap.copy_mac;
+    out->ckpt_gen = inst->snap.ckpt_gen;
+    out->deleted_low = inst->snap.del_low;
+    out->deleted_high = inst->snap.del_high;
+    pthread_mutex_unlock(&inst->mu);
+}

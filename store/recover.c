@@ -1,0 +1,554 @@
+/*
+ * recover.c - soft recovery (docs/store-format.md section 9): finish an
+ * interrupted roll-over, check the log set (size, header, name vs gen,
+ * signature, tmPrevGen chain), check every database the logs name against
+ * them (-543, -582, -1216), redo committed groups from the checkpoint with
+ * the page dbtime rule, drop the incomplete tail group, flush, and leave
+ * every database Clean Shutdown and detached.
+ *
+ * Invariants:
+ *  1. A PAGE record is applied only when its group's COMMIT was read.
+ *  2. Redo is idempotent: image if the page is torn or older, diff only on
+ *     dbtime == before, skip if dbtime >= after, any other dbtime is a lost
+ *     flush (-566/-567).
+ *  3. Nothing is written to a database before every check has passed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storeint.h"
+
+/* Appends a record header (+ payload) to b; log_append fills crc/offset. */
+int rec_frame(struct buf *b, uint8_t type, uint8_t dbid, const void *payload, size_t n)
+{
+    uint8_t h[REC_HDR] = { 0 };
+    h[8] = type;
+    h[9] = dbid;
+    wr32(h + 4, (uint32_t)(REC_HDR + n));
+    int r = buf_add(b, h, REC_HDR);
+    if (r == 0 && n)
+        r = buf_add(b, payload, n);
+    return r;
+}
+
+struct rdb {
+    bool open, active, skip;
+};
+
+struct rstate {
+    store_inst *inst;
+    struct rdb d[MAX_DBS + 1];
+    uint32_t lowest_present, last;
+    bool have_beyond;
+};
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Opens and checks database dbid (path as logged). */
+/*
+ * Opens database dbid for recovery and applies the checks of docs 9 step 3:
+ * signatures (-1216, or skipped with /i), then for a Dirty database the
+ * generations it needs against the logs present (-543, -582).
+ */
+static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t *sign_db)
+{
+    store_inst *inst = rs->inst;
+    if (dbid < 1 || dbid > MAX_DBS)
+        return JET_errLogFileCorrupt;
+    if (rs->d[dbid].open || rs->d[dbid].skip)
+        return 0;
+    char *p = inst->db_dir ? path_join(inst->db_dir, base_name(path)) : strdup(path);
+    store_db *db = NULL;
+    if (!p)
+        return -ENOMEM;
+    int r = db_open_file(inst, p, dbid, &db);
+    free(p);
+    if (r == 0) {
+        free(db->path);
+        db->path = strdup(path);
+        if (!db->path) {
+            db_free(db);
+            return -ENOMEM;
+        }
+    }
+    bool ignore = inst->p.flags & STORE_IGNORE_MISSING;
+    if (r == 0 && (memcmp(db->hdr + H_SIGNDB, sign_db, 28) != 0 ||
+                   (rd32(db->hdr + H_STATE) != DBSTATE_CLEAN &&
+                    memcmp(db->hdr + H_SIGNLOG, inst->sign_log, 28) != 0))) {
+        event_emit(inst, 517, STORE_EV_ERROR,
+                   "Database %s does not match the log files.", path);
+        db_free(db);
+        db = NULL;
+        r = JET_errAttachedDatabaseMismatch;
+    } else if (r < 0) {
+        event_emit(inst, 494, STORE_EV_ERROR,
+                   "Database %s is no longer present or cannot be read (%d).", path, r);
+        r = JET_errAttachedDatabaseMismatch;
+    }
+    if (r < 0) {
+        if (!ignore)
+            return r;
+        rs->d[dbid].skip = true;
+        return 0;
+    }
+    uint32_t st = rd32(db->hdr + H_STATE);
+    inst->dbs[dbid] = db;
+    rs->d[dbid].open = true;
+    rs->d[dbid].active = st == DBSTATE_DIRTY || st == DBSTATE_JUST_CREATED;
+    if (st != DBSTATE_DIRTY)
+        return 0;
+    uint32_t gmin = rd32(db->hdr + H_GENMIN), gmax = rd32(db->hdr + H_GENMAX);
+    uint32_t gcom = rd32(db->hdr + H_GENCOMMITTED);
+    if (gmin < rs->lowest_present || gmax > rs->last) {
+        event_emit(inst, 452, STORE_EV_ERROR,
+                   "Database %s requires logfiles %u-%u in order to recover successfully. "
+                   "Recovery could only locate logfiles %u-%u.", path, gmin, gmax,
+                   rs->lowest_present, rs->last);
+        return JET_errRequiredLogFilesMissing;
+    }
+    if (gcom > rs->last && !(inst->p.flags & STORE_ALLOW_LOST_LOGS)) {
+        event_emit(inst, 523, STORE_EV_ERROR,
+                   "Database %s requires committed logfiles up to %u; only %u found.",
+                   path, gcom, rs->last);
+        return JET_errCommittedLogFilesMissing;
+    }
+    return 0;
+}
+
+/* Redo of one PAGE record with the dbtime rule (invariant 2). */
+static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
+{
+    store_inst *inst = rs->inst;
+    int dbid = rec[9];
+    if (len < REC_HDR + 26)
+        return JET_errLogFileCorrupt;
+    if (dbid < 1 || dbid > MAX_DBS)
+        return JET_errLogFileCorrupt;
+    if (!rs->d[dbid].active)
+        return 0;
+    store_db *db = inst->dbs[dbid];
+    const uint8_t *p = rec + REC_HDR;
+    uint32_t pgno = rd32(p);
+    bool image = p[4];
+    uint64_t before = rd64(p + 8), after = rd64(p + 16);
+    unsigned nr = rd16(p + 24);
+    if (pgno == 0 || pgno >= 0x7ffffff0u)
+        return JET_errLogFileCorrupt;
+    uint8_t *pg;
+    bool valid;
+    int r = pg_redo_get(db, pgno, &pg, &valid);
+    if (r < 0)
+        return r;
+    uint64_t pdt = valid ? rd64(pg + P_DBTIME) : 0;
+    if (after > db->dbtime)
+        db->dbtime = after;
+    if (valid && pdt >= after) {
+        inst->rstats.pages_skipped++;
+        return 0;
+    }
+    if (image) {
+        memset(pg, 0, PAGE_SIZE);
+    } else if (!valid) {
+        event_emit(inst, 474, STORE_EV_ERROR, "Page %u of database %s failed verification "
+                   "during redo.", pgno, db->path);
+        return JET_errReadVerifyFailure;
+    } else if (pdt != before) {
+        event_emit(inst, 516, STORE_EV_ERROR, "Page %u of database %s has dbtime %llu, "
+                   "the log expects %llu (lost flush).", pgno, db->path,
+                   (unsigned long long)pdt, (unsigned long long)before);
+        return pdt < before ? JET_errDbTimeTooOld : JET_errDbTimeTooNew;
+    }
+    if ((r = page_diff_apply(pg, p + 26, len - REC_HDR - 26, nr)) < 0)
+        return r;
+    wr64(pg + P_DBTIME, after);
+    page_set_checksum(pg, pgno);
+    pg_redo_dirty(db, pgno);
+    inst->rstats.pages_applied++;
+    return 0;
+}
+
+/* Applies the PAGE records of a committed group, in log order. */
+static int apply_group(struct rstate *rs, struct buf *g)
+{
+    size_t o = 0;
+    while (o < g->n) {
+        uint32_t l = rd32(g->p + o + 4);
+        int r = redo_page(rs, g->p + o, l);
+        if (r < 0)
+            return r;
+        o += l;
+    }
+    return 0;
+}
+
+/*
+ * A crash between the two renames of a roll-over leaves no E00.log but a
+ * tmp log whose header continues the last closed log: finish the rename.
+ */
+static int try_finish_roll(store_inst *inst, struct logset *ls)
+{
+    char tmpn[16], curn[16];
+    snprintf(tmpn, sizeof tmpn, "%stmp.log", inst->base);
+    snprintf(curn, sizeof curn, "%s.log", inst->base);
+    char *tp = path_join(inst->log_dir, tmpn), *cp = path_join(inst->log_dir, curn);
+    uint8_t *img = NULL, *prev = NULL;
+    uint32_t sz, psz;
+    struct log_hdr h, ph;
+    int r = -ENOMEM;
+    if (!tp || !cp)
+        goto out;
+    r = 0;
+    if (ls->have_cur || !ls->have_tmp || ls->n == 0)
+        goto out;
+    if (log_read_file(inst->vfs, tp, 0, &img, &sz, &h) < 0)
+        goto out;                       /* a prepared, header-less tmp */
+    char name[32];
+    log_name_gen(name, sizeof name, inst->base, ls->gens[ls->n - 1]);
+    char *pp = path_join(inst->log_dir, name);
+    if (!pp) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = log_read_file(inst->vfs, pp, 0, &prev, &psz, &ph);
+    free(pp);
+    if (r < 0)
+        goto out;
+    if (h.gen == ph.gen + 1 && memcmp(h.sign_log, ph.sign_log, 28) == 0 &&
+        memcmp(h.tm_prev, ph.tm_create, 8) == 0) {
+        if ((r = inst->vfs->rename(inst->vfs, tp, cp)) == 0)
+            r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+        if (r == 0)
+            ls->have_cur = true, ls->have_tmp = false;
+    }
+out:
+    free(img);
+    free(prev);
+    free(tp);
+    free(cp);
+    return r;
+}
+
+static char *gen_path(store_inst *inst, uint32_t gen, bool cur)
+{
+    char name[32];
+    if (cur)
+        snprintf(name, sizeof name, "%s.log", inst->base);
+    else
+        log_name_gen(name, sizeof name, inst->base, gen);
+    return path_join(inst->log_dir, name);
+}
+
+/*
+ * Soft recovery, run by every store_open. Returns with the log open for
+ * appends and no database attached (every one left Clean Shutdown).
+ */
+int recover_run(store_inst *inst)
+{
+    struct logset ls = { 0 };
+    struct chk_data chk;
+    struct rstate rs = { .inst = inst };
+    struct buf grp = { 0 }, term = { 0 };
+    uint8_t *img = NULL, *cur_img = NULL;
+    uint32_t sz;
+    struct log_hdr h, cur_h;
+    bool in_group = false, have_chk = false, cur_rolled = false;
+    uint8_t prev_tm[8] = { 0 };
+    uint32_t end_off = 0, end_crc = 0;
+    int r;
+    uint64_t t0 = mono_us();
+
+    memset(&inst->rstats, 0, sizeof inst->rstats);
+    if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
+        goto fail;
+    if ((r = try_finish_roll(inst, &ls)) < 0)
+        goto fail;
+    if (ls.have_cur) {
+        char *cp = gen_path(inst, 0, true);
+        r = cp ? log_read_file(inst->vfs, cp, 0, &cur_img, &sz, &cur_h) : -ENOMEM;
+        free(cp);
+        if (r < 0)
+            goto fail;
+        ls.cur_gen = cur_h.gen;
+        for (size_t i = 0; i < ls.n; i++)
+            if (ls.gens[i] >= cur_h.gen) {
+                r = JET_errLogGenerationMismatch;   /* E00.log must be the highest */
+                goto fail;
+            }
+    }
+    if (!ls.have_cur && ls.n == 0) {
+        /* no log at all: if the checkpoint names a database that is still
+         * dirty, its logs were lost (-543); otherwise start a new stream */
+        char *cp = chk_path(inst);
+        if (cp && chk_read(inst->vfs, cp, &chk) == 0) {
+            for (int i = 0; i < MAX_DBS; i++) {
+                if (!chk.att[i].dbid)
+                    continue;
+                char *dp = inst->db_dir ? path_join(inst->db_dir, base_name(chk.att[i].path))
+                                        : strdup(chk.att[i].path);
+                store_db *db = NULL;
+                bool dirty = dp && db_open_file(inst, dp, chk.att[i].dbid, &db) == 0 &&
+                             rd32(db->hdr + H_STATE) == DBSTATE_DIRTY &&
+                             memcmp(db->hdr + H_SIGNLOG, chk.sign_log, 28) == 0;
+                if (dirty)
+                    event_emit(inst, 452, STORE_EV_ERROR,
+                               "Database %s requires logfiles %u-%u in order to recover "
+                               "successfully. Recovery could not locate any logfile.",
+                               chk.att[i].path, rd32(db->hdr + H_GENMIN),
+                               rd32(db->hdr + H_GENMAX));
+                db_free(db);
+                free(dp);
+                if (dirty && !(inst->p.flags & STORE_IGNORE_MISSING)) {
+                    free(cp);
+                    r = JET_errRequiredLogFilesMissing;
+                    goto fail;
+                }
+            }
+        }
+        free(cp);
+        /* a new stream */
+        inst->rstats.was_clean = true;
+        signature_new(inst->sign_log);
+        if (!inst->log.size)
+            inst->log.size = LOG_DEFAULT_SIZE;
+        if ((inst->log.buf = calloc(1, inst->log.size)) == NULL) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        if ((r = log_create_first(inst, 1, NULL)) < 0)
+            goto fail;
+        inst->ckpt = LGPOS(1, LOG_HDR);
+        r = chk_write(inst, inst->ckpt);
+        goto fail;
+    }
+    /* the stream's identity comes from its newest log */
+    uint32_t newest = ls.have_cur ? cur_h.gen : ls.gens[ls.n - 1];
+    if (ls.have_cur) {
+        memcpy(inst->sign_log, cur_h.sign_log, 28);
+        sz = cur_h.log_size;
+    } else {
+        char *p = gen_path(inst, newest, false);
+        r = p ? log_read_file(inst->vfs, p, 0, &img, &sz, &h) : -ENOMEM;
+        free(p);
+        if (r < 0)
+            goto fail;
+        memcpy(inst->sign_log, h.sign_log, 28);
+        free(img);
+        img = NULL;
+    }
+    if (inst->log.size && inst->log.size != sz) {
+        r = JET_errLogFileSizeMismatch;
+        goto fail;
+    }
+    inst->log.size = sz;
+    if ((inst->log.buf = calloc(1, sz)) == NULL) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    rs.lowest_present = ls.n ? ls.gens[0] : newest;
+    uint32_t start = rs.lowest_present;
+    uint64_t ckpt = LGPOS(start, LOG_HDR);
+    char *cpath = chk_path(inst);
+    if (cpath && chk_read(inst->vfs, cpath, &chk) == 0 &&
+        memcmp(chk.sign_log, inst->sign_log, 28) == 0 && LGGEN(chk.ckpt) >= start &&
+        LGGEN(chk.ckpt) <= newest) {
+        have_chk = true;
+        start = LGGEN(chk.ckpt);
+        ckpt = chk.ckpt;
+    }
+    free(cpath);
+    /* contiguous gens from start */
+    rs.last = start - 1;
+    for (uint32_t g = start;; g++) {
+        bool present = (ls.have_cur && g == cur_h.gen);
+        for (size_t i = 0; i < ls.n && !present; i++)
+            present = ls.gens[i] == g;
+        if (!present)
+            break;
+        rs.last = g;
+    }
+    rs.have_beyond = rs.last < newest;
+    if (rs.last < start) {
+        r = JET_errMissingPreviousLogFile;
+        goto fail;
+    }
+    event_emit(inst, 300, STORE_EV_INFO, "The database engine is initiating recovery steps.");
+    inst->rstats.gen_first = start;
+    inst->rstats.gen_last = rs.last;
+    if (have_chk)
+        for (int i = 0; i < MAX_DBS; i++)
+            if (chk.att[i].dbid && (r = rdb_open(&rs, chk.att[i].dbid, chk.att[i].path,
+                                                 chk.att[i].sign_db)) < 0)
+                goto fail;
+    bool any_applied = false;
+    for (uint32_t g = start; g <= rs.last; g++) {
+        bool is_cur = ls.have_cur && g == cur_h.gen;
+        char *p = gen_path(inst, g, is_cur);
+        if (!p) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        r = log_read_file(inst->vfs, p, inst->log.size, &img, &sz, &h);
+        free(p);
+        if (r < 0)
+            goto fail;
+        if (h.gen != g) {
+            r = JET_errLogGenerationMismatch;
+            goto fail;
+        }
+        if (memcmp(h.sign_log, inst->sign_log, 28) != 0) {
+            r = JET_errBadLogSignature;
+            goto fail;
+        }
+        if (g > start && memcmp(h.tm_prev, prev_tm, 8) != 0) {
+            r = JET_errInvalidLogSequence;
+            goto fail;
+        }
+        memcpy(prev_tm, h.tm_create, 8);
+        if (g == start)
+            for (int i = 0; i < MAX_DBS; i++)
+                if (h.att[i].dbid && (r = rdb_open(&rs, h.att[i].dbid, h.att[i].path,
+                                                   h.att[i].sign_db)) < 0)
+                    goto fail;
+        struct rec_iter it;
+        const uint8_t *rec;
+        uint32_t rl;
+        rec_iter_init(&it, img, sz, log_seed(inst->sign_log, g));
+        while ((r = rec_iter_next(&it, &rec, &rl)) == 1) {
+            inst->rstats.bytes += rl;
+            bool apply = LGPOS(g, it.off - rl) >= ckpt;
+            switch (rec[8]) {
+            case REC_BEGIN:
+                if (apply) {
+                    in_group = true;
+                    grp.n = 0;
+                }
+                break;
+            case REC_PAGE:
+                if (apply && in_group && (r = buf_add(&grp, rec, rl)) < 0)
+                    goto fail;
+                break;
+            case REC_COMMIT:
+                if (apply && in_group) {
+                    if ((r = apply_group(&rs, &grp)) < 0)
+                        goto fail;
+                    inst->rstats.groups_redone++;
+                    any_applied = true;
+                }
+                in_group = false;
+                break;
+            case REC_ATTACH: {
+                if (rl < REC_HDR + 30)
+                    break;
+                char path[MAX_PATH_ATTACH + 1];
+                size_t pl = rd16(rec + REC_HDR + 28);
+                if (pl > MAX_PATH_ATTACH || REC_HDR + 30 + pl > rl) {
+                    r = JET_errLogFileCorrupt;
+                    goto fail;
+                }
+                memcpy(path, rec + REC_HDR + 30, pl);
+                path[pl] = 0;
+                if ((r = rdb_open(&rs, rec[9], path, rec + REC_HDR)) < 0)
+                    goto fail;
+                break;
+            }
+            case REC_DETACH:
+                if (rec[9] >= 1 && rec[9] <= MAX_DBS && apply)
+                    rs.d[rec[9]].active = false;
+                break;
+            default:
+                break;
+            }
+        }
+        if (!is_cur && !it.saw_roll) {
+            event_emit(inst, 415, STORE_EV_ERROR, "Log file generation %u is damaged.", g);
+            r = JET_errLogFileCorrupt;
+            goto fail;
+        }
+        event_emit(inst, 301, STORE_EV_INFO,
+                   "The database engine has finished replaying logfile %s%08X.log.",
+                   inst->base, g);
+        if (is_cur && it.saw_roll)
+            cur_rolled = true;          /* crash inside a roll-over, before rename 1 */
+        if (g == rs.last) {
+            end_off = it.off;
+            end_crc = it.crc;
+            if (is_cur) {
+                free(cur_img);
+                cur_img = img;
+                img = NULL;
+            }
+        }
+        free(img);
+        img = NULL;
+    }
+    (void)any_applied;
+    if (rs.have_beyond) {
+        r = JET_errMissingLogFile;
+        goto fail;
+    }
+    if (in_group)
+        inst->rstats.groups_undone++;
+    /* open the log for appends */
+    if (cur_rolled) {
+        /* finish the roll-over: E00.log -> its archive name, then a new gen */
+        char *from = gen_path(inst, rs.last, true), *to = gen_path(inst, rs.last, false);
+        r = from && to ? inst->vfs->rename(inst->vfs, from, to) : -ENOMEM;
+        free(from);
+        free(to);
+        if (r == 0)
+            r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+        if (r < 0 || (r = log_create_first(inst, rs.last + 1, prev_tm)) < 0)
+            goto fail;
+    } else if (ls.have_cur && rs.last == cur_h.gen) {
+        if ((r = log_open_runtime(inst, rs.last, end_off, end_crc, cur_img)) < 0)
+            goto fail;
+    } else {
+        if ((r = log_create_first(inst, rs.last + 1, prev_tm)) < 0)
+            goto fail;
+    }
+    inst->ckpt = ckpt;
+    /* flush redone pages, checkpoint at the end */
+    uint64_t t1 = mono_us();
+    inst->rstats.redo_us = t1 - t0;
+    if ((r = flush_round(inst)) < 0)
+        goto fail;
+    inst->rstats.flush_us = mono_us() - t1;
+    if ((r = rec_frame(&term, REC_TERM, 0, NULL, 0)) < 0)
+        goto fail;
+    uint64_t end;
+    if ((r = commit_records(inst, term.p, term.n, &end)) < 0)
+        goto fail;
+    for (int d = 1; d <= MAX_DBS; d++) {
+        store_db *db = inst->dbs[d];
+        if (!db)
+            continue;
+        if (rs.d[d].active || rd32(db->hdr + H_STATE) == DBSTATE_DIRTY)
+            if ((r = db_mark_clean(db, end)) < 0)
+                goto fail;
+    }
+    inst->rstats.was_clean = inst->rstats.groups_redone == 0 && inst->rstats.groups_undone == 0;
+    event_emit(inst, 302, STORE_EV_INFO,
+               "The database engine has successfully completed recovery steps "
+               "(%llu transactions redone, %llu undone, %.3f s).",
+               (unsigned long long)inst->rstats.groups_redone,
+               (unsigned long long)inst->rstats.groups_undone, (double)(mono_us() - t0) / 1e6);
+    inst->ckpt = end;
+    r = chk_write(inst, end);
+fail:
+    for (int d = 1; d <= MAX_DBS; d++) {
+        db_free(inst->dbs[d]);
+        inst->dbs[d] = NULL;
+    }
+    free(img);
+    free(cur_img);
+    free(grp.p);
+    free(term.p);
+    logset_free(&ls);
+    return r;
+}

@@ -1,0 +1,96 @@
+#!/bin/sh
+# eseutil.sh - TAP tests of eseutil and of kill -9 recovery, driven through
+# storetool. Usage: eseutil.sh ESEUTIL STORETOOL
+set -u
+E=$1
+T=$2
+D=$(mktemp -d "${TMPDIR:-/tmp}/store-tap-XXXXXX")
+trap 'rm -rf "$D"' EXIT
+n=0
+fails=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
+check() { # description, command... ; passes when the command succeeds
+    desc=$1; shift
+    if "$@" >"$D/out" 2>&1; then ok "$desc"; else notok "$desc"; sed 's/^/# /' "$D/out" | tail -20; fi
+}
+has() { grep -qF -- "$1" "$D/last"; }
+run() { "$@" >"$D/last" 2>&1; echo $? >"$D/rc"; }
+rc() { cat "$D/rc"; }
+
+run "$E" --help
+check "--help exits 0 and lists /mh" sh -c "[ $(rc) = 0 ] && grep -q '/mh' '$D/last'"
+
+mkdir "$D/a"
+check "clean store generated" "$T" gen "$D/a" 300 clean
+run "$E" /mh "$D/a/priv1.edb"
+check "/mh of a clean database" sh -c "grep -q '^            State: Clean Shutdown$' '$D/last' && grep -q '^     Log Required: 0-0 (0x0-0x0)$' '$D/last' && grep -q '^Operation completed successfully in [0-9]*\.[0-9]* seconds\.$' '$D/last'"
+run "$E" /g "$D/a/priv1.edb"
+check "/g of a clean database" sh -c "[ $(rc) = 0 ] && grep -q 'Integrity check successful.' '$D/last'"
+run "$E" /k "$D/a/priv1.edb"
+check "/k of a clean database" sh -c "[ $(rc) = 0 ] && grep -q '^0 bad checksums$' '$D/last' && grep -q 'pages seen' '$D/last'"
+
+mkdir "$D/b"
+check "crashed store generated" "$T" gen "$D/b" 300 crash
+run "$E" /mh "$D/b/priv1.edb"
+check "/mh of a crashed database says Dirty Shutdown" sh -c "grep -q '^            State: Dirty Shutdown$' '$D/last' && grep -Eq '^     Log Required: [0-9]+-[0-9]+ \(0x[0-9a-f]+-0x[0-9a-f]+\)$' '$D/last'"
+run "$E" /g "$D/b/priv1.edb"
+check "/g refuses a dirty database (-550)" sh -c "[ $(rc) = 1 ] && grep -q 'error -550 (JET_errDatabaseDirtyShutdown' '$D/last'"
+run "$E" /ml E00 /l "$D/b"
+check "/ml of the log set" sh -c "[ $(rc) = 0 ] && grep -q '^No damaged log files were found.$' '$D/last' && grep -q 'Log file: .*E00.log - OK' '$D/last'"
+run "$E" /ml "$D/b/E00.log"
+check "/ml of one log" sh -c "[ $(rc) = 0 ] && grep -q 'lGeneration: ' '$D/last' && grep -q 'Integrity check passed for log file' '$D/last'"
+run "$E" /mk "$D/b/E00.chk"
+check "/mk of the checkpoint" sh -c "[ $(rc) = 0 ] && grep -Eq '^      Checkpoint: \(0x[0-9A-F]+,[0-9A-F]+,[0-9A-F]+\)$' '$D/last'"
+cp -r "$D/b" "$D/c"
+run "$E" /r E00 /l "$D/b" /s "$D/b"
+check "/r recovers" sh -c "[ $(rc) = 0 ] && grep -q 'Performing soft recovery...' '$D/last' && grep -q '^Operation completed successfully' '$D/last'"
+run "$E" /mh "$D/b/priv1.edb"
+check "after /r the database is Clean Shutdown" sh -c "grep -q 'State: Clean Shutdown' '$D/last' && grep -q 'Log Required: 0-0' '$D/last'"
+run "$E" /g "$D/b/priv1.edb"
+check "/g after /r" sh -c "[ $(rc) = 0 ]"
+
+# missing required log: delete the first required generation
+req=$("$E" /mh "$D/c/priv1.edb" | sed -n 's/^     Log Required: \([0-9]*\)-.*/\1/p')
+name=$(printf 'E00%08X.log' "$req")
+if [ -f "$D/c/$name" ]; then
+    rm -f "$D/c/$name" "$D/c/E00.chk"
+    run "$E" /r E00 /l"$D/c" /s"$D/c" /d"$D/c"
+    check "/r with a missing required log gives -543" sh -c "[ $(rc) = 1 ] && grep -q '^Operation terminated with error -543 (JET_errRequiredLogFilesMissing, The required log files for recovery is missing.) after [0-9.]* seconds.$' '$D/last'"
+else
+    ok "# SKIP required log $name is the current log"
+fi
+
+# corrupt, truncated and foreign inputs: an error, never a crash
+head -c 100000 /dev/urandom >"$D/junk"
+for mode in /mh /ml /mk /k /g; do
+    run "$E" $mode "$D/junk"
+    check "$mode on a random file fails cleanly" sh -c "[ $(rc) = 1 ] && grep -q '^Operation terminated with error' '$D/last'"
+done
+head -c 5000 "$D/a/E00.log" >"$D/E00.log"
+run "$E" /ml "$D/E00.log"
+check "/ml on a truncated log fails cleanly" sh -c "[ $(rc) = 1 ]"
+head -c 40000 "$D/a/priv1.edb" >"$D/trunc.edb"
+run "$E" /g "$D/trunc.edb"
+check "/g on a truncated database fails cleanly" sh -c "[ $(rc) = 1 ]"
+run "$E" /mh "$D/nonexistent.edb"
+check "/mh on a missing file gives -1811" sh -c "[ $(rc) = 1 ] && grep -q 'error -1811 (JET_errFileNotFound' '$D/last'"
+cp "$D/a/priv1.edb" "$D/flip.edb"
+printf '\377' | dd of="$D/flip.edb" bs=1 seek=$((3 * 32768 + 4000)) conv=notrunc 2>/dev/null
+run "$E" /k "$D/flip.edb"
+check "/k finds a flipped page (-1206)" sh -c "[ $(rc) = 1 ] && grep -q 'ERROR: page 2 checksum failed' '$D/last' && grep -q '^1 bad checksums$' '$D/last' && grep -q 'error -1206' '$D/last'"
+
+# kill -9 in the middle of a multi-threaded workload
+for round in 1 2 3; do
+    rm -rf "$D/k"; mkdir "$D/k"
+    "$T" run "$D/k" 8 >"$D/acks" 2>"$D/run.err" &
+    pid=$!
+    sleep 0.$((2 + round * 2))
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    acks=$(wc -l <"$D/acks")
+    check "kill -9 round $round: $acks acknowledged commits survive, /k and /g clean" "$T" verify "$D/k" "$D/acks"
+done
+
+echo "1..$n"
+[ $fails = 0 ]

@@ -1,0 +1,26 @@
+/*
+ * faultvfs.h - a fault-injecting VFS for the crash tests (after SQLite's
+ * test6.c): writes are buffered until the file is synced; at the Nth sync
+ * (file or directory) every unsynced write is dropped, applied or applied
+ * with one garbled 512-byte sector, at random, and the process _exits.
+ * Optionally a chosen path suffix gets ENOSPC on writes (disk full).
+ */
+#ifndef STORE_FAULTVFS_H
+#define STORE_FAULTVFS_H
+
+#include "store.h"
+
+#define FAULTVFS_CRASH_EXIT 77
+
+typedef struct faultvfs faultvfs;
+/* crash_at = 0: never crash. */
+faultvfs *faultvfs_new(long crash_at, unsigned seed);
+const store_vfs *faultvfs_vfs(faultvfs *f);
+long faultvfs_syncs(faultvfs *f);
+/* Writes to paths ending in suffix fail with ENOSPC (NULL: none). */
+void faultvfs_enospc(faultvfs *f, const char *suffix);
+/* Makes the next sync of any file fail with EIO (sticky-error tests). */
+void faultvfs_fail_next_sync(faultvfs *f);
+void faultvfs_free(faultvfs *f);
+
+#endif

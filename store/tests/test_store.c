@@ -1,0 +1,1062 @@
+/*
+ * test_store.c - cmocka unit tests of the mail store engine, module by
+ * module (util, log, page, tree/lv, txn, recover, backup, sticky errors,
+ * reserve logs) and the conditions recovery must detect with ESE's numbers
+ * (-543, -582, -530, -515, -501, -1018). Each test works in its own
+ * temporary directory, which it removes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "faultvfs.h"
+#include "storeint.h"
+#include "workload.h"
+
+static char tdir[256];
+static int events[4096];
+static int nevents;
+
+static void on_event(void *ctx, int id, int level, const char *msg)
+{
+    (void)ctx;
+    (void)level;
+    (void)msg;
+    if (nevents < 4096)
+        events[nevents++] = id;
+}
+
+static bool saw_event(int id)
+{
+    for (int i = 0; i < nevents; i++)
+        if (events[i] == id)
+            return true;
+    return false;
+}
+
+static int setup(void **state)
+{
+    snprintf(tdir, sizeof tdir, "%s/store-unit-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(tdir));
+    nevents = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *tpath(const char *name)
+{
+    static char buf[4][400];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tdir, name);
+    return buf[k];
+}
+
+static struct store_params params(void)
+{
+    struct store_params p = { .base = "E00", .log_dir = tdir, .log_size = 65536,
+                              .event = on_event, .freeze_timeout_ms = 5000 };
+    return p;
+}
+
+static store_db *make_db(store_inst *in)
+{
+    store_db *db;
+    store_txn *t;
+    assert_int_equal(store_db_create(in, tpath("priv1.edb"), &db), 0);
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_table_create(t, db, WL_TABLE), 0);
+    assert_int_equal(store_commit(t), 0);
+    return db;
+}
+
+static void put_str(store_inst *in, store_db *db, const char *k, const char *v)
+{
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_put(t, db, WL_TABLE, k, strlen(k), v, strlen(v)), 0);
+    assert_int_equal(store_commit(t), 0);
+}
+
+static int get_str(store_inst *in, store_db *db, const char *k, char *out, size_t n)
+{
+    store_txn *t;
+    void *v;
+    size_t vl;
+    assert_int_equal(store_begin(in, &t), 0);
+    int r = store_get(t, db, WL_TABLE, k, strlen(k), &v, &vl);
+    store_rollback(t);
+    if (r == 0) {
+        snprintf(out, n, "%.*s", (int)vl, (char *)v);
+        free(v);
+    }
+    return r;
+}
+
+static void run_ops(store_inst *in, store_db *db, unsigned from, unsigned to)
+{
+    for (unsigned j = from; j < to; j++)
+        assert_int_equal(wl_run(in, db, j), 0);
+}
+
+static void read_hdr(const char *path, uint8_t *h)
+{
+    store_file *f;
+    const store_vfs *v = store_vfs_posix();
+    assert_int_equal(v->open(v, path, STORE_O_RDONLY, &f), 0);
+    assert_int_equal(dbhdr_read(f, h, NULL), 0);
+    v->close(f);
+}
+
+static void check_db(const char *path)
+{
+    struct store_check_stats st;
+    assert_int_equal(store_check_checksums(NULL, path, &st, NULL, NULL), 0);
+    assert_int_equal(store_check_integrity(NULL, path, &st, NULL, NULL), 0);
+}
+
+static int count_logs(void)
+{
+    struct logset ls;
+    assert_int_equal(logset_scan(store_vfs_posix(), tdir, "E00", &ls), 0);
+    int n = (int)ls.n;
+    logset_free(&ls);
+    return n;
+}
+
+static uint32_t lowest_log(void)
+{
+    struct logset ls;
+    assert_int_equal(logset_scan(store_vfs_posix(), tdir, "E00", &ls), 0);
+    uint32_t g = ls.n ? ls.gens[0] : 0;
+    logset_free(&ls);
+    return g;
+}
+
+/* ---- util / log / page -------------------------------------------------- */
+static void test_crc_and_names(void **state)
+{
+    assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    char n[32], b[64];
+    log_name_gen(n, sizeof n, "E00", 0x1D4);
+    assert_string_equal(n, "E00000001D4.log");
+    assert_int_equal(log_name_parse("E00", n), 0x1D4);
+    assert_int_equal(log_name_parse("E00", "E00.log"), 0);
+    assert_int_equal(log_name_parse("E00", "E000000001g.log"), 0);
+    lgpos_format(LGPOS(0x3C30, 0x9B * 512 + 0x878 % 512), b, sizeof b);
+    assert_string_equal(b, "(0x3C30,9B,78)");
+}
+
+static void test_log_header(void **state)
+{
+    struct log_hdr h = { .gen = 7, .log_size = 65536, .page_size = PAGE_SIZE, .ckpt = LGPOS(6, 4096) };
+    struct log_hdr d;
+    uint8_t b[LOG_HDR];
+    signature_new(h.sign_log);
+    h.att[0].dbid = 1;
+    strcpy(h.att[0].path, "/x/priv1.edb");
+    log_hdr_encode(&h, b);
+    assert_int_equal(log_hdr_decode(b, sizeof b, &d), 0);
+    assert_int_equal(d.gen, 7);
+    assert_int_equal(d.ckpt, LGPOS(6, 4096));
+    assert_string_equal(d.att[0].path, "/x/priv1.edb");
+    b[100] ^= 1;
+    assert_int_equal(log_hdr_decode(b, sizeof b, &d), JET_errLogFileCorrupt);
+    assert_int_equal(log_hdr_decode(b, 100, &d), JET_errLogFileCorrupt);
+}
+
+static void test_page_diff(void **state)
+{
+    uint8_t *a = calloc(1, PAGE_SIZE), *b = calloc(1, PAGE_SIZE), *c = calloc(1, PAGE_SIZE);
+    unsigned seed = 1;
+    for (int round = 0; round < 50; round++) {
+        memcpy(b, a, PAGE_SIZE);
+        int nch = 1 + round % 20;
+        for (int i = 0; i < nch; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned off = 8 + (seed >> 8) % (PAGE_SIZE - 8 - 64);
+            unsigned len = 1 + (seed >> 3) % 60;
+            for (unsigned k = 0; k < len; k++)
+                b[off + k] = (uint8_t)(seed + k);
+        }
+        struct buf out = { 0 };
+        uint16_t nr;
+        assert_int_equal(page_diff_encode(a, b, &out, &nr), 0);
+        memcpy(c, a, PAGE_SIZE);
+        assert_int_equal(page_diff_apply(c, out.p, out.n, nr), 0);
+        assert_memory_equal(c + 8, b + 8, PAGE_SIZE - 8);
+        /* a truncated diff is refused, not applied past the end */
+        if (out.n > 5)
+            assert_int_equal(page_diff_apply(c, out.p, out.n - 1, nr), JET_errLogFileCorrupt);
+        free(out.p);
+        memcpy(a, b, PAGE_SIZE);
+    }
+    page_init(a, 9, 5, PF_LEAF, 0);
+    page_set_checksum(a, 9);
+    assert_int_equal(page_verify(a, 9, NULL), 0);
+    bool wrong;
+    assert_int_equal(page_verify(a, 10, &wrong), JET_errReadVerifyFailure);
+    assert_true(wrong);
+    a[1000] ^= 4;
+    assert_int_equal(page_verify(a, 9, &wrong), JET_errReadVerifyFailure);
+    assert_false(wrong);
+    memset(a, 0, PAGE_SIZE);
+    assert_int_equal(page_verify(a, 9, NULL), JET_errPageNotInitialized);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* ---- tree / lv / txn --------------------------------------------------- */
+static int count_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    int *n = ctx;
+    (*n)++;
+    return 0;
+}
+
+static void test_tree_many(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    store_txn *t;
+    unsigned seed = 7;
+    char k[32], v[600];
+    /* 3000 keys in random order, 200 per transaction, values up to 600 */
+    for (int b = 0; b < 15; b++) {
+        assert_int_equal(store_begin(in, &t), 0);
+        for (int i = 0; i < 200; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned key = (seed >> 8) % 100000;
+            snprintf(k, sizeof k, "k%05u", key);
+            memset(v, 'a' + key % 26, sizeof v);
+            assert_int_equal(store_put(t, db, WL_TABLE, k, strlen(k), v, 20 + key % 580), 0);
+        }
+        assert_int_equal(store_commit(t), 0);
+    }
+    /* a few long values, then delete every other key */
+    char *big = malloc(100000);
+    memset(big, 'z', 100000);
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_put(t, db, WL_TABLE, "big", 3, big, 100000), 0);
+    assert_int_equal(store_commit(t), 0);
+    void *got;
+    size_t gl;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_get(t, db, WL_TABLE, "big", 3, &got, &gl), 0);
+    assert_int_equal(gl, 100000);
+    assert_memory_equal(got, big, gl);
+    free(got);
+    int n = 0;
+    assert_int_equal(store_scan(t, db, WL_TABLE, NULL, 0, count_cb, &n), 0);
+    store_rollback(t);
+    assert_true(n > 2500);
+    /* replace the long value by a short one, check the LV is gone */
+    put_str(in, db, "big", "small");
+    char s[32];
+    assert_int_equal(get_str(in, db, "big", s, sizeof s), 0);
+    assert_string_equal(s, "small");
+    assert_int_equal(get_str(in, db, "nothere", s, sizeof s), JET_errRecordNotFound);
+    free(big);
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_CLEAN);
+    assert_int_equal(rd32(h + H_GENMIN), 0);
+    free(h);
+}
+
+static void test_snapshot_isolation_and_conflict(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "a", "one");
+    store_txn *r1, *w1, *w2;
+    void *v;
+    size_t vl;
+    assert_int_equal(store_begin(in, &r1), 0);
+    put_str(in, db, "a", "two");
+    /* r1 still sees its snapshot */
+    assert_int_equal(store_get(r1, db, WL_TABLE, "a", 1, &v, &vl), 0);
+    assert_memory_equal(v, "one", 3);
+    free(v);
+    store_rollback(r1);
+    /* first committer wins */
+    assert_int_equal(store_begin(in, &w1), 0);
+    assert_int_equal(store_begin(in, &w2), 0);
+    assert_int_equal(store_put(w1, db, WL_TABLE, "a", 1, "w1", 2), 0);
+    assert_int_equal(store_put(w2, db, WL_TABLE, "a", 1, "w2", 2), 0);
+    /* own writes are visible before commit */
+    assert_int_equal(store_get(w2, db, WL_TABLE, "a", 1, &v, &vl), 0);
+    assert_memory_equal(v, "w2", 2);
+    free(v);
+    assert_int_equal(store_commit(w1), 0);
+    assert_int_equal(store_commit(w2), JET_errWriteConflict);
+    char s[16];
+    assert_int_equal(get_str(in, db, "a", s, sizeof s), 0);
+    assert_string_equal(s, "w1");
+    /* duplicate table, missing table */
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_table_create(t, db, WL_TABLE), 0);
+    assert_int_equal(store_commit(t), JET_errTableDuplicate);
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_get(t, db, "nope", "a", 1, &v, &vl), JET_errObjectNotFound);
+    store_rollback(t);
+    assert_int_equal(store_close(in), 0);
+}
+
+struct wthread {
+    store_inst *in;
+    store_db *db;
+    int id, n, err;
+};
+
+static void *writer_main(void *arg)
+{
+    struct wthread *w = arg;
+    char k[32], v[64];
+    for (int i = 0; i < w->n; i++) {
+        store_txn *t;
+        snprintf(k, sizeof k, "t%d-%d", w->id, i);
+        snprintf(v, sizeof v, "value %d %d", w->id, i);
+        int r = store_begin(w->in, &t);
+        if (r == 0)
+            r = store_put(t, w->db, WL_TABLE, k, strlen(k), v, strlen(v));
+        if (r == 0)
+            r = store_commit(t);
+        if (r < 0) {
+            w->err = r;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+struct rthread {
+    store_inst *in;
+    store_db *db;
+    int *stop;
+    int err;
+    long scans;
+};
+
+static int verify_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    struct rthread *r = ctx;
+    int a, b;
+    char key[64], e[64];
+    snprintf(key, sizeof key, "%.*s", (int)kl, (const char *)k);
+    if (sscanf(key, "t%d-%d", &a, &b) == 2) {
+        snprintf(e, sizeof e, "value %d %d", a, b);
+        if (vl != strlen(e) || memcmp(v, e, vl) != 0)
+            r->err = -1;
+    }
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    struct rthread *r = arg;
+    while (!__atomic_load_n(r->stop, __ATOMIC_RELAXED) && !r->err) {
+        store_txn *t;
+        if (store_begin(r->in, &t) < 0) {
+            r->err = -2;
+            break;
+        }
+        int n1 = 0, n2 = 0;
+        /* a snapshot does not change under the reader */
+        if (store_scan(t, r->db, WL_TABLE, NULL, 0, count_cb, &n1) < 0 ||
+            store_scan(t, r->db, WL_TABLE, NULL, 0, verify_cb, r) < 0 ||
+            store_scan(t, r->db, WL_TABLE, NULL, 0, count_cb, &n2) < 0 || n1 != n2)
+            r->err = -3;
+        store_rollback(t);
+        r->scans++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_group_commit(void **state)
+{
+    struct store_params p = params();
+    p.flush_interval_ms = 5;
+    p.cache_pages = 16;                 /* forces eviction while reading */
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    pthread_t th[8], rt[2];
+    struct wthread w[8];
+    struct rthread rd[2];
+    int stop = 0;
+    for (int i = 0; i < 2; i++) {
+        rd[i] = (struct rthread){ in, db, &stop, 0, 0 };
+        pthread_create(&rt[i], NULL, reader_main, &rd[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        w[i] = (struct wthread){ in, db, i, 150, 0 };
+        pthread_create(&th[i], NULL, writer_main, &w[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].err, 0);
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(rt[i], NULL);
+        assert_int_equal(rd[i].err, 0);
+        assert_true(rd[i].scans > 0);
+    }
+    store_abandon(in);                  /* crash */
+    p.flush_interval_ms = 0;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    char k[32], s[64], e[64];
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 150; j++) {
+            snprintf(k, sizeof k, "t%d-%d", i, j);
+            snprintf(e, sizeof e, "value %d %d", i, j);
+            assert_int_equal(get_str(in, db, k, s, sizeof s), 0);
+            assert_string_equal(s, e);
+        }
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+static void test_recovery_after_crash(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 60);
+    store_flush(in);
+    run_ops(in, db, 60, 80);
+    store_abandon(in);
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_DIRTY);
+    assert_true(rd32(h + H_GENMIN) >= 1);
+    nevents = 0;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_true(saw_event(300) && saw_event(301) && saw_event(302));
+    struct store_recovery_stats st;
+    store_recovery_info(in, &st);
+    assert_true(st.groups_redone > 0);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_CLEAN);
+    free(h);
+    /* recovery is idempotent: a second open has nothing to do */
+    assert_int_equal(store_close(in), 0);
+    assert_int_equal(store_open(&p, &in), 0);
+    store_recovery_info(in, &st);
+    assert_true(st.was_clean);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    /* dirty attach refused after a crash without recovery is checked elsewhere */
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+static store_inst *crashed_with_logs(store_db **dbp, unsigned ops)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, ops);
+    if (dbp)
+        *dbp = db;
+    return in;
+}
+
+static void test_required_logs_missing(void **state)
+{
+    store_inst *in = crashed_with_logs(NULL, 250);
+    store_abandon(in);
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    uint32_t gmin = rd32(h + H_GENMIN);
+    free(h);
+    char name[32];
+    log_name_gen(name, sizeof name, "E00", gmin);
+    assert_int_equal(unlink(tpath(name)), 0);
+    unlink(tpath("E00.chk"));
+    struct store_params p = params();
+    assert_int_equal(store_open(&p, &in), JET_errRequiredLogFilesMissing);
+    assert_true(saw_event(452));
+    /* /i does not help: the database needs those logs */
+    p.flags = STORE_IGNORE_MISSING;
+    assert_int_equal(store_open(&p, &in), JET_errRequiredLogFilesMissing);
+}
+
+static void test_all_logs_lost(void **state)
+{
+    store_inst *in = crashed_with_logs(NULL, 100);
+    store_flush(in);                    /* E00.chk names the database */
+    store_abandon(in);
+    struct logset ls;
+    assert_int_equal(logset_scan(store_vfs_posix(), tdir, "E00", &ls), 0);
+    for (size_t i = 0; i < ls.n; i++) {
+        char name[32];
+        log_name_gen(name, sizeof name, "E00", ls.gens[i]);
+        unlink(tpath(name));
+    }
+    logset_free(&ls);
+    unlink(tpath("E00.log"));
+    struct store_params p = params();
+    nevents = 0;
+    assert_int_equal(store_open(&p, &in), JET_errRequiredLogFilesMissing);
+    assert_true(saw_event(452));
+}
+
+static void test_committed_logs_missing(void **state)
+{
+    store_db *db;
+    store_inst *in = crashed_with_logs(&db, 30);
+    store_flush(in);                    /* waypoint = current gen */
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    uint32_t gmax = rd32(h + H_GENMAX);
+    /* more commits roll more logs but pages stay in the cache */
+    while (1) {
+        run_ops(in, db, 100, 110);
+        read_hdr(tpath("priv1.edb"), h);
+        if (rd32(h + H_GENCOMMITTED) > gmax + 1)
+            break;
+    }
+    store_abandon(in);
+    /* lose every log after the waypoint gen */
+    struct logset ls;
+    assert_int_equal(logset_scan(store_vfs_posix(), tdir, "E00", &ls), 0);
+    for (size_t i = 0; i < ls.n; i++)
+        if (ls.gens[i] > gmax) {
+            char name[32];
+            log_name_gen(name, sizeof name, "E00", ls.gens[i]);
+            unlink(tpath(name));
+        }
+    logset_free(&ls);
+    unlink(tpath("E00.log"));
+    unlink(tpath("E00tmp.log"));
+    struct store_params p = params();
+    assert_int_equal(store_open(&p, &in), JET_errCommittedLogFilesMissing);
+    p.flags = STORE_ALLOW_LOST_LOGS;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+    free(h);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_foreign_and_sequence(void **state)
+{
+    store_inst *in = crashed_with_logs(NULL, 250);
+    store_abandon(in);
+    uint32_t lo = lowest_log();
+    char name[32], other[300];
+    log_name_gen(name, sizeof name, "E00", lo + 1);
+    /* a second stream in a subdirectory with as many logs */
+    snprintf(other, sizeof other, "%s/other", tdir);
+    mkdir(other, 0755);
+    struct store_params p2 = params();
+    p2.log_dir = other;
+    store_inst *in2;
+    store_db *db2;
+    assert_int_equal(store_open(&p2, &in2), 0);
+    assert_int_equal(store_db_create(in2, tpath("other/o.edb"), &db2), 0);
+    store_txn *t;
+    assert_int_equal(store_begin(in2, &t), 0);
+    assert_int_equal(store_table_create(t, db2, WL_TABLE), 0);
+    assert_int_equal(store_commit(t), 0);
+    run_ops(in2, db2, 0, 250);
+    assert_int_equal(store_close(in2), 0);
+    char keep[300], foreign[300];
+    snprintf(keep, sizeof keep, "%s.keep", tpath(name));
+    snprintf(foreign, sizeof foreign, "%s/%s", other, name);
+    copy_file(tpath(name), keep);
+    copy_file(foreign, tpath(name));
+    unlink(tpath("E00.chk"));
+    struct store_params p = params();
+    assert_int_equal(store_open(&p, &in), JET_errBadLogSignature);
+    /* a log of the right stream with the wrong name: generation mismatch */
+    char name2[32];
+    log_name_gen(name2, sizeof name2, "E00", lo + 2);
+    copy_file(tpath(name2), tpath(name));
+    assert_int_equal(store_open(&p, &in), JET_errLogGenerationMismatch);
+    /* a log whose previous-generation time does not chain: -515 */
+    copy_file(keep, tpath(name));
+    {
+        uint8_t *img;
+        uint32_t sz;
+        struct log_hdr lh;
+        assert_int_equal(log_read_file(store_vfs_posix(), tpath(name), 0, &img, &sz, &lh), 0);
+        lh.tm_prev[0] ^= 1;
+        log_hdr_encode(&lh, img);
+        FILE *f = fopen(tpath(name), "r+b");
+        assert_int_equal(fwrite(img, 1, LOG_HDR, f), LOG_HDR);
+        fclose(f);
+        free(img);
+    }
+    assert_int_equal(store_open(&p, &in), JET_errInvalidLogSequence);
+    /* restore: recovery works again */
+    copy_file(keep, tpath(name));
+    unlink(keep);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_close(in), 0);
+}
+
+static void flip_byte(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, off, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, off, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+}
+
+static void test_torn_log_and_damaged_archive(void **state)
+{
+    store_db *db;
+    store_inst *in = crashed_with_logs(&db, 200);
+    store_abandon(in);
+    /* garbage after the end of E00.log: a torn tail, recovery proceeds */
+    struct log_hdr h;
+    uint8_t *img;
+    uint32_t sz;
+    assert_int_equal(log_read_file(store_vfs_posix(), tpath("E00.log"), 0, &img, &sz, &h), 0);
+    struct rec_iter it;
+    const uint8_t *rec;
+    uint32_t rl;
+    rec_iter_init(&it, img, sz, log_seed(h.sign_log, h.gen));
+    while (rec_iter_next(&it, &rec, &rl) == 1)
+        ;
+    free(img);
+    FILE *f = fopen(tpath("E00.log"), "r+b");
+    fseek(f, it.off + 3, SEEK_SET);
+    fputs("torn write garbage", f);
+    fclose(f);
+    struct store_params p = params();
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    run_ops(in, db, 200, 300);
+    store_abandon(in);
+    /* a flipped byte inside a closed log: -501 */
+    uint32_t lo = lowest_log();
+    char name[32];
+    log_name_gen(name, sizeof name, "E00", lo);
+    flip_byte(tpath(name), LOG_HDR + 40);
+    unlink(tpath("E00.chk"));
+    assert_int_equal(store_open(&p, &in), JET_errLogFileCorrupt);
+    flip_byte(tpath(name), 700);        /* and in its header */
+    assert_int_equal(store_open(&p, &in), JET_errLogFileCorrupt);
+}
+
+static void test_flipped_page_bit(void **state)
+{
+    store_db *db;
+    store_inst *in = crashed_with_logs(&db, 30);
+    assert_int_equal(store_close(in), 0);
+    flip_byte(tpath("priv1.edb"), (2 + 1) * (long)PAGE_SIZE + 5000);   /* pgno 2, catalog */
+    struct store_check_stats st;
+    assert_int_equal(store_check_checksums(NULL, tpath("priv1.edb"), &st, NULL, NULL),
+                     JET_errDatabaseCorrupted);
+    assert_int_equal(st.bad_checksums, 1);
+    assert_int_equal(store_check_integrity(NULL, tpath("priv1.edb"), &st, NULL, NULL),
+                     JET_errDatabaseCorrupted);
+    struct store_params p = params();
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    char s[16];
+    assert_int_equal(get_str(in, db, "m000001", s, sizeof s), JET_errReadVerifyFailure);
+    store_abandon(in);
+}
+
+static void test_dirty_attach_refused(void **state)
+{
+    store_inst *in = crashed_with_logs(NULL, 5);
+    store_abandon(in);
+    /* a new stream elsewhere cannot attach the dirty database */
+    char other[300];
+    snprintf(other, sizeof other, "%s/o2", tdir);
+    mkdir(other, 0755);
+    struct store_params p = params();
+    p.log_dir = other;
+    store_db *db;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), JET_errDatabaseDirtyShutdown);
+    assert_int_equal(store_close(in), 0);
+}
+
+/* ---- shadow copy and backup semantics ----------------------------------- */
+static void test_backup_full_copy_inc_diff(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 250);
+    uint8_t *h = malloc(PAGE_SIZE);
+    int before = count_logs();
+    assert_true(before >= 3);
+    /* incremental before any full */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_INCREMENTAL), JET_errMissingFullBackup);
+    /* copy: never truncates */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_COPY), 0);
+    assert_true(saw_event(2009));
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_false(access(tpath("E00.log"), F_OK) == 0);     /* closed during the freeze */
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(access(tpath("E00.log"), F_OK), 0);
+    assert_int_equal(store_snap_truncate(in), JET_errOSSnapshotInvalidSequence);
+    assert_int_equal(store_snap_end(in), 0);
+    assert_true(count_logs() >= before);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_true(rd32(h + H_BK_COPY + 20) > 0);
+    assert_int_equal(rd32(h + H_BK_FULL + 20), 0);
+    /* full: slots set, logs below the checkpoint deleted */
+    nevents = 0;
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), JET_errOSSnapshotNotAllowed);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    struct store_snap_info si;
+    assert_int_equal(store_snap_truncate(in), 0);
+    store_snap_get_info(in, &si);
+    assert_true(saw_event(2005) && saw_event(2001) && saw_event(2003) && saw_event(224));
+    assert_true(si.deleted_low > 0 && si.deleted_high < si.ckpt_gen);
+    assert_int_equal(lowest_log(), si.ckpt_gen);
+    assert_int_equal(store_snap_end(in), 0);
+    assert_true(saw_event(2006));
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_BK_FULL + 16), si.gen_low);
+    assert_int_equal(rd32(h + H_BK_FULL + 20), si.gen_high);
+    assert_int_equal(rd32(h + H_BKTYPE_FULL), 1);
+    /* incremental after full */
+    run_ops(in, db, 250, 350);
+    nevents = 0;
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_INCREMENTAL), 0);
+    assert_true(saw_event(2008));
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_true(rd32(h + H_BK_INC + 20) > rd32(h + H_BK_FULL + 20));
+    /* differential: its slot; the next full clears inc and diff */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_DIFFERENTIAL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_true(rd32(h + H_BK_DIFF + 20) > 0);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_BK_DIFF + 20), 0);
+    assert_int_equal(rd32(h + H_BK_INC + 20), 0);
+    /* abort thaws and changes nothing */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    nevents = 0;
+    assert_int_equal(store_snap_abort(in), 0);
+    assert_true(saw_event(2003) && saw_event(2007));
+    run_ops(in, db, 350, 355);
+    free(h);
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+struct held {
+    store_inst *in;
+    store_db *db;
+    int r;
+    volatile int done;
+};
+
+static void *held_main(void *arg)
+{
+    struct held *h = arg;
+    store_txn *t;
+    h->r = store_begin(h->in, &t);
+    if (h->r == 0)
+        h->r = store_put(t, h->db, WL_TABLE, "held", 4, "yes", 3);
+    if (h->r == 0)
+        h->r = store_commit(t);
+    h->done = 1;
+    return NULL;
+}
+
+static void test_freeze_holds_and_times_out(void **state)
+{
+    struct store_params p = params();
+    p.freeze_timeout_ms = 300;
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 10);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    struct held h = { in, db, 0, 0 };
+    pthread_t th;
+    pthread_create(&th, NULL, held_main, &h);
+    usleep(100000);
+    assert_int_equal(h.done, 0);        /* held, not failed */
+    assert_int_equal(store_snap_thaw(in), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(h.r, 0);
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    /* now a freeze that nobody thaws */
+    nevents = 0;
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    h.done = 0;
+    pthread_create(&th, NULL, held_main, &h);
+    pthread_join(th, NULL);             /* the held commit thaws at the deadline */
+    assert_int_equal(h.r, 0);
+    assert_true(saw_event(2004));
+    assert_int_equal(store_snap_thaw(in), JET_errOSSnapshotTimeOut);
+    assert_int_equal(store_snap_truncate(in), JET_errOSSnapshotTimeOut);
+    assert_int_equal(store_snap_end(in), JET_errOSSnapshotTimeOut);
+    assert_true(saw_event(2007));
+    assert_int_equal(store_close(in), 0);
+}
+
+/* The writer's use: copy the files while frozen, recover the copy. */
+static void test_snapshot_copy_recovers(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 50);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    run_ops(in, db, 50, 60);            /* changes after prepare, before freeze */
+    assert_int_equal(store_snap_freeze(in), 0);
+    char snap[300], cmd[800];
+    snprintf(snap, sizeof snap, "%s/snap", tdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/E00* '%s'/priv1.edb '%s'/", snap, tdir,
+             tdir, snap);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    run_ops(in, db, 60, 70);            /* not in the snapshot */
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    assert_int_equal(store_close(in), 0);
+    /* the copy: Dirty Shutdown, needs logs only up to the freeze gen */
+    uint8_t *h = malloc(PAGE_SIZE);
+    char sdb[400];
+    snprintf(sdb, sizeof sdb, "%s/priv1.edb", snap);
+    read_hdr(sdb, h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_DIRTY);
+    free(h);
+    struct store_params ps = params();
+    ps.log_dir = snap;
+    ps.db_dir = snap;
+    assert_int_equal(store_open(&ps, &in), 0);
+    assert_int_equal(store_db_attach(in, sdb, &db), 0);
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    for (unsigned j = 0; j < 70; j++) {
+        char k[32];
+        void *v;
+        size_t vl;
+        wl_key(j, k, sizeof k);
+        int r = store_get(t, db, WL_TABLE, k, strlen(k), &v, &vl);
+        assert_int_equal(r == 0, wl_exists(j, false, 60));
+        if (r == 0)
+            free(v);
+    }
+    store_rollback(t);
+    assert_int_equal(store_close(in), 0);
+    check_db(sdb);
+}
+
+static void test_circular_logging(void **state)
+{
+    struct store_params p = params();
+    p.flags = STORE_CIRCULAR;
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    for (int i = 0; i < 10; i++) {
+        run_ops(in, db, (unsigned)i * 20, (unsigned)i * 20 + 20);
+        store_flush(in);
+    }
+    assert_true(count_logs() <= 3);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_INCREMENTAL), JET_errInvalidBackup);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_DIFFERENTIAL), JET_errInvalidBackup);
+    /* a full backup with circular logging truncates nothing: 225 */
+    nevents = 0;
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_true(saw_event(225));
+    assert_int_equal(store_snap_end(in), 0);
+    store_abandon(in);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* ---- sticky errors and disk full --------------------------------------- */
+static void test_sticky_fsync_error(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 5);
+    faultvfs_fail_next_sync(fv);
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_put(t, db, WL_TABLE, "x", 1, "y", 1), 0);
+    assert_int_equal(store_commit(t), JET_errDiskIO);
+    /* poisoned: no more writes, not even after the disk is fine again */
+    assert_int_equal(store_begin(in, &t), JET_errInstanceUnavailable);
+    assert_int_equal(store_flush(in), JET_errInstanceUnavailable);
+    assert_int_equal(store_close(in), JET_errInstanceUnavailable);
+    faultvfs_free(fv);
+    /* reopen + recover: the five acknowledged ops are there */
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    char s[2000];
+    assert_int_equal(get_str(in, db, "m000001", s, sizeof s), 0);
+    assert_int_equal(store_close(in), 0);
+}
+
+static void test_disk_full_reserve(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    faultvfs_enospc(fv, "E00tmp.log");
+    int r = 0;
+    unsigned j;
+    for (j = 0; j < 400 && r == 0; j++)
+        r = wl_run(in, db, j);
+    assert_int_equal(r, JET_errLogDiskFull);
+    assert_true(saw_event(413));
+    faultvfs_enospc(fv, NULL);
+    /* clean shutdown still possible */
+    assert_int_equal(store_close(in), 0);
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_CLEAN);
+    free(h);
+    faultvfs_free(fv);
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);   /* reserves recreated */
+    assert_int_equal(access(tpath("E00res00001.jrs"), F_OK), 0);
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* ---- fuzz corpus replay ------------------------------------------------- */
+int fuzz_log_one(const uint8_t *data, size_t size);
+int fuzz_page_one(const uint8_t *data, size_t size);
+
+static void test_fuzz_replay(void **state)
+{
+    /* mutate a real log and real pages; none of it may crash */
+    store_db *db;
+    store_inst *in = crashed_with_logs(&db, 30);
+    assert_int_equal(store_close(in), 0);
+    uint8_t *img;
+    uint32_t sz;
+    struct log_hdr h;
+    assert_int_equal(log_read_file(store_vfs_posix(), tpath("E00.log"), 0, &img, &sz, &h), 0);
+    unsigned seed = 99;
+    for (int i = 0; i < 200; i++) {
+        uint8_t *m = malloc(sz);
+        memcpy(m, img, sz);
+        for (int k = 0; k < 1 + i % 8; k++) {
+            seed = seed * 1103515245u + 12345u;
+            m[(seed >> 4) % sz] ^= (uint8_t)(1u << (seed % 8));
+        }
+        fuzz_log_one(m, i % 3 ? sz : (seed % sz));
+        free(m);
+    }
+    free(img);
+    FILE *f = fopen(tpath("priv1.edb"), "rb");
+    uint8_t *pg = malloc(PAGE_SIZE);
+    for (int i = 0; i < 300; i++) {
+        fseek(f, (long)(2 + i % 3) * PAGE_SIZE, SEEK_SET);
+        assert_int_equal(fread(pg, 1, PAGE_SIZE, f), PAGE_SIZE);
+        for (int k = 0; k < 1 + i % 5; k++) {
+            seed = seed * 1103515245u + 12345u;
+            pg[(seed >> 4) % PAGE_SIZE] ^= (uint8_t)(1u << (seed % 8));
+        }
+        fuzz_page_one(pg, i % 7 ? PAGE_SIZE : (seed % PAGE_SIZE));
+    }
+    free(pg);
+    fclose(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_crc_and_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_diff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tree_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_isolation_and_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_required_logs_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_logs_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_committed_logs_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_and_sequence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_log_and_damaged_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_page_bit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_attach_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_full_copy_inc_diff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeze_holds_and_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_copy_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_circular_logging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sticky_fsync_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_reserve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_replay, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

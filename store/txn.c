@@ -1,0 +1,462 @@
+/*
+ * txn.c - sessions and transactions: snapshot reads, deferred updates
+ * (a private write set applied at commit), first-committer-wins conflict
+ * detection, the commit group (BEGIN, PAGE..., COMMIT) and group commit
+ * (docs/store-format.md section 6).
+ *
+ * Invariants:
+ *  1. Only the apply_mu holder changes pages, dbtimes and the log buffer;
+ *     it appends a whole group, then publishes its pages with seq + 1.
+ *  2. A transaction's reads see exactly the commits with seq <= its
+ *     snapshot plus its own write set (point reads only).
+ *  3. store_commit returns 0 only after the group's COMMIT is durable.
+ *  4. While the instance is frozen, commits wait (they are not failed).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storeint.h"
+
+enum { OP_PUT = 1, OP_DEL = 2, OP_CREATE = 3 };
+
+struct wop {
+    int type;
+    store_db *db;
+    char *table;
+    uint8_t *key, *val;
+    size_t kl, vl;
+};
+
+struct store_txn {
+    store_inst *inst;
+    uint64_t snap, trx;
+    struct wop *ops;
+    size_t n, cap;
+};
+
+/* Registers a reader snapshot at the last published commit. */
+int snap_register(store_inst *inst, uint64_t *seq)
+{
+    pthread_mutex_lock(&inst->mu);
+    if (inst->nsnaps == inst->capsnaps) {
+        size_t nc = inst->capsnaps ? inst->capsnaps * 2 : 16;
+        uint64_t *ns = realloc(inst->snaps, nc * sizeof *ns);
+        if (!ns) {
+            pthread_mutex_unlock(&inst->mu);
+            return -ENOMEM;
+        }
+        inst->snaps = ns;
+        inst->capsnaps = nc;
+    }
+    *seq = inst->seq;
+    inst->snaps[inst->nsnaps++] = *seq;
+    pthread_mutex_unlock(&inst->mu);
+    return 0;
+}
+
+void snap_unregister(store_inst *inst, uint64_t seq)
+{
+    pthread_mutex_lock(&inst->mu);
+    for (size_t i = 0; i < inst->nsnaps; i++)
+        if (inst->snaps[i] == seq) {
+            inst->snaps[i] = inst->snaps[--inst->nsnaps];
+            break;
+        }
+    pthread_mutex_unlock(&inst->mu);
+}
+
+/* Root pgno of a table, from the catalog tree (pgno 2). */
+int catalog_lookup(struct tctx *tc, const char *table, uint32_t *root)
+{
+    uint8_t *v;
+    size_t vl;
+    int r = tree_get(tc, PGNO_CATALOG, table, strlen(table), &v, &vl);
+    if (r == JET_errRecordNotFound)
+        return JET_errObjectNotFound;
+    if (r < 0)
+        return r;
+    if (vl != 8)
+        r = JET_errDatabaseCorrupted;
+    else
+        *root = rd32(v + 4);
+    free(v);
+    return r;
+}
+
+int store_begin(store_inst *inst, store_txn **out)
+{
+    int r = inst_check(inst);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&inst->mu);
+    bool q = inst->quiesce;
+    pthread_mutex_unlock(&inst->mu);
+    if (q)
+        return JET_errLogDiskFull;
+    store_txn *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->inst = inst;
+    t->trx = __atomic_add_fetch(&inst->trx_next, 1, __ATOMIC_RELAXED);
+    if ((r = snap_register(inst, &t->snap)) < 0) {
+        free(t);
+        return r;
+    }
+    *out = t;
+    return 0;
+}
+
+static void txn_free(store_txn *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->ops[i].table);
+        free(t->ops[i].key);
+        free(t->ops[i].val);
+    }
+    free(t->ops);
+    snap_unregister(t->inst, t->snap);
+    free(t);
+}
+
+void store_rollback(store_txn *t)
+{
+    if (t)
+        txn_free(t);
+}
+
+static int add_op(store_txn *t, int type, store_db *db, const char *table,
+                  const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (!db || !table || !*table || strlen(table) > KEY_MAX)
+        return -EINVAL;
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 8;
+        struct wop *no = realloc(t->ops, nc * sizeof *no);
+        if (!no)
+            return -ENOMEM;
+        t->ops = no;
+        t->cap = nc;
+    }
+    struct wop *o = &t->ops[t->n];
+    memset(o, 0, sizeof *o);
+    o->type = type;
+    o->db = db;
+    o->table = strdup(table);
+    o->kl = kl;
+    o->vl = vl;
+    o->key = malloc(kl ? kl : 1);
+    o->val = malloc(vl ? vl : 1);
+    if (!o->table || !o->key || !o->val) {
+        free(o->table);
+        free(o->key);
+        free(o->val);
+        return -ENOMEM;
+    }
+    if (kl)
+        memcpy(o->key, k, kl);
+    if (vl)
+        memcpy(o->val, v, vl);
+    t->n++;
+    return 0;
+}
+
+int store_table_create(store_txn *t, store_db *db, const char *table)
+{
+    return add_op(t, OP_CREATE, db, table, NULL, 0, NULL, 0);
+}
+
+int store_put(store_txn *t, store_db *db, const char *table,
+              const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (klen == 0 || klen > KEY_MAX)
+        return JET_errKeyTooBig;
+    int r = inst_check(t->inst);
+    return r < 0 ? r : add_op(t, OP_PUT, db, table, key, klen, val, vlen);
+}
+
+/* Decodes a stored record value (tag byte + inline data, or an LV ref). */
+/* A stored value: tag 0 + inline bytes, or an LV reference. */
+static int value_decode(struct tctx *tc, const uint8_t *v, size_t vl, uint8_t **out, size_t *ol)
+{
+    if (vl == LV_REF_SIZE && v[0] == LV_MARK)
+        return lv_load(tc, v, out, ol);
+    if (vl < 1 || v[0] != 0)
+        return JET_errDatabaseCorrupted;
+    *ol = vl - 1;
+    *out = malloc(vl);
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, v + 1, vl - 1);
+    return 0;
+}
+
+int store_get(store_txn *t, store_db *db, const char *table,
+              const void *key, size_t klen, void **val, size_t *vlen)
+{
+    for (size_t i = t->n; i-- > 0;) {
+        struct wop *o = &t->ops[i];
+        if (o->type == OP_CREATE || o->db != db || strcmp(o->table, table) ||
+            o->kl != klen || memcmp(o->key, key, klen))
+            continue;
+        if (o->type == OP_DEL)
+            return JET_errRecordNotFound;
+        *val = malloc(o->vl ? o->vl : 1);
+        if (!*val)
+            return -ENOMEM;
+        memcpy(*val, o->val, o->vl);
+        *vlen = o->vl;
+        return 0;
+    }
+    struct tctx tc = { .db = db, .snap = t->snap };
+    uint32_t root;
+    uint8_t *raw;
+    size_t rl;
+    int r = catalog_lookup(&tc, table, &root);
+    if (r < 0)
+        return r;
+    if ((r = tree_get(&tc, root, key, klen, &raw, &rl)) < 0)
+        return r;
+    uint8_t *out = NULL;
+    size_t ol = 0;
+    r = value_decode(&tc, raw, rl, &out, &ol);
+    free(raw);
+    if (r == 0) {
+        *val = out;
+        *vlen = ol;
+    }
+    return r;
+}
+
+int store_del(store_txn *t, store_db *db, const char *table, const void *key, size_t klen)
+{
+    void *v;
+    size_t vl;
+    int r = store_get(t, db, table, key, klen, &v, &vl);
+    if (r < 0)
+        return r;
+    free(v);
+    return add_op(t, OP_DEL, db, table, key, klen, NULL, 0);
+}
+
+struct scanctx {
+    struct tctx *tc;
+    store_scan_fn cb;
+    void *ctx;
+    int err;
+};
+
+static int scan_cb(void *c, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    struct scanctx *s = c;
+    uint8_t *out;
+    size_t ol;
+    int r = value_decode(s->tc, v, vl, &out, &ol);
+    if (r < 0) {
+        s->err = r;
+        return 1;
+    }
+    r = s->cb(s->ctx, k, kl, out, ol);
+    free(out);
+    return r;
+}
+
+int store_scan(store_txn *t, store_db *db, const char *table,
+               const void *from, size_t flen, store_scan_fn cb, void *ctx)
+{
+    struct tctx tc = { .db = db, .snap = t->snap };
+    struct scanctx s = { &tc, cb, ctx, 0 };
+    uint32_t root;
+    int r = catalog_lookup(&tc, table, &root);
+    if (r < 0)
+        return r;
+    r = tree_scan(&tc, root, from ? from : "", from ? flen : 0, scan_cb, &s);
+    return r < 0 ? r : s.err;
+}
+
+/* Slot of (db, table, key) in the conflict table (collisions only cost false conflicts). */
+static uint32_t op_hash(const struct wop *o)
+{
+    uint32_t h = crc32c((uint32_t)o->db->dbid, o->table, strlen(o->table));
+    return crc32c(h, o->key, o->kl) & (CONFLICT_SLOTS - 1);
+}
+
+void snap_auto_thaw(store_inst *inst);
+
+/* Waits while frozen (apply_mu held); thaws by itself past the deadline. */
+/* Holds a commit during a freeze; thaws by itself past the deadline. */
+static void wait_not_frozen(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    while (inst->snap.frozen && !inst->fatal) {
+        uint64_t now = mono_us();
+        if (now >= inst->snap.freeze_deadline_us) {
+            pthread_mutex_unlock(&inst->mu);
+            snap_auto_thaw(inst);
+            pthread_mutex_lock(&inst->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t wait = inst->snap.freeze_deadline_us - now;
+        if (wait > 100000)
+            wait = 100000;
+        ts.tv_nsec += (long)(wait % 1000000) * 1000;
+        ts.tv_sec += (time_t)(wait / 1000000) + ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&inst->cond, &inst->mu, &ts);
+    }
+    pthread_mutex_unlock(&inst->mu);
+}
+
+/* Applies one write-set operation to the group's working pages. */
+static int apply_op(store_inst *inst, struct wop *o, struct group *g)
+{
+    struct tctx tc = { .db = o->db, .g = g };
+    uint32_t root;
+    uint8_t *old = NULL;
+    size_t ol;
+    int r;
+    if (o->type == OP_CREATE) {
+        r = catalog_lookup(&tc, o->table, &root);
+        if (r == 0)
+            return JET_errTableDuplicate;
+        if (r != JET_errObjectNotFound)
+            return r;
+        uint8_t *sr, *pg, v[8];
+        if ((r = pg_write(&tc, PGNO_SPACE, &sr)) < 0)
+            return r;
+        uint32_t objid = rd32(sr + P_SR_OBJIDLAST) + 1;
+        wr32(sr + P_SR_OBJIDLAST, objid);
+        if ((r = pg_alloc(&tc, objid, PF_ROOT | PF_LEAF, 0, &root, &pg)) < 0)
+            return r;
+        wr32(v, objid);
+        wr32(v + 4, root);
+        return tree_put(&tc, PGNO_CATALOG, o->table, strlen(o->table), v, 8);
+    }
+    if ((r = catalog_lookup(&tc, o->table, &root)) < 0)
+        return r;
+    r = tree_get(&tc, root, o->key, o->kl, &old, &ol);
+    if (r == 0 && ol == LV_REF_SIZE && old[0] == LV_MARK)
+        r = lv_delete(&tc, old);
+    free(old);
+    if (r == JET_errRecordNotFound)
+        r = 0;
+    if (r < 0)
+        return r;
+    if (o->type == OP_DEL) {
+        r = tree_del(&tc, root, o->key, o->kl);
+        return r == JET_errRecordNotFound ? 0 : r;
+    }
+    if (o->vl > VAL_INLINE_MAX) {
+        uint8_t ref[LV_REF_SIZE];
+        if ((r = lv_store(&tc, o->val, o->vl, ref)) < 0)
+            return r;
+        return tree_put(&tc, root, o->key, o->kl, ref, sizeof ref);
+    }
+    uint8_t tmp[VAL_INLINE_MAX + 1];
+    tmp[0] = 0;
+    memcpy(tmp + 1, o->val, o->vl);
+    return tree_put(&tc, root, o->key, o->kl, tmp, o->vl + 1);
+}
+
+/* Starts a flush round when the checkpoint depth or dirty pages demand it. */
+static void maybe_flush(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    bool need = inst->dirty_total > inst->p.cache_pages / 2 ||
+                inst->ckpt_log_bytes > inst->p.ckpt_depth;
+    bool thread = inst->flusher_on;
+    if (need && thread && !inst->flush_req) {
+        inst->flush_req = true;
+        pthread_cond_signal(&inst->flush_cond);
+    }
+    pthread_mutex_unlock(&inst->mu);
+    if (need && !thread)
+        flush_round(inst);
+}
+
+/*
+ * Commit (docs 6): conflict check, apply, build BEGIN/PAGE/COMMIT, append,
+ * publish, release apply_mu, then wait for durability (group commit).
+ */
+int store_commit(store_txn *t)
+{
+    store_inst *inst = t->inst;
+    struct group g = { 0 };
+    struct buf b = { 0 };
+    uint64_t end = 0;
+    int r = 0;
+    if (t->n == 0)
+        goto out;
+    pthread_mutex_lock(&inst->apply_mu);
+    wait_not_frozen(inst);
+    if ((r = inst_check(inst)) < 0)
+        goto unlock;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ops[i].type != OP_CREATE && inst->conflict[op_hash(&t->ops[i])] > t->snap) {
+            r = JET_errWriteConflict;
+            goto unlock;
+        }
+    for (size_t i = 0; i < t->n && r == 0; i++)
+        r = apply_op(inst, &t->ops[i], &g);
+    if (r < 0)
+        goto discard;
+    uint64_t seq = inst->seq + 1;
+    uint8_t h[REC_HDR + 24] = { 0 };
+    h[8] = REC_BEGIN;
+    wr32(h + 4, REC_HDR + 16);
+    wr64(h + REC_HDR, t->trx);
+    wr64(h + REC_HDR + 8, seq);
+    if ((r = buf_add(&b, h, REC_HDR + 16)) < 0 || (r = group_log_records(inst, &g, &b)) < 0)
+        goto discard;
+    memset(h, 0, sizeof h);
+    h[8] = REC_COMMIT;
+    wr32(h + 4, REC_HDR + 24);
+    wr64(h + REC_HDR, t->trx);
+    wr64(h + REC_HDR + 8, seq);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    wr64(h + REC_HDR + 16, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+    if ((r = buf_add(&b, h, REC_HDR + 24)) < 0)
+        goto discard;
+    if ((r = log_append(inst, b.p, b.n, NULL, &end)) < 0) {
+        fatal_set(inst, r);
+        goto discard;
+    }
+    group_publish(inst, &g, seq);
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ops[i].type != OP_CREATE)
+            inst->conflict[op_hash(&t->ops[i])] = seq;
+    pthread_mutex_unlock(&inst->apply_mu);
+    r = log_wait_durable(inst, end);
+    if (r == 0)
+        maybe_flush(inst);
+    goto out;
+discard:
+    group_discard(inst, &g);
+unlock:
+    pthread_mutex_unlock(&inst->apply_mu);
+out:
+    free(b.p);
+    txn_free(t);
+    return r;
+}
+
+/* Logs engine records (ATTACH, DETACH, TERM) as a durable group of their own. */
+int commit_records(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *end)
+{
+    uint64_t e;
+    pthread_mutex_lock(&inst->apply_mu);
+    wait_not_frozen(inst);
+    int r = inst_check(inst);
+    if (r == 0)
+        r = log_append(inst, recs, len, NULL, &e);
+    pthread_mutex_unlock(&inst->apply_mu);
+    if (r == 0)
+        r = log_wait_durable(inst, e);
+    if (r == 0 && end)
+        *end = e;
+    return r;
+}
