@@ -68,6 +68,7 @@ struct session {
     char tag[64];               /* owner tag of its auto-release shadows */
     enum phase phase;
     bool restore;
+    bool pre_restored;          /* restore: PreRestore sent, PostRestore not yet */
     long context;
     int backup_type;
     bool select_components, bootable, partial;
@@ -1129,6 +1130,12 @@ void session_op(struct conn *c, int64_t id, const char *op, json_object *req)
     if (s->restore) {
         if (!strcmp(op, "pre_restore") || !strcmp(op, "post_restore")) {
             bool pre = !strcmp(op, "pre_restore");
+            if (pre == s->pre_restored) {
+                reply(c, id, VSS_E_BAD_STATE, pre ? "pre_restore was already sent" :
+                      "post_restore needs pre_restore first", NULL);
+                return;
+            }
+            s->pre_restored = pre;
             s->n_inv = 0;
             for (struct writer *w = D.writers; w && s->n_inv < 256; w = w->next)
                 if (!writer_excluded(s, w) && writer_selected(s, w))
@@ -1205,9 +1212,9 @@ void session_op(struct conn *c, int64_t id, const char *op, json_object *req)
                   NULL);
             return;
         }
-        if (s->phase > PH_SET_STARTED) {
-            reply(c, id, VSS_E_BAD_STATE, "writer selection must come before prepare_for_backup",
-                  NULL);
+        if (s->phase > PH_SET_STARTED && !(s->restore && !s->pre_restored)) {
+            reply(c, id, VSS_E_BAD_STATE, s->restore ? "writer selection must come before "
+                  "pre_restore" : "writer selection must come before prepare_for_backup", NULL);
             return;
         }
         int r = !strcmp(op, "exclude_writer") ? push_str(&s->excl, &s->n_excl, spec)

@@ -10,6 +10,7 @@
  *       [--component CLASS:NAME]... [--wait-before STEP:FILE]...
  *       [--sleep-before STEP:MS]... [--expose SHADOWDIR] [--no-complete]
  *       [--abort] [--repeat N] [--quiet]
+ *   vss-test-requestor --restore [--exclude SPEC]...   (PreRestore, PostRestore)
  *
  * STEP is one of metadata, prepare, snapshot, complete, release. Output,
  * one fact a line: "set {id}", "shadow {id} {volume} {device}",
@@ -108,6 +109,7 @@ int main(int argc, char **argv)
         { "abort", no_argument, NULL, 'a' },
         { "repeat", required_argument, NULL, 'r' },
         { "quiet", no_argument, NULL, 'q' },
+        { "restore", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -116,7 +118,7 @@ int main(int argc, char **argv)
     int type = VSS_BT_FULL, repeat = 1;
     long ctx = VSS_CTX_BACKUP;
     const char *expose = NULL;
-    bool no_complete = false, do_abort = false;
+    bool no_complete = false, do_abort = false, restore = false;
     int o;
     while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qh", opts, NULL)) != -1) {
         switch (o) {
@@ -153,11 +155,36 @@ int main(int argc, char **argv)
         case 'a': do_abort = true; break;
         case 'r': repeat = atoi(optarg); break;
         case 'q': quiet = true; break;
+        case 'R': restore = true; break;
         case 'h':
             printf("usage: vss-test-requestor --volume V [...] (see the source header)\n");
             return 0;
         default: return 1;
         }
+    }
+    if (restore) {
+        /* PreRestore, (the files would be restored here), PostRestore. */
+        vss_requestor *r = vss_requestor_new();
+        int e = vss_requestor_connect(r, sock, "vss-test-requestor");
+        if (e < 0) {
+            printf("result FAIL %s connect: %s\n", vss_error_name(e), vss_strerror(e));
+            vss_requestor_free(r);
+            return 3;
+        }
+        if ((e = vss_requestor_init_restore(r)) < 0)
+            return fail(r, "init_restore", e);
+        for (size_t i = 0; i < ne; i++)
+            if ((e = vss_requestor_exclude_writer(r, excl[i])) < 0)
+                return fail(r, "exclude_writer", e);
+        if ((e = vss_requestor_pre_restore(r)) < 0)
+            return fail(r, "pre_restore", e);
+        if ((e = vss_requestor_post_restore(r)) < 0)
+            return fail(r, "post_restore", e);
+        print_writers(r);
+        vss_requestor_release(r);
+        vss_requestor_free(r);
+        printf("result OK\n");
+        return 0;
     }
     if (nv == 0) {
         fprintf(stderr, "vss-test-requestor: at least one --volume is needed\n");

@@ -5,7 +5,7 @@
 # of the exposed shadows, auto-release versus persistent shadows, and the
 # vssadmin listings of all of it.
 . "$(dirname "$0")/lib.sh"
-plan 24
+plan 31
 
 write_config
 make_volume F 32 || exit 1
@@ -69,7 +69,23 @@ out=$("$TREQ" --volume F: --exclude Beta 2>&1)
 like "$out" "result OK" "a backup excluding Beta succeeds"
 is "$(events_of Beta)" "" "Beta got no backup event"
 
-# --- 4. vssadmin shows the shadows in the Windows layout.
+# --- 4. Component selection: only writers with a selected component take part.
+: > "$T/Alpha.log"; : > "$T/Beta.log"
+out=$("$TREQ" --volume F: --component '{11111111-2222-4333-8444-555555555555}:Beta' 2>&1)
+like "$out" "result OK" "a backup selecting one component of Beta succeeds"
+is "$(events_of Alpha)" "" "Alpha (nothing selected) took no part"
+like "$(events_of Beta)" "^PrepareForBackup PrepareForSnapshot Freeze" "Beta took part"
+
+# --- 5. Restore: PreRestore then PostRestore reach the writers.
+: > "$T/Alpha.log"; : > "$T/Beta.log"
+out=$("$TREQ" --restore 2>&1)
+like "$out" "result OK" "a restore sequence succeeds"
+is "$(events_of Alpha)" "PreRestore PostRestore" "Alpha got PreRestore then PostRestore"
+is "$(writer_state Alpha)" "State: [1] Stable|Last error: No error" "and is Stable"
+out=$("$TREQ" --restore --exclude Alpha 2>&1)
+like "$(events_of Alpha)" "^PreRestore PostRestore$" "an excluded writer gets no restore events"
+
+# --- 6. vssadmin shows the shadows in the Windows layout.
 out=$("$VSSADMIN" list shadows 2>&1)
 like "$out" "Contents of shadow copy set ID: \{" "vssadmin list shadows: set header"
 like "$out" "         Original Volume: \(F:\)" "and the original volume with its letter"

@@ -1,0 +1,62 @@
+#!/bin/bash
+# vssadmin against a live vssd: the Windows listing layouts, create and
+# delete shadows, shadow storage associations, --json, and exit codes.
+. "$(dirname "$0")/lib.sh"
+plan 26
+
+write_config
+make_volume F 16 || exit 1
+mkdir -p "$T/tmpfs" && mount -t tmpfs none "$T/tmpfs" && _mounts+=("$T/tmpfs")
+start_vssd || exit 1
+mkdir -p "$T/F/db"
+start_writer Alpha --component DB:"$T/F/db" || exit 1
+V="$VSSADMIN"
+
+out=$("$V" list writers)
+like "$out" "^vssadmin 1.1 - Volume Shadow Copy Service administrative command-line tool" "banner"
+like "$out" "Waiting for responses." "list writers: waiting line"
+like "$out" "Writer name: 'Alpha'" "writer name in quotes"
+like "$out" "   Writer Id: \{5f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b\}" "writer id indented 3"
+like "$out" "   State: \[1\] Stable" "state [1] Stable"
+like "$out" "   Last error: No error" "last error"
+
+out=$("$V" list providers)
+like "$out" "Provider name: 'vss test provider'" "list providers"
+like "$out" "   Provider Id: \{7e571e57-0000-4000-8000-7e5700000001\}" "provider id"
+
+out=$("$V" create shadow /for=F: 2>&1); rc=$?
+is "$rc" "0" "create shadow /for=F: succeeds"
+like "$out" "Successfully created shadow copy for 'F:\\\\'" "with the Windows success line"
+SID=$(echo "$out" | sed -n 's/^ *Shadow Copy ID: \({[0-9a-f-]*}\).*/\1/p')
+like "$SID" "^\{[0-9a-f-]{36}\}$" "and prints the shadow ID"
+like "$(events_of Alpha)" "PrepareForBackup PrepareForSnapshot Freeze Thaw PostSnapshot BackupComplete" \
+    "create shadow runs the writers through the whole sequence"
+like "$(grep '^PrepareForBackup' "$T/Alpha.log")" "type=copy" "as a copy backup (no log truncation)"
+"$V" create shadow /for=F: >/dev/null 2>&1
+out=$("$V" list shadows /for=F:)
+is "$(echo "$out" | grep -c 'Shadow Copy ID:')" "2" "list shadows /for=F: lists both"
+like "$out" "Type: ClientAccessibleWriters" "type ClientAccessibleWriters"
+out=$("$V" list shadows /shadow="$SID")
+is "$(echo "$out" | grep -c 'Shadow Copy ID:')" "1" "list shadows /shadow= lists one"
+
+out=$(echo n | "$V" delete shadows /for=F: /oldest 2>&1)
+like "$out" "Do you really want to delete 1 shadow copies \(Y/N\): \[N\]\?" "delete asks first"
+is "$(shadow_count)" "2" "answering N deletes nothing"
+out=$("$V" delete shadows /for=F: /oldest /quiet 2>&1)
+like "$out" "Successfully deleted 1 shadow copies." "delete /oldest /quiet"
+out=$("$V" list shadows /shadow="$SID" 2>&1)
+like "$out" "No items found that satisfy the query." "the oldest one is gone"
+
+out=$("$V" create shadow /for="$T/tmpfs" 2>&1); rc=$?
+is "$rc" "2" "create shadow on tmpfs fails with exit 2"
+like "$out" "VSS_E_VOLUME_NOT_SUPPORTED" "with VSS_E_VOLUME_NOT_SUPPORTED"
+
+out=$("$V" add shadowstorage /for=F: /on=F: /maxsize=20% 2>&1)
+like "$out" "Successfully added the shadow copy storage association" "add shadowstorage"
+like "$("$V" list shadowstorage /for=F:)" "Maximum Shadow Copy Storage space: .*\(20%\)" "list shadowstorage shows 20%"
+"$V" resize shadowstorage /for=F: /on=F: /maxsize=UNBOUNDED >/dev/null 2>&1
+like "$("$V" list shadowstorage)" "Maximum Shadow Copy Storage space: UNBOUNDED" "resize to UNBOUNDED"
+
+like "$("$V" list shadows --json)" '"set_id": *"\{' "list shadows --json is JSON with the fields"
+
+done_testing
