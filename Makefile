@@ -26,7 +26,7 @@ $(BUILD)/build.ninja: | deps
 	meson setup $(MESON_SETUP_ARGS) $(BUILD)
 
 check: all
-	meson test -C $(BUILD) --print-errorlogs --num-processes 2 $(if $(SUITE),--suite $(SUITE))
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 $(if $(SUITE),--suite $(SUITE),--no-suite soak)
 
 demo: all
 	VSS_BUILD=$(abspath $(BUILD)) scripts/demo

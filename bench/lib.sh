@@ -10,138 +10,14 @@
 # Environment: VSS_BUILD (the build directory; default: build/ next to
 # bench/). BENCH_KEEP=1 keeps the temporary directory (for post-mortems).
 
-set -u
-
-: "${VSS_BUILD:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}"
-VSS_BUILD=$(cd "$VSS_BUILD" 2>/dev/null && pwd) || { echo "bench: no build directory (set VSS_BUILD)" >&2; exit 2; }
-export VSS_BUILD
-VSSD="$VSS_BUILD/daemon/vssd"
-VSSADMIN="$VSS_BUILD/tools/vssadmin/vssadmin"
-TWRITER="$VSS_BUILD/tests/helpers/vss-test-writer"
-TREQ="$VSS_BUILD/tests/helpers/vss-test-requestor"
-TPROV="$VSS_BUILD/tests/helpers/vss-test-provider.so"
-
-for f in "$VSSD" "$VSSADMIN" "$TWRITER" "$TREQ" "$TPROV"; do
-    [ -e "$f" ] || { echo "bench: $f is missing (build first: ninja -C $VSS_BUILD)" >&2; exit 2; }
-done
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP $(basename "$0"): needs root (loop devices, mounts, FIFREEZE)"
-    exit 0
-fi
-if [ -z "${VSS_BENCH_IN_NS:-}" ]; then
-    export VSS_BENCH_IN_NS=1
-    exec unshare -m --propagation private bash "$0" "$@"
-fi
-
-T=$(mktemp -d /tmp/vss-bench.XXXXXX)
-export VSS_ROOT="$T/root"
-export VSS_TEST_PROVIDER_CTL="$T/provider.ctl"
-mkdir -p "$VSS_ROOT/etc/vss"
-: > "$VSS_TEST_PROVIDER_CTL"
-
-_pids=()
-_loops=()
-_mounts=()
-
-cleanup() {
-    local p m l
-    for p in "${_pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in "${_pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    for m in $(findmnt -rn -o TARGET | grep "^$T/" | sort -r); do
-        umount -l "$m" 2>/dev/null
-    done
-    for m in "${_mounts[@]}"; do umount -l "$m" 2>/dev/null; done
-    for l in "${_loops[@]}"; do losetup -d "$l" 2>/dev/null; done
-    losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v t="$T/" 'index($2, t) == 1 {print $1}' |
-        while read -r l; do losetup -d "$l" 2>/dev/null; done
-    if [ -n "${BENCH_KEEP:-}" ]; then
-        echo "bench: kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
+SANDBOX_KIND=bench
+sandbox_say() { echo "# $*" >&2; }
+SANDBOX_KEEP=${BENCH_KEEP:-}
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/sandbox.sh"
+trap sandbox_cleanup EXIT
 trap 'exit 130' INT TERM
 
 note() { echo "# $*" >&2; }
-
-# write_config [extra [vssd] lines...]: the bench instance's vss.conf.
-write_config() {
-    {
-        echo "[vssd]"
-        echo "provider_modules = $TPROV"
-        echo "hold_timeout_ms = ${HOLD_TIMEOUT_MS:-10000}"
-        echo "freeze_timeout_ms = ${FREEZE_TIMEOUT_MS:-10000}"
-        echo "event_timeout_ms = ${EVENT_TIMEOUT_MS:-10000}"
-        echo "identify_timeout_ms = 5000"
-        for l in "$@"; do echo "$l"; done
-        echo "[letters]"
-        echo "F: = $T/F"
-    } > "$VSS_ROOT/etc/vss/vss.conf"
-}
-
-# make_volume NAME [SIZE_MB] [FSTYPE]: a loop-backed filesystem at $T/NAME.
-make_volume() {
-    local name="$1" size="${2:-32}" fs="${3:-ext4}" loop
-    truncate -s "${size}M" "$T/$name.img"
-    loop=$(losetup -f --show "$T/$name.img") || return 1
-    _loops+=("$loop")
-    case "$fs" in
-        ext4) mkfs.ext4 -q -F "$loop" ;;
-        xfs) mkfs.xfs -q -f "$loop" ;;
-    esac >/dev/null 2>&1 || return 1
-    mkdir -p "$T/$name"
-    mount "$loop" "$T/$name" || return 1
-    _mounts+=("$T/$name")
-}
-
-# start_vssd: starts vssd in the foreground, waits for its socket. Sets VSSD_PID.
-start_vssd() {
-    "$VSSD" --foreground >>"$T/vssd.log" 2>&1 &
-    VSSD_PID=$!
-    _pids+=("$VSSD_PID")
-    for _ in $(seq 100); do
-        [ -S "$VSS_ROOT/run/vss/vssd.sock" ] && "$VSSADMIN" list providers >/dev/null 2>&1 && return 0
-        kill -0 "$VSSD_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    note "vssd did not start:"; sed 's/^/#   /' "$T/vssd.log" >&2
-    return 1
-}
-
-# start_writer NAME [test-writer options...]: starts vss-test-writer, waits
-# until all its writers are registered. Sets WRITER_PID.
-start_writer() {
-    local name="$1"; shift
-    rm -f "$T/$name.ready"
-    "$TWRITER" --name "$name" --ready-file "$T/$name.ready" "$@" >>"$T/$name.out" 2>&1 &
-    WRITER_PID=$!
-    _pids+=("$WRITER_PID")
-    for _ in $(seq 200); do
-        [ -f "$T/$name.ready" ] && return 0
-        kill -0 "$WRITER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    note "writer $name did not register:"; sed 's/^/#   /' "$T/$name.out" >&2
-    return 1
-}
-
-# stop_pid PID: stops one process this benchmark started, and forgets it.
-stop_pid() {
-    local p="$1" i
-    kill -TERM "$p" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-    for i in "${!_pids[@]}"; do [ "${_pids[$i]}" = "$p" ] && unset '_pids[i]'; done
-}
 
 EVENTS() { echo "$VSS_ROOT/var/lib/vss/events.jsonl"; }
 

@@ -7,9 +7,11 @@
  * message gets an error reply and never reaches an op handler; a broken
  * frame (bad length) closes the connection after the error reply; pending
  * output per connection is capped (a peer that never reads is dropped);
- * a closed connection is unlinked from writers/sessions at once and freed
- * only at the end of the loop turn (conn_reap), so no handler ever sees a
- * freed connection.
+ * a connection is never closed from inside a send (a fan-out may be
+ * iterating over writers): a failed send marks it broken and the loop
+ * closes it (conn_close_broken); a closed connection is unlinked from
+ * writers/sessions at once and freed only at the end of the loop turn
+ * (conn_reap), so no handler ever sees a freed connection.
  */
 #include <errno.h>
 #include <grp.h>
@@ -79,42 +81,50 @@ int conn_accept(int listen_fd)
     return 0;
 }
 
-void conn_send(struct conn *c, json_object *msg)
+/* Queues one frame whose JSON text is json[0..n). */
+void conn_send_text(struct conn *c, const char *json, size_t n)
 {
-    if (c->dead) {
-        json_object_put(msg);
+    if (c->dead)
+        return;
+    size_t need = PROTO_HDR + n;
+    if (c->broken)
+        return;
+    if (c->wlen + need > MAX_PENDING_OUTPUT) {
+        c->broken = true; /* the peer does not read its replies */
         return;
     }
-    char *frame;
-    size_t n;
-    int r = proto_encode(msg, &frame, &n);
-    json_object_put(msg);
-    if (r < 0) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    if (c->wlen + n > MAX_PENDING_OUTPUT) {
-        free(frame);
-        conn_close(c, "peer does not read its replies");
-        return;
-    }
-    if (c->wcap - c->wlen < n) {
+    if (c->wcap - c->wlen < need) {
         size_t ncap = c->wcap ? c->wcap : 4096;
-        while (ncap - c->wlen < n)
+        while (ncap - c->wlen < need)
             ncap *= 2;
         char *nb = realloc(c->wbuf, ncap);
         if (!nb) {
-            free(frame);
-            conn_close(c, "out of memory");
+            c->broken = true;
             return;
         }
         c->wbuf = nb;
         c->wcap = ncap;
     }
-    memcpy(c->wbuf + c->wlen, frame, n);
-    c->wlen += n;
-    free(frame);
+    char *p = c->wbuf + c->wlen;
+    p[0] = (char)(n >> 24);
+    p[1] = (char)(n >> 16);
+    p[2] = (char)(n >> 8);
+    p[3] = (char)n;
+    memcpy(p + PROTO_HDR, json, n);
+    c->wlen += need;
     conn_writable(c);
+}
+
+void conn_send(struct conn *c, json_object *msg)
+{
+    size_t n;
+    const char *s = json_object_to_json_string_length(
+        msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    if (s)
+        conn_send_text(c, s, n);
+    else
+        c->broken = true;
+    json_object_put(msg);
 }
 
 void conn_reply(struct conn *c, int64_t re, int status, const char *error, json_object *result)
@@ -131,21 +141,21 @@ void conn_reply(struct conn *c, int64_t re, int status, const char *error, json_
 
 void conn_writable(struct conn *c)
 {
-    while (c->wlen > 0 && !c->dead) {
+    while (c->wlen > 0 && !c->dead && !c->broken) {
         ssize_t w = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN)
                 return;
-            conn_close(c, "write failed");
+            c->broken = true; /* closed by the loop (conn_close_broken) */
             return;
         }
         memmove(c->wbuf, c->wbuf + w, c->wlen - (size_t)w);
         c->wlen -= (size_t)w;
     }
     if (c->wlen == 0 && c->closing && !c->dead)
-        conn_close(c, "closing");
+        c->broken = true; /* everything said: the loop closes it */
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -167,6 +177,13 @@ void conn_close(struct conn *c, const char *why)
     close(c->fd);
     c->fd = -1;
     (void)why;
+}
+
+void conn_close_broken(void)
+{
+    for (struct conn *c = D.conns; c; c = c->next)
+        if (c->broken && !c->dead)
+            conn_close(c, "send failed");
 }
 
 void conn_reap(void)

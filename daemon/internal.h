@@ -69,6 +69,8 @@ struct conn {
     size_t wlen, wcap;
     bool closing;               /* close once output is flushed */
     bool dead;                  /* closed; freed at the end of the loop turn */
+    bool broken;                /* send failed: closed by the loop, never from
+                                   inside a send (a fan-out may be sending) */
     uint64_t hello_deadline;
     struct writer *writer;      /* ROLE_WRITER after register */
     struct session *session;    /* ROLE_REQUESTOR with an open session */
@@ -79,8 +81,12 @@ void conn_readable(struct conn *c);
 void conn_writable(struct conn *c);
 /* Queues a message (consumes msg). */
 void conn_send(struct conn *c, json_object *msg);
+/* Queues one frame of ready JSON text. */
+void conn_send_text(struct conn *c, const char *json, size_t n);
 void conn_reply(struct conn *c, int64_t re, int status, const char *error, json_object *result);
 void conn_close(struct conn *c, const char *why);
+/* Closes connections whose sends failed (from the loop only). */
+void conn_close_broken(void);
 void conn_reap(void);
 
 /* ---- writers (writers.c) --------------------------------------------- */
@@ -132,6 +138,10 @@ void writer_gone(struct writer *w);
  * completion goes to s, or to a, or nowhere (fire and forget). */
 int writer_send_event(struct writer *w, int event, struct session *s, struct admin_req *a,
                       json_object *args, unsigned timeout_ms);
+/* The same with the arguments already serialized ("{...}", not consumed):
+ * one serialization serves every writer of a fan-out. */
+int writer_send_event_text(struct writer *w, int event, struct session *s, struct admin_req *a,
+                           const char *args_json, unsigned timeout_ms);
 /* Forgets s (or a) as the waiter of any outstanding event. */
 void writers_forget(struct session *s, struct admin_req *a);
 void writer_handle_reply(struct writer *w, json_object *msg);

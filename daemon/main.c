@@ -217,6 +217,7 @@ static void run_loop(int sigfd)
                 c->hello_deadline <= now)
                 conn_close(c, "no hello or register in time");
         writer_check_timeouts(now);
+        conn_close_broken();
         conn_reap();
         /* Accept after this turn's hang-ups were reaped, so connections
          * that just left do not count against max_connections. */
@@ -224,6 +225,7 @@ static void run_loop(int sigfd)
             for (int i = 0; i < 16; i++)
                 if (conn_accept(D.listen_fd) < 0)
                     break;
+            conn_close_broken(); /* refused ones: their error reply is out */
         }
     }
     free(pfd);

@@ -302,6 +302,16 @@ static void fanout(struct session *s, int event, struct writer **ws, size_t n, c
     s->waiting = 0;
     struct writer *list[256];
     memcpy(list, ws, n * sizeof *ws); /* ws may change while we send */
+    /* Without component selection, exclusions, stamps or results every
+     * writer gets the same arguments: serialize them once. */
+    char *common = NULL;
+    if (n > 1 && s->n_sel == 0 && s->n_excl == 0 && s->n_succ == 0 && s->n_stamps == 0) {
+        json_object *a = event_args(s, list[0]);
+        const char *txt = json_object_to_json_string_ext(
+            a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        common = txt ? strdup(txt) : NULL;
+        json_object_put(a);
+    }
     for (size_t i = 0; i < n; i++) {
         struct writer *w = list[i];
         if (event == VSS_EVENT_FREEZE) {
@@ -311,9 +321,12 @@ static void fanout(struct session *s, int event, struct writer **ws, size_t n, c
             w->frozen_by = NULL; /* Thaw sent: the Freeze->Thaw timer stops */
             w->freeze_deadline_ms = 0;
         }
-        if (writer_send_event(w, event, s, NULL, event_args(s, w), event_timeout(event)) == 0)
+        int r = common ? writer_send_event_text(w, event, s, NULL, common, event_timeout(event))
+                       : writer_send_event(w, event, s, NULL, event_args(s, w), event_timeout(event));
+        if (r == 0)
             s->waiting++;
     }
+    free(common);
     if (s->waiting == 0) {
         s->event = -1;
         s->cont = NULL;

@@ -261,6 +261,35 @@ int writer_send_event(struct writer *w, int event, struct session *s, struct adm
     return 0;
 }
 
+int writer_send_event_text(struct writer *w, int event, struct session *s, struct admin_req *a,
+                           const char *args_json, unsigned timeout_ms)
+{
+    size_t alen = strlen(args_json);
+    if (alen < 2 || args_json[0] != '{' || args_json[alen - 1] != '}')
+        return -EINVAL;
+    if (!w->conn || w->n_out >= MAX_OUTSTANDING)
+        return -ENOTCONN;
+    int64_t id = ++D.next_event_id;
+    char head[128];
+    int hn = snprintf(head, sizeof head, "{\"v\":%d,\"id\":%lld,\"op\":\"event\",\"event\":\"%s\"%s",
+                      VSS_PROTOCOL_VERSION, (long long)id, vss_event_type_name(event),
+                      alen > 2 ? "," : "");
+    size_t n = (size_t)hn + alen - 1;
+    char stackbuf[2048];
+    char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, head, (size_t)hn);
+    memcpy(buf + hn, args_json + 1, alen - 1);
+    w->out[w->n_out++] = (struct outstanding){
+        .id = id, .event = event, .session = s, .admin = a, .deadline_ms = now_ms() + timeout_ms,
+    };
+    conn_send_text(w->conn, buf, n);
+    if (buf != stackbuf)
+        free(buf);
+    return 0;
+}
+
 void writer_handle_reply(struct writer *w, json_object *msg)
 {
     int64_t re = pj_int(msg, "re", -1);

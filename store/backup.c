@@ -31,11 +31,55 @@ static const char *type_name(enum store_backup_type t)
     }
 }
 
+static void bkinfo_put(uint8_t *p, const struct snap_state *s);
+
 static void snap_reset(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
     memset(&inst->snap, 0, sizeof inst->snap);
     pthread_mutex_unlock(&inst->mu);
+}
+
+/*
+ * The two "current" backup slots of the header (ESE's bkinfoFullCur at 184
+ * and bkinfoSnapshotCur at 316) say that a backup is in progress. ESE
+ * writes bkinfoSnapshotCur when it freezes a database (FMP::ErrSnapshotStart)
+ * so the frozen image itself records that it is a shadow copy and from which
+ * log position; we do the same, and set Current Full Backup too when the
+ * snapshot is a full one (we have no streaming backup, so a full shadow
+ * copy is the full backup in progress). The slots live until the backup
+ * ends: truncate/end move them to the Previous slot of the type
+ * (save_info), abort or a failed end clears them, and so does the next
+ * attach or clean shutdown (db_mark_dirty/db_mark_clean), which is what
+ * ESE does when it finds them set at attach: a process that died during a
+ * backup leaves no backup in progress behind.
+ * s == NULL clears both. Caller holds hdr_mu.
+ */
+static void cur_slots_put(uint8_t *h, const struct snap_state *s)
+{
+    memset(h + H_BK_SNAPCUR, 0, 24);
+    memset(h + H_BK_FULLCUR, 0, 24);
+    if (!s)
+        return;
+    bkinfo_put(h + H_BK_SNAPCUR, s);
+    if (s->type == STORE_BACKUP_FULL)
+        bkinfo_put(h + H_BK_FULLCUR, s);
+}
+
+/* Writes (s) or clears (NULL) the current slots in every attached header. */
+static int cur_slots_write(store_inst *inst, const struct snap_state *s)
+{
+    int r = 0;
+    pthread_mutex_lock(&inst->hdr_mu);
+    for (int d = 1; d <= MAX_DBS && r == 0; d++) {
+        store_db *db = inst->dbs[d];
+        if (!db)
+            continue;
+        cur_slots_put(db->hdr, s);
+        r = dbhdr_write(db);
+    }
+    pthread_mutex_unlock(&inst->hdr_mu);
+    return r;
 }
 
 int store_snap_prepare(store_inst *inst, enum store_backup_type type)
@@ -94,6 +138,7 @@ int store_snap_freeze(store_inst *inst)
     pthread_mutex_lock(&inst->io_mu);
     uint32_t gen = inst->log.gen;
     r = log_roll_close(inst);
+    struct snap_state s;
     pthread_mutex_lock(&inst->mu);
     if (r == 0) {
         inst->snap.frozen = true;
@@ -104,7 +149,21 @@ int store_snap_freeze(store_inst *inst)
         logtime_now(inst->snap.mark_time);
         inst->snap.freeze_deadline_us = mono_us() + (uint64_t)inst->p.freeze_timeout_ms * 1000u;
     }
+    s = inst->snap;
     pthread_mutex_unlock(&inst->mu);
+    /*
+     * The current slots go into the headers now, before freeze returns and
+     * the volume is snapshotted, so the image carries them. Commits already
+     * wait (frozen is set) and flush rounds are held by flush_mu, so this is
+     * the last header write until thaw. If it fails the instance is
+     * poisoned (sticky error); we stay frozen and failed so that thaw,
+     * abort or the freeze timeout still reopen E00.log.
+     */
+    if (r == 0 && (r = cur_slots_write(inst, &s)) < 0) {
+        pthread_mutex_lock(&inst->mu);
+        inst->snap.failed = true;
+        pthread_mutex_unlock(&inst->mu);
+    }
     pthread_mutex_unlock(&inst->io_mu);
     pthread_mutex_unlock(&inst->apply_mu);
     pthread_mutex_unlock(&inst->flush_mu);
@@ -175,8 +234,12 @@ static void bkinfo_put(uint8_t *p, const struct snap_state *s)
     wr32(p + 20, s->copy_mac);
 }
 
-/* Writes the backup slot of the snapshot type in every attached header. */
-/* Writes the backup slot of the snapshot's type (docs 10) in every header. */
+/*
+ * Writes the Previous slot of the snapshot's type (docs 10) in every
+ * attached header and clears the current slots in the same write: the
+ * backup in progress becomes the last backup of its type in one header
+ * update, so no crash can leave both or neither.
+ */
 static int save_info(store_inst *inst)
 {
     struct snap_state s;
@@ -210,6 +273,7 @@ static int save_info(store_inst *inst)
             wr32(h + H_BKTYPE_DIFF, 1);
             break;
         }
+        cur_slots_put(h, NULL);
         r = dbhdr_write(db);
     }
     pthread_mutex_unlock(&inst->hdr_mu);
@@ -294,6 +358,9 @@ int store_snap_end(store_inst *inst)
         if (r == 0)
             r = save_info(inst);
     }
+    /* a failed backup leaves no trace but its event: clear the current slots */
+    if (r < 0 && s.mark && inst_check(inst) == 0)
+        cur_slots_write(inst, NULL);
     snap_reset(inst);
     if (r == 0)
         event_emit(inst, 2006, STORE_EV_INFO,
@@ -307,13 +374,23 @@ int store_snap_abort(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
     bool active = inst->snap.active, frozen = inst->snap.frozen;
+    bool marked = inst->snap.mark != 0, saved = inst->snap.saved;
     pthread_mutex_unlock(&inst->mu);
     if (!active)
         return JET_errOSSnapshotInvalidSequence;
     int r = frozen ? thaw(inst, false) : 0;
+    if (r == 1)
+        r = 0;
+    /*
+     * Abort keeps the Previous slots as they are (a truncate that already
+     * ran stays recorded, its logs are gone) and clears the current ones,
+     * which freeze wrote and only save_info would have cleared.
+     */
+    if (r == 0 && marked && !saved && inst_check(inst) == 0)
+        r = cur_slots_write(inst, NULL);
     snap_reset(inst);
     event_emit(inst, 2007, STORE_EV_WARNING, "Shadow copy instance %d aborted.", 1);
-    return r == 1 ? 0 : r;
+    return r;
 }
 
 void store_snap_get_info(store_inst *inst, struct store_snap_info *out)

@@ -135,6 +135,9 @@ int db_mark_dirty(store_db *db)
     wr64(h + H_LGPOS_ATTACH, end);
     logtime_now(h + H_TIME_ATTACH);
     memset(h + H_LGPOS_CONS, 0, 16);
+    /* no backup is in progress on a freshly attached file (backup.c) */
+    memset(h + H_BK_FULLCUR, 0, 24);
+    memset(h + H_BK_SNAPCUR, 0, 24);
     int r = dbhdr_write(db);
     pthread_mutex_unlock(&inst->hdr_mu);
     return r;
@@ -151,6 +154,13 @@ int db_mark_clean(store_db *db, uint64_t lgpos)
     wr32(h + H_GENMIN, 0);
     wr32(h + H_GENMAX, 0);
     wr32(h + H_GENRECOVERING, 0);
+    /*
+     * A clean file has no backup in progress: this clears the current slots
+     * of a backup that died with its process (recovery) and of a snapshot
+     * image being recovered after a restore (its freeze wrote them).
+     */
+    memset(h + H_BK_FULLCUR, 0, 24);
+    memset(h + H_BK_SNAPCUR, 0, 24);
     if (db->detaching) {
         wr64(h + H_LGPOS_DETACH, lgpos);
         logtime_now(h + H_TIME_DETACH);

@@ -37,6 +37,12 @@ static void att_encode(const struct attachinfo *a, uint8_t *p)
     }
 }
 
+/*
+ * Inverse of att_encode. The input is untrusted (any file handed to
+ * eseutil): a dbid outside 1..MAX_DBS marks an unused slot and a path
+ * length is clamped to the slot, so a hostile header can neither index
+ * past inst->dbs nor overrun the 192-byte slot.
+ */
 static void att_decode(const uint8_t *p, struct attachinfo *a)
 {
     for (int i = 0; i < MAX_DBS; i++, p += 192) {
@@ -63,6 +69,8 @@ void log_hdr_encode(const struct log_hdr *h, uint8_t *b)
     wr32(b + 12, h->log_size);
     memcpy(b + 16, h->tm_create, 8);
     memcpy(b + 24, h->tm_prev, 8);
+    /* ESE's format and engine versions, then our own magic "VSLG" at 72; the
+     * header fields ESE has and we do not use stay zero. */
     wr32(b + 32, 0x620);
     wr32(b + 36, 20);
     wr32(b + 40, 1);
@@ -71,6 +79,7 @@ void log_hdr_encode(const struct log_hdr *h, uint8_t *b)
     wr32(b + 76, h->page_size);
     b[639] = h->flags;
     wr64(b + 640, h->ckpt);
+    /* le_filetype at 667 as in every ESE header: 3 = log */
     wr32(b + 667, 3);
     att_encode(h->att, b + 671);
     wr32(b, xor_checksum(b, LOG_HDR));
@@ -95,12 +104,16 @@ int log_hdr_decode(const uint8_t *b, size_t n, struct log_hdr *h)
     h->flags = b[639];
     h->ckpt = rd64(b + 640);
     att_decode(b + 671, h->att);
+    /* gen 0 does not exist (gens start at 1); the size bounds keep a caller
+     * from allocating or iterating by a hostile length */
     if (h->gen == 0 || h->log_size < LOG_MIN_SIZE || h->log_size > (64u << 20) ||
         h->log_size % 4096)
         return JET_errLogFileCorrupt;
     return 0;
 }
 
+/* Archive name of gen: base + 8 uppercase hex digits (ESE's 11.3 names, as
+ * Exchange 2007+ uses from gen 1), e.g. E0000000001.log. */
 void log_name_gen(char *buf, size_t len, const char *base, uint32_t gen)
 {
     snprintf(buf, len, "%s%08X.log", base, gen);
@@ -116,6 +129,7 @@ uint32_t log_name_parse(const char *base, const char *name)
     uint32_t g = 0;
     for (size_t i = bl; i < bl + 8; i++) {
         char c = name[i];
+        /* lowercase is not ours: E00000000ab.log is some other file */
         int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
         if (d < 0)
             return 0;
@@ -134,6 +148,12 @@ uint32_t log_seed(const uint8_t sign_log[28], uint32_t gen)
 }
 
 /* ---- record iteration ------------------------------------------------------ */
+/*
+ * Starts iterating the records of one whole log image. The seed is
+ * log_seed(signature, gen) so the first record's CRC already proves that
+ * it belongs to this stream and this generation: a record copied from
+ * another log never validates.
+ */
 void rec_iter_init(struct rec_iter *it, const uint8_t *img, uint32_t size, uint32_t seed)
 {
     memset(it, 0, sizeof *it);
@@ -154,6 +174,7 @@ int rec_iter_next(struct rec_iter *it, const uint8_t **rec, uint32_t *len)
         return 0;
     const uint8_t *p = it->img + it->off;
     uint32_t l = rd32(p + 4);
+    /* l <= size - off cannot overflow: off + REC_HDR <= size was checked */
     bool ok = l >= REC_HDR && l <= it->size - it->off && rd32(p + 12) == it->off &&
               p[8] >= REC_BEGIN && p[8] <= REC_NOP &&
               crc32c(it->crc, p + 4, l - 4) == rd32(p);
@@ -168,6 +189,8 @@ int rec_iter_next(struct rec_iter *it, const uint8_t **rec, uint32_t *len)
     }
     it->crc = rd32(p);
     it->off += l;
+    /* ROLL is the last record of a closed log; what follows it is the
+     * zero fill (or a recycled log's old bytes) and must not be read */
     if (p[8] == REC_ROLL)
         it->saw_roll = true;
     *rec = p;
@@ -176,6 +199,7 @@ int rec_iter_next(struct rec_iter *it, const uint8_t **rec, uint32_t *len)
 }
 
 /* ---- log set --------------------------------------------------------- */
+/* State of one directory listing by logset_scan. */
 struct scan_ctx {
     const char *base;
     struct logset *ls;
@@ -183,6 +207,11 @@ struct scan_ctx {
     int err;
 };
 
+/*
+ * One directory entry: E00.log and E00tmp.log are noted, archive names are
+ * collected, everything else (databases, E00.chk, reserve logs, foreign
+ * files) is ignored. Gens are unsorted here; logset_scan sorts them.
+ */
 static int scan_cb(void *arg, const char *name)
 {
     struct scan_ctx *c = arg;
@@ -232,6 +261,8 @@ int logset_scan(const store_vfs *v, const char *dir, const char *base, struct lo
         logset_free(ls);
         return r;
     }
+    /* recovery and truncation walk gens in increasing order and detect a
+     * gap as a missing log, so the set must be sorted */
     if (ls->n)
         qsort(ls->gens, ls->n, sizeof *ls->gens, cmp_u32);
     return 0;
@@ -256,6 +287,7 @@ int log_read_file(const store_vfs *v, const char *path, uint32_t expect_size,
         goto fail;
     if ((r = v->size(f, &sz)) < 0)
         goto fail;
+    /* bound the size before malloc: the file may be anything */
     if (sz < LOG_HDR || sz > (64u << 20)) {
         r = sz < LOG_HDR ? JET_errLogFileCorrupt : JET_errLogFileSizeMismatch;
         goto fail;
@@ -271,6 +303,8 @@ int log_read_file(const store_vfs *v, const char *path, uint32_t expect_size,
         goto fail;
     if ((r = log_hdr_decode(b, sz, h)) < 0)
         goto fail;
+    /* the size the header claims must be the file's: a truncated or
+     * extended log is -541, not silently read short */
     if (h->log_size != sz) {
         r = JET_errLogFileSizeMismatch;
         goto fail;
@@ -297,6 +331,8 @@ void fatal_set(store_inst *inst, int err)
     pthread_mutex_unlock(&inst->mu);
 }
 
+/* -1090 once fatal_set has run: every entry point that writes checks it,
+ * and only a reopen (which runs recovery) clears it. */
 int inst_check(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -305,11 +341,19 @@ int inst_check(store_inst *inst)
     return r;
 }
 
+/* ENOSPC on the log is ESE's -529 (the reserve logs' case); any other
+ * I/O failure is -1022. */
 static int io_err(int r)
 {
     return r == -ENOSPC ? JET_errLogDiskFull : JET_errDiskIO;
 }
 
+/*
+ * The attachments every new log header records (slot dbid - 1): recovery
+ * learns from the first log it reads which databases the stream touches.
+ * A database being detached is left out, so a log created after its
+ * DETACH record no longer names it.
+ */
 void fill_attachinfo(store_inst *inst, struct attachinfo att[MAX_DBS])
 {
     memset(att, 0, sizeof(struct attachinfo) * MAX_DBS);
@@ -324,6 +368,7 @@ void fill_attachinfo(store_inst *inst, struct attachinfo att[MAX_DBS])
 }
 
 /* ---- runtime ------------------------------------------------------------- */
+/* log_dir/<base><suffix>, e.g. E00.log or E00tmp.log (malloc'ed). */
 static char *lpath(store_inst *inst, const char *suffix)
 {
     char name[32];
@@ -347,6 +392,8 @@ static void build_hdr(store_inst *inst, struct log_hdr *h, uint32_t gen, const u
         h->flags |= LOGF_CIRCULAR | LOGF_CIRCULAR_EVER;
     if (inst->log.reserve_in_use)
         h->flags |= LOGF_RESERVE;
+    /* the checkpoint at creation (ESE's "Checkpoint at log creation time",
+     * shown by eseutil /ml) */
     h->ckpt = ckpt_get(inst);
     fill_attachinfo(inst, h->att);
 }
@@ -360,6 +407,7 @@ static void set_current(store_inst *inst, const struct log_hdr *h, const uint8_t
     inst->log.gen = h->gen;
     inst->log.append = inst->log.written = LOG_HDR;
     inst->log.durable = LGPOS(h->gen, LOG_HDR);
+    /* a fresh gen restarts the CRC chain from its own seed */
     inst->log.crc = log_seed(inst->sign_log, h->gen);
     memcpy(inst->log.tm_create, h->tm_create, 8);
     pthread_mutex_unlock(&inst->mu);
@@ -401,8 +449,10 @@ fail:
     return r;
 }
 
-/* Writes a fresh log file of gen at path via tmp + rename. */
-/* Writes a full-size log through tmp + rename + directory sync. */
+/*
+ * Writes a full-size log (header, zero fill) through tmp + rename +
+ * directory sync: path appears whole or not at all.
+ */
 static int write_new_log(store_inst *inst, const char *path, const uint8_t *hdrbuf)
 {
     store_file *f = NULL;
@@ -432,6 +482,11 @@ fail:
     return r;
 }
 
+/*
+ * The first E00.log of a stream (or after recovery found none to continue):
+ * prev_tm is the creation time of gen - 1 when there is one, so the
+ * -515 sequence check still holds across the new file.
+ */
 int log_create_first(store_inst *inst, uint32_t gen, const uint8_t *prev_tm)
 {
     struct log_hdr h;
@@ -452,6 +507,8 @@ fail:
     return r;
 }
 
+/* Closes E00.log without writing: the caller has made it durable (clean
+ * close) or is abandoning the instance (test crash). */
 void log_close_runtime(store_inst *inst)
 {
     if (inst->log.f)
@@ -467,6 +524,7 @@ uint64_t ckpt_get(store_inst *inst)
     return c;
 }
 
+/* LGPOS just past the last appended (not necessarily durable) record. */
 uint64_t log_end_lgpos(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -487,14 +545,19 @@ static void put_record(store_inst *inst, const uint8_t *rec, uint32_t rl)
     pthread_mutex_lock(&inst->mu);
     inst->log.crc = c;
     inst->log.append += rl;
+    /* the flusher starts a round once ckpt_depth bytes were logged */
     inst->ckpt_log_bytes += rl;
     pthread_mutex_unlock(&inst->mu);
 }
 
-/* Writes buf[written, append) and syncs (io_mu held). */
 /*
- * Group commit leader (io_mu held): writes everything appended so far and
- * issues one fdatasync for all of it, then wakes every waiter.
+ * Group commit leader (io_mu held): writes buf[written, append), everything
+ * appended so far by any transaction, and issues one fdatasync for all of
+ * it, then wakes every waiter. append is read under mu because appenders
+ * (apply_mu) keep extending it while we write; bytes appended after the
+ * read wait for the next leader. A failure poisons the instance: the
+ * bytes may or may not be on disk, and retrying could ack a commit that a
+ * later crash loses.
  */
 static int flush_locked(store_inst *inst)
 {
@@ -531,6 +594,8 @@ int log_roll_close(store_inst *inst)
     rec[8] = REC_ROLL;
     wr32(rec + 4, ROLL_REC);
     wr32(rec + REC_HDR, inst->log.gen + 1);
+    /* ROLL names gen + 1; it and everything before it are durable before
+     * the rename, so an archived log is always complete (invariant 1) */
     put_record(inst, rec, ROLL_REC);
     if ((r = flush_locked(inst)) < 0)
         return r;
@@ -542,6 +607,9 @@ int log_roll_close(store_inst *inst)
     r = -ENOMEM;
     if (!from || !to)
         goto fail;
+    /* step 2: E00.log -> E00<gen>.log. A crash after this and before
+     * log_roll_open leaves no E00.log (the state a freeze holds): recovery
+     * renames a tmp whose header continues gen, or creates gen + 1 itself */
     if ((r = inst->vfs->rename(inst->vfs, from, to)) == 0)
         r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
     if (r < 0)
@@ -567,6 +635,8 @@ int log_roll_open(store_inst *inst)
         pthread_mutex_unlock(&inst->tmp_mu);
         goto fail;
     }
+    /* the new header goes into the prepared tmp before it gets the name
+     * E00.log, so E00.log never exists with a stale or missing header */
     build_hdr(inst, &h, inst->log.gen + 1, inst->log.tm_create);
     log_hdr_encode(&h, hb);
     if ((r = inst->vfs->open(inst->vfs, tmp, 0, &f)) == 0) {
@@ -587,6 +657,8 @@ int log_roll_open(store_inst *inst)
     if ((r = inst->vfs->open(inst->vfs, cur, 0, &inst->log.f)) < 0)
         goto io;
     set_current(inst, &h, hb);
+    /* step 5: Log Committed of every dirty database moves to the new gen
+     * before the new gen gets any record */
     if ((r = db_update_gens(inst)) < 0)
         goto fail;
     if (!(inst->p.flags & STORE_NO_TMP_AHEAD)) {
@@ -615,7 +687,11 @@ fail:
     return r;
 }
 
-/* Disk full: a reserve log becomes the next log and the instance quiesces. */
+/*
+ * The reserve logs were created full size at open, so renaming one costs
+ * no space. Quiesce stops new transactions: the instance can then only
+ * finish what is in flight and shut down cleanly (ESE's lsQuiesce).
+ */
 static int use_reserve(store_inst *inst, const char *tmp)
 {
     for (int i = 1; i <= 2; i++) {
@@ -642,6 +718,11 @@ static int use_reserve(store_inst *inst, const char *tmp)
     return JET_errLogDiskFull;
 }
 
+/*
+ * Creates path at full size, zero-filled and synced, so appends later
+ * overwrite allocated blocks and fdatasync has no metadata to write (the
+ * group commit cost is one data flush). A partial file is removed.
+ */
 static int zero_file(store_inst *inst, const char *path, uint32_t size)
 {
     store_file *f = NULL;
@@ -718,6 +799,11 @@ fail:
     return r;
 }
 
+/*
+ * Makes sure E00res00001.jrs and E00res00002.jrs exist at the log size
+ * (a wrong size is rewritten). Disk full here is not an error: the
+ * instance runs without reserves.
+ */
 int log_make_reserves(store_inst *inst)
 {
     for (int i = 1; i <= 2; i++) {
@@ -756,6 +842,8 @@ int log_append(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *begi
         uint32_t rl = rd32(recs + o + 4);
         if (rl < REC_HDR || rl > inst->log.size - LOG_HDR - ROLL_REC || o + rl > len)
             return -EINVAL;
+        /* keep ROLL_REC bytes free so the ROLL record always fits
+         * (invariant 3) */
         if (inst->log.append + rl + ROLL_REC > inst->log.size) {
             pthread_mutex_lock(&inst->io_mu);
             r = log_roll_close(inst);
@@ -794,6 +882,8 @@ int log_wait_durable(store_inst *inst, uint64_t lgpos)
         pthread_mutex_lock(&inst->io_mu);
         pthread_mutex_lock(&inst->mu);
         done = inst->log.durable >= lgpos;
+        /* a position in an older gen is already durable (roll-over syncs
+         * before renaming); here only the current gen can be behind */
         bool same_gen = LGGEN(lgpos) == inst->log.gen && inst->log.f;
         pthread_mutex_unlock(&inst->mu);
         int r = 0;

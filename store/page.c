@@ -31,7 +31,11 @@ void page_set_checksum(uint8_t *pg, uint32_t pgno)
     wr32(pg + 4, pgno);
 }
 
-/* Verifies a page read from disk: uninitialized, bad checksum, wrong pgno. */
+/*
+ * Checks a page read from disk: all zeros is -1019 (never written, e.g.
+ * the file was extended by a later page), a bad CRC or a page that is
+ * another page (pgno mismatch: misdirected write) is -1018.
+ */
 int page_verify(const uint8_t *pg, uint32_t pgno, bool *wrong)
 {
     if (wrong)
@@ -72,14 +76,20 @@ static inline uint32_t ibdata(const uint8_t *pg)
     return v == 0 ? PAGE_SIZE : v;      /* 32768 is stored as 0x8000 */
 }
 
-/* Bytes available for nodes and slots once dead node data is reclaimed. */
+/* Bytes a node insert could use after compaction: garbage counts as free,
+ * since page_build rewrites the page without it. */
 size_t page_free_space(const uint8_t *pg)
 {
     size_t used_slots = PAGE_HDR + 2u * pg_nslots(pg);
     return ibdata(pg) - used_slots + rd16(pg + P_GARBAGE);
 }
 
-/* Rebuilds a page from nodes (which may point into it) via a scratch copy. */
+/*
+ * Rewrites a page from a sorted node list: nodes packed from the end of
+ * the page down, slots after the header, header fields kept, garbage 0.
+ * The noderefs may point into pg itself: the page is assembled in a
+ * thread-local buffer and copied back. -ENOSPC if they do not fit.
+ */
 int page_build(uint8_t *pg, const struct noderef *nodes, unsigned n)
 {
     static __thread uint8_t tmp[PAGE_SIZE];
@@ -108,8 +118,8 @@ int page_build(uint8_t *pg, const struct noderef *nodes, unsigned n)
     return 0;
 }
 
-/* Structural check of a node page: every slot inside the data area, every
- * node inside the page. The fuzz target for the page decoder. */
+/* Structural check of an untrusted page (eseutil /g, fuzz target): every
+ * slot and node inside the page, so nothing later reads out of bounds. */
 int page_decode_check(const uint8_t *pg, uint32_t pgno)
 {
     uint32_t n = pg_nslots(pg), ib = ibdata(pg);
@@ -127,6 +137,7 @@ int page_decode_check(const uint8_t *pg, uint32_t pgno)
 }
 
 /* ---- buffers --------------------------------------------------------------- */
+/* Growable byte buffer for log records; doubles, checks for overflow. */
 int buf_reserve(struct buf *b, size_t more)
 {
     if (b->n + more <= b->cap)
@@ -232,6 +243,7 @@ static struct pent *cache_find(store_db *db, uint32_t pgno)
     return NULL;
 }
 
+/* Frees one version; only for versions unlinked and unpinned (mu held). */
 static void ver_free(store_inst *inst, struct pver *v)
 {
     free(v->data);
@@ -242,6 +254,9 @@ static void ver_free(store_inst *inst, struct pver *v)
 /* Unlinks versions nobody can read any more (mu held). */
 static void prune(store_inst *inst, struct pent *pe)
 {
+    /* keep the newest version every snapshot can see (the first with
+     * seq <= the oldest snapshot) and everything newer; older ones are
+     * unreachable: pinned ones are freed by their last pg_put */
     uint64_t m = snap_min(inst);
     struct pver *v = pe->head;
     while (v && v->seq > m)
@@ -293,6 +308,10 @@ static int cache_get(store_db *db, uint32_t pgno, bool verify, struct pent **out
             *valid = true;
         return 0;
     }
+    /* the read is done without mu (a disk read under the cache lock would
+     * stall every reader); the eviction counter detects a concurrent
+     * load/change/flush/evict of the same page, the hash lookup after the
+     * read a concurrent load */
     uint64_t ev = inst->evictions;
     pthread_mutex_unlock(&inst->mu);
     uint8_t *data = malloc(PAGE_SIZE);
@@ -355,6 +374,7 @@ int pg_get(struct tctx *tc, uint32_t pgno, const uint8_t **data, struct pver **p
     store_db *db = tc->db;
     store_inst *inst = db->inst;
     *pin = NULL;
+    /* the writer first sees its own uncommitted changes of this group */
     if (tc->g) {
         struct group_page *gp = group_find(tc->g, db, pgno);
         if (gp) {
@@ -369,6 +389,8 @@ int pg_get(struct tctx *tc, uint32_t pgno, const uint8_t **data, struct pver **p
     int r = cache_get(db, pgno, true, &pe, NULL);
     if (r == 0) {
         struct pver *v = pe->head;
+        /* a reader walks back to its snapshot; the writer (apply_mu held)
+         * always reads the newest committed version */
         if (!tc->g)
             while (v && v->seq > tc->snap)
                 v = v->older;
@@ -385,6 +407,7 @@ int pg_get(struct tctx *tc, uint32_t pgno, const uint8_t **data, struct pver **p
     return r;
 }
 
+/* Unpins a version from pg_get; frees it if prune already unlinked it. */
 void pg_put(store_inst *inst, struct pver *pin)
 {
     if (!pin)
@@ -395,6 +418,8 @@ void pg_put(store_inst *inst, struct pver *pin)
     pthread_mutex_unlock(&inst->mu);
 }
 
+/* Adds a working page to the group. base (pinned) is the version it was
+ * copied from: the diff source, and proof at publish that nothing changed. */
 static int group_add(struct group *g, store_db *db, struct pver *base, uint8_t *work,
                      struct group_page **out)
 {
@@ -451,6 +476,9 @@ int pg_alloc(struct tctx *tc, uint32_t objid, uint32_t flags, uint16_t level,
     int r = pg_write(tc, PGNO_SPACE, &sr);
     if (r < 0)
         return r;
+    /* pages are only ever appended (no free list yet: deleted pages stay in
+     * the file, docs/store-format.md). The space root is changed in the same
+     * group, so an aborted allocation gives the page number back */
     uint32_t p = rd32(sr + P_SR_PGNOLAST) + 1;
     if (p >= 0x7ffffff0u)
         return -ENOSPC;
@@ -478,11 +506,16 @@ int group_log_records(store_inst *inst, struct group *g, struct buf *out)
         uint32_t pgno = rd32(gp->work + P_PGNO);
         if (gp->base && memcmp(gp->base->data + 16, gp->work + 16, PAGE_SIZE - 16) == 0)
             continue;                   /* unchanged: no record, no new dbtime */
+        /* before/after dbtimes are the redo guard (recover.c): a diff applies
+         * only to the exact version it was computed from */
         uint64_t before = gp->base ? rd64(gp->base->data + P_DBTIME) : 0;
         uint64_t after = __atomic_add_fetch(&db->dbtime, 1, __ATOMIC_RELAXED);
         wr64(gp->work + P_DBTIME, after);
         pthread_mutex_lock(&inst->mu);
         struct pent *pe = cache_find(db, pgno);
+        /* full image on the first change since the page was marked clean
+         * (invariant 5): the flusher may be writing the old version right now,
+         * and a torn write of it can only be repaired from an image */
         bool image = !gp->base || !pe || !pe->logged;
         pthread_mutex_unlock(&inst->mu);
         size_t at = out->n;
@@ -502,6 +535,7 @@ int group_log_records(store_inst *inst, struct group *g, struct buf *out)
             return r;
         wr16(out->p + at + REC_HDR + 24, nr);
         wr32(out->p + at + 4, (uint32_t)(out->n - at));
+        /* the checksum covers the new dbtime, so it is set last */
         page_set_checksum(gp->work, pgno);
     }
     return 0;
@@ -543,16 +577,21 @@ void group_publish(store_inst *inst, struct group *g, uint64_t seq)
             pe->head = v;
             inst->cache_total++;
         }
+        /* dirty: the head differs from the file; the next round writes it */
         if (!pe->dirty) {
             pe->dirty = true;
             inst->dirty_total++;
         }
+        /* an image of this page is in the log since the last flush: later
+         * changes in the same checkpoint interval can be diffs */
         pe->logged = true;
         pe->lru = ++inst->lru_clock;
         if (gp->base && --gp->base->refs == 0 && gp->base->dead)
             ver_free(inst, gp->base);
         prune(inst, pe);
     }
+    /* publishing the seq last makes every page of the group visible to new
+     * snapshots at once: a reader never sees half a commit */
     inst->seq = seq;
     pthread_mutex_unlock(&inst->mu);
     free(g->pages);
@@ -580,6 +619,9 @@ static void evict(store_inst *inst)
     size_t limit = inst->p.cache_pages;
     if (inst->cache_total <= limit)
         return;
+    /* evict down to 90% so a loaded cache does not evict on every round;
+     * pages 1-3 (space root, catalog, LV root) stay, they are on every path.
+     * A dirty, multi-version or pinned page stays (invariant 3) */
     for (int d = 1; d <= MAX_DBS && inst->cache_total > limit * 9 / 10; d++) {
         store_db *db = inst->dbs[d];
         if (!db)
@@ -603,6 +645,7 @@ static void evict(store_inst *inst)
     }
 }
 
+/* One version collected by a flush round, pinned until written. */
 struct flushitem {
     store_db *db;
     struct pver *v;
@@ -627,6 +670,9 @@ int flush_round(store_inst *inst)
     if (skip)
         goto out;
     pthread_mutex_lock(&inst->apply_mu);
+    /* R is taken under apply_mu, with every dirty version collected in the
+     * same critical section: each of them belongs to a group that ends
+     * before R (invariant 4) */
     uint64_t R = log_end_lgpos(inst);
     pthread_mutex_lock(&inst->mu);
     for (int d = 1; d <= MAX_DBS; d++) {
@@ -660,6 +706,8 @@ int flush_round(store_inst *inst)
     pthread_mutex_unlock(&inst->apply_mu);
     if (r < 0)
         goto unpin;
+    /* write-ahead: the log covering every collected version is durable
+     * before any of them is written */
     if ((r = log_wait_durable(inst, R)) < 0)
         goto unpin;
     bool written[MAX_DBS + 1] = { false };
@@ -683,6 +731,8 @@ int flush_round(store_inst *inst)
         r = dbhdr_write(db);
     }
     pthread_mutex_unlock(&inst->hdr_mu);
+    /* write, then one fdatasync per database; a failure poisons the
+     * instance, since the versions were already marked clean */
     for (size_t i = 0; i < n && r == 0; i++) {
         r = write_full(items[i].db->f, items[i].v->data, PAGE_SIZE,
                        (uint64_t)(items[i].pgno + 1) * PAGE_SIZE);
@@ -698,6 +748,7 @@ int flush_round(store_inst *inst)
     }
     /* checkpoint = R (docs 7.1 step 4) */
     pthread_mutex_lock(&inst->mu);
+    /* everything logged before R is now in the files: redo can start at R */
     bool advance = R > inst->ckpt;
     if (advance)
         inst->ckpt = R;
@@ -711,6 +762,8 @@ int flush_round(store_inst *inst)
             if (!db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY ||
                 rd32(db->hdr + H_GENMIN) == LGGEN(R))
                 continue;
+            /* Log Required min is raised only once E00.chk durably says R, so a
+             * header never names a first log above where recovery will start */
             wr32(db->hdr + H_GENMIN, LGGEN(R));
             r = dbhdr_write(db);
         }

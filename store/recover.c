@@ -33,10 +33,24 @@ int rec_frame(struct buf *b, uint8_t type, uint8_t dbid, const void *payload, si
     return r;
 }
 
+/*
+ * Per-database recovery state, indexed by dbid:
+ *   open    the file is open and in inst->dbs (checks passed)
+ *   active  its PAGE records are redone: it was Dirty (or Just Created)
+ *           when recovery started, or was attached by a replayed ATTACH;
+ *           a replayed DETACH clears it, since later records of that dbid
+ *           belong to a later attachment that a Clean header already covers
+ *   skip    missing or mismatched and /i given: its records are ignored
+ */
 struct rdb {
     bool open, active, skip;
 };
 
+/*
+ * The whole run: lowest_present is the lowest gen on disk, last the end of
+ * the contiguous run of gens from the start gen; have_beyond says a gen
+ * above last exists (a hole in the middle: -528 once redo is done).
+ */
 struct rstate {
     store_inst *inst;
     struct rdb d[MAX_DBS + 1];
@@ -44,15 +58,16 @@ struct rstate {
     bool have_beyond;
 };
 
+/* The file name part of a logged path: with /d (db_dir) databases are
+ * looked up by name in another directory, as after a restore. */
 static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
 }
 
-/* Opens and checks database dbid (path as logged). */
 /*
- * Opens database dbid for recovery and applies the checks of docs 9 step 3:
+ * Opens database dbid (path as logged) for recovery and applies the checks of docs 9 step 3:
  * signatures (-1216, or skipped with /i), then for a Dirty database the
  * generations it needs against the logs present (-543, -582).
  */
@@ -63,6 +78,8 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
         return JET_errLogFileCorrupt;
     if (rs->d[dbid].open || rs->d[dbid].skip)
         return 0;
+    /* the path as logged stays the database's identity (db->path), so the
+     * ATTACH records and log headers written after recovery still name it */
     char *p = inst->db_dir ? path_join(inst->db_dir, base_name(path)) : strdup(path);
     store_db *db = NULL;
     if (!p)
@@ -78,6 +95,11 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
         }
     }
     bool ignore = inst->p.flags & STORE_IGNORE_MISSING;
+    /* a different file under the same name (restored from elsewhere,
+     * recreated) has another DB signature; a dirty file from another log
+     * stream has another log signature. Replaying into either would corrupt
+     * it, so both are -1216 (ESE event 517). A Clean file may carry an old
+     * log signature: it needs nothing from these logs. */
     if (r == 0 && (memcmp(db->hdr + H_SIGNDB, sign_db, 28) != 0 ||
                    (rd32(db->hdr + H_STATE) != DBSTATE_CLEAN &&
                     memcmp(db->hdr + H_SIGNLOG, inst->sign_log, 28) != 0))) {
@@ -100,11 +122,17 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
     uint32_t st = rd32(db->hdr + H_STATE);
     inst->dbs[dbid] = db;
     rs->d[dbid].open = true;
+    /* a Clean database has every change of these logs up to its consistent
+     * position; its records are replayed only after a later ATTACH makes it
+     * active again */
     rs->d[dbid].active = st == DBSTATE_DIRTY || st == DBSTATE_JUST_CREATED;
     if (st != DBSTATE_DIRTY)
         return 0;
     uint32_t gmin = rd32(db->hdr + H_GENMIN), gmax = rd32(db->hdr + H_GENMAX);
     uint32_t gcom = rd32(db->hdr + H_GENCOMMITTED);
+    /* Log Required gmin..gmax: pages up to gmax may already be in the file
+     * (the waypoint), so stopping short of gmax would leave it torn between
+     * two points in time: -543, nothing is replayed */
     if (gmin < rs->lowest_present || gmax > rs->last) {
         event_emit(inst, 452, STORE_EV_ERROR,
                    "Database %s requires logfiles %u-%u in order to recover successfully. "
@@ -112,6 +140,9 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
                    rs->lowest_present, rs->last);
         return JET_errRequiredLogFilesMissing;
     }
+    /* Log Committed above the last log: transactions that were acknowledged
+     * are lost with the missing logs. The file could be made consistent, but
+     * only /a (ESE's ReplayIgnoreLostLogs) accepts losing them: -582 */
     if (gcom > rs->last && !(inst->p.flags & STORE_ALLOW_LOST_LOGS)) {
         event_emit(inst, 523, STORE_EV_ERROR,
                    "Database %s requires committed logfiles up to %u; only %u found.",
@@ -130,6 +161,7 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
         return JET_errLogFileCorrupt;
     if (dbid < 1 || dbid > MAX_DBS)
         return JET_errLogFileCorrupt;
+    /* records of a Clean, skipped or detached database are not ours to apply */
     if (!rs->d[dbid].active)
         return 0;
     store_db *db = inst->dbs[dbid];
@@ -138,6 +170,8 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
     bool image = p[4];
     uint64_t before = rd64(p + 8), after = rd64(p + 16);
     unsigned nr = rd16(p + 24);
+    /* pgno 0 is the header; the bound keeps a corrupt record from growing the
+     * file to terabytes (the page offset is pgno * 32 KiB) */
     if (pgno == 0 || pgno >= 0x7ffffff0u)
         return JET_errLogFileCorrupt;
     uint8_t *pg;
@@ -145,19 +179,31 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
     int r = pg_redo_get(db, pgno, &pg, &valid);
     if (r < 0)
         return r;
+    /* a page that fails its checksum (torn write) or was never written counts
+     * as dbtime 0: only a full image can repair it */
     uint64_t pdt = valid ? rd64(pg + P_DBTIME) : 0;
+    /* new dbtimes after recovery must exceed every logged one, even when the
+     * page itself is skipped */
     if (after > db->dbtime)
         db->dbtime = after;
+    /* the page was flushed after this change: redo already happened */
     if (valid && pdt >= after) {
         inst->rstats.pages_skipped++;
         return 0;
     }
+    /* a full image (first change since the page was last flushed, docs 7.2)
+     * rebuilds the page whatever is there, torn or older; its ranges cover
+     * the whole page, applied below onto zeros */
     if (image) {
         memset(pg, 0, PAGE_SIZE);
     } else if (!valid) {
         event_emit(inst, 474, STORE_EV_ERROR, "Page %u of database %s failed verification "
                    "during redo.", pgno, db->path);
         return JET_errReadVerifyFailure;
+    /* a diff applies only to exactly the version it was computed from. Any
+     * other dbtime means a flushed page write was lost (older) or a page is
+     * newer than a log that should describe it: both are -566/-567, never
+     * guessed around */
     } else if (pdt != before) {
         event_emit(inst, 516, STORE_EV_ERROR, "Page %u of database %s has dbtime %llu, "
                    "the log expects %llu (lost flush).", pgno, db->path,
@@ -166,6 +212,8 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
     }
     if ((r = page_diff_apply(pg, p + 26, len - REC_HDR - 26, nr)) < 0)
         return r;
+    /* the page now carries the record's after-dbtime, which makes a second
+     * replay of the same record a skip (idempotent redo) */
     wr64(pg + P_DBTIME, after);
     page_set_checksum(pg, pgno);
     pg_redo_dirty(db, pgno);
@@ -234,6 +282,7 @@ out:
     return r;
 }
 
+/* Path of gen: E00.log when it is the current log, else its archive name. */
 static char *gen_path(store_inst *inst, uint32_t gen, bool cur)
 {
     char name[32];
@@ -266,6 +315,7 @@ int recover_run(store_inst *inst)
     memset(&inst->rstats, 0, sizeof inst->rstats);
     if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
         goto fail;
+    /* step 1 (docs 9): a crash between the renames of a roll-over */
     if ((r = try_finish_roll(inst, &ls)) < 0)
         goto fail;
     if (ls.have_cur) {
@@ -277,6 +327,8 @@ int recover_run(store_inst *inst)
         ls.cur_gen = cur_h.gen;
         for (size_t i = 0; i < ls.n; i++)
             if (ls.gens[i] >= cur_h.gen) {
+                /* an archive at or above E00.log's gen means E00.log is stale
+                 * (copied back from somewhere): invariant 1 of log.c */
                 r = JET_errLogGenerationMismatch;   /* E00.log must be the highest */
                 goto fail;
             }
@@ -326,7 +378,8 @@ int recover_run(store_inst *inst)
         r = chk_write(inst, inst->ckpt);
         goto fail;
     }
-    /* the stream's identity comes from its newest log */
+    /* the stream's identity comes from its newest log: the signature every
+     * other log and every dirty database must match */
     uint32_t newest = ls.have_cur ? cur_h.gen : ls.gens[ls.n - 1];
     if (ls.have_cur) {
         memcpy(inst->sign_log, cur_h.sign_log, 28);
@@ -350,6 +403,9 @@ int recover_run(store_inst *inst)
         r = -ENOMEM;
         goto fail;
     }
+    /* redo starts at the checkpoint when E00.chk belongs to this stream and
+     * points into the logs present, else at the lowest log present (ESE
+     * without a checkpoint file: replay everything there is) */
     rs.lowest_present = ls.n ? ls.gens[0] : newest;
     uint32_t start = rs.lowest_present;
     uint64_t ckpt = LGPOS(start, LOG_HDR);
@@ -362,7 +418,8 @@ int recover_run(store_inst *inst)
         ckpt = chk.ckpt;
     }
     free(cpath);
-    /* contiguous gens from start */
+    /* logs must be contiguous from start: the first gap ends the replay
+     * (anything above it is -528 later; nothing at start is -509) */
     rs.last = start - 1;
     for (uint32_t g = start;; g++) {
         bool present = (ls.have_cur && g == cur_h.gen);
@@ -380,6 +437,9 @@ int recover_run(store_inst *inst)
     event_emit(inst, 300, STORE_EV_INFO, "The database engine is initiating recovery steps.");
     inst->rstats.gen_first = start;
     inst->rstats.gen_last = rs.last;
+    /* the databases the checkpoint names are checked before anything is
+     * read from a log, so -543/-582/-1216 come before any page is touched
+     * (invariant 3) */
     if (have_chk)
         for (int i = 0; i < MAX_DBS; i++)
             if (chk.att[i].dbid && (r = rdb_open(&rs, chk.att[i].dbid, chk.att[i].path,
@@ -405,6 +465,9 @@ int recover_run(store_inst *inst)
             r = JET_errBadLogSignature;
             goto fail;
         }
+        /* each log records the creation time of the previous gen: a log
+         * from an older run of the same stream with the right number
+         * breaks this chain (-515) */
         if (g > start && memcmp(h.tm_prev, prev_tm, 8) != 0) {
             r = JET_errInvalidLogSequence;
             goto fail;
@@ -421,6 +484,8 @@ int recover_run(store_inst *inst)
         rec_iter_init(&it, img, sz, log_seed(inst->sign_log, g));
         while ((r = rec_iter_next(&it, &rec, &rl)) == 1) {
             inst->rstats.bytes += rl;
+            /* records before the checkpoint are already in the files; they
+             * are read only to keep the CRC chain and the iterator going */
             bool apply = LGPOS(g, it.off - rl) >= ckpt;
             switch (rec[8]) {
             case REC_BEGIN:
@@ -434,6 +499,10 @@ int recover_run(store_inst *inst)
                     goto fail;
                 break;
             case REC_COMMIT:
+                /* invariant 1: a group is applied only once its COMMIT has been
+                 * read, so an unfinished transaction is simply never redone (our
+                 * undo is "never apply", since no page reaches the file before
+                 * its group is durable) */
                 if (apply && in_group) {
                     if ((r = apply_group(&rs, &grp)) < 0)
                         goto fail;
@@ -465,6 +534,9 @@ int recover_run(store_inst *inst)
                 break;
             }
         }
+        /* a closed log must end with ROLL: if its records stop before, the
+         * log is damaged in the middle of the stream, which unlike a torn
+         * tail of E00.log cannot be an interrupted append */
         if (!is_cur && !it.saw_roll) {
             event_emit(inst, 415, STORE_EV_ERROR, "Log file generation %u is damaged.", g);
             r = JET_errLogFileCorrupt;
@@ -492,6 +564,8 @@ int recover_run(store_inst *inst)
         r = JET_errMissingLogFile;
         goto fail;
     }
+    /* the tail group without COMMIT: it was never acknowledged (commit
+     * returns only after the COMMIT record is durable) */
     if (in_group)
         inst->rstats.groups_undone++;
     /* open the log for appends */
@@ -512,6 +586,8 @@ int recover_run(store_inst *inst)
         if ((r = log_create_first(inst, rs.last + 1, prev_tm)) < 0)
             goto fail;
     }
+    /* appends continue at a group boundary: after the last complete record
+     * of E00.log (its torn tail is zeroed), or in a fresh gen */
     inst->ckpt = ckpt;
     /* flush redone pages, checkpoint at the end */
     uint64_t t1 = mono_us();
@@ -519,6 +595,9 @@ int recover_run(store_inst *inst)
     if ((r = flush_round(inst)) < 0)
         goto fail;
     inst->rstats.flush_us = mono_us() - t1;
+    /* the redone pages are in the files (flush_round synced them) before TERM
+     * and the Clean Shutdown headers say so: a crash before this point just
+     * recovers again from the same checkpoint */
     if ((r = rec_frame(&term, REC_TERM, 0, NULL, 0)) < 0)
         goto fail;
     uint64_t end;
@@ -538,9 +617,13 @@ int recover_run(store_inst *inst)
                "(%llu transactions redone, %llu undone, %.3f s).",
                (unsigned long long)inst->rstats.groups_redone,
                (unsigned long long)inst->rstats.groups_undone, (double)(mono_us() - t0) / 1e6);
+    /* the checkpoint moves past everything replayed only now, after the
+     * headers are Clean */
     inst->ckpt = end;
     r = chk_write(inst, end);
 fail:
+    /* success or failure, recovery leaves nothing attached (ESE's soft
+     * recovery detaches too); store_db_attach opens them again */
     for (int d = 1; d <= MAX_DBS; d++) {
         db_free(inst->dbs[d]);
         inst->dbs[d] = NULL;

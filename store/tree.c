@@ -18,8 +18,12 @@
 
 #include "storeint.h"
 
+/* Far above any real tree (32 KiB pages, keys <= 255 bytes: a branch holds
+ * over 100 children); a deeper walk can only be a cycle in a corrupt file. */
 #define MAX_DEPTH 24
 
+/* Byte-wise key order, a prefix before its extensions; the empty key
+ * sorts first, which is what makes it minus infinity in branches. */
 int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     int c = memcmp(a, b, al < bl ? al : bl);
@@ -34,8 +38,8 @@ static int slot_cmp(const uint8_t *pg, unsigned i, const uint8_t *k, size_t kl)
     return keycmp(node_key(n), node_klen(n), k, kl);
 }
 
-/* First slot with key >= k; *exact when equal. */
-/* Binary search in a leaf (or for exact matches in a branch). */
+/* First slot with key >= k, *exact when equal (binary search; in a leaf,
+ * or for an exact match in a branch). */
 static unsigned lower_bound(const uint8_t *pg, const uint8_t *k, size_t kl, bool *exact)
 {
     unsigned lo = 0, hi = pg_nslots(pg);
@@ -50,7 +54,8 @@ static unsigned lower_bound(const uint8_t *pg, const uint8_t *k, size_t kl, bool
     return lo;
 }
 
-/* Branch: last slot whose key <= k (slot 0 is minus infinity). */
+/* Branch: last slot whose key <= k. Slot 0 is minus infinity and matches
+ * every key, so the binary search starts at slot 1. */
 static unsigned child_index(const uint8_t *pg, const uint8_t *k, size_t kl)
 {
     unsigned lo = 1, hi = pg_nslots(pg);
@@ -64,6 +69,8 @@ static unsigned child_index(const uint8_t *pg, const uint8_t *k, size_t kl)
     return lo - 1;
 }
 
+/* Child pgno of branch slot i; a branch value is exactly 4 bytes, anything
+ * else is a corrupt page, not a crash. */
 static int branch_child(const uint8_t *pg, unsigned i, uint32_t *child)
 {
     if (i >= pg_nslots(pg))
@@ -80,8 +87,8 @@ static bool is_leaf(const uint8_t *pg)
     return rd32(pg + P_FLAGS) & PF_LEAF;
 }
 
-/* Descends to the leaf for k, recording the path (pgnos). */
-/* Root-to-leaf walk for a key, recording the pgnos for splits. */
+/* Root-to-leaf walk for k, recording the pgnos (path[0] = root) so that
+ * a split can insert separators upwards without a parent pointer. */
 static int descend(struct tctx *tc, uint32_t root, const uint8_t *k, size_t kl,
                    uint32_t *path, int *depth)
 {
@@ -93,6 +100,8 @@ static int descend(struct tctx *tc, uint32_t root, const uint8_t *k, size_t kl,
         if (r < 0)
             return r;
         path[d] = pgno;
+        /* every page on the way is structurally checked before its slots
+         * are used: the file is trusted only as far as it was verified */
         if (page_decode_check(pg, pgno) < 0) {
             pg_put(tc->db->inst, pin);
             return JET_errDatabaseCorrupted;
@@ -113,6 +122,8 @@ static int descend(struct tctx *tc, uint32_t root, const uint8_t *k, size_t kl,
     return JET_errDatabaseCorrupted;
 }
 
+/* Point lookup: a malloc'ed copy of the value, so the caller keeps it
+ * after the page version is unpinned (and possibly freed). */
 int tree_get(struct tctx *tc, uint32_t root, const void *key, size_t kl,
              uint8_t **val, size_t *vl)
 {
@@ -154,6 +165,7 @@ static int node_remove(uint8_t *pg, unsigned i)
     return 0;
 }
 
+/* Squeezes the garbage out of a page (page_build from its own nodes). */
 static int compact(uint8_t *pg)
 {
     unsigned n = pg_nslots(pg);
@@ -176,6 +188,9 @@ static int node_insert(uint8_t *pg, unsigned idx, const uint8_t *k, size_t kl,
     unsigned n = pg_nslots(pg);
     uint32_t sz = 4u + (uint32_t)kl + (uint32_t)vl;
     uint32_t ib = rd16(pg + P_IBDATA);
+    /* the gap between the slot array and the node area must hold the
+     * new slot (2 bytes) and the node; garbage from removed nodes only
+     * helps after compaction, which is done only when it is enough */
     if (ib < PAGE_HDR + 2u * n + 2u + sz) {
         if (page_free_space(pg) < 2u + sz)
             return -ENOSPC;
@@ -201,11 +216,11 @@ static int node_insert(uint8_t *pg, unsigned idx, const uint8_t *k, size_t kl,
 static int insert_level(struct tctx *tc, uint32_t *path, int d, const uint8_t *k, size_t kl,
                         const uint8_t *v, size_t vl);
 
-/* Splits page path[d] while inserting (k, v) at idx. */
 /*
- * Splits page path[d] around the new node: right half to a new page (all
- * of it but the new node when appending at the right edge), separator
- * into the parent; a root keeps its pgno and gets two new children.
+ * Splits page path[d] while inserting (k, v) at idx, around the new node:
+ * right half to a new page (all of it but the new node when appending at
+ * the right edge), separator into the parent; a root keeps its pgno and
+ * gets two new children.
  */
 static int split(struct tctx *tc, uint32_t *path, int d, uint8_t *pg, unsigned idx,
                  const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
@@ -225,6 +240,9 @@ static int split(struct tctx *tc, uint32_t *path, int d, uint8_t *pg, unsigned i
         const uint8_t *nd = pg_node(pg, j++);
         nr[i] = (struct noderef){ node_key(nd), node_klen(nd), node_val(nd), node_vlen(nd) };
     }
+    /* split point m: the first index where the left half holds at least half
+     * of the bytes (node + slot, 6 bytes of overhead each), keeping at least
+     * one node on each side */
     size_t total = 0, acc = 0;
     for (unsigned i = 0; i < n; i++)
         total += 6u + nr[i].kl + nr[i].vl;
@@ -242,6 +260,9 @@ static int split(struct tctx *tc, uint32_t *path, int d, uint8_t *pg, unsigned i
     uint16_t level = rd16(pg + P_LEVEL);
     uint32_t objid = rd32(pg + P_OBJID);
     uint32_t flags = rd32(pg + P_FLAGS) & ~PF_ROOT;
+    /* the separator is the right page's first key; in a branch that key
+     * moves up and the right page's first slot becomes minus infinity
+     * (invariant 2), in a leaf it stays (B+ tree: data only in leaves) */
     sepl = nr[m].kl;
     memcpy(sep, nr[m].k, sepl);
     if (!leaf)
@@ -272,6 +293,8 @@ static int split(struct tctx *tc, uint32_t *path, int d, uint8_t *pg, unsigned i
         wr16(pg + P_LEVEL, (uint16_t)(level + 1));
         goto fail;                      /* done, r == 0 */
     }
+    /* a non-root page keeps its pgno and its left half: the parent's
+     * pointer to it stays valid, only the new right page is linked in */
     uint32_t me = path[d], next = rd32(pg + P_NEXT);
     wr32(rp + P_NEXT, next);
     wr32(rp + P_PREV, me);
@@ -282,18 +305,29 @@ static int split(struct tctx *tc, uint32_t *path, int d, uint8_t *pg, unsigned i
         uint8_t *np;
         if ((r = pg_write(tc, next, &np)) < 0)
             goto fail;
+        /* the old right neighbour now points back to the new page; it is
+         * copied into the group like any other change (invariant 3) */
         wr32(np + P_PREV, rpg);
     }
     free(nr);
     nr = NULL;
     uint8_t c[4];
     wr32(c, rpg);
+    /* the separator goes into the parent, which may split in turn; the
+     * path recorded by descend is still valid since every change so far
+     * is below the parent */
     r = insert_level(tc, path, d - 1, sep, sepl, c, 4);
 fail:
     free(nr);
     return r;
 }
 
+/*
+ * Inserts (k, v) into page path[d]. In a leaf an existing key is replaced
+ * (remove + insert, or nothing at all when the value is the same, so an
+ * idempotent put logs no page). In a branch an equal key would be a
+ * duplicate separator: the tree is corrupt.
+ */
 static int insert_level(struct tctx *tc, uint32_t *path, int d, const uint8_t *k, size_t kl,
                         const uint8_t *v, size_t vl)
 {
@@ -324,6 +358,8 @@ int tree_put(struct tctx *tc, uint32_t root, const void *key, size_t kl,
     int depth, r;
     if (kl == 0 || kl > KEY_MAX)
         return JET_errKeyTooBig;
+    /* a node must fit in a page with room to split: larger values go
+     * through lv.c, which chunks them at LV_CHUNK */
     if (vl > LV_CHUNK + 64)
         return -EINVAL;
     if ((r = descend(tc, root, key, kl, path, &depth)) < 0)
@@ -331,6 +367,8 @@ int tree_put(struct tctx *tc, uint32_t root, const void *key, size_t kl,
     return insert_level(tc, path, depth, key, kl, val, vl);
 }
 
+/* Removes key from its leaf. No merge and no page freed (invariant 4): the
+ * leaf may become empty and stays linked, scans just pass over it. */
 int tree_del(struct tctx *tc, uint32_t root, const void *key, size_t kl)
 {
     uint32_t path[MAX_DEPTH];
@@ -363,11 +401,15 @@ int tree_scan(struct tctx *tc, uint32_t root, const void *from, size_t fl,
         struct pver *pin;
         if ((r = pg_get(tc, pgno, &pg, &pin)) < 0)
             return r;
+        /* a corrupt next link could loop forever or lead into a branch:
+         * both end the scan with -1206 */
         if (page_decode_check(pg, pgno) < 0 || !is_leaf(pg) || ++guard > 0x7ffffff0u) {
             pg_put(tc->db->inst, pin);
             return JET_errDatabaseCorrupted;
         }
         bool exact;
+        /* only the first leaf is searched; the following ones are read from
+         * slot 0 since every key there is greater */
         unsigned i = first ? lower_bound(pg, from, fl, &exact) : 0;
         first = false;
         for (; i < pg_nslots(pg); i++) {

@@ -19,6 +19,9 @@
 
 #include "storeint.h"
 
+/* Write-set operations. Nothing touches a page before commit (deferred
+ * update), so rollback is free and an unfinished transaction leaves no
+ * trace in the cache, the log or the files. */
 enum { OP_PUT = 1, OP_DEL = 2, OP_CREATE = 3 };
 
 struct wop {
@@ -29,6 +32,11 @@ struct wop {
     size_t kl, vl;
 };
 
+/*
+ * A transaction: its snapshot (the commit seq it reads at), an id for the
+ * BEGIN/COMMIT records, and its write set in call order (later operations
+ * on the same key win, both in store_get and when applied).
+ */
 struct store_txn {
     store_inst *inst;
     uint64_t snap, trx;
@@ -56,6 +64,8 @@ int snap_register(store_inst *inst, uint64_t *seq)
     return 0;
 }
 
+/* Drops one registration of seq (several transactions may share a seq);
+ * old page versions become prunable once no snapshot needs them. */
 void snap_unregister(store_inst *inst, uint64_t seq)
 {
     pthread_mutex_lock(&inst->mu);
@@ -77,6 +87,7 @@ int catalog_lookup(struct tctx *tc, const char *table, uint32_t *root)
         return JET_errObjectNotFound;
     if (r < 0)
         return r;
+    /* catalog value: objid (4) then root pgno (4) */
     if (vl != 8)
         r = JET_errDatabaseCorrupted;
     else
@@ -85,6 +96,12 @@ int catalog_lookup(struct tctx *tc, const char *table, uint32_t *root)
     return r;
 }
 
+/*
+ * Begins a transaction: registers a snapshot at the last published commit,
+ * so every read of this transaction sees the same state however long it
+ * runs. Refused on a poisoned instance (-1090) and, once the reserve logs
+ * are in use, with -529: only what is in flight may still commit.
+ */
 int store_begin(store_inst *inst, store_txn **out)
 {
     int r = inst_check(inst);
@@ -99,6 +116,7 @@ int store_begin(store_inst *inst, store_txn **out)
     if (!t)
         return -ENOMEM;
     t->inst = inst;
+    /* trx ids only label log records; they need no order with commits */
     t->trx = __atomic_add_fetch(&inst->trx_next, 1, __ATOMIC_RELAXED);
     if ((r = snap_register(inst, &t->snap)) < 0) {
         free(t);
@@ -108,6 +126,7 @@ int store_begin(store_inst *inst, store_txn **out)
     return 0;
 }
 
+/* Frees the write set and releases the snapshot (commit or rollback). */
 static void txn_free(store_txn *t)
 {
     for (size_t i = 0; i < t->n; i++) {
@@ -126,6 +145,8 @@ void store_rollback(store_txn *t)
         txn_free(t);
 }
 
+/* Appends one operation to the write set, copying key and value (the
+ * caller's buffers may be reused as soon as the call returns). */
 static int add_op(store_txn *t, int type, store_db *db, const char *table,
                   const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -176,8 +197,8 @@ int store_put(store_txn *t, store_db *db, const char *table,
     return r < 0 ? r : add_op(t, OP_PUT, db, table, key, klen, val, vlen);
 }
 
-/* Decodes a stored record value (tag byte + inline data, or an LV ref). */
-/* A stored value: tag 0 + inline bytes, or an LV reference. */
+/* Decodes a stored value: tag 0 + inline bytes, or an LV reference (the
+ * chunks are read at the same snapshot as the record). */
 static int value_decode(struct tctx *tc, const uint8_t *v, size_t vl, uint8_t **out, size_t *ol)
 {
     if (vl == LV_REF_SIZE && v[0] == LV_MARK)
@@ -195,6 +216,8 @@ static int value_decode(struct tctx *tc, const uint8_t *v, size_t vl, uint8_t **
 int store_get(store_txn *t, store_db *db, const char *table,
               const void *key, size_t klen, void **val, size_t *vlen)
 {
+    /* read-your-writes first: the newest matching operation of our own
+     * write set wins over the snapshot (invariant 2) */
     for (size_t i = t->n; i-- > 0;) {
         struct wop *o = &t->ops[i];
         if (o->type == OP_CREATE || o->db != db || strcmp(o->table, table) ||
@@ -209,6 +232,8 @@ int store_get(store_txn *t, store_db *db, const char *table,
         *vlen = o->vl;
         return 0;
     }
+    /* then the snapshot: a reader context (no group) never blocks on, or is
+     * blocked by, a committing writer */
     struct tctx tc = { .db = db, .snap = t->snap };
     uint32_t root;
     uint8_t *raw;
@@ -229,6 +254,9 @@ int store_get(store_txn *t, store_db *db, const char *table,
     return r;
 }
 
+/* Deletes key: -1601 if the transaction cannot see it (as ESE's
+ * JetDelete on a missing record); the check is against the snapshot plus
+ * our own writes, the conflict check at commit covers the rest. */
 int store_del(store_txn *t, store_db *db, const char *table, const void *key, size_t klen)
 {
     void *v;
@@ -240,6 +268,8 @@ int store_del(store_txn *t, store_db *db, const char *table, const void *key, si
     return add_op(t, OP_DEL, db, table, key, klen, NULL, 0);
 }
 
+/* store_scan's adapter: decodes each stored value (inline or long value)
+ * before the caller's callback sees it; the first error stops the scan. */
 struct scanctx {
     struct tctx *tc;
     store_scan_fn cb;
@@ -262,6 +292,8 @@ static int scan_cb(void *c, const uint8_t *k, size_t kl, const uint8_t *v, size_
     return r;
 }
 
+/* Visits the snapshot in key order; our own uncommitted writes are not
+ * merged in (documented in store.h). */
 int store_scan(store_txn *t, store_db *db, const char *table,
                const void *from, size_t flen, store_scan_fn cb, void *ctx)
 {
@@ -284,8 +316,12 @@ static uint32_t op_hash(const struct wop *o)
 
 void snap_auto_thaw(store_inst *inst);
 
-/* Waits while frozen (apply_mu held); thaws by itself past the deadline. */
-/* Holds a commit during a freeze; thaws by itself past the deadline. */
+/*
+ * Holds a commit during a freeze (apply_mu held, so it also holds every
+ * later commit behind it); past the deadline the first waiter thaws
+ * (backup.c invariant 2). The wait is sliced to 100 ms so a deadline is
+ * noticed without a dedicated timer thread.
+ */
 static void wait_not_frozen(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -310,7 +346,12 @@ static void wait_not_frozen(store_inst *inst)
     pthread_mutex_unlock(&inst->mu);
 }
 
-/* Applies one write-set operation to the group's working pages. */
+/*
+ * Applies one write-set operation to the group's working pages (apply_mu
+ * held, so the tree is the newest committed one plus this group). A
+ * replaced or deleted long value is freed in the same group, so the chunks
+ * and the record change in one atomic commit.
+ */
 static int apply_op(store_inst *inst, struct wop *o, struct group *g)
 {
     struct tctx tc = { .db = o->db, .g = g };
@@ -327,6 +368,8 @@ static int apply_op(store_inst *inst, struct wop *o, struct group *g)
         uint8_t *sr, *pg, v[8];
         if ((r = pg_write(&tc, PGNO_SPACE, &sr)) < 0)
             return r;
+        /* objids come from the space root page, changed in this group: a
+         * rolled-back create never consumes one */
         uint32_t objid = rd32(sr + P_SR_OBJIDLAST) + 1;
         wr32(sr + P_SR_OBJIDLAST, objid);
         if ((r = pg_alloc(&tc, objid, PF_ROOT | PF_LEAF, 0, &root, &pg)) < 0)
@@ -355,6 +398,7 @@ static int apply_op(store_inst *inst, struct wop *o, struct group *g)
             return r;
         return tree_put(&tc, root, o->key, o->kl, ref, sizeof ref);
     }
+    /* inline values carry a tag byte 0; LV references start with LV_MARK */
     uint8_t tmp[VAL_INLINE_MAX + 1];
     tmp[0] = 0;
     memcpy(tmp + 1, o->val, o->vl);
@@ -390,10 +434,15 @@ int store_commit(store_txn *t)
     int r = 0;
     if (t->n == 0)
         goto out;
+    /* apply_mu serialises appliers (invariant 1); a held commit waits here,
+     * before it has changed anything, so a freeze sees no half-applied group */
     pthread_mutex_lock(&inst->apply_mu);
     wait_not_frozen(inst);
     if ((r = inst_check(inst)) < 0)
         goto unlock;
+    /* first committer wins: a key written by a commit newer than our
+     * snapshot means we read a stale value. The table is a hash, so a
+     * collision can only cause a false conflict, never a missed one */
     for (size_t i = 0; i < t->n; i++)
         if (t->ops[i].type != OP_CREATE && inst->conflict[op_hash(&t->ops[i])] > t->snap) {
             r = JET_errWriteConflict;
@@ -403,6 +452,9 @@ int store_commit(store_txn *t)
         r = apply_op(inst, &t->ops[i], &g);
     if (r < 0)
         goto discard;
+    /* seq is the commit order: readers see this group once inst->seq
+     * reaches it (group_publish), and recovery replays groups in log
+     * order, which is the same order because both happen under apply_mu */
     uint64_t seq = inst->seq + 1;
     uint8_t h[REC_HDR + 24] = { 0 };
     h[8] = REC_BEGIN;
@@ -421,14 +473,21 @@ int store_commit(store_txn *t)
     wr64(h + REC_HDR + 16, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
     if ((r = buf_add(&b, h, REC_HDR + 24)) < 0)
         goto discard;
+    /* a failed append leaves the log image in an unknown state: poison */
     if ((r = log_append(inst, b.p, b.n, NULL, &end)) < 0) {
         fatal_set(inst, r);
         goto discard;
     }
+    /* visible before durable: a reader may see this commit before its
+     * fdatasync, but nothing it could act on survives a crash that loses
+     * it, and the flusher writes no page before the log covers it (WAL) */
     group_publish(inst, &g, seq);
     for (size_t i = 0; i < t->n; i++)
         if (t->ops[i].type != OP_CREATE)
             inst->conflict[op_hash(&t->ops[i])] = seq;
+    /* the fdatasync happens outside apply_mu, so the next transactions
+     * apply and append while this one waits: they share the next flush
+     * (group commit), which is where the throughput at 8+ clients comes from */
     pthread_mutex_unlock(&inst->apply_mu);
     r = log_wait_durable(inst, end);
     if (r == 0)

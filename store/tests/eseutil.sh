@@ -80,6 +80,20 @@ printf '\377' | dd of="$D/flip.edb" bs=1 seek=$((3 * 32768 + 4000)) conv=notrunc
 run "$E" /k "$D/flip.edb"
 check "/k finds a flipped page (-1206)" sh -c "[ $(rc) = 1 ] && grep -q 'ERROR: page 2 checksum failed' '$D/last' && grep -q '^1 bad checksums$' '$D/last' && grep -q 'error -1206' '$D/last'"
 
+# backup slots in /mh: after a full backup, and while one is in progress
+mkdir "$D/bk"
+check "store with a full backup generated" "$T" gen "$D/bk" 200 backup
+run "$E" /mh "$D/bk/priv1.edb"
+check "/mh shows Previous Full Backup (OSSnapshot), no current backup" sh -c "grep -A1 '^Previous Full Backup:$' '$D/last' | grep -Eq '^        Log Gen: [1-9][0-9]*-[1-9][0-9]* \(0x[0-9a-f]+-0x[0-9a-f]+\) - OSSnapshot$' && grep -A1 '^Current Full Backup:$' '$D/last' | grep -q '^        Log Gen: 0-0 (0x0-0x0)$' && grep -A1 '^Current Shadow copy backup:$' '$D/last' | grep -q '^        Log Gen: 0-0 (0x0-0x0)$'"
+mkdir "$D/fz"
+check "store that died frozen generated" "$T" gen "$D/fz" 200 frozen
+run "$E" /mh "$D/fz/priv1.edb"
+check "/mh of a database frozen for a full backup shows both current slots" sh -c "grep -q 'State: Dirty Shutdown' '$D/last' && grep -A1 '^Current Full Backup:$' '$D/last' | grep -Eq '^        Log Gen: [1-9][0-9]*-[1-9]' && grep -A2 '^Current Shadow copy backup:$' '$D/last' | grep -Eq '^           Mark: \(0x[1-9A-F]'"
+run "$E" /r E00 /l "$D/fz" /s "$D/fz"
+check "/r after a death during a backup" sh -c "[ $(rc) = 0 ]"
+run "$E" /mh "$D/fz/priv1.edb"
+check "after /r no backup is in progress" sh -c "grep -q 'State: Clean Shutdown' '$D/last' && grep -A1 '^Current Full Backup:$' '$D/last' | grep -q 'Log Gen: 0-0 ' && grep -A1 '^Current Shadow copy backup:$' '$D/last' | grep -q 'Log Gen: 0-0 '"
+
 # kill -9 in the middle of a multi-threaded workload
 for round in 1 2 3; do
     rm -rf "$D/k"; mkdir "$D/k"

@@ -2,13 +2,18 @@
  * storetool.c - test driver for the shell tests: builds stores in known
  * states and checks them after a kill -9.
  *
- *   storetool gen DIR OPS clean|crash   workload ops 0..OPS-1 in DIR/priv1.edb
+ *   storetool gen DIR OPS clean|crash|backup|frozen
+ *                                       workload ops 0..OPS-1 in DIR/priv1.edb;
+ *                                       backup: then a full shadow copy backup
+ *                                       and a clean close; frozen: then the
+ *                                       process dies during a full freeze
  *   storetool run DIR THREADS           writers until killed; prints each
  *                                       acknowledged key on stdout
  *   storetool verify DIR ACKFILE        recover, check every acknowledged key
  *                                       and its value, then /k and /g
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +103,17 @@ int main(int argc, char **argv)
         for (unsigned j = 0; j < ops; j++)
             if ((r = wl_run(in, db, j)) < 0)
                 return fail("op", r);
+        if (argc > 4 && (!strcmp(argv[4], "backup") || !strcmp(argv[4], "frozen"))) {
+            bool die = !strcmp(argv[4], "frozen");
+            if ((r = store_snap_prepare(in, STORE_BACKUP_FULL)) < 0 ||
+                (r = store_snap_freeze(in)) < 0)
+                return fail("prepare/freeze", r);
+            if (die)
+                _exit(0);               /* dies frozen: backup in progress */
+            if ((r = store_snap_thaw(in)) < 0 || (r = store_snap_truncate(in)) < 0 ||
+                (r = store_snap_end(in)) < 0)
+                return fail("thaw/truncate/end", r);
+        }
         if (argc > 4 && !strcmp(argv[4], "crash")) {
             store_flush(in);
             for (unsigned j = ops; j < ops + 20; j++)

@@ -799,6 +799,109 @@ static void test_backup_full_copy_inc_diff(void **state)
     check_db(tpath("priv1.edb"));
 }
 
+static bool slot_zero(const uint8_t *h, unsigned off)
+{
+    static const uint8_t z[24];
+    return memcmp(h + off, z, 24) == 0;
+}
+
+/* Current Full Backup / Current Shadow copy backup: set at freeze (so the
+ * frozen image carries them), moved to Previous at truncate/end, cleared
+ * at abort, at a failed end, and by recovery of a crash mid-backup. */
+static void test_backup_current_slots(void **state)
+{
+    struct store_params p = params();
+    p.freeze_timeout_ms = 300;
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 100);
+    uint8_t *h = malloc(PAGE_SIZE), *h2 = malloc(PAGE_SIZE);
+    struct store_snap_info si;
+    const char *edb = tpath("priv1.edb");
+
+    /* full: both current slots from freeze until truncate */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    read_hdr(edb, h);
+    assert_true(slot_zero(h, H_BK_SNAPCUR) && slot_zero(h, H_BK_FULLCUR));
+    assert_int_equal(store_snap_freeze(in), 0);
+    store_snap_get_info(in, &si);
+    read_hdr(edb, h);
+    assert_int_equal(rd32(h + H_BK_SNAPCUR + 16), si.gen_low);
+    assert_int_equal(rd32(h + H_BK_SNAPCUR + 20), si.gen_high);
+    assert_true(rd64(h + H_BK_SNAPCUR) != 0);                   /* mark */
+    assert_memory_equal(h + H_BK_FULLCUR, h + H_BK_SNAPCUR, 24);
+    assert_int_equal(store_snap_thaw(in), 0);
+    run_ops(in, db, 100, 110);
+    read_hdr(edb, h2);                          /* still in progress after thaw */
+    assert_memory_equal(h2 + H_BK_SNAPCUR, h + H_BK_SNAPCUR, 24);
+    assert_int_equal(store_snap_truncate(in), 0);
+    read_hdr(edb, h2);
+    assert_memory_equal(h2 + H_BK_FULL, h + H_BK_SNAPCUR, 24);  /* moved to Previous */
+    assert_true(slot_zero(h2, H_BK_SNAPCUR) && slot_zero(h2, H_BK_FULLCUR));
+    assert_int_equal(store_snap_end(in), 0);
+    read_hdr(edb, h2);
+    assert_true(slot_zero(h2, H_BK_SNAPCUR) && slot_zero(h2, H_BK_FULLCUR));
+
+    /* copy: only the shadow copy slot; end moves it to Previous Copy */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_COPY), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    read_hdr(edb, h);
+    assert_false(slot_zero(h, H_BK_SNAPCUR));
+    assert_true(slot_zero(h, H_BK_FULLCUR));
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    read_hdr(edb, h2);
+    assert_memory_equal(h2 + H_BK_COPY, h + H_BK_SNAPCUR, 24);
+    assert_true(slot_zero(h2, H_BK_SNAPCUR));
+
+    /* abort: current cleared, Previous Full unchanged */
+    uint8_t prev_full[24];
+    memcpy(prev_full, h2 + H_BK_FULL, 24);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    read_hdr(edb, h);
+    assert_false(slot_zero(h, H_BK_FULLCUR));
+    assert_int_equal(store_snap_abort(in), 0);
+    read_hdr(edb, h);
+    assert_true(slot_zero(h, H_BK_SNAPCUR) && slot_zero(h, H_BK_FULLCUR));
+    assert_memory_equal(h + H_BK_FULL, prev_full, 24);
+
+    /* a freeze that times out: end fails and clears the current slots */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_INCREMENTAL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    usleep(400000);
+    store_flush(in);                            /* notices the deadline */
+    run_ops(in, db, 110, 111);
+    assert_int_equal(store_snap_end(in), JET_errOSSnapshotTimeOut);
+    read_hdr(edb, h);
+    assert_true(slot_zero(h, H_BK_SNAPCUR) && slot_zero(h, H_BK_FULLCUR));
+    assert_memory_equal(h + H_BK_FULL, prev_full, 24);
+    assert_true(slot_zero(h, H_BK_INC));
+
+    /* the process dies during a backup: recovery leaves no backup in progress */
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    run_ops(in, db, 111, 120);
+    read_hdr(edb, h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_DIRTY);
+    assert_false(slot_zero(h, H_BK_SNAPCUR));
+    store_abandon(in);
+    assert_int_equal(store_open(&p, &in), 0);
+    read_hdr(edb, h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_CLEAN);
+    assert_true(slot_zero(h, H_BK_SNAPCUR) && slot_zero(h, H_BK_FULLCUR));
+    assert_memory_equal(h + H_BK_FULL, prev_full, 24);
+    assert_int_equal(store_db_attach(in, edb, &db), 0);
+    read_hdr(edb, h);
+    assert_true(slot_zero(h, H_BK_SNAPCUR) && slot_zero(h, H_BK_FULLCUR));
+    assert_int_equal(store_close(in), 0);
+    free(h);
+    free(h2);
+    check_db(edb);
+}
+
 struct held {
     store_inst *in;
     store_db *db;
@@ -882,7 +985,8 @@ static void test_snapshot_copy_recovers(void **state)
     snprintf(sdb, sizeof sdb, "%s/priv1.edb", snap);
     read_hdr(sdb, h);
     assert_int_equal(rd32(h + H_STATE), DBSTATE_DIRTY);
-    free(h);
+    assert_true(rd32(h + H_BK_SNAPCUR + 20) > 0);      /* a shadow copy, and of what */
+    assert_true(rd32(h + H_BK_FULLCUR + 20) > 0);
     struct store_params ps = params();
     ps.log_dir = snap;
     ps.db_dir = snap;
@@ -902,6 +1006,10 @@ static void test_snapshot_copy_recovers(void **state)
     }
     store_rollback(t);
     assert_int_equal(store_close(in), 0);
+    read_hdr(sdb, h);                   /* the restored copy: no backup in progress */
+    assert_int_equal(rd32(h + H_BK_SNAPCUR + 20), 0);
+    assert_int_equal(rd32(h + H_BK_FULLCUR + 20), 0);
+    free(h);
     check_db(sdb);
 }
 
@@ -1051,6 +1159,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flipped_page_bit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_attach_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_full_copy_inc_diff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_current_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freeze_holds_and_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_copy_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circular_logging, setup, teardown),

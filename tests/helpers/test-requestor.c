@@ -9,7 +9,7 @@
  *       [--persistent] [--nowriters] [--exclude SPEC]... [--verify SPEC]...
  *       [--component CLASS:NAME]... [--wait-before STEP:FILE]...
  *       [--sleep-before STEP:MS]... [--expose SHADOWDIR] [--no-complete]
- *       [--abort] [--repeat N] [--quiet]
+ *       [--abort] [--repeat N] [--quiet] [--provider GUID]
  *   vss-test-requestor --restore [--exclude SPEC]...   (PreRestore, PostRestore)
  *
  * STEP is one of metadata, prepare, snapshot, complete, release. Output,
@@ -87,6 +87,7 @@ static int fail(vss_requestor *r, const char *what, int err)
            vss_requestor_last_message(r)[0] ? vss_requestor_last_message(r) : vss_strerror(err));
     print_writers(r);
     vss_requestor_release(r);
+    vss_requestor_free(r);
     return 2;
 }
 
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
         { "repeat", required_argument, NULL, 'r' },
         { "quiet", no_argument, NULL, 'q' },
         { "restore", no_argument, NULL, 'R' },
+        { "provider", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -118,9 +120,10 @@ int main(int argc, char **argv)
     int type = VSS_BT_FULL, repeat = 1;
     long ctx = VSS_CTX_BACKUP;
     const char *expose = NULL;
+    vss_id provider, *want_provider = NULL; /* --provider: else the first that fits */
     bool no_complete = false, do_abort = false, restore = false;
     int o;
-    while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qP:h", opts, NULL)) != -1) {
         switch (o) {
         case 's': sock = optarg; break;
         case 'v': if (nv < MAXN) vols[nv++] = optarg; break;
@@ -156,6 +159,13 @@ int main(int argc, char **argv)
         case 'r': repeat = atoi(optarg); break;
         case 'q': quiet = true; break;
         case 'R': restore = true; break;
+        case 'P':
+            if (vss_id_parse(optarg, &provider) < 0) {
+                fprintf(stderr, "bad --provider '%s'\n", optarg);
+                return 1;
+            }
+            want_provider = &provider;
+            break;
         case 'h':
             printf("usage: vss-test-requestor --volume V [...] (see the source header)\n");
             return 0;
@@ -240,7 +250,7 @@ int main(int argc, char **argv)
         if (!quiet)
             printf("set %s\n", vss_id_format(&set, s));
         for (size_t i = 0; i < nv; i++)
-            if ((e = vss_requestor_add_to_snapshot_set(r, vols[i], NULL, &ids[i])) < 0)
+            if ((e = vss_requestor_add_to_snapshot_set(r, vols[i], want_provider, &ids[i])) < 0)
                 return fail(r, "add_to_snapshot_set", e);
         before(ST_PREPARE);
         if ((e = vss_requestor_prepare_for_backup(r)) < 0)

@@ -6,68 +6,25 @@
 # or not, it stops the processes it started (by pid), unmounts what it
 # mounted, detaches its loop devices and removes the directory.
 #
-# Environment from meson: VSS_BUILD (the build directory).
+# Environment from meson: VSS_BUILD (the build directory). The sandbox
+# (namespace, temporary directory, volumes, vssd, writers, cleanup) is
+# tests/sandbox.sh, shared with the benchmarks.
 #
 # TAP: plan N; ok COND DESC; is GOT WANT DESC; like GOT REGEX DESC; diag.
 
-set -u
+SANDBOX_KIND=test
+sandbox_say() { echo "# $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/../sandbox.sh"
 
-: "${VSS_BUILD:?VSS_BUILD must point at the build directory}"
-VSSD="$VSS_BUILD/daemon/vssd"
-VSSADMIN="$VSS_BUILD/tools/vssadmin/vssadmin"
-TWRITER="$VSS_BUILD/tests/helpers/vss-test-writer"
-TREQ="$VSS_BUILD/tests/helpers/vss-test-requestor"
-TPROV="$VSS_BUILD/tests/helpers/vss-test-provider.so"
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "1..0 # SKIP needs root (loop devices, mounts, FIFREEZE)"
-    exit 0
-fi
-if [ -z "${VSS_TEST_IN_NS:-}" ]; then
-    export VSS_TEST_IN_NS=1
-    exec unshare -m --propagation private bash "$0" "$@"
-fi
-
-T=$(mktemp -d /tmp/vss-test.XXXXXX)
-export VSS_ROOT="$T/root"
-export VSS_TEST_PROVIDER_CTL="$T/provider.ctl"
-mkdir -p "$VSS_ROOT/etc/vss"
-: > "$VSS_TEST_PROVIDER_CTL"
-
-_pids=()
-_loops=()
-_mounts=()
 _n=0
 _failed=0
 
 cleanup() {
-    local p m l
     if [ "$_failed" -gt 0 ] && [ -f "$T/vssd.log" ]; then
         diag "vssd log (last 60 lines):"
         tail -60 "$T/vssd.log" | sed 's/^/#   /'
     fi
-    # A failed test must not leave a filesystem frozen (a frozen
-    # superblock outlives the namespace and blocks its writers forever).
-    for m in "${_mounts[@]}"; do fsfreeze --unfreeze "$m" 2>/dev/null; done
-    for p in "${_pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in "${_pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    # Anything a vssd mounted (exposures) lies under $T too.
-    for m in $(findmnt -rn -o TARGET | grep "^$T/" | sort -r); do
-        umount -l "$m" 2>/dev/null
-    done
-    for m in "${_mounts[@]}"; do umount -l "$m" 2>/dev/null; done
-    for l in "${_loops[@]}"; do losetup -d "$l" 2>/dev/null; done
-    # Loop devices attached by providers (autoclear) go with their mounts;
-    # any left pointing into $T are ours too.
-    losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v t="$T/" 'index($2, t) == 1 {print $1}' |
-        while read -r l; do losetup -d "$l" 2>/dev/null; done
-    rm -rf "$T"
+    sandbox_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -91,73 +48,9 @@ unlike() {
 }
 done_testing() { [ "$_failed" -eq 0 ]; exit $?; }
 
-# write_config [extra [vssd] lines...]: the test instance's vss.conf.
-write_config() {
-    {
-        echo "[vssd]"
-        echo "provider_modules = $TPROV"
-        echo "hold_timeout_ms = ${HOLD_TIMEOUT_MS:-3000}"
-        echo "freeze_timeout_ms = ${FREEZE_TIMEOUT_MS:-5000}"
-        echo "event_timeout_ms = ${EVENT_TIMEOUT_MS:-5000}"
-        echo "identify_timeout_ms = 2000"
-        for l in "$@"; do echo "$l"; done
-        echo "[letters]"
-        echo "F: = $T/F"
-        echo "G: = $T/G"
-        echo "S: = $T/S"
-    } > "$VSS_ROOT/etc/vss/vss.conf"
-}
-
-# make_volume NAME [SIZE_MB] [FSTYPE]: a loop-backed filesystem at $T/NAME.
-make_volume() {
-    local name="$1" size="${2:-32}" fs="${3:-ext4}" loop
-    truncate -s "${size}M" "$T/$name.img"
-    loop=$(losetup -f --show "$T/$name.img") || return 1
-    _loops+=("$loop")
-    case "$fs" in
-        ext4) mkfs.ext4 -q -F "$loop" ;;
-        xfs) mkfs.xfs -q -f "$loop" ;;
-    esac >/dev/null 2>&1 || return 1
-    mkdir -p "$T/$name"
-    mount "$loop" "$T/$name" || return 1
-    _mounts+=("$T/$name")
-}
-
-# start_vssd: starts vssd in the foreground, waits for its socket. Sets VSSD_PID.
-start_vssd() {
-    "$VSSD" --foreground >>"$T/vssd.log" 2>&1 &
-    VSSD_PID=$!
-    _pids+=("$VSSD_PID")
-    for _ in $(seq 100); do
-        [ -S "$VSS_ROOT/run/vss/vssd.sock" ] && "$VSSADMIN" list providers >/dev/null 2>&1 && return 0
-        kill -0 "$VSSD_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    diag "vssd did not start:"; sed 's/^/#   /' "$T/vssd.log"
-    return 1
-}
-
 stop_vssd() {
     kill -TERM "$VSSD_PID" 2>/dev/null
     wait "$VSSD_PID" 2>/dev/null
-}
-
-# start_writer NAME [test-writer options...]: starts vss-test-writer logging
-# to $T/NAME.log, waits until registered. Sets WRITER_PID.
-start_writer() {
-    local name="$1"; shift
-    rm -f "$T/$name.ready"
-    "$TWRITER" --name "$name" --log "$T/$name.log" --ready-file "$T/$name.ready" "$@" \
-        >>"$T/$name.out" 2>&1 &
-    WRITER_PID=$!
-    _pids+=("$WRITER_PID")
-    for _ in $(seq 100); do
-        [ -f "$T/$name.ready" ] && return 0
-        kill -0 "$WRITER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    diag "writer $name did not register:"; sed 's/^/#   /' "$T/$name.out"
-    return 1
 }
 
 # events_of NAME: the event names writer NAME received, space separated,
@@ -200,4 +93,3 @@ shadow_count() {
     "$VSSADMIN" list shadows --json 2>/dev/null | grep -c '"id"' || true
 }
 
-provider_ctl() { printf '%s\n' "$@" > "$VSS_TEST_PROVIDER_CTL"; }

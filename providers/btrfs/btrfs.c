@@ -1,0 +1,635 @@
+/*
+ * btrfs.c - the built-in "vss btrfs provider": a shadow is a read-only
+ * btrfs subvolume snapshot. Two kinds of volume:
+ *
+ *  - native: the volume IS a mounted btrfs subvolume (its mount point is
+ *    the subvolume's root). The snapshot goes to MOUNTPOINT/.vss-shadows/
+ *    {shadow-id}: inside the mounted subvolume, on purpose (the only place
+ *    of that filesystem we can reach without mounting the top level), like
+ *    snapper's .snapshots. btrfs snapshots are not recursive, so older
+ *    shadows appear as empty directories in newer ones. Exposed by a
+ *    read-only, nosuid, nodev bind mount of the snapshot.
+ *  - managed: the volume's source is /dev/loopN whose backing file is
+ *    alone in its own btrfs subvolume (vssvol's POOL/volumes/NAME/NAME.img).
+ *    The snapshot of that subvolume goes to POOL/shadows/{shadow-id} (or,
+ *    for another layout, to PARENT/.vss-shadows/{shadow-id}, PARENT being
+ *    the directory holding the subvolume). Exposed by attaching the
+ *    snapshot's image to a read-only loop device and mounting it ro.
+ *
+ * The hold window (see docs/providers.md, "FINDINGS"): the snapshot ioctl
+ * blocks uninterruptibly on a frozen btrfs and completes after the thaw.
+ * vssd freezes every volume of the set before commit, so for a native
+ * volume commit thaws the filesystem, takes the (self-atomic) snapshot and
+ * freezes it again; FITHAW answering EINVAL means nobody froze it, and then
+ * it is not refrozen. A managed volume's pool is never frozen by vssd.
+ *
+ * Invariants:
+ *  - ps.data (kept in the catalog) is "kind=native|managed\nsnapshot=PATH\n"
+ *    plus "image=NAME\n" for managed; it is written by pre_commit before
+ *    anything exists, so delete_shadow always knows what to remove, and
+ *    falls back to resolving the volume again when it is empty;
+ *  - a shadow owns exactly one subvolume, named by its shadow id; deleting
+ *    a shadow that never got one is not an error;
+ *  - nothing is kept in memory between calls (commit runs on vssd's flush
+ *    thread, everything else on its main thread).
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <linux/loop.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <vss/provider.h>
+
+#define SHADOW_DIR_NATIVE ".vss-shadows"
+
+enum kind { KIND_NONE, KIND_NATIVE, KIND_MANAGED };
+
+/* Where a volume's shadows live. */
+struct target {
+    enum kind kind;
+    char src[PATH_MAX];      /* the subvolume to snapshot */
+    char dir[PATH_MAX];      /* the directory that holds the snapshots */
+    char image[NAME_MAX + 1]; /* managed: the image's file name */
+};
+
+extern const struct vss_provider vss_btrfs_provider;
+
+/* ---- small helpers ---- */
+
+static int err_set(char *err, size_t len, int r, const char *fmt, const char *a, const char *b)
+{
+    if (err && len) {
+        char what[320];
+        snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
+        snprintf(err, len, "%s: %s", what, strerror(r < 0 ? -r : r));
+    }
+    return r < 0 ? r : -r;
+}
+
+static bool is_btrfs(int fd)
+{
+    struct statfs sf;
+    return fstatfs(fd, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC;
+}
+
+/* The fd is the root directory of a btrfs subvolume. */
+static bool is_subvol_root(int fd)
+{
+    struct stat st;
+    return is_btrfs(fd) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+           st.st_ino == BTRFS_FIRST_FREE_OBJECTID;
+}
+
+static bool same_btrfs(int a, int b)
+{
+    struct btrfs_ioctl_fs_info_args fa, fb;
+    memset(&fa, 0, sizeof fa);
+    memset(&fb, 0, sizeof fb);
+    return ioctl(a, BTRFS_IOC_FS_INFO, &fa) == 0 && ioctl(b, BTRFS_IOC_FS_INFO, &fb) == 0 &&
+           memcmp(fa.fsid, fb.fsid, sizeof fa.fsid) == 0;
+}
+
+static int open_dir(const char *path)
+{
+    return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* dirname into out; "/" stays "/". */
+static void dir_of(const char *path, char *out, size_t len)
+{
+    snprintf(out, len, "%s", path);
+    char *s = strrchr(out, '/');
+    if (s == out)
+        out[1] = '\0';
+    else if (s)
+        *s = '\0';
+}
+
+static const char *base_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Reads KEY's value from ps.data ("key=value" lines). @return 0 or -ENOENT. */
+static int data_get(const char *data, const char *key, char *out, size_t len)
+{
+    size_t kl = strlen(key);
+    for (const char *p = data; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+        if (ll > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            size_t vl = ll - kl - 1;
+            if (vl >= len)
+                return -ENAMETOOLONG;
+            memcpy(out, p + kl + 1, vl);
+            out[vl] = '\0';
+            return 0;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return -ENOENT;
+}
+
+/* ---- what a volume is ---- */
+
+/* A loop device's backing file, checked against the device's inode. */
+static int loop_backing(const char *dev, char *out, size_t len)
+{
+    const char *name = base_of(dev);
+    if (strncmp(name, "loop", 4) != 0 || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
+        return -ENODEV;
+    char sys[96];
+    snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
+    FILE *f = fopen(sys, "re");
+    if (!f)
+        return -ENODEV;
+    char *ok = fgets(out, (int)len, f);
+    fclose(f);
+    if (!ok)
+        return -ENODEV;
+    out[strcspn(out, "\n")] = '\0';
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    struct loop_info64 li;
+    struct stat st;
+    int r = fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0 ? 0 : -ENODEV;
+    if (fd >= 0)
+        close(fd);
+    if (r == 0 && (stat(out, &st) < 0 || st.st_ino != li.lo_inode || st.st_dev != li.lo_device))
+        r = -ESTALE; /* deleted, renamed, or not visible in our mount namespace */
+    return r;
+}
+
+/*
+ * Resolves where vol's shadows are made. @return 1 and fills t if the volume
+ * is supported, 0 if not (err says why).
+ */
+static int resolve(const struct vss_volume_info *vol, struct target *t, char *err, size_t len)
+{
+    memset(t, 0, sizeof *t);
+    if (!strcmp(vol->fstype, "btrfs")) {
+        int fd = open_dir(vol->mountpoint);
+        bool root = fd >= 0 && is_subvol_root(fd);
+        if (fd >= 0)
+            close(fd);
+        if (!root) {
+            snprintf(err, len, "'%s' is not the root of a btrfs subvolume (a bind mount of a "
+                     "directory?)", vol->mountpoint);
+            return 0;
+        }
+        t->kind = KIND_NATIVE;
+        snprintf(t->src, sizeof t->src, "%s", vol->mountpoint);
+        snprintf(t->dir, sizeof t->dir, "%s/%s", strcmp(vol->mountpoint, "/") ? vol->mountpoint : "",
+                 SHADOW_DIR_NATIVE);
+        return 1;
+    }
+    char img[PATH_MAX];
+    int r = loop_backing(vol->source, img, sizeof img);
+    if (r < 0) {
+        snprintf(err, len, r == -ESTALE ? "the loop device's backing file is gone or not visible"
+                 : "neither btrfs nor a loop device whose image is in a btrfs subvolume");
+        return 0;
+    }
+    char sub[PATH_MAX], parent[PATH_MAX], grand[PATH_MAX];
+    dir_of(img, sub, sizeof sub);
+    dir_of(sub, parent, sizeof parent);
+    dir_of(parent, grand, sizeof grand);
+    int sfd = open_dir(sub), pfd = open_dir(parent), gfd = open_dir(grand);
+    int ret = 0;
+    if (sfd < 0 || !is_btrfs(sfd))
+        snprintf(err, len, "the image '%s' is not on btrfs", img);
+    else if (!is_subvol_root(sfd) || !strcmp(sub, parent))
+        snprintf(err, len, "the image '%s' is not in a subvolume of its own", img);
+    else if (pfd < 0 || !same_btrfs(sfd, pfd))
+        snprintf(err, len, "the subvolume '%s' is the root of its btrfs mount", sub);
+    else {
+        ret = 1;
+        t->kind = KIND_MANAGED;
+        snprintf(t->src, sizeof t->src, "%s", sub);
+        snprintf(t->image, sizeof t->image, "%s", base_of(img));
+        /* vssvol layout POOL/volumes/NAME: shadows in POOL/shadows. */
+        if (!strcmp(base_of(parent), "volumes") && gfd >= 0 && same_btrfs(sfd, gfd))
+            snprintf(t->dir, sizeof t->dir, "%s/shadows", strcmp(grand, "/") ? grand : "");
+        else
+            snprintf(t->dir, sizeof t->dir, "%s/%s", parent, SHADOW_DIR_NATIVE);
+    }
+    int fds[3] = { sfd, pfd, gfd };
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return ret;
+}
+
+/* The shadow's target: from ps.data, else from its volume. */
+static int shadow_target(const struct vss_provider_shadow *sh, struct target *t, char *snap,
+                         size_t len)
+{
+    char kind[16] = "";
+    memset(t, 0, sizeof *t);
+    if (data_get(sh->data, "kind", kind, sizeof kind) == 0 &&
+        data_get(sh->data, "snapshot", snap, len) == 0) {
+        t->kind = !strcmp(kind, "managed") ? KIND_MANAGED : KIND_NATIVE;
+        dir_of(snap, t->dir, sizeof t->dir);
+        if (t->kind == KIND_MANAGED && data_get(sh->data, "image", t->image, sizeof t->image) < 0)
+            return -EINVAL;
+        return 0;
+    }
+    char why[256];
+    if (!sh->volume || resolve(sh->volume, t, why, sizeof why) != 1)
+        return -ENOENT;
+    char id[VSS_ID_STRLEN];
+    vss_id_format(&sh->shadow_id, id);
+    if ((size_t)snprintf(snap, len, "%s/%s", t->dir, id) >= len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* ---- the vtable ---- */
+
+static int bp_is_supported(const struct vss_volume_info *vol, char *err, size_t len)
+{
+    struct target t;
+    return resolve(vol, &t, err, len);
+}
+
+/*
+ * Outside the window: the snapshot directory, the private data naming the
+ * snapshot-to-be, and a sync of the filesystem the snapshot is made on, so
+ * that the snapshot inside the window has little delalloc to flush.
+ */
+static int bp_pre_commit(struct vss_provider_shadow *sh)
+{
+    struct target t;
+    char why[256] = "";
+    if (resolve(sh->volume, &t, why, sizeof why) != 1) {
+        snprintf(sh->error, sizeof sh->error, "%s", why);
+        return VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER;
+    }
+    if (mkdir(t.dir, 0700) < 0 && errno != EEXIST)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot create '%s'", t.dir, NULL);
+    char id[VSS_ID_STRLEN];
+    vss_id_format(&sh->shadow_id, id);
+    char snap[PATH_MAX];
+    if ((size_t)snprintf(snap, sizeof snap, "%s/%s", t.dir, id) >= sizeof snap)
+        return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path of '%s' too long", t.dir, NULL);
+    int n;
+    if (t.kind == KIND_MANAGED) {
+        n = snprintf(sh->data, sizeof sh->data, "kind=managed\nsnapshot=%s\nimage=%s\n", snap, t.image);
+        snprintf(sh->device, sizeof sh->device, "%s/%s", snap, t.image);
+    } else {
+        n = snprintf(sh->data, sizeof sh->data, "kind=native\nsnapshot=%s\n", snap);
+        snprintf(sh->device, sizeof sh->device, "%s", snap);
+    }
+    if ((size_t)n >= sizeof sh->data)
+        return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path '%s' too long", snap, NULL);
+    int fd = open_dir(t.dir);
+    if (fd < 0)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", t.dir, NULL);
+    int r = syncfs(fd) < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return err_set(sh->error, sizeof sh->error, r, "cannot sync '%s'", t.dir, NULL);
+    return 0;
+}
+
+static int snap_create(int srcfd, int dirfd, const char *name, char *err, size_t len)
+{
+    struct btrfs_ioctl_vol_args_v2 a;
+    memset(&a, 0, sizeof a);
+    a.fd = srcfd;
+    a.flags = BTRFS_SUBVOL_RDONLY;
+    if (strlen(name) >= sizeof a.name)
+        return err_set(err, len, -ENAMETOOLONG, "snapshot name '%s'", name, NULL);
+    memcpy(a.name, name, strlen(name) + 1);
+    if (ioctl(dirfd, BTRFS_IOC_SNAP_CREATE_V2, &a) < 0)
+        return err_set(err, len, -errno, "btrfs snapshot '%s'", name, NULL);
+    return 0;
+}
+
+/* Inside the hold window (see the top comment for the thaw/refreeze). */
+static int bp_commit(struct vss_provider_shadow *sh)
+{
+    struct target t;
+    char snap[PATH_MAX];
+    if (!sh->data[0]) {
+        snprintf(sh->error, sizeof sh->error, "commit without pre_commit");
+        return -EINVAL;
+    }
+    if (shadow_target(sh, &t, snap, sizeof snap) < 0) {
+        snprintf(sh->error, sizeof sh->error, "malformed provider data");
+        return -EINVAL;
+    }
+    const char *src = t.kind == KIND_NATIVE ? sh->volume->mountpoint : NULL;
+    char srcbuf[PATH_MAX];
+    if (t.kind == KIND_MANAGED) {
+        /* The subvolume: the directory of the loop's backing file now. */
+        char why[256];
+        struct target now;
+        if (resolve(sh->volume, &now, why, sizeof why) != 1) {
+            snprintf(sh->error, sizeof sh->error, "%s", why);
+            return VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER;
+        }
+        snprintf(srcbuf, sizeof srcbuf, "%s", now.src);
+        src = srcbuf;
+    }
+    int srcfd = open_dir(src), dirfd = open_dir(t.dir), r = 0;
+    if (srcfd < 0 || dirfd < 0) {
+        r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s' or '%s'", src, t.dir);
+        goto out;
+    }
+    bool thawed = false;
+    if (t.kind == KIND_NATIVE) {
+        if (ioctl(srcfd, FITHAW, 0) == 0)
+            thawed = true;
+        else if (errno != EINVAL) {
+            r = err_set(sh->error, sizeof sh->error, -errno, "cannot thaw '%s' for its snapshot",
+                        src, NULL);
+            goto out;
+        }
+    }
+    r = snap_create(srcfd, dirfd, base_of(snap), sh->error, sizeof sh->error);
+    if (thawed && ioctl(srcfd, FIFREEZE, 0) < 0 && r == 0)
+        r = err_set(sh->error, sizeof sh->error, -errno, "cannot freeze '%s' again", src, NULL);
+out:
+    if (srcfd >= 0)
+        close(srcfd);
+    if (dirfd >= 0)
+        close(dirfd);
+    return r;
+}
+
+/* After the thaw: the snapshot exists, is read-only and has the image. */
+static int bp_post_commit(struct vss_provider_shadow *sh)
+{
+    struct target t;
+    char snap[PATH_MAX];
+    if (shadow_target(sh, &t, snap, sizeof snap) < 0) {
+        snprintf(sh->error, sizeof sh->error, "malformed provider data");
+        return -EINVAL;
+    }
+    int fd = open_dir(snap);
+    if (fd < 0)
+        return err_set(sh->error, sizeof sh->error, -errno, "snapshot '%s'", snap, NULL);
+    __u64 flags = 0;
+    int r = 0;
+    if (!is_subvol_root(fd) || ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) < 0 ||
+        !(flags & BTRFS_SUBVOL_RDONLY)) {
+        snprintf(sh->error, sizeof sh->error, "'%s' is not a read-only subvolume", snap);
+        r = -EIO;
+    } else if (t.kind == KIND_MANAGED && faccessat(fd, t.image, R_OK, 0) < 0) {
+        r = err_set(sh->error, sizeof sh->error, -errno, "image '%s' in '%s'", t.image, snap);
+    }
+    close(fd);
+    return r;
+}
+
+static int bp_delete(struct vss_provider_shadow *sh)
+{
+    struct target t;
+    char snap[PATH_MAX];
+    if (shadow_target(sh, &t, snap, sizeof snap) < 0)
+        return 0; /* nothing was recorded and the volume is gone: nothing made */
+    int dirfd = open_dir(t.dir);
+    if (dirfd < 0)
+        return errno == ENOENT ? 0 : err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", t.dir, NULL);
+    struct btrfs_ioctl_vol_args a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.name, sizeof a.name, "%s", base_of(snap));
+    int r = 0;
+    if (ioctl(dirfd, BTRFS_IOC_SNAP_DESTROY, &a) < 0) {
+        if (errno != ENOENT)
+            r = err_set(sh->error, sizeof sh->error, -errno, "cannot delete snapshot '%s'", snap, NULL);
+    } else if (syncfs(dirfd) < 0) {
+        /* The deletion must survive a crash, or the subvolume reappears
+         * with no catalog record left to find it. */
+        r = err_set(sh->error, sizeof sh->error, -errno, "cannot sync after deleting '%s'", snap, NULL);
+    }
+    close(dirfd);
+    return r;
+}
+
+/* Attaches image read-only (direct I/O if the kernel takes it) and mounts it. */
+static int expose_image(struct vss_provider_shadow *sh, const char *img, const char *target)
+{
+    int ffd = open(img, O_RDONLY | O_CLOEXEC);
+    if (ffd < 0)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", img, NULL);
+    int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0) {
+        close(ffd);
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", "/dev/loop-control", NULL);
+    }
+    int r = -EBUSY;
+    for (int attempt = 0; attempt < 16 && r == -EBUSY; attempt++) {
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (n < 0) {
+            r = err_set(sh->error, sizeof sh->error, -errno, "no free loop device%s%s", NULL, NULL);
+            break;
+        }
+        char dev[32];
+        snprintf(dev, sizeof dev, "/dev/loop%d", n);
+        int lfd = open(dev, O_RDONLY | O_CLOEXEC);
+        if (lfd < 0) {
+            r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", dev, NULL);
+            break;
+        }
+        struct loop_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.fd = (__u32)ffd;
+        cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+        snprintf((char *)cfg.info.lo_file_name, sizeof cfg.info.lo_file_name, "%s", img);
+        r = ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
+        if (r == -EINVAL) { /* direct I/O refused: buffered */
+            cfg.info.lo_flags &= ~(__u32)LO_FLAGS_DIRECT_IO;
+            r = ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
+        }
+        if (r == 0) {
+            const char *fs = sh->volume->fstype;
+            const char *opts = !strcmp(fs, "xfs") ? "norecovery,nouuid"
+                               : !strncmp(fs, "ext", 3) ? "noload" : "";
+            if (mount(dev, target, fs, MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+                r = err_set(sh->error, sizeof sh->error, -errno, "cannot mount %s on '%s'", dev, target);
+        } else if (r != -EBUSY) {
+            err_set(sh->error, sizeof sh->error, r, "cannot attach '%s' to %s", img, dev);
+        }
+        close(lfd); /* autoclear: the loop device goes away with the mount */
+    }
+    close(ctl);
+    close(ffd);
+    return r;
+}
+
+static int bp_expose(struct vss_provider_shadow *sh, const char *target)
+{
+    struct target t;
+    char snap[PATH_MAX];
+    if (shadow_target(sh, &t, snap, sizeof snap) < 0) {
+        snprintf(sh->error, sizeof sh->error, "malformed provider data");
+        return -EINVAL;
+    }
+    if (t.kind == KIND_MANAGED) {
+        char img[PATH_MAX + NAME_MAX + 2];
+        snprintf(img, sizeof img, "%s/%s", snap, t.image);
+        return expose_image(sh, img, target);
+    }
+    if (mount(snap, target, NULL, MS_BIND, NULL) < 0)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot bind '%s' on '%s'", snap, target);
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {
+        int r = err_set(sh->error, sizeof sh->error, -errno, "cannot make '%s' read-only", target, NULL);
+        umount2(target, MNT_DETACH);
+        return r;
+    }
+    return 0;
+}
+
+static int bp_unexpose(struct vss_provider_shadow *sh, const char *target)
+{
+    if (umount2(target, 0) < 0 && errno != EINVAL && errno != ENOENT)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot unmount '%s'", target, NULL);
+    return 0;
+}
+
+/* Bytes of fd's file in extents no other file or snapshot shares. */
+static uint64_t unshared_bytes(int fd)
+{
+    enum { N = 256 };
+    struct fiemap *fm = calloc(1, sizeof *fm + N * sizeof(struct fiemap_extent));
+    uint64_t sum = 0, start = 0;
+    bool last = false;
+    while (fm && !last) {
+        memset(fm, 0, sizeof *fm);
+        fm->fm_start = start;
+        fm->fm_length = FIEMAP_MAX_OFFSET - start;
+        fm->fm_extent_count = N;
+        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0 || fm->fm_mapped_extents == 0)
+            break;
+        for (unsigned i = 0; i < fm->fm_mapped_extents; i++) {
+            const struct fiemap_extent *e = &fm->fm_extents[i];
+            if (!(e->fe_flags & FIEMAP_EXTENT_SHARED))
+                sum += e->fe_length;
+            last = last || (e->fe_flags & FIEMAP_EXTENT_LAST);
+            start = e->fe_logical + e->fe_length;
+        }
+    }
+    free(fm);
+    return sum;
+}
+
+/* Exclusive bytes of subvolume treeid from its level-0 qgroup; -ENOENT without quotas. */
+static int qgroup_excl(int fd, __u64 treeid, uint64_t *excl)
+{
+    struct btrfs_ioctl_search_args sa;
+    memset(&sa, 0, sizeof sa);
+    sa.key.tree_id = BTRFS_QUOTA_TREE_OBJECTID;
+    sa.key.min_type = sa.key.max_type = BTRFS_QGROUP_INFO_KEY;
+    sa.key.min_offset = sa.key.max_offset = treeid;
+    sa.key.max_transid = (__u64)-1;
+    sa.key.nr_items = 1;
+    if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &sa) < 0)
+        return -errno;
+    if (sa.key.nr_items < 1)
+        return -ENOENT;
+    const struct btrfs_ioctl_search_header *h = (const void *)sa.buf;
+    const struct btrfs_qgroup_info_item *qi = (const void *)(h + 1);
+    if (h->type != BTRFS_QGROUP_INFO_KEY || h->len < sizeof *qi)
+        return -ENOENT;
+    *excl = le64toh(qi->excl);
+    return 0;
+}
+
+/*
+ * used: the qgroup exclusive bytes of the volume's snapshots when quotas
+ * are on; without quotas, for a managed volume, the bytes of each
+ * snapshot's image that no other copy shares (FIEMAP), and 0 for a native
+ * volume (walking whole trees is too costly). allocated = used (btrfs
+ * allocates on demand); available: free space of the btrfs filesystem.
+ */
+static int bp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
+                            uint64_t *allocated, uint64_t *available, char *err, size_t len)
+{
+    struct target t;
+    *used = *allocated = *available = 0;
+    if (resolve(vol, &t, err, len) != 1)
+        return VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER;
+    struct statvfs sv;
+    if (statvfs(t.src, &sv) == 0)
+        *available = (uint64_t)sv.f_bavail * sv.f_frsize;
+    int sfd = open_dir(t.src);
+    struct btrfs_ioctl_get_subvol_info_args me;
+    memset(&me, 0, sizeof me);
+    if (sfd < 0 || ioctl(sfd, BTRFS_IOC_GET_SUBVOL_INFO, &me) < 0) {
+        int r = err_set(err, len, -errno, "subvolume '%s'", t.src, NULL);
+        if (sfd >= 0)
+            close(sfd);
+        return r;
+    }
+    close(sfd);
+    DIR *d = opendir(t.dir);
+    if (!d)
+        return errno == ENOENT ? 0 : err_set(err, len, -errno, "cannot read '%s'", t.dir, NULL);
+    bool quotas = true;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] != '{')
+            continue;
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct btrfs_ioctl_get_subvol_info_args si;
+        memset(&si, 0, sizeof si);
+        if (fd < 0 || ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &si) < 0 ||
+            memcmp(si.parent_uuid, me.uuid, sizeof me.uuid) != 0) {
+            if (fd >= 0)
+                close(fd);
+            continue; /* another volume's shadow (shared pool directory) */
+        }
+        uint64_t x = 0;
+        if (quotas && qgroup_excl(fd, si.treeid, &x) == 0) {
+            *used += x;
+        } else {
+            quotas = false;
+            if (t.kind == KIND_MANAGED) {
+                int ifd = openat(fd, t.image, O_RDONLY | O_CLOEXEC);
+                if (ifd >= 0) {
+                    *used += unshared_bytes(ifd);
+                    close(ifd);
+                }
+            }
+        }
+        close(fd);
+    }
+    closedir(d);
+    *allocated = *used;
+    return 0;
+}
+
+const struct vss_provider vss_btrfs_provider = {
+    .struct_size = sizeof(struct vss_provider),
+    .api_version = VSS_PROVIDER_API_VERSION,
+    .name = "vss btrfs provider",
+    .id = "{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}",
+    .version = "1.0",
+    .type = VSS_PROV_SYSTEM,
+    .is_supported = bp_is_supported,
+    .pre_commit = bp_pre_commit,
+    .commit = bp_commit,
+    .post_commit = bp_post_commit,
+    .delete_shadow = bp_delete,
+    .expose = bp_expose,
+    .unexpose = bp_unexpose,
+    .storage_query = bp_storage_query,
+};

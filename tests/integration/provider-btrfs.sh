@@ -1,0 +1,180 @@
+#!/bin/bash
+# The built-in btrfs provider on a real loop-backed btrfs pool:
+#  (a) a native btrfs subvolume volume: pattern A, a shadow taken while a
+#      background writer keeps writing, the files overwritten with B, then
+#      every file of the exposed (read-only bind mount) shadow is A;
+#  (b) a managed volume built by hand (subvolume volumes/V holding V.img,
+#      loop with direct I/O, ext4): the same point-in-time check through the
+#      read-only loop mount, and the whole image of a shadow taken of a
+#      quiet (read-only) volume equals the live image byte for byte;
+#  (c) delete removes the snapshot subvolume (and its exposure);
+#  (d) a vssd restart keeps a persistent shadow and its exposure;
+#  (e) vssadmin lists the provider; a volume it cannot serve is refused.
+. "$(dirname "$0")/lib.sh"
+plan 39
+
+BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
+command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
+
+# sums DIR: sha256 of every file under DIR (relative names, sorted), except
+# the load file, the snapshot directory and lost+found.
+sums() {
+    (cd "$1" && find . \( -path ./load -o -path ./.vss-shadows -o -path ./lost+found \) -prune \
+        -o -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+# write_pattern DIR TAG: a few files of random data plus a small text file.
+write_pattern() {
+    mkdir -p "$1/d1/d2"
+    echo "pattern $2" > "$1/text"
+    for f in a d1/b d1/d2/c; do
+        dd if=/dev/urandom of="$1/$f" bs=1M count=3 conv=notrunc status=none
+    done
+}
+# load_start DIR: a background dd loop writing DIR/load. Sets LOAD_PID.
+load_start() {
+    ( while :; do dd if=/dev/urandom of="$1/load" bs=64k count=64 conv=notrunc status=none; done ) &
+    LOAD_PID=$!
+    _pids+=("$LOAD_PID")
+}
+load_stop() { kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; }
+hold_of() { sed -n 's/.*hold_us=\([0-9]*\).*/\1/p' "$1" | head -1; }
+
+# --- the pool: a btrfs on a loop device, mounted at $T/P
+truncate -s 2G "$T/pool.img"
+PLOOP=$(losetup -f --show "$T/pool.img") || exit 1
+_loops+=("$PLOOP")
+mkfs.btrfs -q -f "$PLOOP" >/dev/null 2>&1 || { echo "Bail out! mkfs.btrfs failed"; exit 1; }
+mkdir -p "$T/P" "$T/N" "$T/M"
+mount "$PLOOP" "$T/P" || exit 1
+_mounts+=("$T/P")
+
+write_config
+start_vssd || exit 1
+
+# --- (e) listed
+out=$("$VSSADMIN" list providers 2>&1)
+like "$out" "Provider name: 'vss btrfs provider" "vssadmin list providers shows the btrfs provider"
+like "$out" "Provider Id: \\$BTRFS_ID" "with its fixed id"
+like "$out" "Provider type: System" "as a system provider"
+
+# --- (a) native btrfs subvolume
+btrfs subvolume create "$T/P/data" >/dev/null
+mount -o subvol=data "$PLOOP" "$T/N" || exit 1
+_mounts+=("$T/N")
+write_pattern "$T/N" A
+sync
+sums "$T/N" > "$T/sumA-native"
+load_start "$T/N"
+sleep 0.3
+"$TREQ" --volume "$T/N" --provider "$BTRFS_ID" --persistent --nowriters \
+    --expose "$T/expN" > "$T/reqN.out" 2>&1
+ok $? "a persistent shadow of the native subvolume under load"
+like "$(cat "$T/reqN.out")" "^shadow \{[0-9a-f-]+\} $T/N $T/N/.vss-shadows/\{" \
+    "its device is a snapshot in .vss-shadows"
+diag "native hold_us=$(hold_of "$T/reqN.out")"
+SIDN=$(sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$T/reqN.out" | head -1)
+check "the native volume is writable again (thawed)" not_frozen "$T/N"
+write_pattern "$T/N" B
+sync
+load_stop
+[ "$(sums "$T/N" | sha256sum)" != "$(sha256sum < "$T/sumA-native")" ]
+ok $? "the live files now differ from A"
+is "$(sums "$T/expN/0" | sha256sum)" "$(sha256sum < "$T/sumA-native")" \
+    "every file of the exposed native shadow is pattern A"
+is "$(cat "$T/expN/0/text")" "pattern A" "the text file too"
+is "$(btrfs property get -ts "$T/N/.vss-shadows/$SIDN" ro 2>&1)" "ro=true" \
+    "the snapshot is a read-only subvolume"
+like "$(findmnt -rn -o OPTIONS "$T/expN/0")" '(^|,)ro,.*nosuid.*nodev' "exposed ro,nosuid,nodev"
+check "the exposure is read-only" sh -c "! touch '$T/expN/0/x' 2>/dev/null"
+
+# --- (b) managed volume: POOL/volumes/V/V.img, loop with direct I/O, ext4
+mkdir -p "$T/P/volumes"
+btrfs subvolume create "$T/P/volumes/V" >/dev/null
+truncate -s 256M "$T/P/volumes/V/V.img"
+VLOOP=$(losetup --direct-io=on -f --show "$T/P/volumes/V/V.img") || exit 1
+_loops+=("$VLOOP")
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$VLOOP" >/dev/null 2>&1 || exit 1
+mount "$VLOOP" "$T/M" || exit 1
+_mounts+=("$T/M")
+write_pattern "$T/M" A
+sync
+sums "$T/M" > "$T/sumA-managed"
+load_start "$T/M"
+sleep 0.3
+"$TREQ" --volume "$T/M" --provider "$BTRFS_ID" --persistent --nowriters \
+    --expose "$T/expM" > "$T/reqM.out" 2>&1
+ok $? "a persistent shadow of the managed volume under load"
+like "$(cat "$T/reqM.out")" "^shadow \{[0-9a-f-]+\} $T/M $T/P/shadows/\{[0-9a-f-]+\}/V.img" \
+    "its device is the image in POOL/shadows/{id}"
+diag "managed hold_us=$(hold_of "$T/reqM.out")"
+SIDM=$(sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$T/reqM.out" | head -1)
+img1=$(sha256sum < "$T/P/shadows/$SIDM/V.img" | cut -d' ' -f1)
+check "the managed volume is writable again (thawed)" not_frozen "$T/M"
+write_pattern "$T/M" B
+sync
+load_stop
+is "$(sums "$T/expM/0" | sha256sum)" "$(sha256sum < "$T/sumA-managed")" \
+    "every file of the exposed managed shadow is pattern A"
+is "$(cat "$T/expM/0/text")" "pattern A" "the text file too"
+like "$(findmnt -rn -o OPTIONS "$T/expM/0")" '(^|,)ro,.*nosuid.*nodev' "exposed ro,nosuid,nodev"
+lo=$(findmnt -rn -o SOURCE "$T/expM/0")
+is "$(cat "/sys/block/${lo#/dev/}/ro" 2>&1)" "1" "through a read-only loop device"
+is "$(cat "/sys/block/${lo#/dev/}/loop/dio" 2>&1)" "1" "with direct I/O"
+is "$(sha256sum < "$T/P/shadows/$SIDM/V.img" | cut -d' ' -f1)" "$img1" \
+    "the snapshot's image did not change (live overwrite, read-only mount)"
+
+# Whole image: a shadow of the quiet (read-only) volume equals the live image.
+mount -o remount,ro "$T/M"
+"$TREQ" --volume "$T/M" --provider "$BTRFS_ID" --persistent --nowriters > "$T/reqM2.out" 2>&1
+ok $? "a shadow of the quiet managed volume"
+SIDM2=$(sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$T/reqM2.out" | head -1)
+is "$(sha256sum < "$T/P/shadows/$SIDM2/V.img" | cut -d' ' -f1)" \
+   "$(sha256sum < "$T/P/volumes/V/V.img" | cut -d' ' -f1)" \
+   "its image equals the live image byte for byte"
+mount -o remount,rw "$T/M"
+
+# Shadow storage of the managed volume (no quotas: the bytes of the shadow's
+# image that only the shadow still references, i.e. what B overwrote).
+"$VSSADMIN" add shadowstorage /for="$T/M" /on="$T/P" /maxsize=UNBOUNDED >/dev/null 2>&1
+used=$("$VSSADMIN" list shadowstorage /for="$T/M" --json 2>&1 | tr -d '\n ' |
+       sed -n 's/.*"used":\([0-9]*\).*/\1/p')
+diag "shadow storage used by the managed volume's shadow: ${used:-?} bytes"
+ok "$([ "${used:-0}" -ge $((8 << 20)) ] && [ "${used:-0}" -le $((200 << 20)) ]; echo $?)" \
+    "shadow storage 'used' counts what the live overwrite unshared (8 MiB..200 MiB)"
+
+# --- (c) delete
+"$VSSADMIN" delete shadows /shadow="$SIDM2" /quiet >/dev/null 2>&1
+ok $? "vssadmin deletes the quiet shadow"
+check "its snapshot subvolume is gone" test ! -e "$T/P/shadows/$SIDM2"
+unlike "$(btrfs subvolume list "$T/P" 2>&1)" "$SIDM2" "btrfs lists no such subvolume"
+
+# --- (d) restart keeps the persistent shadows and their exposures
+n_before=$(shadow_count)
+stop_vssd
+start_vssd || exit 1
+is "$(shadow_count)" "$n_before" "the persistent shadows survive a vssd restart"
+out=$("$VSSADMIN" list shadows --json 2>&1)
+like "$out" "\"exposed\": *\"$T/expN/0\"" "the native exposure is still listed"
+like "$out" "\"exposed\": *\"$T/expM/0\"" "the managed exposure is still listed"
+is "$(cat "$T/expN/0/text" 2>&1)" "pattern A" "and still mounted with the old content"
+
+# delete with exposure: unexposed, snapshot gone
+"$VSSADMIN" delete shadows /shadow="$SIDN" /quiet >/dev/null 2>&1
+ok $? "deleting the exposed native shadow"
+check "its exposure is unmounted" sh -c "! findmnt -rn '$T/expN/0' >/dev/null"
+check "its snapshot subvolume is gone" test ! -e "$T/N/.vss-shadows/$SIDN"
+"$VSSADMIN" delete shadows /shadow="$SIDM" /quiet >/dev/null 2>&1
+ok $? "deleting the exposed managed shadow"
+check "its snapshot subvolume is gone" test ! -e "$T/P/shadows/$SIDM"
+sleep 0.2
+check "and its loop device is released" sh -c "! losetup -n -O BACK-FILE | grep -q '$T/P/shadows'"
+
+# --- (e) a volume the provider cannot serve is refused
+make_volume X 32 || exit 1
+out=$("$TREQ" --volume "$T/X" --provider "$BTRFS_ID" --nowriters 2>&1)
+like "$out" "result FAIL .*add_to_snapshot_set" "a plain ext4 loop volume is refused by the btrfs provider"
+is "$(shadow_count)" "0" "no shadow is left"
+
+diag "hold_us in event 1209: $(grep -h '"event": *1209' "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null |
+    sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p' | tr '\n' ' ')"
+done_testing
