@@ -639,6 +639,13 @@ void session_flush_done(void)
         ev(EV_THAW, EVL_INFO, NULL, "Thaw sent to %zu writers", n_inv);
 }
 
+static bool same_filesystem(const struct volume *a, const struct volume *b)
+{
+    if (a->dev == b->dev)
+        return true;
+    return strncmp(a->source, "/dev/", 5) == 0 && strcmp(a->source, b->source) == 0;
+}
+
 /* Opens the set's filesystems and starts the FLUSH_PREPARE job. */
 static void start_flush(struct session *s)
 {
@@ -650,12 +657,14 @@ static void start_flush(struct session *s)
     s->job = job;
     job->mode = FLUSH_PREPARE;
     job->hold_timeout_ms = D.cfg.hold_timeout_ms;
-    /* One fd per distinct filesystem (two volumes may share one). */
+    /* One fd per distinct filesystem: two volumes may share one (two btrfs
+     * subvolumes have different st_dev but one superblock, and freezing it
+     * twice fails with EBUSY), so compare the block device too. */
     for (size_t i = 0; i < s->n_vols; i++) {
         struct svol *v = &s->vols[i];
         bool dup = false;
         for (size_t k = 0; k < i; k++)
-            if (s->vols[k].vol.dev == v->vol.dev)
+            if (same_filesystem(&s->vols[k].vol, &v->vol))
                 dup = true;
         if (!dup) {
             struct flush_vol *fv = &job->vols[job->n_vols];

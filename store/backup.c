@@ -21,6 +21,7 @@
 
 #include "storeint.h"
 
+/* The word ESE's 2005/2008/2009/2010 messages use for the type. */
 static const char *type_name(enum store_backup_type t)
 {
     switch (t) {
@@ -33,6 +34,10 @@ static const char *type_name(enum store_backup_type t)
 
 static void bkinfo_put(uint8_t *p, const struct snap_state *s);
 
+/* Forgets the snapshot: the instance accepts a new prepare. Every path out
+ * of a backup (end, abort, failed prepare) ends here, so a requester that
+ * gave up never leaves "backup in progress" behind (with ESE that stuck
+ * state makes every later freeze fail with -2403). */
 static void snap_reset(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -90,9 +95,13 @@ int store_snap_prepare(store_inst *inst, enum store_backup_type type)
         return r;
     if ((unsigned)type > STORE_BACKUP_DIFFERENTIAL)
         return -EINVAL;
+    /* circular logging reuses logs: an incremental or differential could
+     * not contain every log since the last full (-526, as ESE) */
     if ((inst->p.flags & STORE_CIRCULAR) &&
         (type == STORE_BACKUP_INCREMENTAL || type == STORE_BACKUP_DIFFERENTIAL))
         return JET_errInvalidBackup;
+    /* an incremental is only meaningful on top of a full one: genHigh of
+     * Previous Full is 0 until a full backup completed (-560) */
     if (type == STORE_BACKUP_INCREMENTAL || type == STORE_BACKUP_DIFFERENTIAL) {
         pthread_mutex_lock(&inst->hdr_mu);
         bool have_full = false;
@@ -118,6 +127,9 @@ int store_snap_prepare(store_inst *inst, enum store_backup_type type)
     event_emit(inst, ev[type], STORE_EV_INFO,
                "Shadow copy instance %d starting. This will be a %s shadow copy.", 1,
                type_name(type));
+    /* flush now so the checkpoint is close to the end of the log: the
+     * freeze then has little to roll and the snapshot needs few logs
+     * (copyMic = checkpoint gen) */
     if ((r = flush_round(inst)) < 0)
         snap_reset(inst);
     return r;
@@ -129,10 +141,15 @@ int store_snap_freeze(store_inst *inst)
     if (r < 0)
         return r;
     pthread_mutex_lock(&inst->mu);
+    /* one freeze per prepare: mark != 0 means this snapshot already froze */
     bool ok = inst->snap.active && !inst->snap.frozen && !inst->snap.failed && !inst->snap.mark;
     pthread_mutex_unlock(&inst->mu);
     if (!ok)
         return JET_errOSSnapshotInvalidSequence;
+    /* all three writers' locks in the documented order: no flush round is
+     * writing pages, headers or E00.chk (flush_mu), no group is half
+     * appended (apply_mu), no log write is in progress (io_mu). What the
+     * snapshot sees is then exactly the durable state at the mark */
     pthread_mutex_lock(&inst->flush_mu);
     pthread_mutex_lock(&inst->apply_mu);
     pthread_mutex_lock(&inst->io_mu);
@@ -143,6 +160,8 @@ int store_snap_freeze(store_inst *inst)
     if (r == 0) {
         inst->snap.frozen = true;
         inst->snap.ckpt_gen = LGGEN(inst->ckpt);
+        /* the snapshot needs logs copyMic..copyMac: from the checkpoint
+         * (redo start) to the gen just closed; the new gen is not in it */
         inst->snap.copy_mic = LGGEN(inst->ckpt);
         inst->snap.copy_mac = gen;
         inst->snap.mark = inst->log.durable;
@@ -176,7 +195,11 @@ int store_snap_freeze(store_inst *inst)
     return 0;
 }
 
-/* Ends a freeze: finishes the roll-over (new E00.log), releases held commits. */
+/*
+ * Ends a freeze: finishes the roll-over (new E00.log), releases held
+ * commits. Returns 1 if nothing was frozen (thaw after an auto-thaw, or
+ * twice).
+ */
 static int thaw(store_inst *inst, bool timeout)
 {
     pthread_mutex_lock(&inst->io_mu);
@@ -186,6 +209,7 @@ static int thaw(store_inst *inst, bool timeout)
     pthread_mutex_unlock(&inst->mu);
     int r = 0;
     if (frozen)
+        /* roll-over steps 3-5, which the freeze stopped before */
         r = log_roll_open(inst);
     pthread_mutex_lock(&inst->mu);
     if (frozen) {
@@ -206,6 +230,8 @@ static int thaw(store_inst *inst, bool timeout)
     return r;
 }
 
+/* Called by a waiting commit or the flusher: thaws once the freeze
+ * deadline has passed (invariant 2). Cheap when not frozen. */
 void snap_auto_thaw(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -215,6 +241,8 @@ void snap_auto_thaw(store_inst *inst)
         thaw(inst, true);
 }
 
+/* Thaw by the requester. A freeze that already timed out reports -2402
+ * here: the snapshot may have been taken after the engine thawed. */
 int store_snap_thaw(store_inst *inst)
 {
     int r = thaw(inst, false);
@@ -226,6 +254,7 @@ int store_snap_thaw(store_inst *inst)
     return r;
 }
 
+/* BKINFO (24 bytes): mark LGPOS, mark time, genLow, genHigh. */
 static void bkinfo_put(uint8_t *p, const struct snap_state *s)
 {
     wr64(p, s->mark);
@@ -302,6 +331,11 @@ int store_snap_truncate(store_inst *inst)
         return JET_errOSSnapshotTimeOut;
     if ((r = save_info(inst)) < 0)
         return r;
+    /* invariant 3: a log is deleted only if the backup holds it (below
+     * copyMac + 1) and the database no longer needs it for recovery (below
+     * the checkpoint at freeze); the slot was written first, so a crash
+     * here leaves a header that describes the backup, never deleted logs
+     * without it */
     uint32_t limit = s.ckpt_gen < s.copy_mac + 1 ? s.ckpt_gen : s.copy_mac + 1;
     uint32_t lo = 0, hi = 0;
     if (!(inst->p.flags & STORE_CIRCULAR)) {
@@ -313,6 +347,8 @@ int store_snap_truncate(store_inst *inst)
             char *p = path_join(inst->log_dir, name);
             r = p ? inst->vfs->unlink(inst->vfs, p) : -ENOMEM;
             free(p);
+            /* deletion stops at the first error, so the logs left stay
+             * contiguous (ESE does the same) */
             if (r < 0)
                 break;
             if (!lo)
@@ -339,6 +375,12 @@ int store_snap_truncate(store_inst *inst)
     return r < 0 ? JET_errDiskIO : 0;
 }
 
+/*
+ * Ends the backup (the requester's BackupComplete). Copy and differential
+ * get their Previous slot here since they never truncate; full and
+ * incremental got theirs at truncate. A snapshot that failed or never
+ * froze ends with an error and no slot written.
+ */
 int store_snap_end(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);
@@ -370,6 +412,8 @@ int store_snap_end(store_inst *inst)
     return r;
 }
 
+/* Aborts at any point after prepare: thaws if needed; no Previous slot
+ * changes, the current slots are cleared (2007). */
 int store_snap_abort(store_inst *inst)
 {
     pthread_mutex_lock(&inst->mu);

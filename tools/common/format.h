@@ -1,5 +1,5 @@
 /*
- * format.h - pure text helpers of vssadmin (no I/O, no connection to vssd):
+ * format.h - pure text helpers of the tools (no I/O, no connection to vssd):
  * byte sizes as Windows prints them, percentages, /maxsize= parsing and
  * volume spec normalization. Linked on their own into the unit tests.
  *
@@ -8,8 +8,8 @@
  * or -EINVAL/-ERANGE and put a lowercase one-line message naming the bad
  * value into err.
  */
-#ifndef VSSADMIN_FORMAT_H
-#define VSSADMIN_FORMAT_H
+#ifndef VSS_TOOLS_FORMAT_H
+#define VSS_TOOLS_FORMAT_H
 
 #include <stdbool.h>
 #include <stddef.h>

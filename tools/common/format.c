@@ -1,6 +1,7 @@
 /*
- * format.c - pure text helpers of vssadmin: byte sizes ("2.06 GB"),
- * percentages, /maxsize= parsing and volume spec normalization.
+ * format.c - pure text helpers of the command-line tools (vssadmin,
+ * diskshadow): byte sizes ("2.06 GB"), percentages, /maxsize= parsing and
+ * volume spec normalization.
  *
  * No I/O and no libvss handles, so the unit tests link this file alone
  * (with libvss's common helpers for vss_letter_normalize and vss_id_parse).
