@@ -222,7 +222,7 @@ static int target_path(const char *target, char *out, size_t len, char *err, siz
 {
     char l[3];
     if (vss_letter_normalize(target, l)) {
-        const char *p = vss_config_letter_path(&D.cfg, l);
+        const char *p = letter_path(l);
         if (!p) {
             snprintf(err, errlen, "drive %s is not mapped: add '%s = /path' to [letters] in %s",
                      l, l, D.cfg.conf_path);
@@ -579,6 +579,8 @@ bool admin_op(struct conn *c, int64_t id, const char *op, json_object *req)
         op_set_storage(c, id, req, true);
     else if (!strcmp(op, "status"))
         op_status(c, id);
+    else if (registry_op(c, id, op, req))
+        ;
     else
         return false;
     return true;

@@ -180,6 +180,17 @@ json_object *volume_to_json(const struct volume *v);
 /* Re-points v->info at v's own fields (after a struct copy). */
 void volume_fixup(struct volume *v);
 
+/* ---- registered volumes (registry.c) ---------------------------------- */
+int registry_load(void);
+void registry_release(void);
+/* Drive letters: vss.conf's [letters], then registered volumes. */
+const char *letter_path(const char *letter);
+const char *path_letter(const char *path);
+/* Name of the registered volume mounted at path, or NULL. */
+const char *path_volume_name(const char *path);
+/* Handles register_volume / unregister_volume; false if op is neither. */
+bool registry_op(struct conn *c, int64_t id, const char *op, json_object *req);
+
 /* ---- providers (providers.c) ----------------------------------------- */
 struct provider {
     struct vss_provider p;      /* copied and zero-extended */

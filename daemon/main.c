@@ -254,6 +254,7 @@ static void shutdown_all(void)
     providers_unload();
     watchdog_stop();
     catalog_release();
+    registry_release();
     events_close();
 }
 
@@ -346,6 +347,8 @@ int main(int argc, char **argv)
     }
     int sigfd = make_signalfd();
     providers_load();
+    if (registry_load() < 0)
+        ev(EV_CATALOG_ERROR, EVL_ERROR, NULL, "cannot read the volume registry; starting without it");
     if (catalog_load() < 0) {
         fprintf(stderr, "vssd: cannot load the shadow catalog (see the event log)\n");
         watchdog_stop();

@@ -68,7 +68,7 @@ static int fill_from_fs(struct volume *v, struct libmnt_fs *fs)
     if (stat(v->mountpoint, &st) < 0)
         return -errno;
     v->dev = st.st_dev;
-    const char *l = vss_config_path_letter(&D.cfg, v->mountpoint);
+    const char *l = path_letter(v->mountpoint);
     snprintf(v->letter, sizeof v->letter, "%s", l ? l : "");
     volume_fill_name(v);
     volume_fixup(v);
@@ -85,10 +85,10 @@ int volume_resolve(const char *spec, struct volume *v, char *err, size_t errlen)
     const char *path = spec;
     char letter[3];
     if (vss_letter_normalize(spec, letter)) {
-        path = vss_config_letter_path(&D.cfg, letter);
+        path = letter_path(letter);
         if (!path) {
-            snprintf(err, errlen, "drive %s is not mapped: add '%s = /path' to [letters] in %s",
-                     letter, letter, D.cfg.conf_path);
+            snprintf(err, errlen, "drive %s is not mapped: add '%s = /path' to [letters] in %s "
+                     "(or give the letter to a volume with vssvol)", letter, letter, D.cfg.conf_path);
             return -ENOENT;
         }
     } else if (spec[0] != '/') {
@@ -136,6 +136,9 @@ json_object *volume_to_json(const struct volume *v)
     pj_set_str(o, "source", v->source);
     if (v->subvol[0])
         pj_set_str(o, "subvol", v->subvol);
+    const char *reg = path_volume_name(v->mountpoint);
+    if (reg)
+        pj_set_str(o, "registered_name", reg);
     return o;
 }
 

@@ -727,3 +727,28 @@ int vss_requestor_delete_shadowstorage(vss_requestor *r, const char *for_volume)
         pj_set_str(req, "volume", for_volume);
     return call(r, req, NULL);
 }
+
+int vss_requestor_register_volume(vss_requestor *r, const char *name, const char *mountpoint,
+                                  const char *letter)
+{
+    if (!r || !name || !*name || !mountpoint || mountpoint[0] != '/')
+        return -EINVAL;
+    json_object *req = new_op("register_volume");
+    if (req) {
+        pj_set_str(req, "name", name);
+        pj_set_str(req, "mountpoint", mountpoint);
+        if (letter && *letter)
+            pj_set_str(req, "letter", letter);
+    }
+    return call(r, req, NULL);
+}
+
+int vss_requestor_unregister_volume(vss_requestor *r, const char *name)
+{
+    if (!r || !name || !*name)
+        return -EINVAL;
+    json_object *req = new_op("unregister_volume");
+    if (req)
+        pj_set_str(req, "name", name);
+    return call(r, req, NULL);
+}

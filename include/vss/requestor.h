@@ -144,6 +144,19 @@ VSS_API int vss_requestor_set_shadowstorage(vss_requestor *r, const char *for_vo
                                             bool create);
 VSS_API int vss_requestor_delete_shadowstorage(vss_requestor *r, const char *for_volume);
 
+/**
+ * Registers a volume with vssd under a name (vssvol does this for the
+ * volumes it manages): vssd checks that a provider supports it, and from
+ * then on the letter (may be NULL) resolves to it and `list volumes` shows
+ * the name. Registration persists across vssd restarts.
+ * @return 0, VSS_E_VOLUME_NOT_SUPPORTED, VSS_E_OBJECT_ALREADY_EXISTS (the
+ * name or the letter is taken), -EINVAL.
+ */
+VSS_API int vss_requestor_register_volume(vss_requestor *r, const char *name,
+                                          const char *mountpoint, const char *letter);
+/** Forgets a registered volume (its shadows stay). @return 0, VSS_E_OBJECT_NOT_FOUND. */
+VSS_API int vss_requestor_unregister_volume(vss_requestor *r, const char *name);
+
 /* --- listings ---------------------------------------------------------- */
 VSS_API size_t vss_list_count(const vss_list *l);
 VSS_API const vss_item *vss_list_get(const vss_list *l, size_t i);

@@ -1,6 +1,6 @@
 /*
  * test-vssadmin-output.c - unit tests of vssadmin's pure helpers
- * (tools/vssadmin/format.c: sizes, percentages, /maxsize=, volume specs)
+ * (tools/common/format.c: sizes, percentages, /maxsize=, volume specs)
  * and of its listing layouts (tools/vssadmin/output.c).
  *
  * The layouts are checked byte for byte against reference/vss.md §3.3-3.7

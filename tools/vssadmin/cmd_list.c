@@ -12,6 +12,7 @@
 #include <vss/requestor.h>
 
 #include "output.h"
+#include "tool.h"
 #include "vssadmin.h"
 
 /* vss_list_free for a list that may be NULL. */
@@ -54,7 +55,7 @@ int cmd_list_writers(struct vssadmin_ctx *ctx, const struct vssadmin_opts *o)
 /* out_shadows with this host as the default machine, for show(). */
 static void print_shadows(FILE *f, const vss_list *l)
 {
-    out_shadows(f, l, host_name());
+    out_shadows(f, l, tool_host_name());
 }
 
 /* The filters go to vssd; a volume name is first turned into its path. */

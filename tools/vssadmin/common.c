@@ -22,18 +22,12 @@
 
 #include "config.h"
 #include "output.h"
+#include "tool.h"
 #include "vssadmin.h"
 
 const char *ctx_socket(const struct vssadmin_ctx *ctx)
 {
     return ctx->socket ? ctx->socket : vss_default_socket();
-}
-
-/* Errors that mean the connection to vssd is gone. */
-static bool connection_lost(int err)
-{
-    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
-           err == -ESHUTDOWN || err == -ECONNABORTED;
 }
 
 /* who: "vssd" for vssd's message, "vssadmin" for our own explanation. */
@@ -68,12 +62,7 @@ int ctx_connect(struct vssadmin_ctx *ctx)
         return VSSADMIN_EXIT_FAILED;
     }
     fflush(stdout);
-    fprintf(stderr, "Error: cannot reach vssd at '%s': %s\n", ctx_socket(ctx), vss_strerror(rc));
-    if (rc == -EACCES || rc == -EPERM)
-        fprintf(stderr, "vssadmin: run as root or as a member of vssd's requestor group\n");
-    else
-        fprintf(stderr, "vssadmin: vssd may not be running (start it, or give its socket "
-                        "with --socket or VSS_SOCKET)\n");
+    tool_print_unreachable(stderr, "vssadmin", ctx_socket(ctx), rc);
     ctx_close(ctx);
     return VSSADMIN_EXIT_NO_DAEMON;
 }
@@ -91,7 +80,7 @@ int ctx_fail(struct vssadmin_ctx *ctx, int err)
 
 int ctx_fail_msg(struct vssadmin_ctx *ctx, int err, const char *message)
 {
-    if (connection_lost(err)) {
+    if (tool_connection_lost(err)) {
         fflush(stdout);
         fprintf(stderr, "Error: lost the connection to vssd at '%s': %s\n", ctx_socket(ctx),
                 vss_strerror(err));
@@ -195,13 +184,4 @@ bool confirm(const char *prompt)
     }
     free(line);
     return yes;
-}
-
-/* Used for "Originating Machine:" when vssd does not say. */
-const char *host_name(void)
-{
-    static char name[256];
-    if (!name[0] && gethostname(name, sizeof name - 1) != 0)
-        snprintf(name, sizeof name, "localhost");
-    return name;
 }

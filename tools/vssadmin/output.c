@@ -20,6 +20,7 @@
 
 #include "format.h"
 #include "output.h"
+#include "tool.h"
 #include "util.h"
 
 void out_banner(FILE *f)
@@ -194,25 +195,6 @@ void out_volumes(FILE *f, const vss_list *volumes)
             fprintf(f, "Volume path: %s\n", item_s(it, "path"));
         fprintf(f, "    Volume name: %s\n", name && *name ? name : item_s(it, "path"));
     }
-}
-
-const vss_item *volumes_find(const vss_list *volumes, const char *spec)
-{
-    if (!volumes || !spec || !*spec)
-        return NULL;
-    size_t n = vss_list_count(volumes);
-    for (size_t i = 0; i < n; i++) {
-        const vss_item *it = vss_list_get(volumes, i);
-        const char *letter = vss_item_str(it, "letter");
-        const char *name = vss_item_str(it, "name");
-        const char *path = vss_item_str(it, "path");
-        /* letters and names compare in any case (Windows), paths exactly */
-        if ((letter && *letter && !strcasecmp(letter, spec)) ||
-            (name && *name && !strcasecmp(name, spec)) ||
-            (path && !strcmp(path, spec)))
-            return it;
-    }
-    return NULL;
 }
 
 /* "(F:)\\?\Volume{...}\" for a path, using the volume list when it knows it. */

@@ -13,6 +13,8 @@
 
 #include <vss/requestor.h>
 
+#include "tool.h"
+
 #define VSSADMIN_BANNER_1 "vssadmin 1.1 - Volume Shadow Copy Service administrative command-line tool"
 #define VSSADMIN_BANNER_2 "(C) Copyright 2026 the vss project"
 #define VSSADMIN_NO_ITEMS "No items found that satisfy the query."
@@ -46,12 +48,7 @@ typedef bool (*out_keep_fn)(const char *value, void *arg);
 size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
                    out_keep_fn keep, void *arg);
 
-/*
- * The volume item of volumes matching a normalized spec: "F:" by letter,
- * "\\?\Volume{...}\" by name (case-insensitive), a path by path. NULL if
- * none or volumes is NULL.
- */
-const vss_item *volumes_find(const vss_list *volumes, const char *spec);
+/* volumes_find() is in tools/common/tool.h. */
 
 /*
  * Pretty-prints a listing's JSON. With field and keep, drops the entries of

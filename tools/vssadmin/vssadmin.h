@@ -96,8 +96,6 @@ bool on_filter_keep(const char *on, void *arg);
  * EOF, an empty line or anything but y/yes (any case) is no.
  */
 bool confirm(const char *prompt);
-/* This machine's host name (static). */
-const char *host_name(void);
 
 /* --- the commands (cmd_*.c) -------------------------------------------- */
 
