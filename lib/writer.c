@@ -14,7 +14,11 @@
  *    vss_writer_dispatch(), never both (dispatch fails with -EBUSY while
  *    the thread runs);
  *  - the thread blocks every signal, and is stopped through an eventfd,
- *    then joined, before the connection is closed.
+ *    then joined, before the connection is closed;
+ *  - a writer never holds for a coordinator that is gone: when the
+ *    connection fails between a successful PrepareForSnapshot and the end
+ *    of the set, or no Thaw/Abort comes within vssd's Freeze->Thaw limit
+ *    plus 10 s, the application's on_abort runs locally.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vss/writer.h>
@@ -42,6 +47,13 @@ struct vss_writer {
     void *userdata;
 
     struct client_conn *conn;       /* NULL when not connected */
+    /* The set this writer takes part in, from a successful PrepareForSnapshot
+     * until PostSnapshot, Abort or BackupShutdown: if vssd goes away (or
+     * stops talking while we hold) the application gets a local Abort, so
+     * it never holds its writes for a coordinator that is gone. */
+    bool set_open;
+    vss_id open_set;
+    uint64_t hold_deadline_ms;      /* Freeze answered: Abort locally after this */
     pthread_t thread;
     bool thread_started;
     int stop_fd;                    /* eventfd waking the thread, or -1 */
@@ -369,6 +381,59 @@ static int send_reply(struct client_conn *c, json_object *rep)
     return r;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Follows the writer's part in a snapshot set after each event. */
+static void track_set(vss_writer *w, const vss_writer_event *ev, bool ok)
+{
+    switch (ev->type) {
+    case VSS_EVENT_PREPARE_SNAPSHOT:
+        w->set_open = ok;
+        w->open_set = ev->set_id;
+        break;
+    case VSS_EVENT_FREEZE:
+        /* vssd's own Freeze->Thaw limit, plus a grace period: past it, a
+         * Thaw or Abort that never came means vssd is stuck. */
+        if (ok && w->set_open)
+            w->hold_deadline_ms = mono_ms() +
+                (w->freeze_timeout_ms ? w->freeze_timeout_ms : 60000) + 10000;
+        break;
+    case VSS_EVENT_THAW:
+        w->hold_deadline_ms = 0;
+        break;
+    case VSS_EVENT_POST_SNAPSHOT:
+    case VSS_EVENT_ABORT:
+    case VSS_EVENT_BACKUP_SHUTDOWN:
+        w->set_open = false;
+        w->hold_deadline_ms = 0;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Runs on_abort for the open set without vssd (it went away or hangs). */
+static void local_abort(vss_writer *w)
+{
+    if (!w->set_open)
+        return;
+    vss_writer_event ev = {
+        .type = VSS_EVENT_ABORT,
+        .set_id = w->open_set,
+        .backup_type = VSS_BT_UNDEFINED,
+        .held = true,
+    };
+    w->set_open = false;
+    w->hold_deadline_ms = 0;
+    if (w->ops.on_abort)
+        w->ops.on_abort(&ev, w->userdata);
+}
+
 /* client_request_fn for a writer connection: runs one event. */
 static int on_request(struct client_conn *c, json_object *req, void *userdata)
 {
@@ -402,6 +467,7 @@ static int on_request(struct client_conn *c, json_object *req, void *userdata)
     bool ok = cb ? cb(&ev, w->userdata) : true;
     if (!ok && ev.failure == 0)
         ev.failure = VSS_E_WRITERERROR_NONRETRYABLE;
+    track_set(w, &ev, ok);
 
     json_object *rep = proto_reply(id, 0, NULL);
     if (rep) {
@@ -485,7 +551,12 @@ int vss_writer_dispatch(vss_writer *w)
         return -EBUSY;
     if (!w->conn)
         return -ENOTCONN;
-    return client_dispatch(w->conn);
+    int r = client_dispatch(w->conn);
+    if (r < 0 && r != -EAGAIN && r != -EINTR)
+        local_abort(w); /* vssd is gone: release whatever we hold */
+    else if (w->hold_deadline_ms && mono_ms() >= w->hold_deadline_ms)
+        local_abort(w);
+    return r;
 }
 
 static void *writer_thread(void *arg)
@@ -500,16 +571,27 @@ static void *writer_thread(void *arg)
             { .fd = client_fd(w->conn), .events = POLLIN },
             { .fd = w->stop_fd, .events = POLLIN },
         };
-        if (poll(pfd, 2, -1) < 0) {
+        int timeout = -1;
+        if (w->hold_deadline_ms) {
+            uint64_t now = mono_ms();
+            timeout = w->hold_deadline_ms > now ? (int)(w->hold_deadline_ms - now) : 0;
+        }
+        int n = poll(pfd, 2, timeout);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (n == 0) {
+            local_abort(w); /* held past vssd's limit and no word from it */
+            continue;
+        }
         if (pfd[1].revents)
-            break;
+            return NULL;
         if (pfd[0].revents && client_dispatch(w->conn) < 0)
             break;
     }
+    local_abort(w); /* the connection failed: vssd is gone */
     return NULL;
 }
 

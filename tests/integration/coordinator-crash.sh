@@ -6,7 +6,7 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 24
+plan 25
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
 make_volume F 16 || exit 1
@@ -49,6 +49,8 @@ t0=$(date +%s%N)
 check "the watchdog thawed F: right after vssd died" not_frozen "$T/F"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 ok $([ "$ms" -lt 2000 ]; echo $?) "thawed within 2 s of the kill, not at the 8 s hold timeout (${ms} ms)"
+sleep 0.3
+like "$(events_of W)" "Freeze Abort$" "the frozen writer was released by libvss's local Abort"
 wait $R 2>/dev/null
 provider_ctl ""
 start_vssd || exit 1
