@@ -6,7 +6,7 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 25
+plan 32
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
 make_volume F 16 || exit 1
@@ -81,6 +81,27 @@ like "$(events_since_start)" '"event":1306' "event 1306 (orphaned auto-release s
 check "the persistent exposure is still mounted" findmnt "$T/exp/0"
 like "$("$VSSADMIN" list shadows --json)" '"exposed"' "and listed as exposed"
 kill "$WRITER_PID" 2>/dev/null
+
+# --- 3b. killed while a writer is in each later phase (it hangs there).
+# Before the shadows are recorded "created" (Freeze) they are half-made and
+# deleted at restart; from PostSnapshot on, a persistent set is complete
+# and kept; the backup-context shadow is always deleted with its session.
+for phase in Freeze PostSnapshot BackupComplete; do
+    n0=$(shadow_count)
+    start_writer W --component DB:"$T/F/db" --hang "$phase" || exit 1
+    : > "$T/W.log"
+    "$TREQ" --volume F: --persistent > "$T/r.out" 2>&1 &
+    R=$!
+    for _ in $(seq 200); do grep -q "^$phase" "$T/W.log" 2>/dev/null && break; sleep 0.05; done
+    kill9_vssd
+    wait $R 2>/dev/null
+    kill "$WRITER_PID" 2>/dev/null
+    start_vssd || exit 1
+    want=$n0; [ "$phase" != Freeze ] && want=$((n0 + 1))
+    is "$(shadow_count)" "$want" "killed during $phase: $([ "$phase" = Freeze ] && echo 'half-made shadow deleted' || echo 'complete persistent shadow kept')"
+    check "killed during $phase: the catalog is a whole document" sh -c "catalog_valid() { grep -Eq '\"version\": *1' '$CAT'; }; catalog_valid"
+done
+not_frozen "$T/F"; ok $? "F: not frozen after the kills"
 
 # --- 4. the watchdog alone is killed: vssd starts a new one, backups go on.
 WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)

@@ -37,7 +37,6 @@
 /* Most aliases, writer specs. */
 #define DS_MAX_ALIASES 256
 #define DS_MAX_SPECS 256
-/* Nesting of EXEC is not a thing; nesting of scripts is not supported. */
 
 struct ds_volume {
     char *spec;                 /* as given to ADD VOLUME (after expansion) */
@@ -130,8 +129,7 @@ const char *ds_letter_path(struct ds *d, const char *letter);
  * (message in d->msg). Unknown commands are errors too.
  */
 int ds_run_command(struct ds *d, int argc, char **argv);
-/* Whether argv[0] (with argv[1]) is a command that takes no alias
- * expansion of its later words (ADD ALIAS keeps the value as typed). */
+/* HELP [COMMAND]. */
 int cmd_help(struct ds *d, int argc, char **argv);
 
 /* --- the command files ------------------------------------------------- */

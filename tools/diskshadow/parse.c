@@ -187,23 +187,3 @@ too_long:
     out[0] = '\0';
     return -E2BIG;
 }
-
-bool ds_first_alias_ref(const char *word, char *name, size_t len)
-{
-    for (const char *p = word; (p = strchr(p, '%'));) {
-        if (p[1] == '%') {
-            p += 2;
-            continue;
-        }
-        const char *close = strchr(p + 1, '%');
-        if (!close)
-            return false;
-        size_t n = (size_t)(close - p - 1);
-        if (n == 0 || n >= len)
-            return false;
-        memcpy(name, p + 1, n);
-        name[n] = '\0';
-        return ds_alias_name_valid(name);
-    }
-    return false;
-}

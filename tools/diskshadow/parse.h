@@ -65,13 +65,6 @@ int ds_expand(const char *word, ds_alias_lookup_fn lookup, void *larg,
               ds_alias_note_fn note, void *narg, char *out, size_t outlen,
               char *err, size_t errlen);
 
-/*
- * Whether the first %NAME% of word names something (for the caller's
- * lookups before expansion): copies the first referenced name into name
- * (DS_MAX_ALIAS_NAME + 1 bytes). @return true if there is one.
- */
-bool ds_first_alias_ref(const char *word, char *name, size_t len);
-
 /* An alias name: 1..DS_MAX_ALIAS_NAME of A-Z a-z 0-9 _ - . */
 bool ds_alias_name_valid(const char *name);
 

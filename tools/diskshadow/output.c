@@ -1,0 +1,251 @@
+/*
+ * output.c - everything diskshadow prints: the sink (stdout plus the /l
+ * log), the banner, the failure block and the shadow copy block in the
+ * layouts of Windows DiskShadow (reference/vss.md §5.4, our own banner).
+ *
+ * Invariants: every byte goes to stdout and to the log alike, so the log
+ * is the transcript; layouts are written with tabs and expanded here to
+ * spaces at tab stops of 8, as the reference transcripts show them; no
+ * line ends in blanks; a missing field prints as an empty value, never
+ * "(null)".
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <vss/requestor.h>
+
+#include "config.h"
+#include "diskshadow.h"
+#include "tool.h"
+#include "util.h"
+
+static FILE *log_file;
+
+int out_open_log(const char *path)
+{
+    log_file = fopen(path, "we");
+    return log_file ? 0 : -errno;
+}
+
+void out_close_log(void)
+{
+    if (log_file)
+        fclose(log_file);
+    log_file = NULL;
+}
+
+/* Writes s with tabs expanded (stops every 8 columns) and trailing blanks
+ * of each line dropped. */
+static void put_expanded(FILE *f, const char *s)
+{
+    size_t col = 0, blanks = 0;
+    for (; *s; s++) {
+        if (*s == '\n') {
+            fputc('\n', f);
+            col = blanks = 0;
+        } else if (*s == '\t' || *s == ' ') {
+            size_t w = *s == '\t' ? 8 - col % 8 : 1;
+            col += w;
+            blanks += w;
+        } else {
+            for (; blanks > 0; blanks--)
+                fputc(' ', f);
+            fputc(*s, f);
+            col++;
+        }
+    }
+}
+
+static void vout(FILE *log, const char *fmt, va_list ap)
+{
+    char small[1024];
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return;
+    char *text = small;
+    if ((size_t)n >= sizeof small) {
+        text = malloc((size_t)n + 1);
+        if (!text)
+            return;
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+    }
+    if (!log)
+        put_expanded(stdout, text);
+    if (log_file)
+        put_expanded(log_file, text);
+    if (text != small)
+        free(text);
+}
+
+void out_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vout(NULL, fmt, ap);
+    va_end(ap);
+}
+
+void out_log_only(const char *fmt, ...)
+{
+    if (!log_file)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vout(log_file, fmt, ap);
+    va_end(ap);
+}
+
+void out_each(void (*fn)(FILE *f, void *arg), void *arg)
+{
+    fn(stdout, arg);
+    if (log_file)
+        fn(log_file, arg);
+}
+
+int out_flush(void)
+{
+    int r = 0;
+    if (fflush(stdout) != 0)
+        r = -errno;
+    if (log_file && fflush(log_file) != 0 && r == 0)
+        r = -errno;
+    return r;
+}
+
+void out_banner(void)
+{
+    char when[64];
+    format_time_win(wall_s(), when, sizeof when);
+    out_printf("Linux DiskShadow version 1.0\n"
+               "Copyright (C) 2026 the vss project\n"
+               "On computer:  %s,  %s\n\n", tool_host_name(), when);
+}
+
+/* Windows names for the errno values diskshadow itself reports. */
+unsigned out_hresult(int err)
+{
+    switch (err) {
+    case -EOPNOTSUPP: return 0x80004001u;       /* E_NOTIMPL */
+    case -ECANCELED: return 0x80004005u;        /* E_FAIL */
+    default: return vss_hresult(err);
+    }
+}
+
+const char *out_error_name(int err)
+{
+    switch (err) {
+    case -EINVAL: return "E_INVALIDARG";
+    case -ENOMEM: return "E_OUTOFMEMORY";
+    case -EACCES:
+    case -EPERM: return "E_ACCESSDENIED";
+    case -EOPNOTSUPP: return "E_NOTIMPL";
+    case -ECANCELED: return "E_FAIL";
+    default: return vss_error_name(err);
+    }
+}
+
+void out_failure(int err, const char *who, const char *msg)
+{
+    if (msg && *msg)
+        out_printf("%s: %s\n", who ? who : "diskshadow", msg);
+    out_printf("The last operation failed.\n"
+               "\t- Returned HRESULT: %08X\n"
+               "\t- Error text: %s\n", out_hresult(err), out_error_name(err));
+}
+
+void out_display_target(const char *target, char *buf, size_t len)
+{
+    char l[3];
+    if (target && vss_letter_normalize(target, l))
+        snprintf(buf, len, "%s\\", l);
+    else
+        snprintf(buf, len, "%s", target ? target : "");
+}
+
+static const char *item_s(const vss_item *it, const char *field)
+{
+    const char *s = vss_item_str(it, field);
+    return s ? s : "";
+}
+
+/* A GUID field as "{lowercase}", or its raw text, or "". */
+static const char *item_guid(const vss_item *it, const char *field, char buf[VSS_ID_STRLEN])
+{
+    vss_id id;
+    if (vss_item_id(it, field, &id) == 0)
+        return vss_id_format(&id, buf);
+    const char *s = vss_item_str(it, field);
+    if (s && vss_id_parse(s, &id) == 0)
+        return vss_id_format(&id, buf);
+    return s ? s : "";
+}
+
+void out_shadow(const struct ds *d, const vss_item *it)
+{
+    char id[VSS_ID_STRLEN], set[VSS_ID_STRLEN], prov[VSS_ID_STRLEN], when[64], attrs[512];
+    item_guid(it, "id", id);
+    item_guid(it, "set_id", set);
+    const char *a_id = ds_alias_for_value(d, id);
+    const char *a_set = ds_alias_for_value(d, set);
+    long long created = vss_item_int(it, "created");
+    if (created > 0)
+        format_time_win(created, when, sizeof when);
+    else
+        snprintf(when, sizeof when, "%s", item_s(it, "created_text"));
+    long long count = vss_item_int(it, "set_count");
+    const char *machine = vss_item_str(it, "machine");
+    if (!machine || !*machine)
+        machine = tool_host_name();
+    const char *letter = vss_item_str(it, "letter");
+    const char *vname = vss_item_str(it, "volume_name");
+    const char *vol = item_s(it, "volume");
+    char where[4200];
+    if (letter && *letter)
+        snprintf(where, sizeof where, "%s\\", letter);
+    else
+        snprintf(where, sizeof where, "%s", vol);
+    vss_attributes_text((long)vss_item_int(it, "attributes"), true, attrs, sizeof attrs);
+
+    out_printf("\t* Shadow copy ID = %s", id);
+    if (a_id)
+        out_printf("\t\t%%%s%%", a_id);
+    out_printf("\n\t\t- Shadow copy set: %s", set);
+    if (a_set)
+        out_printf("\t%%%s%%", a_set);
+    out_printf("\n\t\t- Original count of shadow copies = %lld\n", count > 0 ? count : 1);
+    out_printf("\t\t- Original volume name: %s [%s]\n", vname && *vname ? vname : vol, where);
+    out_printf("\t\t- Creation time: %s\n", when);
+    out_printf("\t\t- Shadow copy device name: %s\n", item_s(it, "device"));
+    out_printf("\t\t- Originating machine: %s\n", machine);
+    out_printf("\t\t- Service machine: %s\n", machine);
+    const char *exposed = vss_item_str(it, "exposed");
+    if (exposed && *exposed) {
+        struct vss_config *c = NULL;
+        const char *l = NULL;
+        (void)c;
+        l = NULL;
+        /* the letter mapped to the exposure path, when there is one */
+        struct vss_config cfg;
+        char err[256];
+        memset(&cfg, 0, sizeof cfg);
+        if (vss_config_load(&cfg, d->root, NULL, err, sizeof err) == 0) {
+            l = vss_config_path_letter(&cfg, exposed);
+            out_printf("\t\t- Exposed name: %s%s\n", l ? l : exposed, l ? "\\" : "");
+            vss_config_release(&cfg);
+        } else {
+            out_printf("\t\t- Exposed name: %s\n", exposed);
+        }
+        out_printf("\t\t- Exposed path: %s\n", exposed);
+    } else {
+        out_printf("\t\t- Not exposed\n");
+    }
+    out_printf("\t\t- Provider ID: %s\n", item_guid(it, "provider_id", prov));
+    out_printf("\t\t- Attributes:  %s\n", attrs);
+}
