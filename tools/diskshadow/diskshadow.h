@@ -26,6 +26,8 @@
 
 #include "parse.h"
 
+struct vss_config;
+
 /* Exit codes (docs/diskshadow.md, diskshadow.8). */
 #define DS_EXIT_OK        0     /* every command succeeded (or interactive exit) */
 #define DS_EXIT_USAGE     1     /* bad command line, or the script/log cannot be opened */
@@ -57,6 +59,7 @@ struct ds {
     const char *socket;         /* --socket or NULL */
     const char *root;           /* --root or NULL */
     vss_requestor *r;           /* NULL until the first command that needs vssd */
+    struct vss_config *cfg;     /* vss.conf (drive letters), loaded by ds_init; may be NULL */
 
     /* SET */
     long context;               /* base context (VSS_CTX_*) */
@@ -119,8 +122,10 @@ const char *ds_alias_for_value(const struct ds *d, const char *value);
 const struct ds_volume *ds_pending_alias(const struct ds *d, const char *name);
 /* Releases the vssd backup session if one is open (volatile shadows go). */
 void ds_release(struct ds *d);
-/* Path of a mapped drive letter ("S:") from vss.conf, or NULL (static). */
-const char *ds_letter_path(struct ds *d, const char *letter);
+/* Path of a mapped drive letter ("S:", "s:\\") from vss.conf, or NULL. */
+const char *ds_letter_path(const struct ds *d, const char *letter);
+/* Drive letter ("S:") mapped to a path in vss.conf, or NULL. */
+const char *ds_path_letter(const struct ds *d, const char *path);
 
 /* --- commands.c: the dispatch table and HELP --------------------------- */
 

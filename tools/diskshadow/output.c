@@ -18,7 +18,6 @@
 
 #include <vss/requestor.h>
 
-#include "config.h"
 #include "diskshadow.h"
 #include "tool.h"
 #include "util.h"
@@ -227,21 +226,9 @@ void out_shadow(const struct ds *d, const vss_item *it)
     out_printf("\t\t- Service machine: %s\n", machine);
     const char *exposed = vss_item_str(it, "exposed");
     if (exposed && *exposed) {
-        struct vss_config *c = NULL;
-        const char *l = NULL;
-        (void)c;
-        l = NULL;
-        /* the letter mapped to the exposure path, when there is one */
-        struct vss_config cfg;
-        char err[256];
-        memset(&cfg, 0, sizeof cfg);
-        if (vss_config_load(&cfg, d->root, NULL, err, sizeof err) == 0) {
-            l = vss_config_path_letter(&cfg, exposed);
-            out_printf("\t\t- Exposed name: %s%s\n", l ? l : exposed, l ? "\\" : "");
-            vss_config_release(&cfg);
-        } else {
-            out_printf("\t\t- Exposed name: %s\n", exposed);
-        }
+        /* the drive letter mapped to the exposure path, when there is one */
+        const char *l = ds_path_letter(d, exposed);
+        out_printf("\t\t- Exposed name: %s%s\n", l ? l : exposed, l ? "\\" : "");
         out_printf("\t\t- Exposed path: %s\n", exposed);
     } else {
         out_printf("\t\t- Not exposed\n");

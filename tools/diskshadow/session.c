@@ -1,0 +1,222 @@
+/*
+ * session.c - diskshadow's state between commands: the connection to
+ * vssd, the alias table, failures, RESET and the end of a run.
+ *
+ * Invariants: d->r is connected lazily (HELP, SET, ADD and EXIT work
+ * without vssd); d->backup_open mirrors the vssd session, and every path
+ * that ends it goes through ds_release(); at the end of a run (EXIT, end
+ * of script, a failure that stops the script) ds_finish() prints the END
+ * BACKUP note when BEGIN BACKUP was not followed by END BACKUP, then
+ * releases: vssd deletes the volatile (auto-release) shadows then, and
+ * persistent ones stay.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <vss/requestor.h>
+
+#include "config.h"
+#include "diskshadow.h"
+#include "tool.h"
+
+void ds_init(struct ds *d)
+{
+    const char *socket = d->socket, *root = d->root;
+    memset(d, 0, sizeof *d);
+    d->socket = socket;
+    d->root = root;
+    d->context = VSS_CTX_BACKUP;
+    d->backup_type = VSS_BT_COPY;
+    /* vss.conf gives the drive letters for display; a missing or broken
+     * one only means paths are shown instead (vssd reports real errors) */
+    d->cfg = calloc(1, sizeof *d->cfg);
+    char err[512];
+    if (d->cfg && vss_config_load(d->cfg, root, NULL, err, sizeof err) != 0) {
+        free(d->cfg);
+        d->cfg = NULL;
+    }
+}
+
+const char *ds_letter_path(const struct ds *d, const char *letter)
+{
+    return d->cfg ? vss_config_letter_path(d->cfg, letter) : NULL;
+}
+
+const char *ds_path_letter(const struct ds *d, const char *path)
+{
+    return d->cfg ? vss_config_path_letter(d->cfg, path) : NULL;
+}
+
+int ds_fail(struct ds *d, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    va_end(ap);
+    d->msg_who = "diskshadow";
+    return err;
+}
+
+int ds_fail_vss(struct ds *d, int err)
+{
+    if (tool_connection_lost(err)) {
+        snprintf(d->msg, sizeof d->msg, "lost the connection to vssd: %s (vssd may have "
+                 "stopped; check its log)", vss_strerror(err));
+        d->msg_who = "diskshadow";
+        return err;
+    }
+    const char *m = d->r ? vss_requestor_last_message(d->r) : "";
+    snprintf(d->msg, sizeof d->msg, "%s", m && *m ? m : vss_strerror(err));
+    d->msg_who = m && *m ? "vssd" : "diskshadow";
+    return err;
+}
+
+/* Prints the unreachable explanation into one output file. */
+struct unreachable {
+    const char *socket;
+    int err;
+};
+
+static void print_unreachable(FILE *f, void *arg)
+{
+    const struct unreachable *u = arg;
+    tool_print_unreachable(f, "diskshadow", u->socket, u->err);
+}
+
+int ds_connect(struct ds *d)
+{
+    if (d->r)
+        return 0;
+    d->r = vss_requestor_new();
+    if (!d->r)
+        return ds_fail(d, -ENOMEM, "out of memory");
+    int rc = vss_requestor_connect(d->r, d->socket, "diskshadow");
+    if (rc == 0)
+        return 0;
+    if (vss_is_vss_error(rc)) {
+        ds_fail_vss(d, rc);
+    } else {
+        struct unreachable u = { d->socket ? d->socket : vss_default_socket(), rc };
+        fflush(stdout);
+        out_each(print_unreachable, &u);
+        d->msg[0] = '\0';
+    }
+    vss_requestor_free(d->r);
+    d->r = NULL;
+    return rc;
+}
+
+const char *ds_alias_get(const struct ds *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_aliases; i++)
+        if (!strcasecmp(d->aliases[i].name, name))
+            return d->aliases[i].value;
+    return NULL;
+}
+
+int ds_alias_set(struct ds *d, const char *name, const char *value)
+{
+    char *v = strdup(value);
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->n_aliases; i++)
+        if (!strcasecmp(d->aliases[i].name, name)) {
+            free(d->aliases[i].value);
+            d->aliases[i].value = v;
+            return 0;
+        }
+    char *n = strdup(name);
+    if (!n || d->n_aliases == DS_MAX_ALIASES) {
+        free(n);
+        free(v);
+        return n ? -E2BIG : -ENOMEM;
+    }
+    d->aliases[d->n_aliases].name = n;
+    d->aliases[d->n_aliases].value = v;
+    d->n_aliases++;
+    /* EXEC scripts see the aliases as environment variables, as on Windows */
+    setenv(name, value, 1);
+    return 0;
+}
+
+const char *ds_alias_for_value(const struct ds *d, const char *value)
+{
+    for (size_t i = 0; i < d->n_aliases; i++)
+        if (!strcasecmp(d->aliases[i].value, value))
+            return d->aliases[i].name;
+    return NULL;
+}
+
+const struct ds_volume *ds_pending_alias(const struct ds *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_vols; i++)
+        if (!d->vols[i].created && d->vols[i].alias && !strcasecmp(d->vols[i].alias, name))
+            return &d->vols[i];
+    return NULL;
+}
+
+void ds_release(struct ds *d)
+{
+    if (d->r && (d->backup_open || d->restore_open))
+        (void)vss_requestor_release(d->r);
+    d->backup_open = d->restore_open = false;
+    d->created = false;
+    if (d->writers) {
+        vss_list_free(d->writers);
+        d->writers = NULL;
+    }
+}
+
+/* Drops everything SET, ADD, WRITER, LOAD and BEGIN accumulated. */
+static void drop_state(struct ds *d)
+{
+    for (size_t i = 0; i < d->n_vols; i++) {
+        free(d->vols[i].spec);
+        free(d->vols[i].alias);
+    }
+    d->n_vols = 0;
+    for (size_t i = 0; i < d->n_aliases; i++) {
+        unsetenv(d->aliases[i].name);
+        free(d->aliases[i].name);
+        free(d->aliases[i].value);
+    }
+    d->n_aliases = 0;
+    for (size_t i = 0; i < d->n_excl; i++)
+        free(d->excl[i]);
+    d->n_excl = 0;
+    for (size_t i = 0; i < d->n_verify; i++)
+        free(d->verify[i]);
+    d->n_verify = 0;
+    free(d->metadata_path);
+    d->metadata_path = NULL;
+    metadata_free(d);
+    d->context = VSS_CTX_BACKUP;
+    d->options = 0;
+    d->begun = d->ended = false;
+    d->backup_type = VSS_BT_COPY;
+}
+
+void ds_reset(struct ds *d)
+{
+    ds_release(d);
+    drop_state(d);
+}
+
+void ds_finish(struct ds *d)
+{
+    if (d->begun && !d->ended)
+        out_printf("Note: END BACKUP was not commanded, writers not notified BackupComplete.\n");
+    ds_release(d);
+    drop_state(d);
+    vss_requestor_free(d->r);
+    d->r = NULL;
+    if (d->cfg) {
+        vss_config_release(d->cfg);
+        free(d->cfg);
+        d->cfg = NULL;
+    }
+}
