@@ -291,10 +291,10 @@ struct attr_word {
 };
 
 static const struct attr_word attr_words[] = {
-    { VSS_VOLSNAP_ATTR_PERSISTENT, "Persistent", "Persistent" },
-    { VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE, "Client-accessible", "Client_accessible" },
-    { VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE, "No auto release", "No_Auto_Release" },
-    { VSS_VOLSNAP_ATTR_NO_WRITERS, "No writers", "No_Writers" },
+    { VSS_VOLSNAP_ATTR_PERSISTENT, "Persistent", "Persistent" },                 /* 0 */
+    { VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE, "Client-accessible", "Client_accessible" }, /* 1 */
+    { VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE, "No auto release", "No_Auto_Release" },  /* 2 */
+    { VSS_VOLSNAP_ATTR_NO_WRITERS, "No writers", "No_Writers" },                 /* 3 */
     { VSS_VOLSNAP_ATTR_TRANSPORTABLE, "Transportable", "Transportable" },
     { VSS_VOLSNAP_ATTR_NO_AUTORECOVERY, "No auto recovery", "No_Auto_Recovery" },
     { VSS_VOLSNAP_ATTR_HARDWARE_ASSISTED, "Hardware assisted", "Hardware_Assisted" },
@@ -309,19 +309,23 @@ static const struct attr_word attr_words[] = {
     { VSS_VOLSNAP_ATTR_FILE_SHARE, "File share", "FileShare" },
 };
 
+/* diskshadow lists the words in another order: "No_Auto_Release Persistent
+ * No_Writers Differential" (public transcripts); indices into attr_words. */
+static const size_t diskshadow_order[] = { 2, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+
 int vss_attributes_text(long attributes, bool diskshadow_style, char *buf, size_t len)
 {
     size_t n = 0;
     int total = 0;
     if (len)
         buf[0] = '\0';
-    for (size_t i = 0; i < sizeof attr_words / sizeof attr_words[0]; i++) {
+    for (size_t k = 0; k < sizeof attr_words / sizeof attr_words[0]; k++) {
+        size_t i = diskshadow_style ? diskshadow_order[k] : k;
         if (!(attributes & attr_words[i].bit))
             continue;
         const char *w = diskshadow_style ? attr_words[i].diskshadow : attr_words[i].vssadmin;
         const char *sep = total ? (diskshadow_style ? " " : ", ") : "";
-        int k = snprintf(buf + n, n < len ? len - n : 0, "%s%s", sep, w);
-        total += k;
+        total += snprintf(buf + n, n < len ? len - n : 0, "%s%s", sep, w);
         n = (size_t)total < len ? (size_t)total : len;
     }
     return total;

@@ -93,6 +93,7 @@ struct ds {
     /* the run */
     bool script;                /* script mode: a failure stops the run */
     bool quit;                  /* EXIT was given */
+    bool no_daemon;             /* the last failure: vssd unreachable or connection lost */
     char msg[2048];             /* explanation of the last failure */
     const char *msg_who;        /* "diskshadow" or "vssd" */
 };
@@ -120,6 +121,12 @@ int ds_alias_set(struct ds *d, const char *name, const char *value);
 const char *ds_alias_for_value(const struct ds *d, const char *value);
 /* The added volume that declared alias name and is not created yet. */
 const struct ds_volume *ds_pending_alias(const struct ds *d, const char *name);
+/*
+ * Whether a WRITER spec names writer it: a GUID (class or instance ID), a
+ * name (any case), or "name:\component" by its writer part; *component
+ * (may be NULL) gets the "\component" part or NULL.
+ */
+bool ds_spec_matches(const char *spec, const vss_item *it, const char **component);
 /* Releases the vssd backup session if one is open (volatile shadows go). */
 void ds_release(struct ds *d);
 /* Path of a mapped drive letter ("S:", "s:\\") from vss.conf, or NULL. */
@@ -162,8 +169,12 @@ int cmd_unsupported(struct ds *d, int argc, char **argv);
 int metadata_save(struct ds *d, const char *path);
 /* LOAD METADATA: reads the file, restores its aliases. */
 int metadata_load(struct ds *d, const char *path);
-/* The writers of the loaded metadata (struct json_object array) or NULL. */
-void *metadata_writers(const struct ds *d);
+/*
+ * SIMULATE RESTORE: prints whether each writer of the loaded metadata is
+ * among now (a writer listing). @return 0, or VSS_E_OBJECT_NOT_FOUND if
+ * one is missing (message set).
+ */
+int metadata_check_writers(struct ds *d, const vss_list *now);
 void metadata_free(struct ds *d);
 
 /* --- output.c ---------------------------------------------------------- */

@@ -18,6 +18,7 @@
 
 #include <vss/requestor.h>
 
+#include "config.h"
 #include "diskshadow.h"
 #include "tool.h"
 #include "util.h"
@@ -37,29 +38,45 @@ void out_close_log(void)
     log_file = NULL;
 }
 
-/* Writes s with tabs expanded (stops every 8 columns) and trailing blanks
- * of each line dropped. */
-static void put_expanded(FILE *f, const char *s)
+/*
+ * Tab expansion state, carried across calls: a line is often printed in
+ * pieces, and a tab's width depends on the column the line reached.
+ * Blanks are held back until something follows them on the line, so no
+ * line ends in blanks.
+ */
+static size_t out_col, out_blanks;
+
+/* Expands s into a new string (NULL if out of memory). */
+static char *expand(const char *s)
 {
-    size_t col = 0, blanks = 0;
+    size_t cap = strlen(s) + 1;
+    for (const char *p = s; *p; p++)
+        if (*p == '\t')
+            cap += 8;
+    cap += out_blanks;
+    char *out = malloc(cap), *o = out;
+    if (!out)
+        return NULL;
     for (; *s; s++) {
         if (*s == '\n') {
-            fputc('\n', f);
-            col = blanks = 0;
+            *o++ = '\n';
+            out_col = out_blanks = 0;
         } else if (*s == '\t' || *s == ' ') {
-            size_t w = *s == '\t' ? 8 - col % 8 : 1;
-            col += w;
-            blanks += w;
+            size_t w = *s == '\t' ? 8 - out_col % 8 : 1;
+            out_col += w;
+            out_blanks += w;
         } else {
-            for (; blanks > 0; blanks--)
-                fputc(' ', f);
-            fputc(*s, f);
-            col++;
+            for (; out_blanks > 0; out_blanks--)
+                *o++ = ' ';
+            *o++ = *s;
+            out_col++;
         }
     }
+    *o = '\0';
+    return out;
 }
 
-static void vout(FILE *log, const char *fmt, va_list ap)
+static void vout(bool log_only, const char *fmt, va_list ap)
 {
     char small[1024];
     va_list ap2;
@@ -75,10 +92,14 @@ static void vout(FILE *log, const char *fmt, va_list ap)
             return;
         vsnprintf(text, (size_t)n + 1, fmt, ap);
     }
-    if (!log)
-        put_expanded(stdout, text);
-    if (log_file)
-        put_expanded(log_file, text);
+    char *x = expand(text);
+    if (x) {
+        if (!log_only)
+            fputs(x, stdout);
+        if (log_file)
+            fputs(x, log_file);
+        free(x);
+    }
     if (text != small)
         free(text);
 }
@@ -87,7 +108,7 @@ void out_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vout(NULL, fmt, ap);
+    vout(false, fmt, ap);
     va_end(ap);
 }
 
@@ -97,7 +118,7 @@ void out_log_only(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vout(log_file, fmt, ap);
+    vout(true, fmt, ap);
     va_end(ap);
 }
 
@@ -162,8 +183,9 @@ void out_failure(int err, const char *who, const char *msg)
 void out_display_target(const char *target, char *buf, size_t len)
 {
     char l[3];
+    /* a letter keeps the case it was typed in, as Windows echoes "z:\\" */
     if (target && vss_letter_normalize(target, l))
-        snprintf(buf, len, "%s\\", l);
+        snprintf(buf, len, "%c:\\", target[0]);
     else
         snprintf(buf, len, "%s", target ? target : "");
 }

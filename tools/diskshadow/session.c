@@ -6,7 +6,7 @@
  * without vssd); d->backup_open mirrors the vssd session, and every path
  * that ends it goes through ds_release(); at the end of a run (EXIT, end
  * of script, a failure that stops the script) ds_finish() prints the END
- * BACKUP note when BEGIN BACKUP was not followed by END BACKUP, then
+ * BACKUP note when BEGIN BACKUP or CREATE was not followed by END BACKUP, then
  * releases: vssd deletes the volatile (auto-release) shadows then, and
  * persistent ones stay.
  */
@@ -64,6 +64,7 @@ int ds_fail(struct ds *d, int err, const char *fmt, ...)
 int ds_fail_vss(struct ds *d, int err)
 {
     if (tool_connection_lost(err)) {
+        d->no_daemon = true;
         snprintf(d->msg, sizeof d->msg, "lost the connection to vssd: %s (vssd may have "
                  "stopped; check its log)", vss_strerror(err));
         d->msg_who = "diskshadow";
@@ -104,6 +105,7 @@ int ds_connect(struct ds *d)
         fflush(stdout);
         out_each(print_unreachable, &u);
         d->msg[0] = '\0';
+        d->no_daemon = true;
     }
     vss_requestor_free(d->r);
     d->r = NULL;
@@ -208,7 +210,9 @@ void ds_reset(struct ds *d)
 
 void ds_finish(struct ds *d)
 {
-    if (d->begun && !d->ended)
+    /* Windows prints the note after BEGIN BACKUP, and also after a CREATE
+     * without it (reference §5.4): in both cases no BackupComplete was sent */
+    if ((d->begun || d->created) && !d->ended)
         out_printf("Note: END BACKUP was not commanded, writers not notified BackupComplete.\n");
     ds_release(d);
     drop_state(d);
@@ -219,4 +223,22 @@ void ds_finish(struct ds *d)
         free(d->cfg);
         d->cfg = NULL;
     }
+}
+
+bool ds_spec_matches(const char *spec, const vss_item *it, const char **component)
+{
+    char head[1100];
+    const char *sep = strstr(spec, ":\\");
+    if (component)
+        *component = sep ? sep + 1 : NULL;
+    if (sep) {
+        snprintf(head, sizeof head, "%.*s", (int)(sep - spec), spec);
+        spec = head;
+    }
+    vss_id want, have;
+    if (vss_id_parse(spec, &want) == 0)
+        return (vss_item_id(it, "class_id", &have) == 0 && vss_id_equal(&want, &have)) ||
+               (vss_item_id(it, "instance_id", &have) == 0 && vss_id_equal(&want, &have));
+    const char *name = vss_item_str(it, "name");
+    return name && !strcasecmp(name, spec);
 }

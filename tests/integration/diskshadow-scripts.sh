@@ -1,0 +1,138 @@
+#!/bin/bash
+# diskshadow against a live vssd: the corpus of scripts in tests/diskshadow/
+# with their expected transcripts (*.out, masked by tests/diskshadow/mask.sed),
+# the seed's script (examples/seed-diskshadow.txt) run unmodified with F:
+# and S: mapped and a writer of the Exchange writer class on F:, the error
+# paths and exit codes, the /l log, and the interactive mode through a
+# pseudo-terminal (tests/helpers/pty-drive).
+#
+# DS_REGEN=1 rewrites the expected transcripts from this run (review the
+# diff before committing them).
+. "$(dirname "$0")/lib.sh"
+plan 65
+
+DS="$VSS_BUILD/tools/diskshadow/diskshadow"
+PTY="$VSS_BUILD/tests/helpers/pty-drive"
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+CASES="$SRC/tests/diskshadow"
+EXCHANGE='{76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}'
+
+write_config
+make_volume F 16 || exit 1
+start_vssd || exit 1
+mkdir -p "$T/F/db" "$T/work"
+echo "mailbox database" > "$T/F/db/mailbox.edb"
+start_writer Exchange --class "$EXCHANGE" --component "Mailbox Database:$T/F/db" || exit 1
+cd "$T/work" || exit 1
+
+mask() { sed -e "s|$T|@T@|g" | sed -E -f "$CASES/mask.sed"; }
+
+# run_case NAME SCRIPT WANT_RC: runs the script with /l, checks the exit
+# code and the masked transcript against tests/diskshadow/NAME.out.
+run_case() {
+    local name="$1" script="$2" want="$3" rc
+    "$DS" /s "$script" /l "$T/$name.log" >"$T/$name.stdout" 2>"$T/$name.stderr"
+    rc=$?
+    is "$rc" "$want" "$name: exit code $want"
+    mask <"$T/$name.stdout" >"$T/$name.got"
+    [ -n "${DS_REGEN:-}" ] && cp "$T/$name.got" "$CASES/$name.out"
+    if diff -u "$CASES/$name.out" "$T/$name.got" >"$T/$name.diff" 2>&1; then
+        ok 0 "$name: transcript as expected"
+    else
+        ok 1 "$name: transcript as expected"
+        sed 's/^/#   /' "$T/$name.diff" | head -80
+        [ -s "$T/$name.stderr" ] && sed 's/^/#   stderr: /' "$T/$name.stderr"
+    fi
+}
+
+# --- the seed's story ------------------------------------------------------
+run_case list-none "$CASES/list-none.dsh" 0
+
+: >"$T/Exchange.log"
+run_case seed "$SRC/examples/seed-diskshadow.txt" 0
+check "seed: the /l log is the transcript" cmp "$T/seed.log" "$T/seed.stdout"
+is "$(events_of Exchange)" "PrepareForBackup PrepareForSnapshot Freeze Thaw PostSnapshot BackupComplete BackupShutdown" \
+    "seed: the Exchange writer went through the whole backup"
+like "$(grep '^PrepareForBackup' "$T/Exchange.log")" "type=full" "seed: BEGIN BACKUP made it a full backup"
+is "$(cat "$T/S/db/mailbox.edb" 2>&1)" "mailbox database" "seed: the shadow copy is exposed read-only at S:"
+check "seed: S: is read-only" sh -c "! touch '$T/S/db/x' 2>/dev/null"
+is "$(shadow_count)" "1" "seed: the persistent shadow copy outlives diskshadow"
+sid=$(sed -n 's/^Alias VSS_Backup_F for shadow ID \({[0-9a-f-]*}\).*/\1/p' "$T/seed.stdout")
+like "$(grep -c -- "$sid" "$T/seed.stdout")" "^[3-9]$" "seed: the alias, the listing and the expose echo show one shadow ID"
+
+run_case seed-cleanup "$CASES/seed-cleanup.dsh" 0
+is "$(shadow_count)" "0" "seed-cleanup: DELETE SHADOWS ALL deleted it"
+check "seed-cleanup: S: is no longer mounted" sh -c "! findmnt -rn '$T/S' >/dev/null"
+
+# --- error paths -------------------------------------------------------------
+run_case unknown-command "$CASES/unknown-command.dsh" 2
+run_case bad-alias "$CASES/bad-alias.dsh" 2
+run_case verify-missing "$CASES/verify-missing.dsh" 2
+is "$(shadow_count)" "0" "verify-missing: no shadow copy left"
+run_case expose-volatile "$CASES/expose-volatile.dsh" 2
+is "$(shadow_count)" "0" "expose-volatile: the volatile shadow copy went at exit"
+
+start_writer Vetoer --class '{0b0e7e70-0000-4000-8000-7e5700000002}' --veto Freeze \
+    --component "Vetoed:$T/F/db" || exit 1
+VETO_PID=$WRITER_PID
+: >"$T/Exchange.log"
+run_case veto "$CASES/veto.dsh" 2
+is "$(shadow_count)" "0" "veto: no shadow copy left"
+like "$(events_of Exchange)" "Abort" "veto: the other writer got Abort"
+stop_pid "$VETO_PID"
+
+provider_ctl "fail=pre_commit"
+run_case provider-veto "$CASES/provider-veto.dsh" 2
+provider_ctl ""
+is "$(shadow_count)" "0" "provider-veto: no shadow copy left"
+
+: >"$T/Exchange.log"
+run_case no-end-backup "$CASES/no-end-backup.dsh" 0
+unlike "$(events_of Exchange)" "BackupComplete" "no-end-backup: no BackupComplete sent"
+is "$(shadow_count)" "1" "no-end-backup: the persistent shadow copy stays"
+"$VSSADMIN" delete shadows /all /quiet >/dev/null 2>&1
+
+run_case metadata-save "$CASES/metadata-save.dsh" 0
+like "$(cat "$T/work/backup.cab" 2>&1)" '"format": "vss-diskshadow-metadata"' "metadata-save: backup.cab holds our metadata"
+like "$(cat "$T/work/backup.cab" 2>&1)" '"name": "Note"' "metadata-save: with the aliases"
+run_case metadata-load "$CASES/metadata-load.dsh" 0
+is "$(shadow_count)" "0" "metadata-load: DELETE SHADOWS SET %VSS_SHADOW_SET% used the loaded alias"
+
+run_case unsupported "$CASES/unsupported.dsh" 2
+run_case help "$CASES/help.dsh" 0
+
+printf 'echo "hook sees $Greeting"\n' >"$T/work/hook.sh"
+printf 'exit 3\n' >"$T/work/failing-hook.sh"
+run_case exec "$CASES/exec.dsh" 2
+
+# --- exit codes and the command line ------------------------------------------
+out=$("$DS" --socket "$T/nowhere.sock" /s "$CASES/list-none.dsh" 2>&1); rc=$?
+is "$rc" "3" "vssd unreachable: exit code 3"
+like "$out" "cannot reach vssd at '$T/nowhere.sock'" "vssd unreachable: says so"
+like "$out" "The last operation failed." "vssd unreachable: and fails the command"
+"$DS" --bogus >/dev/null 2>&1; is "$?" "1" "unknown option: exit code 1"
+out=$("$DS" /s "$T/missing.dsh" 2>&1); rc=$?
+is "$rc" "1" "missing script: exit code 1"
+like "$out" "cannot open the script '$T/missing.dsh'" "missing script: names it"
+out=$("$DS" -h); rc=$?
+is "$rc" "0" "-h: exit code 0"
+like "$out" "Exit status:" "-h documents the exit codes"
+out=$(printf 'list providers\nbogus\nlist shadows all\n' | "$DS" 2>&1); rc=$?
+is "$rc" "2" "commands on a pipe run as a script"
+unlike "$out" "Querying all shadow copies" "and stop at the first failure"
+
+# --- interactive mode -----------------------------------------------------------
+out=$(printf '%s\n' \
+    'expect DISKSHADOW> ' 'send list providers\r' \
+    'expect providers registered.' 'expect DISKSHADOW> ' 'send \e[A\r' \
+    'expect providers registered.' 'expect DISKSHADOW> ' 'send frobnicate\r' \
+    'expect The last operation failed.' 'expect DISKSHADOW> ' 'send exit\r' \
+    'expect DiskShadow is exiting.' | "$PTY" 20 "$DS" /l "$T/interactive.log" 2>&1); rc=$?
+is "$rc" "0" "interactive: exits 0 after EXIT"
+like "$out" "Linux DiskShadow version 1.0" "interactive: banner"
+is "$(grep -c 'providers registered.' <<<"$out")" "2" "interactive: the up arrow recalled LIST PROVIDERS"
+like "$out" "unknown command 'frobnicate'" "interactive: a failure does not end the session"
+like "$(cat "$T/interactive.log")" "DISKSHADOW> list providers" "interactive: the log has the commands"
+like "$(cat "$T/interactive.log")" "DISKSHADOW> exit" "interactive: up to EXIT"
+
+done_testing

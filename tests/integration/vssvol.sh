@@ -1,0 +1,244 @@
+#!/bin/bash
+# vssvol end to end, on real loop devices and a real btrfs pool image:
+#  (a) usage: --help for the tool and every command, bad inputs exit 1
+#      with a message naming the value, non-btrfs pools refused (exit 2);
+#  (b) pool init (the embedded default image under the test's VSS_ROOT),
+#      idempotent; create F (ext4) and G (xfs) with letters: mounted on
+#      loop devices with direct I/O, NOCOW images, registered with vssd;
+#      list and list --json;
+#  (c) a full backup of F: and G: through vssd with the btrfs provider:
+#      pattern A, shadow under load, overwrite with B, the exposed shadows
+#      are all A;
+#  (d) detach / attach round trip with the data intact;
+#  (e) a simulated reboot (vssd stopped, exposures, volumes and pool
+#      unmounted, loops gone), vssd started, "attach --all": pool, volumes,
+#      registrations and the persistent shadows' exposures are back;
+#  (f) remove refused while a shadow exists, then --force;
+#  (g) create without vssd: exit 3, registered later by attach.
+. "$(dirname "$0")/lib.sh"
+
+VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
+BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
+command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
+command -v mkfs.xfs >/dev/null || { echo "1..0 # SKIP mkfs.xfs not installed"; exit 0; }
+
+STATE="$VSS_ROOT/var/lib/vss"
+POOL="$STATE/pool"
+
+# vv ARGS...: runs vssvol, output in $OUT, exit status in $RC.
+vv() { OUT=$("$VSSVOL" "$@" 2>&1); RC=$?; }
+diag_out() { printf '%s\n' "$OUT" | sed 's/^/#   /'; }
+sums() {
+    (cd "$1" && find . \( -path ./load -o -path ./lost+found \) -prune -o -type f -print0 |
+        sort -z | xargs -0 sha256sum)
+}
+write_pattern() {
+    mkdir -p "$1/d1"
+    echo "pattern $2" > "$1/text"
+    for f in a d1/b; do
+        dd if=/dev/urandom of="$1/$f" bs=1M count=2 conv=notrunc status=none
+    done
+}
+load_start() {
+    ( while :; do dd if=/dev/urandom of="$1/load" bs=64k count=32 conv=notrunc status=none; done ) &
+    LOAD_PID=$!
+    _pids+=("$LOAD_PID")
+}
+load_stop() { kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; }
+loop_of() { losetup -n -O NAME -j "$1" 2>/dev/null | head -1; }
+sid_of() { sed -n "s|^shadow \({[0-9a-f-]*}\) $1 .*|\1|p" "$T/req.out" | head -1; }
+
+write_config
+start_vssd || exit 1
+
+# --- (a) usage
+vv --help
+ok $RC "vssvol --help exits 0"
+like "$OUT" "attach NAME \| --all" "and lists the commands"
+for c in "pool init" create list attach detach remove; do
+    # shellcheck disable=SC2086
+    vv $c --help
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "^Usage: vssvol $c"
+    ok $? "vssvol $c --help"
+done
+bad() { # bad DESC REGEX ARGS...: exit 1 and a message matching REGEX
+    local d="$1" re="$2"; shift 2
+    vv "$@"
+    if [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -Eq -- "$re"; then ok 0 "$d"
+    else ok 1 "$d"; diag "rc=$RC: $OUT"; fi
+}
+bad "a bad volume name" "invalid volume name 'a/b'" create a/b --size 64M --mount "$T/x"
+bad "a name starting with a dot" "invalid volume name '.x'" create .x --size 64M --mount "$T/x"
+bad "a bad size unit" "invalid size '12Q'" create V --size 12Q --mount "$T/x"
+bad "a zero size" "size '0' is zero" create V --size 0 --mount "$T/x"
+bad "an unknown filesystem" "invalid --fs 'btrfs'" create V --size 64M --fs btrfs --mount "$T/x"
+bad "a bad drive letter" "invalid drive letter '7:'" create V --size 64M --mount "$T/x" --letter 7:
+bad "a missing --size" "missing --size" create V --mount "$T/x"
+bad "a mount point whose parent is missing" "parent '$T/no/such' does not exist" \
+    create V --size 64M --mount "$T/no/such/dir"
+bad "attach without a name" "missing volume name or --all" attach
+bad "attach with a name and --all" "not both" attach V --all
+bad "an unknown option" "unknown option '--bogus'" list --bogus
+bad "an option of another command" "'--force' is not valid for 'create'" \
+    create V --size 64M --mount "$T/x" --force
+bad "--size with --path" "only for the pool image" pool init --path "$T" --size 1G
+vv --root "$T/other" list
+like "$OUT" "No pool" "--root: another root has no pool"
+vv --root "$T/other" pool init --path "$T"
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "neither snapshot nor reflink"
+ok $? "a pool directory on a filesystem that can do neither is refused (exit 2, says what works)"
+diag_out
+make_volume X 300 xfs || exit 1
+vv --root "$T/other" pool init --path "$T/X"
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "reflink provider, which does not exist yet"
+ok $? "an XFS pool is refused until the reflink provider exists"
+
+# --- (b) pool and volumes
+vv pool init
+ok $RC "pool init: the embedded default"
+diag_out
+is "$(findmnt -rn -o FSTYPE "$POOL")" "btrfs" "the pool image is mounted (btrfs) under the state directory"
+PLOOP=$(findmnt -rn -o SOURCE "$POOL")
+is "$(losetup -n -O BACK-FILE "$PLOOP" | sed 's/ *$//')" "$STATE/pool.img" "on a loop device backed by STATE_DIR/pool.img"
+check "the pool has volumes/ and shadows/" test -d "$POOL/volumes" -a -d "$POOL/shadows"
+vv pool init
+ok $RC "pool init again is harmless"
+vv pool init --path "$T"
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "a pool already exists"
+ok $? "one pool per root"
+
+vv create F --size 256M --mount "$T/F" --letter F:
+ok $RC "create F (ext4, 256M, F:)"
+diag_out
+vv create G --size 300M --fs xfs --mount "$T/G" --letter g
+ok $RC "create G (xfs, 300M, g)"
+is "$(findmnt -rn -o FSTYPE "$T/F")/$(findmnt -rn -o FSTYPE "$T/G")" "ext4/xfs" "both mounted"
+FLOOP=$(loop_of "$POOL/volumes/F/F.img")
+is "$(findmnt -rn -o SOURCE "$T/F")" "$FLOOP" "F is its image on a loop device"
+is "$(cat "/sys/block/${FLOOP#/dev/}/loop/dio" 2>&1)" "1" "with direct I/O"
+like "$(lsattr "$POOL/volumes/F/F.img" 2>&1)" "^[^ ]*C" "the image is NOCOW"
+is "$(btrfs subvolume show "$POOL/volumes/G" 2>/dev/null | sed -n '1p' | tr -d ' ')" "volumes/G" \
+    "G's image is in its own subvolume"
+out=$("$VSSADMIN" list volumes 2>&1)
+like "$out" "Volume path: F:" "vssd knows F: (registered)"
+like "$out" "Volume path: G:" "and G:"
+bad "a name that exists" "a volume named 'F' already exists" create F --size 64M --mount "$T/x"
+bad "a letter that is taken" "drive F: belongs to volume 'F'" create H --size 64M --mount "$T/H" --letter F
+mkdir -p "$T/full"; touch "$T/full/file"
+bad "a mount point that is not empty" "'$T/full' is not empty" create H --size 64M --mount "$T/full"
+bad "an xfs volume that is too small" "too small for xfs" create H --size 64M --fs xfs --mount "$T/H"
+check "no half-made volume was left" test ! -e "$POOL/volumes/H"
+vv list
+like "$OUT" "F +F: +256 MiB +ext4 +attached +/dev/loop[0-9]+ +yes +$T/F" "list shows F attached and registered"
+like "$OUT" "G +G: +300 MiB +xfs +attached" "and G"
+vv list --json
+like "$(printf '%s' "$OUT" | tr -d ' \n')" '"name":"F","letter":"F:","size":268435456,"fs":"ext4"' "list --json"
+like "$(printf '%s' "$OUT" | tr -d ' \n')" '"direct_io":true,"registered":true' "with direct I/O and registration"
+
+# --- (c) a full backup of both volumes, point in time
+write_pattern "$T/F" A
+write_pattern "$T/G" A
+sync
+sums "$T/F" > "$T/sumA-F"
+sums "$T/G" > "$T/sumA-G"
+load_start "$T/F"
+sleep 0.3
+"$TREQ" --volume F: --volume G: --provider "$BTRFS_ID" --type full --persistent --nowriters \
+    --expose "$T/exp" > "$T/req.out" 2>&1
+ok $? "a full backup of F: and G: with the btrfs provider"
+load_stop
+SF=$(sid_of "$T/F"); SG=$(sid_of "$T/G")
+like "$(cat "$T/req.out")" "^shadow \{[0-9a-f-]+\} $T/F $POOL/shadows/\{[0-9a-f-]+\}/F.img" \
+    "F's shadow is a snapshot in the pool's shadows/"
+diag "hold_us (F: and G:, F under load): $(sed -n 's/.*hold_us=\([0-9]*\).*/\1/p' "$T/req.out" | head -1)"
+write_pattern "$T/F" B
+write_pattern "$T/G" B
+sync
+sums "$T/F" > "$T/sumB-F"
+sums "$T/G" > "$T/sumB-G"
+[ "$(sums "$T/F" | sha256sum)" != "$(sha256sum < "$T/sumA-F")" ]
+ok $? "the live files are now B"
+EXPF=$(sed -n "s|^exposed $SF ||p" "$T/req.out"); EXPG=$(sed -n "s|^exposed $SG ||p" "$T/req.out")
+is "$(sums "$EXPF" | sha256sum)" "$(sha256sum < "$T/sumA-F")" "every file of F's exposed shadow is A"
+is "$(sums "$EXPG" | sha256sum)" "$(sha256sum < "$T/sumA-G")" "every file of G's exposed shadow is A"
+is "$(cat "$EXPG/text")" "pattern A" "G's text file too"
+
+# --- (d) detach / attach
+vv detach G
+ok $RC "detach G"
+check "G is unmounted" sh -c "! findmnt -rn '$T/G' >/dev/null"
+is "$(loop_of "$POOL/volumes/G/G.img")" "" "and its loop device released"
+unlike "$("$VSSADMIN" list volumes 2>&1)" "Volume path: G:" "and unregistered"
+vv list
+like "$OUT" "G +G: +300 MiB +xfs +detached +- +no" "list shows G detached"
+vv detach G
+ok $RC "detach again is harmless"
+vv attach G
+ok $RC "attach G"
+is "$(sums "$T/G" | sha256sum)" "$(sha256sum < "$T/sumB-G")" "G's data is intact"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: G:" "G is registered again"
+vv attach G
+ok $RC "attach again is harmless"
+like "$OUT" "already attached" "and says so"
+
+# --- (e) a simulated reboot
+n_shadows=$(shadow_count)
+stop_vssd
+umount "$EXPF" "$EXPG" && umount "$T/F" "$T/G" && umount "$POOL"
+ok $? "reboot: exposures, volumes and pool unmounted"
+sleep 0.2
+is "$(losetup -n -O NAME,BACK-FILE | grep -c "$T/root")" "0" "no loop device is left on the pool"
+start_vssd || exit 1
+vv attach --all
+ok $RC "attach --all after the reboot"
+diag_out
+is "$(findmnt -rn -o FSTYPE "$POOL")" "btrfs" "the pool image is mounted again"
+is "$(sums "$T/F" | sha256sum)" "$(sha256sum < "$T/sumB-F")" "F is back with its data"
+is "$(sums "$T/G" | sha256sum)" "$(sha256sum < "$T/sumB-G")" "G is back with its data"
+is "$(shadow_count)" "$n_shadows" "the persistent shadows are still listed"
+is "$(sums "$EXPF" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-F")" "F's shadow is exposed again, all A"
+is "$(sums "$EXPG" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-G")" "G's shadow is exposed again, all A"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: F:" "F: is registered"
+
+# --- (f) remove
+vv remove F
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "volume 'F' has 1 shadow copy"
+ok $? "remove is refused while a shadow of F exists"
+check "F is untouched" test -f "$T/F/text"
+vv remove F --force
+ok $RC "remove F --force"
+diag_out
+is "$(shadow_count)" "$((n_shadows - 1))" "F's shadow was deleted"
+check "its exposure is gone" sh -c "! findmnt -rn '$EXPF' >/dev/null"
+check "F's subvolume is gone" test ! -e "$POOL/volumes/F"
+check "F is unmounted" sh -c "! findmnt -rn '$T/F' >/dev/null"
+vv list
+unlike "$OUT" "^F " "list no longer shows F"
+vv remove F --force
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "no volume named 'F'"
+ok $? "remove of an unknown volume: exit 2, named"
+
+# --- (g) without vssd
+stop_vssd
+vv create H --size 64M --mount "$T/H" --letter H:
+[ "$RC" = 3 ] && printf '%s' "$OUT" | grep -q "run 'vssvol attach H' once vssd runs"
+ok $? "create without vssd: exit 3, the registration waits for attach"
+check "H is mounted anyway" findmnt -rn "$T/H"
+vv list
+like "$OUT" "H +H: +64 MiB +ext4 +attached +/dev/loop[0-9]+ +\\?" "list works without vssd (registration '?')"
+vv remove H
+[ "$RC" = 3 ]; ok $? "remove without vssd: exit 3 (cannot check the shadows)"
+start_vssd || exit 1
+vv attach H
+ok $RC "attach H registers it"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: H:" "H: is registered"
+vv remove H
+ok $RC "remove H (no shadows)"
+vv remove G --force
+ok $RC "remove G --force"
+is "$("$VSSVOL" list --json | tr -d ' \n' | sed -n 's/.*"volumes":\(\[[^]]*\]\).*/\1/p')" "[]" "no volumes left"
+
+diag "hold_us in event 1209: $(grep -h '"event": *1209' "$STATE/events.jsonl" 2>/dev/null |
+    sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p' | tr '\n' ' ')"
+plan "$_n"
+done_testing

@@ -1,0 +1,255 @@
+/*
+ * cmd_pool.c - "vssvol pool init" and bringing the pool back (pool_ensure).
+ *
+ * A pool is a btrfs filesystem directory holding volumes/ and shadows/:
+ *  - --path DIR on btrfs: used as it is (preferred: no extra layer);
+ *  - no --path (the embedded default): STATE_DIR/pool.img, a sparse image
+ *    formatted btrfs, attached to a loop device (direct I/O, autoclear) and
+ *    mounted at STATE_DIR/pool; "attach" mounts it again after a reboot.
+ * XFS (reflink) pools are refused until the reflink provider exists: vssd
+ * would refuse every volume on them. Anything else can do neither.
+ *
+ * Invariants: one pool per VSS_ROOT (the state file names it); the state
+ * file records the pool only once it is mounted and laid out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "vssvol.h"
+
+void pool_image_mountpoint(const struct ctx *c, char *out, size_t len)
+{
+    snprintf(out, len, "%s/pool", c->cfg.state_dir);
+}
+
+/* volumes/ and shadows/ in the pool directory. */
+static int pool_layout(const char *dir)
+{
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/volumes", dir);
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    snprintf(p, sizeof p, "%s/shadows", dir);
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Attaches and mounts the pool image at dir (not mounted yet). */
+static int pool_image_mount(struct ctx *c, const char *image, const char *dir)
+{
+    char dev[64], err[PATH_MAX + 256];
+    int fd;
+    bool dio;
+    if (loop_attach(image, dev, sizeof dev, &fd, &dio, err, sizeof err) < 0) {
+        say_err("%s", err);
+        return VSSVOL_EXIT_FAILED;
+    }
+    int r = do_mount(dev, dir, "btrfs", NULL, err, sizeof err);
+    close(fd); /* autoclear: the loop device now lives as long as the mount */
+    if (r < 0) {
+        say_err("%s", err);
+        return VSSVOL_EXIT_FAILED;
+    }
+    return 0;
+}
+
+int pool_ensure(struct ctx *c)
+{
+    struct state *st = &c->st;
+    if (st->pool_kind == POOL_NONE) {
+        say_err("no pool yet: run 'vssvol pool init' first");
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (st->pool_kind == POOL_IMAGE && !is_mountpoint(st->pool_path)) {
+        if (access(st->pool_image, F_OK) < 0) {
+            say_err("the pool image '%s' is missing: %s", st->pool_image, strerror(errno));
+            return VSSVOL_EXIT_FAILED;
+        }
+        if (mkdir_p(st->pool_path, 0755) < 0) {
+            say_err("cannot create '%s': %s", st->pool_path, strerror(errno));
+            return VSSVOL_EXIT_FAILED;
+        }
+        uint64_t t0 = now_us();
+        progress(c, "Mounting the pool image '%s' at '%s'", st->pool_image, st->pool_path);
+        int ex = pool_image_mount(c, st->pool_image, st->pool_path);
+        if (ex)
+            return ex;
+        progress_done(c, t0);
+    }
+    if (!on_btrfs(st->pool_path)) {
+        say_err("the pool '%s' is not on btrfs (not mounted yet?)", st->pool_path);
+        return VSSVOL_EXIT_FAILED;
+    }
+    int r = pool_layout(st->pool_path);
+    if (r < 0) {
+        say_err("cannot lay out the pool '%s': %s", st->pool_path, strerror(-r));
+        return VSSVOL_EXIT_FAILED;
+    }
+    return 0;
+}
+
+/* --path DIR: btrfs used as is; xfs and the rest refused with what would work. */
+static int init_path(struct ctx *c, const char *path)
+{
+    char dir[PATH_MAX], fs[64];
+    if (!realpath(path, dir)) {
+        say_err("cannot use '%s' as the pool: %s", path, strerror(errno));
+        return VSSVOL_EXIT_FAILED;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        say_err("'%s' is not a directory", path);
+        return VSSVOL_EXIT_FAILED;
+    }
+    int r = fs_type_of(dir, fs, sizeof fs);
+    if (r < 0) {
+        say_err("cannot tell the filesystem of '%s': %s", dir, strerror(-r));
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (!strcmp(fs, "xfs")) {
+        say_err("'%s' is on xfs: an XFS pool needs the reflink provider, which does not exist "
+                "yet, so vssd would refuse its volumes; use a directory on btrfs, or omit "
+                "--path for the embedded btrfs pool image", dir);
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (strcmp(fs, "btrfs")) {
+        say_err("'%s' is on %s, which can neither snapshot nor reflink: use a directory on "
+                "btrfs (or, once the reflink provider exists, XFS with reflink=1), or omit "
+                "--path for the embedded btrfs pool image under '%s'", dir, fs, c->cfg.state_dir);
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (access(dir, W_OK) < 0) {
+        say_err("cannot write to '%s': %s", dir, strerror(errno));
+        return VSSVOL_EXIT_FAILED;
+    }
+    r = pool_layout(dir);
+    if (r < 0) {
+        say_err("cannot lay out the pool '%s': %s", dir, strerror(-r));
+        return VSSVOL_EXIT_FAILED;
+    }
+    c->st.pool_kind = POOL_PATH;
+    snprintf(c->st.pool_path, sizeof c->st.pool_path, "%s", dir);
+    c->st.pool_image[0] = '\0';
+    c->st.pool_size = 0;
+    return 0;
+}
+
+/* The embedded default: a btrfs image under the state directory. */
+static int init_image(struct ctx *c, uint64_t size)
+{
+    char image[PATH_MAX + 16], dir[PATH_MAX], err[PATH_MAX + 256], sz[32];
+    snprintf(image, sizeof image, "%s/pool.img", c->cfg.state_dir);
+    pool_image_mountpoint(c, dir, sizeof dir);
+    size_format(size, sz, sizeof sz);
+    int r = mkdir_p(c->cfg.state_dir, 0755);
+    if (r < 0) {
+        say_err("cannot create '%s': %s", c->cfg.state_dir, strerror(-r));
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (access(image, F_OK) == 0) {
+        say_err("'%s' exists but no pool is recorded in '%s': move it away (or delete it) and "
+                "run 'vssvol pool init' again", image, c->state_path);
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (is_mountpoint(dir)) {
+        say_err("'%s' is already a mount point", dir);
+        return VSSVOL_EXIT_FAILED;
+    }
+    if (on_btrfs(c->cfg.state_dir))
+        info(c, "note: '%s' is on btrfs; 'vssvol pool init --path DIR' would use it directly",
+             c->cfg.state_dir);
+    uint64_t t0 = now_us();
+    progress(c, "Creating the pool image '%s' (%s, sparse)", image, sz);
+    int fd = open(image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0) {
+        r = -errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(image);
+        }
+        say_err("cannot create '%s': %s", image, strerror(-r));
+        return VSSVOL_EXIT_FAILED;
+    }
+    close(fd);
+    progress_done(c, t0);
+
+    t0 = now_us();
+    progress(c, "Formatting it btrfs");
+    int lfd;
+    char dev[64];
+    bool dio;
+    int ex = VSSVOL_EXIT_FAILED;
+    if (loop_attach(image, dev, sizeof dev, &lfd, &dio, err, sizeof err) < 0) {
+        say_err("%s", err);
+        goto fail;
+    }
+    char *mkfs[] = { "mkfs.btrfs", "-q", "-f", "-L", "vss-pool", dev, NULL };
+    r = run_cmd(mkfs, err, sizeof err);
+    if (r == 0 && mkdir_p(dir, 0755) < 0) {
+        r = -errno;
+        snprintf(err, sizeof err, "cannot create '%s': %s", dir, strerror(errno));
+    }
+    if (r == 0)
+        r = do_mount(dev, dir, "btrfs", NULL, err, sizeof err);
+    close(lfd);
+    if (r < 0) {
+        say_err("%s", err);
+        goto fail;
+    }
+    progress_done(c, t0);
+    info(c, "Pool mounted at '%s' (%s%s)", dir, dev, dio ? ", direct I/O" : "");
+    r = pool_layout(dir);
+    if (r < 0) {
+        say_err("cannot lay out the pool '%s': %s", dir, strerror(-r));
+        do_umount(dir, err, sizeof err);
+        goto fail;
+    }
+    c->st.pool_kind = POOL_IMAGE;
+    snprintf(c->st.pool_path, sizeof c->st.pool_path, "%s", dir);
+    snprintf(c->st.pool_image, sizeof c->st.pool_image, "%s", image);
+    c->st.pool_size = size;
+    return 0;
+fail:
+    unlink(image);
+    return ex;
+}
+
+int cmd_pool_init(struct ctx *c, const struct pool_opts *o)
+{
+    struct state *st = &c->st;
+    if (st->pool_kind != POOL_NONE) {
+        /* Idempotent for the same pool; one pool per root otherwise. */
+        char want[PATH_MAX] = "";
+        if (o->path && !realpath(o->path, want))
+            snprintf(want, sizeof want, "%s", o->path);
+        bool same = o->path ? (st->pool_kind == POOL_PATH && !strcmp(want, st->pool_path))
+                            : st->pool_kind == POOL_IMAGE;
+        if (!same) {
+            say_err("a pool already exists at '%s' (recorded in '%s'); there is one pool per "
+                    "root", st->pool_path, c->state_path);
+            return VSSVOL_EXIT_FAILED;
+        }
+        int ex = pool_ensure(c);
+        if (ex == 0)
+            info(c, "The pool at '%s' is already initialized", st->pool_path);
+        return ex;
+    }
+    int ex = o->path ? init_path(c, o->path) : init_image(c, o->size ? o->size : POOL_DEFAULT_SIZE);
+    if (ex)
+        return ex;
+    int r = state_save(c);
+    if (r < 0) {
+        say_err("cannot write '%s': %s", c->state_path, strerror(-r));
+        return VSSVOL_EXIT_FAILED;
+    }
+    info(c, "Pool ready: volumes in '%s/volumes', shadows in '%s/shadows'", st->pool_path,
+         st->pool_path);
+    return 0;
+}
