@@ -104,13 +104,16 @@ static void op_list_writers(struct conn *c, int64_t id, json_object *req)
 
 /* ---- shadows ---------------------------------------------------------- */
 
-static int resolve_dev(const char *spec, dev_t *dev, char *err, size_t errlen)
+/* The stable volume name (\\?\Volume{guid}\) of a user's volume spec:
+ * shadows are matched by it, not by st_dev, which changes when a volume
+ * comes back on another loop device (vssvol attach, a reboot). */
+static int resolve_vname(const char *spec, char vname[64], char *err, size_t errlen)
 {
     struct volume v;
     int r = volume_resolve(spec, &v, err, errlen);
     if (r < 0)
         return VSS_E_OBJECT_NOT_FOUND;
-    *dev = v.dev;
+    memcpy(vname, v.name, sizeof v.name);
     return 0;
 }
 
@@ -122,11 +125,11 @@ static void op_query_shadows(struct conn *c, int64_t id, json_object *req)
         conn_reply(c, id, -EINVAL, "set_id and shadow_id must be GUIDs", NULL);
         return;
     }
-    dev_t dev = 0;
+    char vname[64] = "";
     const char *vol = pj_str(req, "volume");
     char err[1024];
     if (vol) {
-        int r = resolve_dev(vol, &dev, err, sizeof err);
+        int r = resolve_vname(vol, vname, err, sizeof err);
         if (r < 0) {
             conn_reply(c, id, r, err, NULL);
             return;
@@ -144,7 +147,7 @@ static void op_query_shadows(struct conn *c, int64_t id, json_object *req)
             continue;
         if (hh == 0 && !vss_id_equal(&shid, &sh->id))
             continue;
-        if (vol && sh->vol.dev != dev)
+        if (vol && strcmp(sh->vol.name, vname) != 0)
             continue;
         json_object_array_add(arr, shadow_to_json(sh));
     }
@@ -169,9 +172,9 @@ static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
                    "volume or all", NULL);
         return;
     }
-    dev_t dev = 0;
+    char vname[64] = "";
     if (vol) {
-        int r = resolve_dev(vol, &dev, err, sizeof err);
+        int r = resolve_vname(vol, vname, err, sizeof err);
         if (r < 0) {
             conn_reply(c, id, r, err, NULL);
             return;
@@ -189,7 +192,8 @@ static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
         if (sh->state != SH_CREATED)
             continue;
         if ((hs == 0 && !vss_id_equal(&set, &sh->set_id)) ||
-            (hh == 0 && !vss_id_equal(&shid, &sh->id)) || (vol && sh->vol.dev != dev))
+            (hh == 0 && !vss_id_equal(&shid, &sh->id)) ||
+            (vol && strcmp(sh->vol.name, vname) != 0))
             continue;
         victims[nv++] = sh;
         if (oldest)
@@ -417,8 +421,8 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
     json_object *arr = storage_load();
     const char *vol = pj_str(req, "volume");
     char err[1024];
-    dev_t dev = 0;
-    if (vol && resolve_dev(vol, &dev, err, sizeof err) < 0) {
+    char vname[64] = "";
+    if (vol && resolve_vname(vol, vname, err, sizeof err) < 0) {
         json_object_put(arr);
         conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
         return;
@@ -429,7 +433,7 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
         struct volume v;
         if (volume_resolve(pj_str(a, "volume"), &v, err, sizeof err) < 0)
             continue;
-        if (vol && v.dev != dev)
+        if (vol && strcmp(v.name, vname) != 0)
             continue;
         uint64_t used = 0, alloc = 0, avail = 0, cap = 0;
         struct provider *p;

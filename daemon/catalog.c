@@ -175,11 +175,11 @@ struct shadow *shadow_find(const vss_id *id)
     return NULL;
 }
 
-size_t shadows_on_volume(dev_t dev)
+size_t shadows_on_volume(const char *vname)
 {
     size_t n = 0;
     for (struct shadow *sh = shadows; sh; sh = sh->next)
-        if (sh->vol.dev == dev)
+        if (!strcmp(sh->vol.name, vname))
             n++;
     return n;
 }

@@ -233,8 +233,8 @@ struct shadow *shadow_find(const vss_id *id);
 json_object *shadow_to_json(const struct shadow *sh);
 /* Deletes through the provider, unexposing first; unlinks and frees. */
 int shadow_delete(struct shadow *sh, const char *why);
-/* Number of shadows of a volume (by st_dev). */
-size_t shadows_on_volume(dev_t dev);
+/* Number of shadows of a volume (by its stable volume name). */
+size_t shadows_on_volume(const char *vname);
 /* Recovery at start: half-made and orphaned auto-release shadows deleted. */
 void catalog_recover(void);
 void catalog_release(void);

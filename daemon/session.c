@@ -929,7 +929,7 @@ static int op_add_to_set(struct session *s, struct conn *c, int64_t id, json_obj
         reply(c, id, r, err, NULL);
         return 0;
     }
-    if (shadows_on_volume(v->vol.dev) >= MAX_SHADOWS_PER_VOLUME) {
+    if (shadows_on_volume(v->vol.name) >= MAX_SHADOWS_PER_VOLUME) {
         snprintf(err, sizeof err, "volume '%s' already has %d shadow copies; delete some first",
                  v->vol.mountpoint, MAX_SHADOWS_PER_VOLUME);
         reply(c, id, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED, err, NULL);
