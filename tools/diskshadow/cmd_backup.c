@@ -18,6 +18,7 @@
  * created.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,13 +378,36 @@ int cmd_exec(struct ds *d, int argc, char **argv)
     if (access(file, R_OK) != 0)
         return ds_fail(d, -errno, "cannot read the script '%s': %s", file, strerror(errno));
     out_flush();
-    pid_t pid = fork();
-    if (pid < 0)
+    /* The script's output goes through our output, so that the /l log
+     * gets it too, as on Windows. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
         return ds_fail(d, -errno, "cannot run '%s': %s", file, strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return ds_fail(d, -e, "cannot run '%s': %s", file, strerror(e));
+    }
     if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
         execl("/bin/sh", "sh", file, (char *)NULL);
         _exit(127);
     }
+    close(pfd[1]);
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(pfd[0], buf, sizeof buf - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        buf[n] = '\0';
+        out_printf("%s", buf);
+    }
+    close(pfd[0]);
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
