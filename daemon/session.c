@@ -105,6 +105,7 @@ static unsigned next_session_no;
 static struct session *flushing;
 
 static void session_abort(struct session *s, int status, const char *msg);
+static void session_end(struct session *s);
 static void session_free(struct session *s);
 static void job_close(struct session *s);
 static void finish_op(struct session *s, int status, const char *msg, json_object *res);
@@ -438,8 +439,10 @@ static void session_abort(struct session *s, int status, const char *msg)
     json_object *res = json_object_new_object();
     json_object_object_add(res, "writers", writers_json(s));
     finish_op(s, status, msg, res);
+    /* The requestor is gone (or released mid-set): the backup ends here, as
+     * when an IVssBackupComponents is released - BackupShutdown follows. */
     if (!s->conn)
-        session_free(s);
+        session_end(s);
 }
 
 /* ---- do_snapshot_set continuations ----------------------------------- */

@@ -158,7 +158,7 @@ A=$!
 for _ in $(seq 100); do grep -q '^Freeze' "$T/Faulty.log" 2>/dev/null && break; sleep 0.05; done
 kill -9 $A; wait $A 2>/dev/null
 sleep 1.5
-like "$(events_of Faulty)" "Freeze Abort" "requestor death during Freeze: the writer got Abort"
+like "$(events_of Faulty)" "Freeze Abort BackupShutdown" "requestor death during Freeze: the writer got Abort, then BackupShutdown"
 is "$(shadow_count)" "0" "its shadow (even persistent) was deleted"
 check "F: not frozen" not_frozen "$T/F"
 
