@@ -528,6 +528,7 @@ static void after_thaw(struct session *s)
            s->vols[i].vol.mountpoint);
     }
     set_unlock(s);
+    ev(EV_POST_SNAPSHOT, EVL_INFO, NULL, "PostSnapshot sent to %zu writers", s->n_inv);
     fanout(s, VSS_EVENT_POST_SNAPSHOT, NULL, 0, after_post_snapshot);
 }
 
