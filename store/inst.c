@@ -70,7 +70,7 @@ static void inst_free(store_inst *inst)
         db_free(inst->dbs[d]);
     log_close_runtime(inst);
     free(inst->log.buf);
-    free(inst->conflict);
+    conflict_free(&inst->conflict);
     free(inst->snaps);
     free(inst->log_dir);
     free(inst->sys_dir);
@@ -119,10 +119,10 @@ int store_open(const struct store_params *p, store_inst **out)
     inst->log_dir = strdup(p->log_dir);
     inst->sys_dir = strdup(p->sys_dir ? p->sys_dir : p->log_dir);
     inst->db_dir = p->db_dir ? strdup(p->db_dir) : NULL;
-    inst->conflict = calloc(CONFLICT_SLOTS, sizeof *inst->conflict);
     inst->log.size = p->log_size;
     inst->log.reserves_left = 2;
-    if (!inst->log_dir || !inst->sys_dir || (p->db_dir && !inst->db_dir) || !inst->conflict)
+    if (!inst->log_dir || !inst->sys_dir || (p->db_dir && !inst->db_dir) ||
+        conflict_init(&inst->conflict) < 0)
         goto fail;
     inst->p.log_dir = inst->log_dir;
     inst->p.sys_dir = inst->sys_dir;
@@ -250,8 +250,11 @@ static void unlink_db(store_inst *inst, store_db *db)
 {
     pthread_mutex_lock(&inst->flush_mu);
     pthread_mutex_lock(&inst->apply_mu);
-    if (inst->dbs[db->dbid] == db)
+    if (inst->dbs[db->dbid] == db) {
         inst->dbs[db->dbid] = NULL;
+        /* the dbid may be reused by another database: its writers go too */
+        conflict_forget_db(inst, db->dbid);
+    }
     pthread_mutex_unlock(&inst->apply_mu);
     pthread_mutex_unlock(&inst->flush_mu);
 }

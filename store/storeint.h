@@ -176,7 +176,20 @@ struct snap_state {
     uint32_t del_low, del_high;
 };
 
-#define CONFLICT_SLOTS 65536u
+/*
+ * Write-conflict table (txn.c, docs/store-format.md section 6): for every
+ * key (dbid, table, key bytes) written by a commit that some snapshot may
+ * not see yet, the seq of its last committed writer. Exact: a lookup
+ * compares the whole key, so only a write to the same key conflicts.
+ * Entries whose seq is <= every active and future snapshot can never
+ * cause a conflict again and are pruned. Guarded by apply_mu.
+ */
+struct cfl_ent;
+struct conflict_tab {
+    struct cfl_ent **b;             /* nb chains, nb a power of two */
+    size_t nb, n;                   /* chains, entries */
+    size_t prune_at;                /* prune when n reaches this */
+};
 
 struct store_inst {
     struct store_params p;
@@ -194,7 +207,7 @@ struct store_inst {
     uint64_t seq;                   /* last published commit sequence (mu) */
     uint64_t trx_next;
     uint64_t *snaps; size_t nsnaps, capsnaps;   /* active reader snapshots (mu) */
-    uint64_t *conflict;             /* CONFLICT_SLOTS last-writer seqs (apply_mu) */
+    struct conflict_tab conflict;   /* last writer of each recent key (apply_mu) */
     uint64_t lru_clock;
     uint64_t evictions;             /* bumped per evicted page (mu) */
     size_t cache_total, dirty_total;
@@ -403,6 +416,11 @@ void snap_unregister(store_inst *inst, uint64_t seq);
 /* internal transaction for db create/attach/detach records */
 int commit_records(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *end);
 void snap_auto_thaw(store_inst *inst);
+int conflict_init(struct conflict_tab *ct);
+void conflict_free(struct conflict_tab *ct);
+/* Drops every entry of a database being detached (apply_mu held), so a
+ * database attached later under the same dbid inherits no writers. */
+void conflict_forget_db(store_inst *inst, int dbid);
 
 /* ---- recover.c ---------------------------------------------------------- */
 int recover_run(store_inst *inst);

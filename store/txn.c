@@ -30,6 +30,8 @@ struct wop {
     char *table;
     uint8_t *key, *val;
     size_t kl, vl;
+    struct cfl_ent *ce;             /* its conflict entry, valid only during
+                                     * the apply_mu hold of store_commit */
 };
 
 /*
@@ -307,11 +309,169 @@ int store_scan(store_txn *t, store_db *db, const char *table,
     return r < 0 ? r : s.err;
 }
 
-/* Slot of (db, table, key) in the conflict table (collisions only cost false conflicts). */
-static uint32_t op_hash(const struct wop *o)
+/* ---- exact write-conflict table (storeint.h struct conflict_tab) ------
+ *
+ * Invariants (apply_mu held for every access):
+ *  C1. An entry exists for every key written by a commit whose seq is
+ *      greater than some active snapshot, holding the seq of the key's last
+ *      committed writer; so "entry.seq > t->snap" is exactly "a commit newer
+ *      than t's snapshot wrote this key" (first committer wins, docs 6).
+ *  C2. An entry with seq 0 was claimed by a commit that has not recorded
+ *      (or failed): 0 is <= every snapshot, so it never conflicts.
+ *  C3. Entries are only freed by prune and conflict_forget_db, never while
+ *      a commit holds pointers to them (wop.ce lives within one hold).
+ */
+struct cfl_ent {
+    struct cfl_ent *next;           /* chain */
+    uint64_t seq;                   /* last committed writer, 0 = none yet */
+    uint32_t hash;                  /* full hash, compared before the bytes */
+    uint16_t dbid, tl, kl;          /* dbid, table name and key lengths */
+    uint8_t name[];                 /* table name (tl) then key (kl) */
+};
+
+#define CFL_MIN_CHAINS 1024u
+#define CFL_MIN_PRUNE  1024u
+
+int conflict_init(struct conflict_tab *ct)
 {
-    uint32_t h = crc32c((uint32_t)o->db->dbid, o->table, strlen(o->table));
-    return crc32c(h, o->key, o->kl) & (CONFLICT_SLOTS - 1);
+    memset(ct, 0, sizeof *ct);
+    ct->b = calloc(CFL_MIN_CHAINS, sizeof *ct->b);
+    if (!ct->b)
+        return -ENOMEM;
+    ct->nb = CFL_MIN_CHAINS;
+    ct->prune_at = CFL_MIN_PRUNE;
+    return 0;
+}
+
+void conflict_free(struct conflict_tab *ct)
+{
+    for (size_t i = 0; ct->b && i < ct->nb; i++)
+        for (struct cfl_ent *e = ct->b[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    free(ct->b);
+    memset(ct, 0, sizeof *ct);
+}
+
+static uint32_t cfl_hash(int dbid, const char *table, size_t tl, const uint8_t *key, size_t kl)
+{
+    /* the table name's length is hashed too, so ("ab","c") != ("a","bc") */
+    uint8_t pre[3] = { (uint8_t)dbid, (uint8_t)tl, 0 };
+    uint32_t h = crc32c(0, pre, sizeof pre);
+    h = crc32c(h, table, tl);
+    return crc32c(h, key, kl);
+}
+
+/* Unlinks and frees every entry for which drop(e, arg) is true. */
+static void cfl_drop(struct conflict_tab *ct, bool (*drop)(const struct cfl_ent *, uint64_t),
+                     uint64_t arg)
+{
+    for (size_t i = 0; i < ct->nb; i++) {
+        struct cfl_ent **pp = &ct->b[i];
+        while (*pp) {
+            struct cfl_ent *e = *pp;
+            if (drop(e, arg)) {
+                *pp = e->next;
+                free(e);
+                ct->n--;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+}
+
+static bool cfl_seen_by_all(const struct cfl_ent *e, uint64_t limit)
+{
+    return e->seq <= limit;
+}
+
+static bool cfl_of_db(const struct cfl_ent *e, uint64_t dbid)
+{
+    return e->dbid == dbid;
+}
+
+void conflict_forget_db(store_inst *inst, int dbid)
+{
+    cfl_drop(&inst->conflict, cfl_of_db, (uint64_t)dbid);
+}
+
+/* Doubles the chains (load factor <= 1). On ENOMEM the table just stays
+ * slower: chains are exact at any length. */
+static void cfl_grow(struct conflict_tab *ct)
+{
+    size_t nb = ct->nb * 2;
+    struct cfl_ent **b = calloc(nb, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < ct->nb; i++)
+        for (struct cfl_ent *e = ct->b[i], *n; e; e = n) {
+            n = e->next;
+            e->next = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    free(ct->b);
+    ct->b = b;
+    ct->nb = nb;
+}
+
+/*
+ * Finds the entry of o's key, creating it with seq 0 (C2) if there is
+ * none, so that recording after the commit is appended cannot fail.
+ * @return 0 or -ENOMEM (nothing applied yet: the commit just fails)
+ */
+static int cfl_claim(struct conflict_tab *ct, struct wop *o)
+{
+    size_t tl = strlen(o->table);
+    uint32_t h = cfl_hash(o->db->dbid, o->table, tl, o->key, o->kl);
+    for (struct cfl_ent *e = ct->b[h & (ct->nb - 1)]; e; e = e->next)
+        if (e->hash == h && e->dbid == o->db->dbid && e->tl == tl && e->kl == o->kl &&
+            memcmp(e->name, o->table, tl) == 0 && memcmp(e->name + tl, o->key, o->kl) == 0) {
+            o->ce = e;
+            return 0;
+        }
+    struct cfl_ent *e = malloc(sizeof *e + tl + o->kl);
+    if (!e)
+        return -ENOMEM;
+    e->seq = 0;
+    e->hash = h;
+    e->dbid = (uint16_t)o->db->dbid;
+    e->tl = (uint16_t)tl;
+    e->kl = (uint16_t)o->kl;
+    memcpy(e->name, o->table, tl);
+    memcpy(e->name + tl, o->key, o->kl);
+    if (ct->n >= ct->nb)
+        cfl_grow(ct);
+    e->next = ct->b[h & (ct->nb - 1)];
+    ct->b[h & (ct->nb - 1)] = e;
+    ct->n++;
+    o->ce = e;
+    return 0;
+}
+
+/*
+ * Prunes entries no snapshot can conflict with (C1): every active snapshot
+ * is >= snap_min and every future one >= inst->seq, so an entry with
+ * seq <= min(snap_min, inst->seq) is dead. Amortised: runs when the table
+ * has doubled since the last prune.
+ */
+static void cfl_maybe_prune(store_inst *inst)
+{
+    struct conflict_tab *ct = &inst->conflict;
+    if (ct->n < ct->prune_at)
+        return;
+    pthread_mutex_lock(&inst->mu);
+    uint64_t limit = snap_min(inst);
+    if (limit > inst->seq)
+        limit = inst->seq;
+    pthread_mutex_unlock(&inst->mu);
+    cfl_drop(ct, cfl_seen_by_all, limit);
+    /* a prune walks every chain: waiting for max(2n, nb/2) entries keeps
+     * it O(1) per commit even after a burst grew the chains (they never
+     * shrink) or a long-lived snapshot keeps every entry alive */
+    size_t next = ct->n * 2 > ct->nb / 2 ? ct->n * 2 : ct->nb / 2;
+    ct->prune_at = next > CFL_MIN_PRUNE ? next : CFL_MIN_PRUNE;
 }
 
 void snap_auto_thaw(store_inst *inst);
@@ -440,14 +600,21 @@ int store_commit(store_txn *t)
     wait_not_frozen(inst);
     if ((r = inst_check(inst)) < 0)
         goto unlock;
-    /* first committer wins: a key written by a commit newer than our
-     * snapshot means we read a stale value. The table is a hash, so a
-     * collision can only cause a false conflict, never a missed one */
-    for (size_t i = 0; i < t->n; i++)
-        if (t->ops[i].type != OP_CREATE && inst->conflict[op_hash(&t->ops[i])] > t->snap) {
+    /* first committer wins: the same key (db, table, key bytes) written by
+     * a commit newer than our snapshot means we wrote over a value we never
+     * saw. The lookup is exact (C1): writes to other keys never conflict.
+     * Claiming the entries now means recording them below cannot fail. */
+    for (size_t i = 0; i < t->n; i++) {
+        struct wop *o = &t->ops[i];
+        if (o->type == OP_CREATE)
+            continue;
+        if ((r = cfl_claim(&inst->conflict, o)) < 0)
+            goto unlock;
+        if (o->ce->seq > t->snap) {
             r = JET_errWriteConflict;
             goto unlock;
         }
+    }
     for (size_t i = 0; i < t->n && r == 0; i++)
         r = apply_op(inst, &t->ops[i], &g);
     if (r < 0)
@@ -483,8 +650,9 @@ int store_commit(store_txn *t)
      * it, and the flusher writes no page before the log covers it (WAL) */
     group_publish(inst, &g, seq);
     for (size_t i = 0; i < t->n; i++)
-        if (t->ops[i].type != OP_CREATE)
-            inst->conflict[op_hash(&t->ops[i])] = seq;
+        if (t->ops[i].ce)
+            t->ops[i].ce->seq = seq;
+    cfl_maybe_prune(inst);
     /* the fdatasync happens outside apply_mu, so the next transactions
      * apply and append while this one waits: they share the next flush
      * (group commit), which is where the throughput at 8+ clients comes from */
