@@ -210,6 +210,18 @@ int store_snap_end(store_inst *inst);
 int store_snap_abort(store_inst *inst);
 void store_snap_get_info(store_inst *inst, struct store_snap_info *out);
 
+/* ---- statistics (for a server: storesvc's stats) -------------------------- */
+struct store_stats {
+    uint32_t log_gen;           /* generation of the current log (E00.log) */
+    uint64_t log_end;           /* LGPOS just past the last appended record */
+    uint64_t log_durable;       /* LGPOS up to which the log is durable */
+    uint64_t checkpoint;        /* durable checkpoint LGPOS (gen in the high half) */
+    bool snap_active;           /* a shadow copy is between prepare and end/abort */
+    bool snap_frozen;           /* commits are held */
+};
+/** A consistent copy of the instance's log positions and snapshot state. */
+void store_get_stats(store_inst *inst, struct store_stats *out);
+
 /* ---- checks (eseutil /k and /g) ------------------------------------------ */
 struct store_check_stats {
     uint64_t pages_seen, bad_checksums, uninitialized, wrong_pgno;

@@ -1,0 +1,756 @@
+/*
+ * mailstore.c - the engine instance of storesvc, its mailbox databases and
+ * the mailboxes in them (layout in msgkey.h).
+ *
+ * Invariants:
+ *  - one store instance (base E00) for the life of the process; every
+ *    configured database is a slot whose handle is NULL while dismounted;
+ *  - a thread using a database holds the slot's rwlock for reading from
+ *    the check that it is mounted until its transaction ended; mount and
+ *    dismount take it for writing (and are refused during a backup, when
+ *    the engine holds a shadow copy);
+ *  - the mailbox table (in memory, rebuilt from "mailboxes" and "meta" at
+ *    mount) maps a name to its slot; entries are never freed before
+ *    ms_close, so a pointer taken under M.mu stays valid; UIDs are handed
+ *    out under M.mu, so two deliveries never write the same key;
+ *  - a delivery is one transaction (message + meta), acknowledged only
+ *    after store_commit returned 0 (durable).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "msgkey.h"
+#include "svc.h"
+
+#define MB_BUCKETS 1024
+#define COMMIT_RETRIES 8
+
+struct db_slot {
+    char *name, *path;
+    pthread_rwlock_t lock;
+    store_db *h;                /* NULL while dismounted */
+    unsigned nmailboxes;
+};
+
+struct mbox {
+    struct mbox *next;
+    char name[MB_NAME_MAX + 1];
+    int db;
+    uint64_t next_uid, count, bytes;
+};
+
+static struct {
+    const struct svc_config *cfg;
+    store_inst *inst;
+    struct db_slot dbs[SVC_MAX_DBS];
+    size_t ndbs;
+    pthread_mutex_t mu;         /* mailbox table, counters */
+    pthread_mutex_t create_mu;  /* one mailbox creation at a time */
+    pthread_mutex_t admin_mu;   /* mount / dismount */
+    struct mbox *tab[MB_BUCKETS];
+    size_t nmbox;
+    struct ms_counters c;
+} M = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .create_mu = PTHREAD_MUTEX_INITIALIZER,
+    .admin_mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static uint64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static unsigned bucket(const char *name)
+{
+    return (unsigned)(mb_hash(name, strlen(name)) % MB_BUCKETS);
+}
+
+/* Caller holds M.mu. */
+static struct mbox *mb_find(const char *name)
+{
+    for (struct mbox *m = M.tab[bucket(name)]; m; m = m->next)
+        if (strcmp(m->name, name) == 0)
+            return m;
+    return NULL;
+}
+
+/* Caller holds M.mu. */
+static struct mbox *mb_add(const char *name, int db)
+{
+    struct mbox *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->db = db;
+    m->next_uid = 1;
+    unsigned b = bucket(name);
+    m->next = M.tab[b];
+    M.tab[b] = m;
+    M.nmbox++;
+    M.dbs[db].nmailboxes++;
+    return m;
+}
+
+store_inst *ms_inst(void)
+{
+    return M.inst;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* ---- mount: rebuild the mailboxes of a database ---------------------------- */
+
+struct scan_ctx {
+    int db;
+    int err;
+};
+
+static int scan_mailbox(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct scan_ctx *s = ctx;
+    char name[MB_NAME_MAX + 1];
+    (void)val;
+    (void)vlen;
+    if (mb_name_normalize(key, klen, name) < 0)
+        return 0;                       /* not ours: skip */
+    pthread_mutex_lock(&M.mu);
+    struct mbox *m = mb_find(name);
+    if (!m)
+        m = mb_add(name, s->db);
+    else if (m->db != s->db)
+        svc_log(SVC_WARN, "mailbox '%s' is in databases '%s' and '%s'; using '%s'", name,
+                M.dbs[m->db].name, M.dbs[s->db].name, M.dbs[m->db].name);
+    if (m && m->db == s->db) {
+        m->count = m->bytes = 0;
+        m->next_uid = 1;
+    }
+    pthread_mutex_unlock(&M.mu);
+    if (!m) {
+        s->err = -ENOMEM;
+        return 1;
+    }
+    return 0;
+}
+
+static int scan_meta(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct scan_ctx *s = ctx;
+    char name[MB_NAME_MAX + 1];
+    uint64_t uid, size = 0;
+    if (mb_key_parse(key, klen, name, &uid) < 0)
+        return 0;
+    if (vlen >= 16)
+        memcpy(&size, (const uint8_t *)val + 8, 8);
+    pthread_mutex_lock(&M.mu);
+    struct mbox *m = mb_find(name);
+    if (m && m->db == s->db) {
+        m->count++;
+        m->bytes += size;
+        if (uid >= m->next_uid)
+            m->next_uid = uid + 1;
+    }
+    pthread_mutex_unlock(&M.mu);
+    return 0;
+}
+
+/* Attaches (or creates) slot i. Caller holds admin_mu and the slot's
+ * write lock. */
+static int mount_slot(size_t i, char *err, size_t len)
+{
+    struct db_slot *d = &M.dbs[i];
+    struct stat st;
+    store_txn *t = NULL;
+    int r;
+    if (stat(d->path, &st) == 0) {
+        r = store_db_attach(M.inst, d->path, &d->h);
+    } else {
+        r = store_db_create(M.inst, d->path, &d->h);
+        if (r == 0 && (r = store_begin(M.inst, &t)) == 0) {
+            const char *tabs[] = { T_MAILBOXES, T_MESSAGES, T_META };
+            for (size_t k = 0; k < 3 && r == 0; k++)
+                r = store_table_create(t, d->h, tabs[k]);
+            if (r == 0)
+                r = store_commit(t);
+            else
+                store_rollback(t);
+            t = NULL;
+        }
+        if (r == 0)
+            svc_log(SVC_INFO, "created database '%s' (%s)", d->name, d->path);
+    }
+    if (r < 0) {
+        snprintf(err, len, "cannot mount database '%s' (%s): %s", d->name, d->path,
+                 store_strerror(r));
+        if (d->h)
+            store_db_detach(d->h);
+        d->h = NULL;
+        return r;
+    }
+    struct scan_ctx s = { .db = (int)i };
+    if ((r = store_begin(M.inst, &t)) == 0) {
+        r = store_scan(t, d->h, T_MAILBOXES, "", 0, scan_mailbox, &s);
+        if (r == 0 && s.err == 0)
+            r = store_scan(t, d->h, T_META, "", 0, scan_meta, &s);
+        store_rollback(t);
+    }
+    if (r == 0)
+        r = s.err;
+    if (r < 0) {
+        snprintf(err, len, "cannot read the mailboxes of '%s': %s", d->name, store_strerror_name(r));
+        store_db_detach(d->h);
+        d->h = NULL;
+        return r;
+    }
+    svc_log(SVC_INFO, "mounted database '%s' (%s), %u mailboxes", d->name, d->path, d->nmailboxes);
+    return 0;
+}
+
+static int find_slot(const char *name)
+{
+    for (size_t i = 0; i < M.ndbs; i++)
+        if (strcmp(M.dbs[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool backup_running(void)
+{
+    struct store_stats st;
+    store_get_stats(M.inst, &st);
+    return st.snap_active;
+}
+
+int ms_mount(const char *name, char *err, size_t len)
+{
+    int i = find_slot(name), r = 0;
+    if (i < 0) {
+        snprintf(err, len, "no database named '%s' is configured", name);
+        return -ENOENT;
+    }
+    pthread_mutex_lock(&M.admin_mu);
+    if (backup_running()) {
+        snprintf(err, len, "a backup is in progress: try again when it ends");
+        pthread_mutex_unlock(&M.admin_mu);
+        return -EBUSY;
+    }
+    pthread_rwlock_wrlock(&M.dbs[i].lock);
+    if (M.dbs[i].h) {
+        snprintf(err, len, "database '%s' is already mounted", name);
+        r = -EALREADY;
+    } else {
+        r = mount_slot((size_t)i, err, len);
+    }
+    pthread_rwlock_unlock(&M.dbs[i].lock);
+    pthread_mutex_unlock(&M.admin_mu);
+    return r;
+}
+
+int ms_dismount(const char *name, char *err, size_t len)
+{
+    int i = find_slot(name), r = 0;
+    if (i < 0) {
+        snprintf(err, len, "no database named '%s' is configured", name);
+        return -ENOENT;
+    }
+    pthread_mutex_lock(&M.admin_mu);
+    if (backup_running()) {
+        snprintf(err, len, "a backup is in progress: try again when it ends");
+        pthread_mutex_unlock(&M.admin_mu);
+        return -EBUSY;
+    }
+    pthread_rwlock_wrlock(&M.dbs[i].lock);
+    if (!M.dbs[i].h) {
+        snprintf(err, len, "database '%s' is not mounted", name);
+        r = -EALREADY;
+    } else {
+        r = store_db_detach(M.dbs[i].h);
+        M.dbs[i].h = NULL;
+        if (r < 0)
+            snprintf(err, len, "dismount of '%s' failed: %s", name, store_strerror_name(r));
+        else
+            svc_log(SVC_INFO, "dismounted database '%s' (Clean Shutdown)", name);
+    }
+    pthread_rwlock_unlock(&M.dbs[i].lock);
+    pthread_mutex_unlock(&M.admin_mu);
+    return r;
+}
+
+int ms_open(const struct svc_config *cfg)
+{
+    int r;
+    M.cfg = cfg;
+    const char *dirs[] = { cfg->db_dir, cfg->log_dir, cfg->sys_dir };
+    for (size_t i = 0; i < 3; i++) {
+        if (dirs[i] && (r = mkdir_p(dirs[i])) < 0) {
+            svc_log(SVC_ERR, "cannot create '%s': %s", dirs[i], strerror(-r));
+            return r;
+        }
+    }
+    struct store_params p = {
+        .base = cfg->base,
+        .log_dir = cfg->log_dir,
+        .sys_dir = cfg->sys_dir,
+        .db_dir = cfg->db_dir,
+        .log_size = cfg->log_size,
+        .flags = cfg->circular ? STORE_CIRCULAR : 0,
+        .flush_interval_ms = cfg->flush_interval_ms,
+        .freeze_timeout_ms = cfg->freeze_timeout_ms,
+        .event = svc_event,
+    };
+    if ((r = store_open(&p, &M.inst)) < 0) {
+        svc_log(SVC_ERR, "cannot open instance %s (logs '%s'): %d %s (%s)", cfg->base, cfg->log_dir,
+                r, store_strerror_name(r), store_strerror(r));
+        return r;
+    }
+    struct store_recovery_stats rs;
+    store_recovery_info(M.inst, &rs);
+    if (!rs.was_clean)
+        svc_log(SVC_INFO, "soft recovery replayed logs %u-%u: %llu transactions redone, %llu undone",
+                rs.gen_first, rs.gen_last, (unsigned long long)rs.groups_redone,
+                (unsigned long long)rs.groups_undone);
+    M.ndbs = cfg->ndbs;
+    for (size_t i = 0; i < M.ndbs; i++) {
+        struct db_slot *d = &M.dbs[i];
+        d->name = cfg->databases[i];
+        size_t n = strlen(cfg->db_dir) + strlen(d->name) + 6;
+        d->path = malloc(n);
+        if (!d->path)
+            return -ENOMEM;
+        snprintf(d->path, n, "%s/%s.edb", cfg->db_dir, d->name);
+        pthread_rwlock_init(&d->lock, NULL);
+        char err[512];
+        if (mount_slot(i, err, sizeof err) < 0)
+            svc_log(SVC_ERR, "%s (it stays dismounted)", err);
+    }
+    return 0;
+}
+
+void ms_close(void)
+{
+    for (size_t i = 0; i < M.ndbs; i++) {
+        struct db_slot *d = &M.dbs[i];
+        pthread_rwlock_wrlock(&d->lock);
+        if (d->h) {
+            int r = store_db_detach(d->h);
+            if (r < 0)
+                svc_log(SVC_ERR, "detach of '%s' failed: %s", d->name, store_strerror_name(r));
+            d->h = NULL;
+        }
+        pthread_rwlock_unlock(&d->lock);
+        pthread_rwlock_destroy(&d->lock);
+        free(d->path);
+        d->path = NULL;
+    }
+    if (M.inst) {
+        int r = store_close(M.inst);
+        if (r < 0)
+            svc_log(SVC_ERR, "clean shutdown of instance %s failed: %s", M.cfg->base,
+                    store_strerror_name(r));
+        else
+            svc_log(SVC_INFO, "instance %s: clean shutdown", M.cfg->base);
+        M.inst = NULL;
+    }
+    for (size_t b = 0; b < MB_BUCKETS; b++) {
+        while (M.tab[b]) {
+            struct mbox *m = M.tab[b];
+            M.tab[b] = m->next;
+            free(m);
+        }
+    }
+    M.nmbox = 0;
+}
+
+/* ---- mailboxes and messages ---------------------------------------------- */
+
+/* The mailbox and its slot, read-locked and mounted. @return 0, -ENOENT,
+ * -EAGAIN (dismounted). On 0 the caller unlocks M.dbs[(*m)->db].lock. */
+static int mb_get_locked(const char *name, struct mbox **out)
+{
+    pthread_mutex_lock(&M.mu);
+    struct mbox *m = mb_find(name);
+    pthread_mutex_unlock(&M.mu);
+    if (!m)
+        return -ENOENT;
+    pthread_rwlock_rdlock(&M.dbs[m->db].lock);
+    if (!M.dbs[m->db].h) {
+        pthread_rwlock_unlock(&M.dbs[m->db].lock);
+        return -EAGAIN;
+    }
+    *out = m;
+    return 0;
+}
+
+static int create_mailbox(const char *name)
+{
+    int r = 0;
+    pthread_mutex_lock(&M.create_mu);
+    pthread_mutex_lock(&M.mu);
+    bool exists = mb_find(name) != NULL;
+    pthread_mutex_unlock(&M.mu);
+    if (exists)
+        goto out;
+    /* the mounted database with the fewest mailboxes */
+    int best = -1;
+    for (size_t i = 0; i < M.ndbs; i++) {
+        pthread_rwlock_rdlock(&M.dbs[i].lock);
+        if (M.dbs[i].h && (best < 0 || M.dbs[i].nmailboxes < M.dbs[best].nmailboxes))
+            best = (int)i;
+        pthread_rwlock_unlock(&M.dbs[i].lock);
+    }
+    if (best < 0) {
+        r = -ENOSPC;
+        goto out;
+    }
+    struct db_slot *d = &M.dbs[best];
+    pthread_rwlock_rdlock(&d->lock);
+    if (!d->h) {
+        pthread_rwlock_unlock(&d->lock);
+        r = -EAGAIN;
+        goto out;
+    }
+    uint64_t created = now_us();
+    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
+        store_txn *t;
+        if ((r = store_begin(M.inst, &t)) < 0)
+            break;
+        r = store_put(t, d->h, T_MAILBOXES, name, strlen(name), &created, sizeof created);
+        if (r < 0) {
+            store_rollback(t);
+            break;
+        }
+        if ((r = store_commit(t)) != JET_errWriteConflict)
+            break;
+    }
+    if (r == 0) {
+        pthread_mutex_lock(&M.mu);
+        if (!mb_add(name, best))
+            r = -ENOMEM;
+        else
+            M.c.mailboxes_created++;
+        pthread_mutex_unlock(&M.mu);
+        if (r == 0)
+            svc_log(SVC_INFO, "created mailbox '%s' in database '%s'", name, d->name);
+    }
+    pthread_rwlock_unlock(&d->lock);
+out:
+    pthread_mutex_unlock(&M.create_mu);
+    return r;
+}
+
+int ms_rcpt(const char *mailbox)
+{
+    char name[MB_NAME_MAX + 1];
+    if (mb_name_normalize(mailbox, strlen(mailbox), name) < 0)
+        return -EINVAL;
+    struct mbox *m;
+    int r = mb_get_locked(name, &m);
+    if (r == 0) {
+        pthread_rwlock_unlock(&M.dbs[m->db].lock);
+        return 0;
+    }
+    if (r == -ENOENT && M.cfg->auto_create)
+        r = create_mailbox(name);
+    if (r < 0) {
+        pthread_mutex_lock(&M.mu);
+        M.c.rejected_rcpts++;
+        pthread_mutex_unlock(&M.mu);
+    }
+    return r;
+}
+
+int ms_deliver(const char *mailbox, const char *from, const void *data, size_t len, uint64_t *uid)
+{
+    char name[MB_NAME_MAX + 1];
+    if (mb_name_normalize(mailbox, strlen(mailbox), name) < 0)
+        return -EINVAL;
+    struct mbox *m;
+    int r = mb_get_locked(name, &m);
+    if (r < 0)
+        goto fail;
+    store_db *db = M.dbs[m->db].h;
+    size_t flen = strlen(from);
+    uint8_t *meta = malloc(16 + flen);
+    if (!meta) {
+        r = -ENOMEM;
+        goto unlock;
+    }
+    uint64_t recv = now_us(), size = len;
+    memcpy(meta, &recv, 8);
+    memcpy(meta + 8, &size, 8);
+    memcpy(meta + 16, from, flen);
+    unsigned conflicts = 0;
+    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
+        pthread_mutex_lock(&M.mu);
+        uint64_t u = m->next_uid++;
+        pthread_mutex_unlock(&M.mu);
+        uint8_t key[MB_KEY_MAX];
+        size_t klen = mb_key(name, u, key);
+        store_txn *t;
+        if ((r = store_begin(M.inst, &t)) < 0)
+            break;
+        r = store_put(t, db, T_MESSAGES, key, klen, data, len);
+        if (r == 0)
+            r = store_put(t, db, T_META, key, klen, meta, 16 + flen);
+        if (r < 0) {
+            store_rollback(t);
+            break;
+        }
+        r = store_commit(t);          /* durable when 0 */
+        if (r == 0) {
+            *uid = u;
+            break;
+        }
+        if (r != JET_errWriteConflict)
+            break;
+        conflicts++;
+    }
+    free(meta);
+    pthread_mutex_lock(&M.mu);
+    M.c.conflicts += conflicts;
+    if (r == 0) {
+        m->count++;
+        m->bytes += len;
+        M.c.deliveries++;
+        M.c.commits++;
+        M.c.bytes += len;
+    }
+    pthread_mutex_unlock(&M.mu);
+unlock:
+    pthread_rwlock_unlock(&M.dbs[m->db].lock);
+fail:
+    if (r < 0) {
+        pthread_mutex_lock(&M.mu);
+        M.c.delivery_failures++;
+        pthread_mutex_unlock(&M.mu);
+    }
+    return r;
+}
+
+int ms_read(const char *mailbox, uint64_t uid, void **data, size_t *len)
+{
+    char name[MB_NAME_MAX + 1];
+    if (mb_name_normalize(mailbox, strlen(mailbox), name) < 0)
+        return -EINVAL;
+    struct mbox *m;
+    int r = mb_get_locked(name, &m);
+    if (r < 0)
+        return r;
+    uint8_t key[MB_KEY_MAX];
+    size_t klen = mb_key(name, uid, key);
+    store_txn *t;
+    if ((r = store_begin(M.inst, &t)) == 0) {
+        r = store_get(t, M.dbs[m->db].h, T_MESSAGES, key, klen, data, len);
+        store_rollback(t);
+    }
+    pthread_rwlock_unlock(&M.dbs[m->db].lock);
+    return r == JET_errRecordNotFound ? -ENOENT : r;
+}
+
+int ms_delete(const char *mailbox, uint64_t uid)
+{
+    char name[MB_NAME_MAX + 1];
+    if (mb_name_normalize(mailbox, strlen(mailbox), name) < 0)
+        return -EINVAL;
+    struct mbox *m;
+    int r = mb_get_locked(name, &m);
+    if (r < 0)
+        return r;
+    store_db *db = M.dbs[m->db].h;
+    uint8_t key[MB_KEY_MAX];
+    size_t klen = mb_key(name, uid, key);
+    uint64_t size = 0;
+    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
+        store_txn *t;
+        void *meta = NULL;
+        size_t mlen = 0;
+        if ((r = store_begin(M.inst, &t)) < 0)
+            break;
+        r = store_get(t, db, T_META, key, klen, &meta, &mlen);
+        if (r == 0 && mlen >= 16)
+            memcpy(&size, (uint8_t *)meta + 8, 8);
+        free(meta);
+        if (r == 0)
+            r = store_del(t, db, T_MESSAGES, key, klen);
+        if (r == 0)
+            r = store_del(t, db, T_META, key, klen);
+        if (r < 0) {
+            store_rollback(t);
+            break;
+        }
+        if ((r = store_commit(t)) != JET_errWriteConflict)
+            break;
+    }
+    if (r == 0) {
+        pthread_mutex_lock(&M.mu);
+        m->count--;
+        m->bytes -= size;
+        M.c.deletes++;
+        M.c.commits++;
+        pthread_mutex_unlock(&M.mu);
+    }
+    pthread_rwlock_unlock(&M.dbs[m->db].lock);
+    return r == JET_errRecordNotFound ? -ENOENT : r;
+}
+
+json_object *ms_mailboxes_json(void)
+{
+    json_object *a = json_object_new_array();
+    pthread_mutex_lock(&M.mu);
+    for (size_t b = 0; b < MB_BUCKETS; b++) {
+        for (struct mbox *m = M.tab[b]; m; m = m->next) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "name", json_object_new_string(m->name));
+            json_object_object_add(o, "database", json_object_new_string(M.dbs[m->db].name));
+            json_object_object_add(o, "messages", json_object_new_int64((int64_t)m->count));
+            json_object_object_add(o, "bytes", json_object_new_int64((int64_t)m->bytes));
+            json_object_array_add(a, o);
+        }
+    }
+    pthread_mutex_unlock(&M.mu);
+    return a;
+}
+
+struct list_ctx {
+    const char *name;
+    size_t nlen;
+    bool digests;
+    json_object *arr;
+};
+
+static int list_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    struct list_ctx *l = ctx;
+    char name[MB_NAME_MAX + 1];
+    uint64_t uid;
+    if (mb_key_parse(key, klen, name, &uid) < 0 || strcmp(name, l->name) != 0)
+        return 1;                       /* past this mailbox's range */
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "uid", json_object_new_int64((int64_t)uid));
+    if (l->digests) {
+        char h[17];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)mb_hash(val, vlen));
+        json_object_object_add(o, "size", json_object_new_int64((int64_t)vlen));
+        json_object_object_add(o, "hash", json_object_new_string(h));
+    } else if (vlen >= 16) {
+        uint64_t recv, size;
+        memcpy(&recv, val, 8);
+        memcpy(&size, (const uint8_t *)val + 8, 8);
+        json_object_object_add(o, "size", json_object_new_int64((int64_t)size));
+        json_object_object_add(o, "received_us", json_object_new_int64((int64_t)recv));
+        json_object_object_add(o, "from", json_object_new_string_len((const char *)val + 16,
+                                                                     (int)(vlen - 16)));
+    }
+    json_object_array_add(l->arr, o);
+    return 0;
+}
+
+int ms_messages_json(const char *mailbox, bool digests, json_object **out)
+{
+    char name[MB_NAME_MAX + 1];
+    if (mb_name_normalize(mailbox, strlen(mailbox), name) < 0)
+        return -EINVAL;
+    struct mbox *m;
+    int r = mb_get_locked(name, &m);
+    if (r < 0)
+        return r;
+    struct list_ctx l = { .name = name, .nlen = strlen(name), .digests = digests,
+                          .arr = json_object_new_array() };
+    uint8_t from[MB_KEY_MAX];
+    size_t flen = mb_key(name, 0, from);
+    store_txn *t;
+    if ((r = store_begin(M.inst, &t)) == 0) {
+        r = store_scan(t, M.dbs[m->db].h, digests ? T_MESSAGES : T_META, from, flen, list_cb, &l);
+        store_rollback(t);
+    }
+    pthread_rwlock_unlock(&M.dbs[m->db].lock);
+    if (r < 0) {
+        json_object_put(l.arr);
+        return r;
+    }
+    *out = l.arr;
+    return 0;
+}
+
+json_object *ms_databases_json(void)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < M.ndbs; i++) {
+        struct db_slot *d = &M.dbs[i];
+        pthread_rwlock_rdlock(&d->lock);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(d->name));
+        json_object_object_add(o, "path", json_object_new_string(d->path));
+        json_object_object_add(o, "mounted", json_object_new_boolean(d->h != NULL));
+        pthread_mutex_lock(&M.mu);
+        json_object_object_add(o, "mailboxes", json_object_new_int((int)d->nmailboxes));
+        pthread_mutex_unlock(&M.mu);
+        pthread_rwlock_unlock(&d->lock);
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+void ms_counters_get(struct ms_counters *c)
+{
+    pthread_mutex_lock(&M.mu);
+    *c = M.c;
+    pthread_mutex_unlock(&M.mu);
+}
+
+json_object *ms_stats_json(void)
+{
+    struct ms_counters c;
+    ms_counters_get(&c);
+    struct store_stats st;
+    store_get_stats(M.inst, &st);
+    json_object *o = json_object_new_object();
+#define ADD(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
+    ADD("deliveries", c.deliveries);
+    ADD("delivery_failures", c.delivery_failures);
+    ADD("rejected_recipients", c.rejected_rcpts);
+    ADD("commits", c.commits);
+    ADD("write_conflicts_retried", c.conflicts);
+    ADD("bytes_delivered", c.bytes);
+    ADD("deletes", c.deletes);
+    ADD("mailboxes_created", c.mailboxes_created);
+    pthread_mutex_lock(&M.mu);
+    ADD("mailboxes", M.nmbox);
+    pthread_mutex_unlock(&M.mu);
+    ADD("log_generation", st.log_gen);
+    ADD("checkpoint_generation", st.checkpoint >> 32);
+    char buf[64];
+    snprintf(buf, sizeof buf, "(0x%X,%X)", (unsigned)(st.checkpoint >> 32),
+             (unsigned)(st.checkpoint & 0xffffffffu));
+    json_object_object_add(o, "checkpoint", json_object_new_string(buf));
+    snprintf(buf, sizeof buf, "(0x%X,%X)", (unsigned)(st.log_durable >> 32),
+             (unsigned)(st.log_durable & 0xffffffffu));
+    json_object_object_add(o, "log_durable", json_object_new_string(buf));
+    json_object_object_add(o, "backup_in_progress", json_object_new_boolean(st.snap_active));
+    json_object_object_add(o, "frozen", json_object_new_boolean(st.snap_frozen));
+#undef ADD
+    return o;
+}

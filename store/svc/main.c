@@ -1,0 +1,550 @@
+/*
+ * main.c - storesvc: the mail store server. Runs one engine instance
+ * (base name E00) with its mailbox databases, takes mail over LMTP, is
+ * administered over a control socket (storectl), and registers the
+ * Microsoft Exchange Writer with vssd. docs/storesvc.md is the manual.
+ *
+ *   storesvc [--config FILE] [--root DIR] [--foreground] [options]
+ *
+ * Configuration: the [storesvc] section of FILE (default
+ * ROOT/etc/vss/storesvc.conf, optional), then the command-line options,
+ * which win. Exit status: 0 after a clean stop, 1 for a usage or
+ * configuration error, 2 when the service cannot start (store, sockets).
+ *
+ * Invariants: the signals it handles are blocked in every thread and read
+ * through a signalfd in the accept loop; on SIGTERM/SIGINT it stops
+ * accepting, releases any backup (the writer goes first), closes every
+ * connection, then shuts every database down cleanly (Clean Shutdown)
+ * and closes the instance. READY=1 is sent only once the databases are
+ * mounted and every socket listens.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "svc.h"
+#include "vss-build.h"
+
+volatile int svc_stopping;
+
+static struct svc_config cfg = {
+    .base = "E00",
+    .max_message_size = 32u << 20,
+    .max_connections = 256,
+    .max_recipients = 100,
+    .idle_timeout_s = 300,
+    .auto_create = true,
+    .freeze_timeout_ms = 20000,
+    .flush_interval_ms = 1000,
+    .writer = true,
+};
+
+static void usage(FILE *f)
+{
+    fputs("Usage: storesvc [OPTIONS]\n"
+          "The vss mail store server: mailbox databases of one engine instance (E00),\n"
+          "LMTP delivery, the control socket of storectl, and the Microsoft Exchange\n"
+          "Writer registered with vssd.\n"
+          "\n"
+          "  -c, --config FILE         the [storesvc] section of FILE (default\n"
+          "                            ROOT/etc/vss/storesvc.conf, if it exists)\n"
+          "  -r, --root DIR            paths under DIR (as VSS_ROOT=DIR)\n"
+          "  -f, --foreground          stay in the foreground (systemd Type=notify)\n"
+          "      --db-dir DIR          where the databases (NAME.edb) are\n"
+          "      --log-dir DIR         where the logs (E00.log, E00XXXXXXXX.log) are\n"
+          "      --system-path DIR     where the checkpoint (E00.chk) is (default: log dir)\n"
+          "      --database NAME       a mailbox database (repeatable; default 'mailbox')\n"
+          "      --lmtp-socket PATH    LMTP Unix socket (default ROOT/run/vss/storesvc-lmtp.sock)\n"
+          "      --lmtp-tcp HOST:PORT  also LMTP on TCP (e.g. 127.0.0.1:2424)\n"
+          "      --control-socket PATH storectl's socket (default ROOT/run/vss/storesvc.sock)\n"
+          "      --log-file FILE       log here instead of stderr\n"
+          "      --max-message-size N  bytes (default 33554432)\n"
+          "      --max-connections N   LMTP and control connections (default 256)\n"
+          "      --no-auto-create      refuse unknown mailboxes (550) instead of creating them\n"
+          "      --freeze-timeout MS   the engine's own freeze limit (default 20000)\n"
+          "      --no-writer           do not register the VSS writer\n"
+          "      --vss-socket PATH     vssd's socket (default: libvss's)\n"
+          "      --check-config        print the effective configuration and exit\n"
+          "  -h, --help                this help\n"
+          "  -V, --version             the version\n"
+          "\n"
+          "Exit status: 0 clean stop, 1 usage or configuration error, 2 cannot start.\n",
+          f);
+}
+
+static int set_str(char **dst, const char *v)
+{
+    char *d = strdup(v);
+    if (!d)
+        return -ENOMEM;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+static int parse_num(const char *v, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || x > max)
+        return -EINVAL;
+    *out = x;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on"))
+        *out = true;
+    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "off"))
+        *out = false;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static int add_database(const char *name)
+{
+    if (!name[0] || strchr(name, '/') || strlen(name) > 200)
+        return -EINVAL;
+    for (size_t i = 0; i < cfg.ndbs; i++)
+        if (strcmp(cfg.databases[i], name) == 0)
+            return -EEXIST;
+    if (cfg.ndbs == SVC_MAX_DBS)
+        return -E2BIG;
+    if (!(cfg.databases[cfg.ndbs] = strdup(name)))
+        return -ENOMEM;
+    cfg.ndbs++;
+    return 0;
+}
+
+static char conf_err[512];
+
+/* One key of [storesvc] or one long option (same names, '-' or '_'). */
+static int set_key(const char *key, const char *v)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s", key);
+    for (char *p = k; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    unsigned long long n;
+    int r = 0;
+    if (!strcmp(k, "base")) {
+        if (strlen(v) != 3)
+            r = -EINVAL;
+        else
+            memcpy(cfg.base, v, 4);
+    } else if (!strcmp(k, "db_dir")) {
+        r = set_str(&cfg.db_dir, v);
+    } else if (!strcmp(k, "log_dir")) {
+        r = set_str(&cfg.log_dir, v);
+    } else if (!strcmp(k, "system_path") || !strcmp(k, "sys_dir")) {
+        r = set_str(&cfg.sys_dir, v);
+    } else if (!strcmp(k, "databases") || !strcmp(k, "database")) {
+        char *copy = strdup(v), *save = NULL;
+        if (!copy)
+            return -ENOMEM;
+        for (char *t = strtok_r(copy, ", \t", &save); t && r == 0; t = strtok_r(NULL, ", \t", &save))
+            r = add_database(t);
+        free(copy);
+    } else if (!strcmp(k, "lmtp_socket")) {
+        r = set_str(&cfg.lmtp_socket, v);
+    } else if (!strcmp(k, "lmtp_tcp")) {
+        r = set_str(&cfg.lmtp_tcp, v);
+    } else if (!strcmp(k, "control_socket")) {
+        r = set_str(&cfg.control_socket, v);
+    } else if (!strcmp(k, "log_file")) {
+        r = set_str(&cfg.log_file, v);
+    } else if (!strcmp(k, "vss_socket")) {
+        r = set_str(&cfg.vss_socket, v);
+    } else if (!strcmp(k, "max_message_size")) {
+        if ((r = parse_num(v, 1ull << 31, &n)) == 0 && n < 1024)
+            r = -EINVAL;
+        cfg.max_message_size = (size_t)n;
+    } else if (!strcmp(k, "max_connections")) {
+        if ((r = parse_num(v, 4000, &n)) == 0 && n == 0)
+            r = -EINVAL;
+        cfg.max_connections = (unsigned)n;
+    } else if (!strcmp(k, "max_recipients")) {
+        if ((r = parse_num(v, 10000, &n)) == 0 && n == 0)
+            r = -EINVAL;
+        cfg.max_recipients = (unsigned)n;
+    } else if (!strcmp(k, "idle_timeout_s")) {
+        if ((r = parse_num(v, 86400, &n)) == 0 && n == 0)
+            r = -EINVAL;
+        cfg.idle_timeout_s = (unsigned)n;
+    } else if (!strcmp(k, "freeze_timeout_ms") || !strcmp(k, "freeze_timeout")) {
+        if ((r = parse_num(v, 600000, &n)) == 0 && n == 0)
+            r = -EINVAL;
+        cfg.freeze_timeout_ms = (unsigned)n;
+    } else if (!strcmp(k, "flush_interval_ms")) {
+        r = parse_num(v, 600000, &n);
+        cfg.flush_interval_ms = (unsigned)n;
+    } else if (!strcmp(k, "log_size")) {
+        if ((r = parse_num(v, 64u << 20, &n)) == 0 && n < (64u << 10))
+            r = -EINVAL;
+        cfg.log_size = (uint32_t)n;
+    } else if (!strcmp(k, "auto_create")) {
+        r = parse_bool(v, &cfg.auto_create);
+    } else if (!strcmp(k, "circular_logging")) {
+        r = parse_bool(v, &cfg.circular);
+    } else if (!strcmp(k, "writer")) {
+        r = parse_bool(v, &cfg.writer);
+    } else {
+        snprintf(conf_err, sizeof conf_err, "unknown key '%s'", key);
+        return -ENOENT;
+    }
+    if (r < 0)
+        snprintf(conf_err, sizeof conf_err, "invalid %s '%s'", key, v);
+    return r;
+}
+
+struct ini_state {
+    int err;
+    int line;
+};
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_state *s = user;
+    if (strcmp(section, "storesvc") != 0 || s->err)
+        return 1;
+    int r = set_key(name, value);
+    if (r < 0) {
+        s->err = r;
+        return 0;
+    }
+    return 1;
+}
+
+static char *joinp(const char *root, const char *path)
+{
+    size_t n = strlen(root) + strlen(path) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s", root, path);
+    return p;
+}
+
+static void free_config(void)
+{
+    free(cfg.config_path);
+    free(cfg.db_dir);
+    free(cfg.log_dir);
+    free(cfg.sys_dir);
+    free(cfg.lmtp_socket);
+    free(cfg.lmtp_tcp);
+    free(cfg.control_socket);
+    free(cfg.log_file);
+    free(cfg.vss_socket);
+    for (size_t i = 0; i < cfg.ndbs; i++)
+        free(cfg.databases[i]);
+}
+
+static int make_parent(const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return 0;
+    *slash = '\0';
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        mkdir(buf, 0755);
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+enum { O_DB_DIR = 256, O_LOG_DIR, O_SYS, O_DB, O_LMTP, O_TCP, O_CTL, O_LOGFILE, O_MAXSIZE,
+       O_MAXCONN, O_NOAUTO, O_FREEZE, O_NOWRITER, O_VSS, O_CHECK };
+
+static const struct option opts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "root", required_argument, NULL, 'r' },
+    { "foreground", no_argument, NULL, 'f' },
+    { "db-dir", required_argument, NULL, O_DB_DIR },
+    { "log-dir", required_argument, NULL, O_LOG_DIR },
+    { "system-path", required_argument, NULL, O_SYS },
+    { "database", required_argument, NULL, O_DB },
+    { "lmtp-socket", required_argument, NULL, O_LMTP },
+    { "lmtp-tcp", required_argument, NULL, O_TCP },
+    { "control-socket", required_argument, NULL, O_CTL },
+    { "log-file", required_argument, NULL, O_LOGFILE },
+    { "max-message-size", required_argument, NULL, O_MAXSIZE },
+    { "max-connections", required_argument, NULL, O_MAXCONN },
+    { "no-auto-create", no_argument, NULL, O_NOAUTO },
+    { "freeze-timeout", required_argument, NULL, O_FREEZE },
+    { "no-writer", no_argument, NULL, O_NOWRITER },
+    { "vss-socket", required_argument, NULL, O_VSS },
+    { "check-config", no_argument, NULL, O_CHECK },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { 0 },
+};
+
+static int run(bool foreground);
+
+int main(int argc, char **argv)
+{
+    const char *root = getenv("VSS_ROOT"), *conf = NULL;
+    bool foreground = false, check = false, dbs_given = false;
+    int o;
+    /* pass 1: where the configuration is */
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "c:r:fhV", opts, NULL)) != -1) {
+        if (o == 'c')
+            conf = optarg;
+        else if (o == 'r')
+            root = optarg;
+    }
+    if (!root)
+        root = "";
+    char *conf_path = conf ? strdup(conf) : joinp(root, "/etc/vss/storesvc.conf");
+    cfg.config_path = conf_path;
+    if (conf || access(conf_path, F_OK) == 0) {
+        struct ini_state s = { 0 };
+        int line = ini_parse(conf_path, ini_cb, &s);
+        if (line < 0 || (line > 0 && !s.err)) {
+            fprintf(stderr, "storesvc: cannot read '%s'%s%s\n", conf_path,
+                    line > 0 ? ": syntax error on line " : "", "");
+            free_config();
+            return 1;
+        }
+        if (s.err) {
+            fprintf(stderr, "storesvc: '%s' line %d: %s\n", conf_path, line, conf_err);
+            free_config();
+            return 1;
+        }
+    }
+    if (cfg.ndbs)
+        dbs_given = true;
+    /* pass 2: the options win over the file */
+    optind = 1;
+    opterr = 1;
+    while ((o = getopt_long(argc, argv, "c:r:fhV", opts, NULL)) != -1) {
+        int r = 0;
+        switch (o) {
+        case 'c': case 'r': break;
+        case 'f': foreground = true; break;
+        case 'h': usage(stdout); free_config(); return 0;
+        case 'V': printf("storesvc %s\n", VSS_VERSION); free_config(); return 0;
+        case O_DB_DIR: r = set_key("db_dir", optarg); break;
+        case O_LOG_DIR: r = set_key("log_dir", optarg); break;
+        case O_SYS: r = set_key("system_path", optarg); break;
+        case O_DB:
+            if (dbs_given) {        /* options replace the file's list */
+                for (size_t i = 0; i < cfg.ndbs; i++)
+                    free(cfg.databases[i]);
+                cfg.ndbs = 0;
+                dbs_given = false;
+            }
+            r = set_key("database", optarg);
+            break;
+        case O_LMTP: r = set_key("lmtp_socket", optarg); break;
+        case O_TCP: r = set_key("lmtp_tcp", optarg); break;
+        case O_CTL: r = set_key("control_socket", optarg); break;
+        case O_LOGFILE: r = set_key("log_file", optarg); break;
+        case O_MAXSIZE: r = set_key("max_message_size", optarg); break;
+        case O_MAXCONN: r = set_key("max_connections", optarg); break;
+        case O_NOAUTO: cfg.auto_create = false; break;
+        case O_FREEZE: r = set_key("freeze_timeout_ms", optarg); break;
+        case O_NOWRITER: cfg.writer = false; break;
+        case O_VSS: r = set_key("vss_socket", optarg); break;
+        case O_CHECK: check = true; break;
+        default:
+            fprintf(stderr, "Try 'storesvc --help'.\n");
+            free_config();
+            return 1;
+        }
+        if (r < 0) {
+            fprintf(stderr, "storesvc: %s\nTry 'storesvc --help'.\n", conf_err);
+            free_config();
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "storesvc: unexpected argument '%s'\nTry 'storesvc --help'.\n", argv[optind]);
+        free_config();
+        return 1;
+    }
+    /* defaults under the root */
+    if ((!cfg.db_dir && !(cfg.db_dir = joinp(root, "/var/lib/vss/store/db"))) ||
+        (!cfg.log_dir && !(cfg.log_dir = joinp(root, "/var/lib/vss/store/logs"))) ||
+        (!cfg.sys_dir && !(cfg.sys_dir = strdup(cfg.log_dir))) ||
+        (!cfg.lmtp_socket && !(cfg.lmtp_socket = joinp(root, "/run/vss/storesvc-lmtp.sock"))) ||
+        (!cfg.control_socket && !(cfg.control_socket = joinp(root, "/run/vss/storesvc.sock"))) ||
+        (cfg.ndbs == 0 && add_database("mailbox") < 0)) {
+        fprintf(stderr, "storesvc: out of memory\n");
+        free_config();
+        return 2;
+    }
+    const char *paths[] = { cfg.db_dir, cfg.log_dir, cfg.sys_dir, cfg.lmtp_socket, cfg.control_socket };
+    for (size_t i = 0; i < 5; i++) {
+        if (paths[i][0] != '/') {
+            fprintf(stderr, "storesvc: path '%s' is not absolute\n", paths[i]);
+            free_config();
+            return 1;
+        }
+    }
+    if (check) {
+        printf("configuration: %s\nbase: %s\ndb_dir: %s\nlog_dir: %s\nsystem_path: %s\n"
+               "lmtp_socket: %s\nlmtp_tcp: %s\ncontrol_socket: %s\nfreeze_timeout_ms: %u\n"
+               "auto_create: %s\nwriter: %s\ndatabases:",
+               cfg.config_path, cfg.base, cfg.db_dir, cfg.log_dir, cfg.sys_dir, cfg.lmtp_socket,
+               cfg.lmtp_tcp ? cfg.lmtp_tcp : "(none)", cfg.control_socket, cfg.freeze_timeout_ms,
+               cfg.auto_create ? "yes" : "no", cfg.writer ? "yes" : "no");
+        for (size_t i = 0; i < cfg.ndbs; i++)
+            printf(" %s", cfg.databases[i]);
+        printf("\n");
+        free_config();
+        return 0;
+    }
+    int rc = run(foreground);
+    free_config();
+    return rc;
+}
+
+static int run(bool foreground)
+{
+    int ready[2] = { -1, -1 };
+    if (!foreground) {
+        if (pipe2(ready, O_CLOEXEC) < 0)
+            return 2;
+        pid_t pid = fork();
+        if (pid < 0)
+            return 2;
+        if (pid > 0) {
+            close(ready[1]);
+            char b = 0;
+            ssize_t got = read(ready[0], &b, 1);
+            return got == 1 && b == 1 ? 0 : 2;
+        }
+        close(ready[0]);
+        setsid();
+    }
+    int r = svc_log_open(cfg.log_file);
+    if (r < 0) {
+        fprintf(stderr, "storesvc: cannot open log file '%s': %s\n", cfg.log_file, strerror(-r));
+        return 2;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+    int lfd[3] = { -1, -1, -1 };
+    char err[1024];
+    int rc = 2;
+    if ((r = ms_open(&cfg)) < 0)
+        goto out;
+    const char *socks[2] = { cfg.lmtp_socket, cfg.control_socket };
+    for (int i = 0; i < 2; i++) {
+        make_parent(socks[i]);
+        lfd[i == 0 ? 0 : 2] = conn_listen_unix(socks[i], err, sizeof err);
+        if (lfd[i == 0 ? 0 : 2] < 0) {
+            svc_log(SVC_ERR, "%s", err);
+            goto out_store;
+        }
+    }
+    if (cfg.lmtp_tcp && (lfd[1] = conn_listen_tcp(cfg.lmtp_tcp, err, sizeof err)) < 0) {
+        svc_log(SVC_ERR, "%s", err);
+        goto out_store;
+    }
+    if (cfg.writer && (r = writer_start(&cfg)) < 0) {
+        svc_log(SVC_ERR, "cannot start the writer thread: %s", strerror(-r));
+        goto out_store;
+    }
+    svc_log(SVC_INFO, "storesvc %s ready: instance %s, logs '%s', LMTP on '%s'%s%s, control on '%s'",
+            VSS_VERSION, cfg.base, cfg.log_dir, cfg.lmtp_socket, cfg.lmtp_tcp ? " and " : "",
+            cfg.lmtp_tcp ? cfg.lmtp_tcp : "", cfg.control_socket);
+    sd_notify(0, "READY=1\nSTATUS=serving");
+    if (ready[1] >= 0) {
+        char b = 1;
+        if (write(ready[1], &b, 1) < 0)
+            (void)0;
+        close(ready[1]);
+        ready[1] = -1;
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            if (!cfg.log_file)
+                dup2(null, 2);
+            close(null);
+        }
+    }
+    rc = 0;
+    while (!svc_stopping) {
+        struct pollfd p[4] = { { .fd = sigfd, .events = POLLIN } };
+        for (int i = 0; i < 3; i++)
+            p[i + 1] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
+        if (poll(p, 4, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            svc_log(SVC_ERR, "poll: %s", strerror(errno));
+            rc = 2;
+            break;
+        }
+        if (p[0].revents) {
+            struct signalfd_siginfo si;
+            if (read(sigfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP) {
+                svc_log(SVC_INFO, "signal %d: stopping", (int)si.ssi_signo);
+                svc_stopping = 1;
+            }
+        }
+        for (int i = 0; i < 3 && !svc_stopping; i++) {
+            if (!(p[i + 1].revents & POLLIN))
+                continue;
+            int fd = accept4(lfd[i], NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                conn_accepted(fd, i == 2 ? CONN_CONTROL : CONN_LMTP, &cfg);
+        }
+    }
+    sd_notify(0, "STOPPING=1");
+    svc_stopping = 1;
+out_store:
+    for (int i = 0; i < 3; i++)
+        if (lfd[i] >= 0)
+            close(lfd[i]);
+    if (lfd[0] >= 0)
+        unlink(cfg.lmtp_socket);
+    if (lfd[2] >= 0)
+        unlink(cfg.control_socket);
+    writer_stop();
+    conn_shutdown_all(10000);
+    ms_close();
+out:
+    if (rc == 0)
+        svc_log(SVC_INFO, "storesvc stopped");
+    if (sigfd >= 0)
+        close(sigfd);
+    if (ready[1] >= 0)
+        close(ready[1]);
+    svc_log_close();
+    return rc;
+}

@@ -1,0 +1,462 @@
+/*
+ * writer.c - the mail store's VSS writer, "Microsoft Exchange Writer",
+ * class {76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}, on a thread of its own
+ * that polls the libvss connection (and reconnects every 2 s while vssd
+ * is away). Each configured database is a component with its .edb file,
+ * the instance's logs and its checkpoint, so vssd knows the writer's
+ * volumes.
+ *
+ * Per event (docs/storesvc.md has the table):
+ *   PrepareForBackup  store_snap_prepare(type): events 2005/2008/2009/2010
+ *   PrepareForSnapshot flush round (checkpoint advanced: the snapshot needs
+ *                     one log)
+ *   Freeze            store_snap_freeze: log rolled, commits held (LMTP
+ *                     deliveries wait in store_commit, none fails); 2001
+ *   Thaw              store_snap_thaw; 2003. Writes not held (reported with
+ *                     vss_event_set_writes_not_held) if the engine's own
+ *                     freeze limit fired (2004, -2402) or the durable log
+ *                     position moved during the freeze
+ *   BackupComplete    full/incremental whose component was reported backed
+ *                     up: store_snap_truncate (224/225) + end; copy and
+ *                     differential: end (recorded only); otherwise abort
+ *   Abort, BackupShutdown (backup not completed), vssd gone: store_snap_abort
+ *
+ * Invariants: the callbacks run on this thread only; W.mu guards the
+ * statistics that the control socket reads. The store is never left
+ * frozen or "backup in progress" after the backup's requestor is gone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vss/writer.h>
+
+#include "svc.h"
+
+#define EXCHANGE_WRITER_CLASS "{76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}"
+#define EXCHANGE_WRITER_NAME "Microsoft Exchange Writer"
+
+static struct {
+    const struct svc_config *cfg;
+    pthread_t th;
+    bool started;
+    int wake[2];
+    volatile int stop;
+    pthread_mutex_t mu;
+    /* backup state: writer thread only */
+    bool prepared, frozen;
+    enum store_backup_type type;
+    uint64_t freeze_t0, durable_at_freeze;
+    /* statistics (mu) */
+    bool connected;
+    char set_id[VSS_ID_STRLEN];
+    uint64_t backups, completed, aborted, not_held, truncations;
+    double last_freeze_ms, max_freeze_ms;
+    uint64_t last_freeze_start_us, last_thaw_us;
+    char last_event[64], last_error[256];
+} W = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 } };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t real_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static void note(vss_writer_event *ev, const char *err)
+{
+    pthread_mutex_lock(&W.mu);
+    snprintf(W.last_event, sizeof W.last_event, "%s", vss_event_type_name(vss_event_type(ev)));
+    vss_id_format(vss_event_snapshot_set_id(ev), W.set_id);
+    if (err)
+        snprintf(W.last_error, sizeof W.last_error, "%s", err);
+    pthread_mutex_unlock(&W.mu);
+}
+
+static enum store_backup_type map_type(enum vss_backup_type t)
+{
+    switch (t) {
+    case VSS_BT_FULL: return STORE_BACKUP_FULL;
+    case VSS_BT_INCREMENTAL:
+    case VSS_BT_LOG: return STORE_BACKUP_INCREMENTAL;
+    case VSS_BT_DIFFERENTIAL: return STORE_BACKUP_DIFFERENTIAL;
+    default: return STORE_BACKUP_COPY;      /* copy, other, undefined: truncate nothing */
+    }
+}
+
+static const char *type_name(enum store_backup_type t)
+{
+    static const char *const n[] = { "full", "incremental", "copy", "differential" };
+    return (unsigned)t < 4 ? n[t] : "?";
+}
+
+/* Ends whatever backup the engine holds (abort): the store keeps serving. */
+static void release(const char *why)
+{
+    if (!W.prepared)
+        return;
+    int r = store_snap_abort(ms_inst());
+    if (r < 0 && r != JET_errOSSnapshotInvalidSequence)
+        svc_log(SVC_WARN, "writer: abort of the shadow copy failed: %s", store_strerror(r));
+    svc_log(SVC_INFO, "writer: %s: backup released (logs kept)", why);
+    W.prepared = W.frozen = false;
+    pthread_mutex_lock(&W.mu);
+    W.aborted++;
+    pthread_mutex_unlock(&W.mu);
+}
+
+static bool veto(vss_writer_event *ev, int code, int r, const char *what)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s failed: %d %s", what, r, store_strerror(r));
+    svc_log(SVC_ERR, "writer: %s", msg);
+    note(ev, msg);
+    vss_event_set_failure(ev, code);
+    return false;
+}
+
+static bool on_prepare_backup(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    if (W.prepared)
+        release("a new backup started before the previous one ended");
+    W.type = map_type(vss_event_backup_type(ev));
+    int r = store_snap_prepare(ms_inst(), W.type);
+    if (r < 0)
+        return veto(ev, r == JET_errOSSnapshotNotAllowed ? VSS_E_WRITERERROR_RETRYABLE
+                                                         : VSS_E_WRITERERROR_NONRETRYABLE,
+                    r, "PrepareForBackup");
+    W.prepared = true;
+    pthread_mutex_lock(&W.mu);
+    W.backups++;
+    pthread_mutex_unlock(&W.mu);
+    svc_log(SVC_INFO, "writer: PrepareForBackup (%s)", type_name(W.type));
+    return true;
+}
+
+static bool on_prepare_snapshot(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    if (!W.prepared) {              /* a set without PrepareForBackup: a copy */
+        W.type = STORE_BACKUP_COPY;
+        int r = store_snap_prepare(ms_inst(), W.type);
+        if (r < 0)
+            return veto(ev, VSS_E_WRITERERROR_RETRYABLE, r, "PrepareForSnapshot");
+        W.prepared = true;
+    }
+    uint64_t t0 = mono_us();
+    int r = store_flush(ms_inst());
+    if (r < 0)
+        return veto(ev, VSS_E_WRITERERROR_RETRYABLE, r, "PrepareForSnapshot (flush)");
+    struct store_stats st;
+    store_get_stats(ms_inst(), &st);
+    svc_log(SVC_INFO, "writer: PrepareForSnapshot: flushed in %.1f ms, checkpoint at gen %u, log gen %u",
+            (double)(mono_us() - t0) / 1000.0, (unsigned)(st.checkpoint >> 32), st.log_gen);
+    return true;
+}
+
+static bool on_freeze(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    if (!W.prepared)
+        return veto(ev, VSS_E_WRITERERROR_RETRYABLE, JET_errOSSnapshotInvalidSequence, "Freeze");
+    W.freeze_t0 = mono_us();
+    uint64_t start = real_us();
+    int r = store_snap_freeze(ms_inst());
+    if (r < 0)
+        return veto(ev, VSS_E_WRITERERROR_RETRYABLE, r, "Freeze");
+    struct store_stats st;
+    store_get_stats(ms_inst(), &st);
+    W.durable_at_freeze = st.log_durable;
+    W.frozen = true;
+    pthread_mutex_lock(&W.mu);
+    W.last_freeze_start_us = start;
+    pthread_mutex_unlock(&W.mu);
+    return true;
+}
+
+static bool on_thaw(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    if (!W.frozen)
+        return true;
+    struct store_stats st;
+    store_get_stats(ms_inst(), &st);
+    bool slipped = st.log_durable != W.durable_at_freeze;
+    bool auto_thawed = !st.snap_frozen;
+    int r = store_snap_thaw(ms_inst());
+    double ms = (double)(mono_us() - W.freeze_t0) / 1000.0;
+    W.frozen = false;
+    bool not_held = slipped || auto_thawed || r < 0;
+    pthread_mutex_lock(&W.mu);
+    W.last_freeze_ms = ms;
+    if (ms > W.max_freeze_ms)
+        W.max_freeze_ms = ms;
+    W.last_thaw_us = real_us();
+    if (not_held)
+        W.not_held++;
+    pthread_mutex_unlock(&W.mu);
+    if (not_held) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "writes were not held for the whole freeze (%s)",
+                 r == JET_errOSSnapshotTimeOut || auto_thawed
+                     ? "the engine's freeze limit fired" : "a write slipped through");
+        svc_log(SVC_WARN, "writer: Thaw after %.1f ms: %s", ms, msg);
+        note(ev, msg);
+        vss_event_set_writes_not_held(ev);
+        return true;
+    }
+    svc_log(SVC_INFO, "writer: Thaw: commits were held for %.3f ms", ms);
+    return true;
+}
+
+static bool on_post_snapshot(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    return true;
+}
+
+/* Whether the requestor reported any of our components backed up. */
+static bool any_succeeded(vss_writer_event *ev)
+{
+    for (size_t i = 0; i < W.cfg->ndbs; i++)
+        if (vss_event_backup_succeeded(ev, "", W.cfg->databases[i]))
+            return true;
+    return false;
+}
+
+static bool on_backup_complete(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    if (!W.prepared)
+        return true;
+    store_inst *inst = ms_inst();
+    int r = 0;
+    bool truncating = W.type == STORE_BACKUP_FULL || W.type == STORE_BACKUP_INCREMENTAL;
+    if (truncating && !any_succeeded(ev)) {
+        svc_log(SVC_WARN, "writer: BackupComplete: no database was reported backed up; "
+                          "logs are not truncated");
+        release("BackupComplete without success");
+        return true;
+    }
+    if (truncating) {
+        r = store_snap_truncate(inst);
+        if (r == 0) {
+            struct store_snap_info si;
+            store_snap_get_info(inst, &si);
+            pthread_mutex_lock(&W.mu);
+            W.truncations++;
+            pthread_mutex_unlock(&W.mu);
+            if (si.deleted_low)
+                svc_log(SVC_INFO, "writer: BackupComplete (%s): logs %u-%u truncated",
+                        type_name(W.type), si.deleted_low, si.deleted_high);
+            else
+                svc_log(SVC_INFO, "writer: BackupComplete (%s): no log to truncate",
+                        type_name(W.type));
+        }
+    }
+    if (r == 0)
+        r = store_snap_end(inst);
+    else
+        store_snap_end(inst);
+    W.prepared = false;
+    if (r < 0)
+        return veto(ev, VSS_E_WRITERERROR_NONRETRYABLE, r, "BackupComplete");
+    if (!truncating)
+        svc_log(SVC_INFO, "writer: BackupComplete (%s): recorded, nothing truncated",
+                type_name(W.type));
+    pthread_mutex_lock(&W.mu);
+    W.completed++;
+    pthread_mutex_unlock(&W.mu);
+    return true;
+}
+
+static bool on_abort(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    release("Abort");
+    return true;
+}
+
+static bool on_backup_shutdown(vss_writer_event *ev, void *ud)
+{
+    (void)ud;
+    note(ev, NULL);
+    release("BackupShutdown before BackupComplete");
+    return true;
+}
+
+static const struct vss_writer_ops ops = {
+    .struct_size = sizeof ops,
+    .on_prepare_backup = on_prepare_backup,
+    .on_prepare_snapshot = on_prepare_snapshot,
+    .on_freeze = on_freeze,
+    .on_thaw = on_thaw,
+    .on_post_snapshot = on_post_snapshot,
+    .on_abort = on_abort,
+    .on_backup_complete = on_backup_complete,
+    .on_backup_shutdown = on_backup_shutdown,
+};
+
+static vss_writer *writer_make(int *err)
+{
+    vss_id cls;
+    vss_id_parse(EXCHANGE_WRITER_CLASS, &cls);
+    vss_writer *w = vss_writer_new(EXCHANGE_WRITER_NAME, &cls, VSS_UT_USERDATA);
+    if (!w) {
+        *err = -errno;
+        return NULL;
+    }
+    const struct svc_config *c = W.cfg;
+    char logspec[16], chkspec[16];
+    snprintf(logspec, sizeof logspec, "%s*.log", c->base);
+    snprintf(chkspec, sizeof chkspec, "%s.chk", c->base);
+    int r = vss_writer_set_backup_schema(w, VSS_BS_INCREMENTAL | VSS_BS_DIFFERENTIAL | VSS_BS_COPY);
+    for (size_t i = 0; i < c->ndbs && r == 0; i++) {
+        char edb[300];
+        snprintf(edb, sizeof edb, "%s.edb", c->databases[i]);
+        r = vss_writer_add_component(w, VSS_CT_DATABASE, "", c->databases[i], true);
+        if (r == 0)
+            r = vss_writer_add_files(w, "", c->databases[i], c->db_dir, edb, false, VSS_FILE_DATA);
+        if (r == 0)
+            r = vss_writer_add_files(w, "", c->databases[i], c->log_dir, logspec, false, VSS_FILE_LOG);
+        if (r == 0)
+            r = vss_writer_add_files(w, "", c->databases[i], c->sys_dir ? c->sys_dir : c->log_dir,
+                                     chkspec, false, VSS_FILE_LOG);
+    }
+    if (r == 0)
+        r = vss_writer_set_ops(w, &ops, NULL);
+    if (r == 0)
+        r = vss_writer_connect(w, c->vss_socket);
+    if (r < 0) {
+        vss_writer_free(w);
+        *err = r;
+        return NULL;
+    }
+    return w;
+}
+
+static void *writer_thread(void *arg)
+{
+    (void)arg;
+    vss_writer *w = NULL;
+    int last_err = 1;
+    while (!W.stop) {
+        if (!w) {
+            int r = 0;
+            w = writer_make(&r);
+            if (w) {
+                char id[VSS_ID_STRLEN];
+                svc_log(SVC_INFO, "writer: '%s' %s registered with vssd (instance %s)",
+                        EXCHANGE_WRITER_NAME, EXCHANGE_WRITER_CLASS,
+                        vss_id_format(vss_writer_instance_id(w), id));
+                pthread_mutex_lock(&W.mu);
+                W.connected = true;
+                pthread_mutex_unlock(&W.mu);
+                last_err = 0;
+            } else {
+                if (r != last_err)
+                    svc_log(SVC_WARN, "writer: cannot register with vssd: %s (retrying every 2 s)",
+                            vss_strerror(r));
+                last_err = r;
+                struct pollfd p = { .fd = W.wake[0], .events = POLLIN };
+                poll(&p, 1, 2000);
+                continue;
+            }
+        }
+        struct pollfd p[2] = { { .fd = vss_writer_fd(w), .events = POLLIN },
+                               { .fd = W.wake[0], .events = POLLIN } };
+        if (poll(p, 2, 1000) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+        int r = vss_writer_dispatch(w);     /* also runs libvss's local-abort timer */
+        if (r < 0 && r != -EAGAIN) {
+            svc_log(SVC_WARN, "writer: connection to vssd lost: %s", vss_strerror(r));
+            release("vssd went away");
+            vss_writer_free(w);
+            w = NULL;
+            pthread_mutex_lock(&W.mu);
+            W.connected = false;
+            pthread_mutex_unlock(&W.mu);
+            last_err = 1;
+        }
+    }
+    if (w) {
+        release("storesvc stopping");
+        vss_writer_free(w);
+    }
+    return NULL;
+}
+
+int writer_start(const struct svc_config *cfg)
+{
+    W.cfg = cfg;
+    if (pipe2(W.wake, O_CLOEXEC) < 0)
+        return -errno;
+    int r = pthread_create(&W.th, NULL, writer_thread, NULL);
+    if (r != 0) {
+        close(W.wake[0]);
+        close(W.wake[1]);
+        return -r;
+    }
+    W.started = true;
+    return 0;
+}
+
+void writer_stop(void)
+{
+    if (!W.started)
+        return;
+    W.stop = 1;
+    if (write(W.wake[1], "x", 1) < 0)
+        (void)0;
+    pthread_join(W.th, NULL);
+    close(W.wake[0]);
+    close(W.wake[1]);
+    W.started = false;
+}
+
+json_object *writer_stats_json(void)
+{
+    json_object *o = json_object_new_object();
+    pthread_mutex_lock(&W.mu);
+    json_object_object_add(o, "enabled", json_object_new_boolean(W.started));
+    json_object_object_add(o, "class_id", json_object_new_string(EXCHANGE_WRITER_CLASS));
+    json_object_object_add(o, "registered", json_object_new_boolean(W.connected));
+    json_object_object_add(o, "backups", json_object_new_int64((int64_t)W.backups));
+    json_object_object_add(o, "completed", json_object_new_int64((int64_t)W.completed));
+    json_object_object_add(o, "aborted", json_object_new_int64((int64_t)W.aborted));
+    json_object_object_add(o, "writes_not_held", json_object_new_int64((int64_t)W.not_held));
+    json_object_object_add(o, "truncations", json_object_new_int64((int64_t)W.truncations));
+    json_object_object_add(o, "last_freeze_ms", json_object_new_double(W.last_freeze_ms));
+    json_object_object_add(o, "max_freeze_ms", json_object_new_double(W.max_freeze_ms));
+    json_object_object_add(o, "last_freeze_start_us", json_object_new_int64((int64_t)W.last_freeze_start_us));
+    json_object_object_add(o, "last_thaw_us", json_object_new_int64((int64_t)W.last_thaw_us));
+    json_object_object_add(o, "last_event", json_object_new_string(W.last_event));
+    json_object_object_add(o, "last_set", json_object_new_string(W.set_id));
+    json_object_object_add(o, "last_error", json_object_new_string(W.last_error));
+    pthread_mutex_unlock(&W.mu);
+    return o;
+}

@@ -1,0 +1,196 @@
+#!/bin/bash
+# storesvc end to end: the mail store server with its files on a real loop
+# volume F:, mail over LMTP (swaks, when installed, and storectl load),
+# storectl's administration commands, and the Microsoft Exchange Writer
+# through vssd with the copying test provider:
+#  (a) usage of storesvc and storectl; start, clean stop (Clean Shutdown);
+#  (b) LMTP with a real client (swaks): one reply per recipient, the
+#      message readable with storectl, dot-stuffing, unknown commands;
+#  (c) the seed's DiskShadow script (full backup, expose at S:) while
+#      storectl load delivers: zero failed deliveries; the exposed database
+#      is Dirty Shutdown needing one log generation; `eseutil /r` on a
+#      copy makes it Clean Shutdown, /k and /g clean; every delivery
+#      acknowledged before the freeze is in the recovered copy; the logs
+#      were truncated (224);
+#  (d) a copy backup truncates nothing;
+#  (e) the engine's freeze limit exceeded: the set fails with the
+#      inconsistent-snapshot error, deliveries go on, none fails, the
+#      store is not left in a backup.
+. "$(dirname "$0")/lib.sh"
+plan 51
+
+SVC="$VSS_BUILD/store/svc/storesvc"
+CTL="$VSS_BUILD/store/svc/storectl"
+ESEUTIL="$VSS_BUILD/store/eseutil"
+DS="$VSS_BUILD/tools/diskshadow/diskshadow"
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+EXCHANGE='{76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}'
+[ -x "$SVC" ] || { echo "1..0 # SKIP storesvc not built (store disabled)"; exit 0; }
+
+export STORESVC_SOCKET="$T/run/storesvc.sock" STORESVC_LMTP="$T/run/lmtp.sock"
+
+# start_storesvc [options...]: storesvc with its files on F:, waits until
+# its writer is registered. Sets SVC_PID.
+start_storesvc() {
+    "$SVC" --foreground --db-dir "$T/F/db" --log-dir "$T/F/logs" \
+        --control-socket "$STORESVC_SOCKET" --lmtp-socket "$STORESVC_LMTP" \
+        --log-file "$T/storesvc.log" "$@" >>"$T/storesvc.out" 2>&1 &
+    SVC_PID=$!
+    _pids+=("$SVC_PID")
+    for _ in $(seq 100); do
+        "$CTL" stats 2>/dev/null | grep -q '^writer.registered: true' && return 0
+        kill -0 "$SVC_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    diag "storesvc did not start:"
+    tail -20 "$T/storesvc.log" "$T/storesvc.out" 2>/dev/null | sed 's/^/#   /'
+    return 1
+}
+stat_of() { "$CTL" stats 2>/dev/null | sed -n "s/^$1: //p"; }
+event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
+lowest_log() { (cd "$T/F/logs" && ls E00????????.log 2>/dev/null | sort | head -1); }
+load_start() {  # load_start RECORD [options]: storectl load in the background
+    local rec="$1"; shift
+    "$CTL" load --clients 4 --rate 200 --duration 600 --size 3000 --record "$rec" "$@" \
+        >"$rec.out" 2>&1 &
+    LOAD_PID=$!
+    _pids+=("$LOAD_PID")
+}
+load_stop() {   # sets LOAD_RC
+    kill -TERM "$LOAD_PID" 2>/dev/null
+    wait "$LOAD_PID"
+    LOAD_RC=$?
+    for i in "${!_pids[@]}"; do [ "${_pids[$i]}" = "$LOAD_PID" ] && unset '_pids[i]'; done
+}
+
+write_config
+make_volume F 64 || exit 1
+start_vssd || exit 1
+mkdir -p "$T/run" "$T/work"
+
+# --- (a) usage, start and stop
+out=$("$SVC" --help 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s' "$out" | grep -q -- "--db-dir DIR"
+ok $? "storesvc --help exits 0 and lists the options"
+out=$("$SVC" --bogus 2>&1); rc=$?
+is "$rc" "1" "storesvc: an unknown option exits 1"
+out=$("$SVC" --max-connections 0 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid max_connections '0'"
+ok $? "storesvc: a bad value is named"
+out=$("$CTL" --help 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s' "$out" | grep -q "verify --record FILE"
+ok $? "storectl --help exits 0"
+"$CTL" frobnicate >/dev/null 2>&1
+is "$?" "1" "storectl: an unknown command exits 1"
+"$CTL" stats >/dev/null 2>&1
+is "$?" "3" "storectl: storesvc not running exits 3"
+
+start_storesvc || exit 1
+ok 0 "storesvc started with its files on F: and registered its writer"
+out=$("$VSSADMIN" list writers 2>&1)
+like "$out" "Writer name: 'Microsoft Exchange Writer'" "vssadmin lists the Microsoft Exchange Writer"
+like "$out" "Writer Id: $EXCHANGE" "with Exchange's writer class ID"
+stop_pid "$SVC_PID"
+like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" \
+    "SIGTERM: the database is left in Clean Shutdown"
+grep -q "clean shutdown" "$T/storesvc.log"
+ok $? "and storesvc logs its clean shutdown"
+start_storesvc || exit 1
+
+# --- (b) LMTP with a real client
+if command -v swaks >/dev/null; then
+    out=$(swaks --protocol LMTP --socket "$STORESVC_LMTP" --from bob@example.com \
+        --to alice@example.com,carol@example.com --header "Subject: hello" \
+        --body $'first line\n.leading dot\nlast line' 2>&1); rc=$?
+    is "$rc" "0" "swaks delivers over LMTP to two recipients"
+    is "$(printf '%s\n' "$out" | grep -Ec '^<- +250 2.0.0 <.*> delivered as')" "2" "one 250 reply per recipient"
+    msg=$("$CTL" read alice 1 2>&1)
+    like "$msg" "Subject: hello" "storectl read shows the delivered message"
+    like "$msg" $'\n\\.leading dot\r' "dot-stuffing is undone"
+    like "$("$CTL" messages carol 2>&1)" "<bob@example.com>" "storectl messages lists it with its sender"
+    out=$(swaks --protocol LMTP --socket "$STORESVC_LMTP" --to 'bad/name@example.com' 2>&1)
+    like "$out" "550 5.1.3" "an invalid mailbox name is refused with 550"
+else
+    for i in 1 2 3 4 5 6; do echo "ok $((_n + 1)) # SKIP swaks not installed"; _n=$((_n + 1)); done
+fi
+"$CTL" delete alice 1 >/dev/null 2>&1
+ok $? "storectl delete"
+"$CTL" read alice 1 >/dev/null 2>&1
+is "$?" "2" "a deleted message is gone"
+
+# --- (c) the seed's full backup under load
+# a few log generations first, so that the full backup has logs to truncate
+"$CTL" load --clients 8 --count 1200 --size 4000 --prefix pre >"$T/preload.out" 2>&1
+ok $? "preload: 1200 deliveries ($(cut -c1-60 "$T/preload.out"))"
+load_start "$T/rec-full"
+sleep 1
+: >"$T/ds.log"
+(cd "$T/work" && "$DS" /s "$SRC/examples/seed-diskshadow.txt" >"$T/seed.out" 2>&1)
+is "$?" "0" "the seed's DiskShadow script (full backup of F:, exposed at S:) under load"
+FREEZE_US=$(stat_of writer.last_freeze_start_us)
+FREEZE_MS=$(stat_of writer.last_freeze_ms)
+sleep 0.5
+load_stop
+is "$LOAD_RC" "0" "storectl load: no delivery failed during the backup"
+diag "$(cat "$T/rec-full.out"); writer freeze $FREEZE_MS ms"
+ok "$([ "$(stat_of store.delivery_failures)" = 0 ]; echo $?)" "storesvc counted no failed delivery"
+mh=$("$ESEUTIL" /mh "$T/S/db/mailbox.edb" 2>&1)
+like "$mh" "State: Dirty Shutdown" "the exposed database is in Dirty Shutdown"
+like "$mh" "Log Required: ([0-9]+)-\\1 " "and needs a single log generation"
+rm -rf "$T/copy"; mkdir -p "$T/copy"
+cp -a "$T/S/db" "$T/S/logs" "$T/copy/"
+out=$("$ESEUTIL" /r E00 /l "$T/copy/logs" /s "$T/copy/logs" /d "$T/copy/db" 2>&1)
+ok $? "eseutil /r on a copy of the shadow"
+like "$("$ESEUTIL" /mh "$T/copy/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" "the recovered copy is Clean Shutdown"
+check "eseutil /k on the recovered copy" "$ESEUTIL" /k "$T/copy/db/mailbox.edb"
+check "eseutil /g on the recovered copy" "$ESEUTIL" /g "$T/copy/db/mailbox.edb"
+out=$("$CTL" verify --record "$T/rec-full" --db "$T/copy/db/mailbox.edb" --before "$FREEZE_US" 2>&1); rc=$?
+is "$rc" "0" "every delivery acknowledged before the freeze is in the recovered copy"
+diag "$out"
+like "$out" "checked \(acknowledged before the limit\): [1-9][0-9]* present and intact, 0 missing, 0 damaged" \
+    "(and there were some)"
+out=$("$CTL" verify --record "$T/rec-full" 2>&1)
+is "$?" "0" "every acknowledged delivery is in the live store"
+is "$(event_count 2005)" "1" "event 2005: full backup prepared"
+like "$(event_count 2001)/$(event_count 2003)" "^1/1$" "events 2001 and 2003: freeze started and ended"
+is "$(event_count 224)" "1" "event 224: logs truncated after the full backup"
+like "$(grep 'logs [0-9]*-[0-9]* truncated' "$T/storesvc.log")" "writer: BackupComplete \(full\)" \
+    "the writer logged what it truncated"
+check "E00000001.log is gone from F:" test ! -e "$T/F/logs/E0000000001.log"
+(cd "$T/work" && "$DS" /s "$SRC/tests/diskshadow/seed-cleanup.dsh" >/dev/null 2>&1)
+is "$(shadow_count)" "0" "seed cleanup: the shadow copy is deleted"
+
+# --- (d) a copy backup truncates nothing
+before_low=$(lowest_log)
+load_start "$T/rec-copy"
+"$TREQ" --volume F: --type copy >"$T/req-copy.out" 2>&1
+is "$?" "0" "a copy backup of F: with the writer under load"
+load_stop
+is "$LOAD_RC" "0" "no delivery failed"
+is "$(event_count 2009)" "1" "event 2009: copy backup prepared"
+is "$(event_count 224)/$(event_count 225)" "1/0" "no truncation event after the copy backup"
+is "$(lowest_log)" "$before_low" "the oldest log is still there"
+like "$(grep 'BackupComplete (copy)' "$T/storesvc.log")" "recorded, nothing truncated" "the writer says so"
+
+# --- (e) the engine's freeze limit is exceeded
+stop_pid "$SVC_PID"
+start_storesvc --freeze-timeout 50 || exit 1
+provider_ctl "stall=commit:400"
+load_start "$T/rec-hold"
+sleep 0.5
+out=$("$TREQ" --volume F: --type full 2>&1)
+like "$out" "result FAIL VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT" \
+    "hold exceeded: the set fails with the inconsistent-snapshot error"
+provider_ctl ""
+is "$(event_count 2004)" "1" "event 2004: the engine's freeze limit fired"
+sleep 0.5
+is "$(stat_of store.backup_in_progress)" "false" "the store is not left in a backup"
+n1=$(stat_of store.deliveries); sleep 0.5; n2=$(stat_of store.deliveries)
+ok "$([ "$n2" -gt "$n1" ]; echo $?)" "deliveries go on ($n1 -> $n2)"
+load_stop
+is "$LOAD_RC" "0" "no delivery failed"
+out=$("$CTL" verify --record "$T/rec-hold" 2>&1)
+is "$?" "0" "none was lost"
+stop_pid "$SVC_PID"
+like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" "and it stops cleanly"
+done_testing
