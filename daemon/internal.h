@@ -257,6 +257,18 @@ void admin_identify_done(struct admin_req *a, struct writer *w);
 /* The connection is closing: drop its pending admin requests. */
 void admin_conn_gone(struct conn *c);
 
+/* ---- shadow storage monitor (storage.c) ------------------------------ */
+/* Runs the monitor if it is due (or a shadow was created since). */
+void storage_tick(uint64_t now);
+/* When the monitor wants to run next (UINT64_MAX: no shadows). */
+uint64_t storage_next_deadline(void);
+void storage_release(void);
+/* An association's maximum in bytes (-1: UNBOUNDED), a percentage taken
+ * of the capacity of its "on" storage; *cap gets that capacity. */
+int64_t storage_assoc_maximum(json_object *assoc, const char *on, uint64_t *cap);
+/* Monitor counters for the status op. */
+json_object *storage_stats_json(void);
+
 /* ---- flush & hold (flush.c) and watchdog (watchdog.c) ---------------- */
 struct flush_vol {
     int fd;                     /* O_RDONLY on the mount point */
@@ -311,6 +323,8 @@ enum {
     EV_SHADOW_CREATED = 1300, EV_SHADOW_DELETED = 1301, EV_EXPOSED = 1302,
     EV_UNEXPOSED = 1303, EV_WATCHDOG_THAW = 1304, EV_STALE_FREEZE = 1305,
     EV_ORPHAN_DELETED = 1306, EV_HALF_MADE_DELETED = 1307, EV_CATALOG_ERROR = 1308,
+    EV_STORAGE_LIMIT_DELETED = 1309, EV_STORAGE_RESERVE_DELETED = 1310,
+    EV_STORAGE_AT_RISK = 1311,
     EV_PROVIDER_LOADED = 1400, EV_PROVIDER_FAILED = 1401, EV_PROVIDER_ERROR = 1402,
     EV_PROTOCOL_ERROR = 1500, EV_ACCESS_DENIED = 1501,
 };

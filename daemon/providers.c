@@ -23,7 +23,8 @@ static size_t n_provs;
 
 /* Built-in providers (providers/<name>/), in the order they are asked. */
 extern const struct vss_provider vss_btrfs_provider;
-static const struct vss_provider *const builtins[] = { &vss_btrfs_provider, NULL };
+extern const struct vss_provider vss_reflink_provider;
+static const struct vss_provider *const builtins[] = { &vss_btrfs_provider, &vss_reflink_provider, NULL };
 
 static int provider_add(const struct vss_provider *src, void *dl, const char *origin)
 {

@@ -6,6 +6,7 @@
  * and fits in PATH_MAX; unknown sections or keys are errors that name the
  * file and line, so a typo never silently falls back to a default.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
@@ -62,6 +63,46 @@ static bool parse_uint(const char *v, unsigned *out)
         return false;
     *out = (unsigned)x;
     return true;
+}
+
+int vss_parse_size(const char *s, int64_t *bytes, int *percent)
+{
+    *bytes = -1;
+    *percent = -1;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0 || v != v)
+        return -EINVAL;
+    if (!strcmp(end, "%")) {
+        if (v > 100 || v != (double)(int)v)
+            return -EINVAL;
+        *percent = (int)v;
+        return 0;
+    }
+    static const char units[] = "KMGTPE";
+    double mul = 1;
+    const char *u = end;
+    if (*u && *u != 'b' && *u != 'B') {
+        const char *k = strchr(units, toupper((unsigned char)*u));
+        if (!k)
+            return -EINVAL;
+        for (const char *q = units; q <= k; q++)
+            mul *= 1024;
+        u++;
+        if (*u == 'i' && (u[1] == 'B' || u[1] == 'b'))
+            u++;
+    }
+    if (*u == 'b' || *u == 'B')
+        u++;
+    if (*u)
+        return -EINVAL;
+    if (v * mul >= 9.2e18)
+        return -EINVAL;
+    *bytes = (int64_t)(v * mul);
+    return 0;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -194,7 +235,33 @@ static int handler(void *user, const char *section, const char *name, const char
             dst = c->provider_modules, dlen = sizeof c->provider_modules;
         else if (!strcmp(name, "requestor_group"))
             dst = c->requestor_group, dlen = sizeof c->requestor_group;
-        else if (!strcmp(name, "syslog")) {
+        else if (!strcmp(name, "storage_reserve")) {
+            /* One value, or two (a size and a percentage): the smaller wins. */
+            char tmp[128];
+            if (strlen(value) >= sizeof tmp)
+                return fail(p, line, "value of '%s' is too long%s", name, "");
+            strcpy(tmp, value);
+            c->storage_reserve_bytes = -1;
+            c->storage_reserve_pct = -1;
+            int n = 0;
+            for (char *save = NULL, *t = strtok_r(tmp, " \t,", &save); t;
+                 t = strtok_r(NULL, " \t,", &save), n++) {
+                int64_t b;
+                int pct;
+                if (n >= 2 || vss_parse_size(t, &b, &pct) < 0 ||
+                    (b >= 0 && c->storage_reserve_bytes >= 0) ||
+                    (pct >= 0 && c->storage_reserve_pct >= 0))
+                    return fail(p, line, "'%s' wants a size (256M), a percentage (10%%) or one "
+                                "of each, not '%s'", name, value);
+                if (b >= 0)
+                    c->storage_reserve_bytes = b;
+                else
+                    c->storage_reserve_pct = pct;
+            }
+            if (n == 0)
+                return fail(p, line, "'%s' wants a size or a percentage, not '%s'", name, value);
+            return 1;
+        } else if (!strcmp(name, "syslog")) {
             if (!parse_bool(value, &c->syslog))
                 return fail(p, line, "'%s' wants yes or no, not '%s'", name, value);
             return 1;
@@ -235,6 +302,8 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
     c->hold_timeout_ms = 10000;
     c->event_timeout_ms = 60000;
     c->identify_timeout_ms = 5000;
+    c->storage_reserve_bytes = 256ll << 20;
+    c->storage_reserve_pct = 10;
     c->syslog = true;
     if (err && errlen)
         err[0] = '\0';

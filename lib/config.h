@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct vss_letter {
@@ -32,6 +33,11 @@ struct vss_config {
     unsigned max_message, max_connections, max_writers, max_sessions;
     unsigned freeze_timeout_ms, hold_timeout_ms, event_timeout_ms, identify_timeout_ms;
     char provider_modules[4096]; /* space separated paths */
+    /* Free space kept in the storage that shadows live on: the smaller of
+     * a size and a percentage of its capacity; -1 = that part not set.
+     * Default 256 MiB and 10%. */
+    int64_t storage_reserve_bytes;
+    int storage_reserve_pct;
     bool syslog;
     struct vss_letter *letters;
     size_t n_letters;
@@ -55,6 +61,14 @@ const char *vss_config_letter_path(const struct vss_config *c, const char *lette
 const char *vss_config_path_letter(const struct vss_config *c, const char *path);
 /* Whether uid may register a writer of this class ("{guid}"). */
 bool vss_config_writer_allowed(const struct vss_config *c, const char *class_id, uid_t uid);
+/*
+ * Parses a size like vssadmin's /maxsize=: bytes with an optional unit
+ * K, M, G, T, P, E (1024-based, an optional trailing B, any case, a
+ * fraction allowed: "1.5G"), or a percentage "N%" (0..100, whole). A size
+ * sets *bytes and *percent = -1; a percentage sets *percent and *bytes = -1.
+ * @return 0 or -EINVAL.
+ */
+int vss_parse_size(const char *s, int64_t *bytes, int *percent);
 /* Normalizes a drive letter spec into "F:" (returns false if not a letter spec). */
 bool vss_letter_normalize(const char *spec, char out[3]);
 

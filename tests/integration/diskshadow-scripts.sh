@@ -9,7 +9,7 @@
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 69
+plan 71
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # vssvol end to end, on real loop devices and a real btrfs pool image:
 #  (a) usage: --help for the tool and every command, bad inputs exit 1
-#      with a message naming the value, non-btrfs pools refused (exit 2);
+#      with a message naming the value, pools that can neither snapshot nor
+#      reflink refused (exit 2; XFS with reflink: provider-reflink.sh);
 #  (b) pool init (the embedded default image under the test's VSS_ROOT),
 #      idempotent; create F (ext4) and G (xfs) with letters: mounted on
 #      loop devices with direct I/O, NOCOW images, registered with vssd;
@@ -88,10 +89,13 @@ vv --root "$T/other" pool init --path "$T"
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "neither snapshot nor reflink"
 ok $? "a pool directory on a filesystem that can do neither is refused (exit 2, says what works)"
 diag_out
-make_volume X 300 xfs || exit 1
+truncate -s 300M "$T/X.img"
+XLOOP=$(losetup -f --show "$T/X.img") && _loops+=("$XLOOP") &&
+    mkfs.xfs -q -f -m reflink=0 "$XLOOP" >/dev/null 2>&1 && mkdir -p "$T/X" && mount "$XLOOP" "$T/X" &&
+    _mounts+=("$T/X") || exit 1
 vv --root "$T/other" pool init --path "$T/X"
-[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "reflink provider, which does not exist yet"
-ok $? "an XFS pool is refused until the reflink provider exists"
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "XFS without reflink"
+ok $? "an XFS pool without reflink is refused (exit 2, says mkfs.xfs -m reflink=1)"
 
 # --- (b) pool and volumes
 vv pool init

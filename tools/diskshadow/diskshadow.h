@@ -60,6 +60,10 @@ struct ds {
     const char *root;           /* --root or NULL */
     vss_requestor *r;           /* NULL until the first command that needs vssd */
     struct vss_config *cfg;     /* vss.conf (drive letters), loaded by ds_init; may be NULL */
+    /* A letter vssd knows (registered with a volume by vssvol) but vss.conf
+     * does not: the last one looked up, with its mount point. */
+    char vssd_letter[3];
+    char vssd_letter_path[4096];
 
     /* SET */
     long context;               /* base context (VSS_CTX_*) */

@@ -41,9 +41,36 @@ void ds_init(struct ds *d)
     }
 }
 
-const char *ds_letter_path(const struct ds *d, const char *letter)
+/*
+ * A drive letter's directory: vss.conf's [letters] first, then the letters
+ * vssd knows from registered volumes (vssvol create --letter), as vssd
+ * itself resolves them.
+ */
+const char *ds_letter_path(const struct ds *cd, const char *letter)
 {
-    return d->cfg ? vss_config_letter_path(d->cfg, letter) : NULL;
+    const char *p = cd->cfg ? vss_config_letter_path(cd->cfg, letter) : NULL;
+    char l[3];
+    if (p || !vss_letter_normalize(letter, l))
+        return p;
+    struct ds *d = (struct ds *)cd; /* the cache and the connection only */
+    if (!strcmp(d->vssd_letter, l))
+        return d->vssd_letter_path;
+    if (ds_connect(d) != 0)
+        return NULL;
+    vss_list *vols = NULL;
+    if (vss_requestor_list_volumes(d->r, &vols) != 0)
+        return NULL;
+    for (size_t i = 0; i < vss_list_count(vols) && !p; i++) {
+        const vss_item *it = vss_list_get(vols, i);
+        const char *vl = vss_item_str(it, "letter"), *vp = vss_item_str(it, "path");
+        if (vl && vp && !strcasecmp(vl, l) && strlen(vp) < sizeof d->vssd_letter_path) {
+            snprintf(d->vssd_letter, sizeof d->vssd_letter, "%s", l);
+            snprintf(d->vssd_letter_path, sizeof d->vssd_letter_path, "%s", vp);
+            p = d->vssd_letter_path;
+        }
+    }
+    vss_list_free(vols);
+    return p;
 }
 
 const char *ds_path_letter(const struct ds *d, const char *path)

@@ -1,13 +1,17 @@
 /*
  * cmd_pool.c - "vssvol pool init" and bringing the pool back (pool_ensure).
  *
- * A pool is a btrfs filesystem directory holding volumes/ and shadows/:
+ * A pool is a btrfs or XFS (reflink) directory holding volumes/ and shadows/:
  *  - --path DIR on btrfs: used as it is (preferred: no extra layer);
+ *  - --path DIR on XFS: used as it is if it can reflink (a FICLONE of a
+ *    probe file, not xfs_info: what matters is what the kernel does);
+ *    volumes are plain directories there, shadows reflink clones (the
+ *    reflink provider);
  *  - no --path (the embedded default): STATE_DIR/pool.img, a sparse image
  *    formatted btrfs, attached to a loop device (direct I/O, autoclear) and
  *    mounted at STATE_DIR/pool; "attach" mounts it again after a reboot.
- * XFS (reflink) pools are refused until the reflink provider exists: vssd
- * would refuse every volume on them. Anything else can do neither.
+ * XFS without reflink, and anything else, can do neither: refused with
+ * what would work.
  *
  * Invariants: one pool per VSS_ROOT (the state file names it); the state
  * file records the pool only once it is mounted and laid out.
@@ -83,8 +87,9 @@ int pool_ensure(struct ctx *c)
             return ex;
         progress_done(c, t0);
     }
-    if (!on_btrfs(st->pool_path)) {
-        say_err("the pool '%s' is not on btrfs (not mounted yet?)", st->pool_path);
+    if (st->pool_kind == POOL_IMAGE ? !on_btrfs(st->pool_path) : !pool_fs_ok(st->pool_path)) {
+        say_err("the pool '%s' is not on %s (not mounted yet?)", st->pool_path,
+                st->pool_kind == POOL_IMAGE ? "btrfs" : "btrfs or XFS");
         return VSSVOL_EXIT_FAILED;
     }
     int r = pool_layout(st->pool_path);
@@ -95,7 +100,32 @@ int pool_ensure(struct ctx *c)
     return 0;
 }
 
-/* --path DIR: btrfs used as is; xfs and the rest refused with what would work. */
+bool pool_fs_ok(const char *dir)
+{
+    return on_btrfs(dir) || on_xfs(dir);
+}
+
+int vol_dir_delete(const struct ctx *c, const char *name)
+{
+    char vols[PATH_MAX + 16], dir[PATH_MAX + 96], img[PATH_MAX + 200];
+    snprintf(vols, sizeof vols, "%s/volumes", c->st.pool_path);
+    int r = -EBUSY;
+    if (on_btrfs(vols)) {
+        for (int i = 0; i < 100 && r == -EBUSY; i++) {
+            r = subvol_delete(vols, name);
+            if (r == -EBUSY)
+                usleep(20000); /* the autoclear loop device is going away */
+        }
+        return r;
+    }
+    snprintf(dir, sizeof dir, "%s/%s", vols, name);
+    snprintf(img, sizeof img, "%s/%s.img", dir, name);
+    if (unlink(img) < 0 && errno != ENOENT)
+        return -errno;
+    return rmdir(dir) < 0 ? -errno : 0;
+}
+
+/* --path DIR: btrfs used as is, XFS if it reflinks; the rest refused with what would work. */
 static int init_path(struct ctx *c, const char *path)
 {
     char dir[PATH_MAX], fs[64];
@@ -113,21 +143,29 @@ static int init_path(struct ctx *c, const char *path)
         say_err("cannot tell the filesystem of '%s': %s", dir, strerror(-r));
         return VSSVOL_EXIT_FAILED;
     }
-    if (!strcmp(fs, "xfs")) {
-        say_err("'%s' is on xfs: an XFS pool needs the reflink provider, which does not exist "
-                "yet, so vssd would refuse its volumes; use a directory on btrfs, or omit "
-                "--path for the embedded btrfs pool image", dir);
-        return VSSVOL_EXIT_FAILED;
-    }
-    if (strcmp(fs, "btrfs")) {
+    if (strcmp(fs, "btrfs") && strcmp(fs, "xfs")) {
         say_err("'%s' is on %s, which can neither snapshot nor reflink: use a directory on "
-                "btrfs (or, once the reflink provider exists, XFS with reflink=1), or omit "
-                "--path for the embedded btrfs pool image under '%s'", dir, fs, c->cfg.state_dir);
+                "btrfs or on XFS with reflink=1, or omit --path for the embedded btrfs pool "
+                "image under '%s'", dir, fs, c->cfg.state_dir);
         return VSSVOL_EXIT_FAILED;
     }
     if (access(dir, W_OK) < 0) {
         say_err("cannot write to '%s': %s", dir, strerror(errno));
         return VSSVOL_EXIT_FAILED;
+    }
+    if (!strcmp(fs, "xfs")) {
+        r = reflink_probe(dir);
+        if (r == -EOPNOTSUPP || r == -EINVAL || r == -EXDEV) {
+            say_err("'%s' is on XFS without reflink, which can neither snapshot nor reflink: "
+                    "use XFS made with 'mkfs.xfs -m reflink=1', a directory on btrfs, or omit "
+                    "--path for the embedded btrfs pool image", dir);
+            return VSSVOL_EXIT_FAILED;
+        }
+        if (r < 0) {
+            say_err("cannot check whether '%s' can reflink: %s", dir, strerror(-r));
+            return VSSVOL_EXIT_FAILED;
+        }
+        info(c, "'%s' is on XFS with reflink: volumes are shadowed by the reflink provider", dir);
     }
     r = pool_layout(dir);
     if (r < 0) {

@@ -2,10 +2,11 @@
  * cmd_volume.c - the volume commands of vssvol: create, list, attach,
  * detach, remove.
  *
- * A volume is POOL/volumes/NAME (a btrfs subvolume) holding NAME.img,
- * attached to a loop device with direct I/O, formatted ext4 or xfs and
- * mounted where the administrator says, then registered with vssd under
- * NAME (with its drive letter) so that the btrfs provider shadows it.
+ * A volume is POOL/volumes/NAME (a btrfs subvolume, or a plain directory
+ * on an XFS pool) holding NAME.img, attached to a loop device with direct
+ * I/O, formatted ext4 or xfs and mounted where the administrator says,
+ * then registered with vssd under NAME (with its drive letter) so that the
+ * btrfs provider (or the reflink provider) shadows it.
  *
  * Invariants:
  *  - create either leaves a complete volume (subvolume, image, mounted,
@@ -72,21 +73,37 @@ static bool loop_dio(const char *dev)
     return ch == '1';
 }
 
-/* Creates POOL/volumes/NAME/NAME.img (sparse, NOCOW unless cow). */
+/*
+ * Creates POOL/volumes/NAME/NAME.img (sparse; on btrfs in a subvolume of
+ * its own and NOCOW unless cow; on XFS in a plain directory: NOCOW does
+ * not exist there and reflink needs copy on write anyway).
+ */
 static int make_image(struct ctx *c, struct vol *v, bool cow)
 {
     char vols[PATH_MAX + 16], img[PATH_MAX + 80];
     snprintf(vols, sizeof vols, "%s/volumes", c->st.pool_path);
     vol_image(c, v, img, sizeof img);
-    int r = subvol_create(vols, v->name);
+    bool btrfs = on_btrfs(vols);
+    int r;
+    if (btrfs) {
+        r = subvol_create(vols, v->name);
+    } else {
+        char dir[PATH_MAX + 96];
+        snprintf(dir, sizeof dir, "%s/%s", vols, v->name);
+        r = mkdir(dir, 0755) < 0 ? -errno : 0;
+    }
     if (r < 0) {
         if (r == -EEXIST)
             say_err("'%s/%s' already exists but no volume of that name is recorded (left over "
-                    "from a crash? delete it with 'btrfs subvolume delete')", vols, v->name);
+                    "from a crash? delete it with '%s')", vols, v->name,
+                    btrfs ? "btrfs subvolume delete" : "rm -r");
         else
-            say_err("cannot create the subvolume '%s/%s': %s", vols, v->name, strerror(-r));
+            say_err("cannot create the %s '%s/%s': %s", btrfs ? "subvolume" : "directory", vols,
+                    v->name, strerror(-r));
         return r;
     }
+    if (!btrfs)
+        cow = true;
     int fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         r = -errno;
@@ -115,21 +132,15 @@ static int make_image(struct ctx *c, struct vol *v, bool cow)
     return 0;
 }
 
-/* Undoes a partial create: unmount, delete the subvolume, the directory we made. */
+/* Undoes a partial create: unmount, delete the subvolume (directory), the directory we made. */
 static void create_rollback(struct ctx *c, const struct vol *v, bool mounted, bool made_dir)
 {
-    char err[PATH_MAX + 256], vols[PATH_MAX + 16];
+    char err[PATH_MAX + 256];
     if (mounted && do_umount(v->mountpoint, err, sizeof err) < 0)
         say_warn("%s", err);
-    snprintf(vols, sizeof vols, "%s/volumes", c->st.pool_path);
-    int r = -EBUSY;
-    for (int i = 0; i < 50 && r == -EBUSY; i++) {
-        r = subvol_delete(vols, v->name);
-        if (r == -EBUSY)
-            usleep(20000); /* the autoclear loop device still holds the image */
-    }
+    int r = vol_dir_delete(c, v->name);
     if (r < 0 && r != -ENOENT)
-        say_warn("cannot delete the subvolume '%s/%s': %s", vols, v->name, strerror(-r));
+        say_warn("cannot delete '%s/volumes/%s': %s", c->st.pool_path, v->name, strerror(-r));
     if (made_dir)
         rmdir(v->mountpoint);
 }
@@ -238,8 +249,8 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
     vol_image(c, &v, img, sizeof img);
 
     uint64_t t0 = now_us();
-    progress(c, "Creating '%s' (%s sparse image in subvolume '%s/volumes/%s')", o->name, sz,
-             st->pool_path, o->name);
+    progress(c, "Creating '%s' (%s sparse image in %s '%s/volumes/%s')", o->name, sz,
+             on_btrfs(st->pool_path) ? "subvolume" : "directory", st->pool_path, o->name);
     if (make_image(c, &v, o->cow) < 0) {
         create_rollback(c, &v, false, made_dir);
         return VSSVOL_EXIT_FAILED;
@@ -526,14 +537,9 @@ int cmd_remove(struct ctx *c, const char *name, bool force)
     if (ex)
         return ex;
     snprintf(vols, sizeof vols, "%s/volumes", c->st.pool_path);
-    int r = -EBUSY;
-    for (int i = 0; i < 100 && r == -EBUSY; i++) {
-        r = subvol_delete(vols, v->name);
-        if (r == -EBUSY)
-            usleep(20000); /* the autoclear loop device is going away */
-    }
+    int r = vol_dir_delete(c, v->name);
     if (r < 0 && r != -ENOENT) {
-        say_err("cannot delete the subvolume '%s/%s': %s", vols, v->name, strerror(-r));
+        say_err("cannot delete '%s/%s': %s", vols, v->name, strerror(-r));
         return VSSVOL_EXIT_FAILED;
     }
     char mp[PATH_MAX];
@@ -577,7 +583,7 @@ int cmd_list(struct ctx *c, bool json)
 {
     struct state *st = &c->st;
     vss_list *reg = registered_volumes(c);
-    bool pool_mounted = st->pool_kind != POOL_NONE && on_btrfs(st->pool_path) &&
+    bool pool_mounted = st->pool_kind != POOL_NONE && pool_fs_ok(st->pool_path) &&
                         (st->pool_kind == POOL_PATH || is_mountpoint(st->pool_path));
     struct statvfs sv;
     uint64_t pfree = 0, ptotal = 0;
@@ -613,7 +619,7 @@ int cmd_list(struct ctx *c, bool json)
         if (st->pool_kind == POOL_IMAGE)
             printf("Pool: %s (btrfs image %s)", st->pool_path, st->pool_image);
         else
-            printf("Pool: %s (btrfs directory)", st->pool_path);
+            printf("Pool: %s (%s directory)", st->pool_path, on_xfs(st->pool_path) ? "xfs" : "btrfs");
         if (pool_mounted)
             printf(", %s free of %s\n", fr, tot);
         else

@@ -143,10 +143,11 @@ static const struct command commands[] = {
       "Create the pool that holds the volumes and their shadows",
       "pool init [--path DIR] [--size SIZE]",
       "Makes the pool: the btrfs filesystem that holds the volumes (each in its own\n"
-      "subvolume) and their shadow copies (read-only snapshots). One pool per root.\n"
+      "subvolume) and their shadow copies (read-only snapshots), or an XFS with\n"
+      "reflink (plain directories, reflink clones). One pool per root.\n"
       "\n"
-      "  --path DIR   use DIR, a directory on btrfs (preferred: no extra layer);\n"
-      "               XFS is refused until the reflink provider exists\n"
+      "  --path DIR   use DIR, a directory on btrfs (preferred: no extra layer)\n"
+      "               or on XFS made with reflink=1 (checked with a FICLONE)\n"
       "  --size SIZE  without --path: the size of the pool image (default 4G)\n"
       "\n"
       "Without --path (the embedded default) vssvol creates STATE_DIR/pool.img, a\n"
@@ -159,8 +160,9 @@ static const struct command commands[] = {
       OPT_SIZE | OPT_MOUNT, 1, true,
       "Create a volume, mount it and register it with vssd",
       "create NAME --size SIZE --mount DIR [--fs ext4|xfs] [--letter F:] [--cow]",
-      "Creates the volume NAME: a btrfs subvolume POOL/volumes/NAME holding the\n"
-      "sparse image NAME.img (NOCOW), attached to a loop device with direct I/O,\n"
+      "Creates the volume NAME: a btrfs subvolume POOL/volumes/NAME (a directory\n"
+      "on an XFS pool) holding the sparse image NAME.img (NOCOW on btrfs),\n"
+      "attached to a loop device with direct I/O,\n"
       "formatted, mounted at DIR and registered with vssd (with its drive letter).\n"
       "\n"
       "  NAME          1 to 63 letters, digits, '-', '_' or '.' (not starting with '.')\n"

@@ -1,8 +1,8 @@
 /*
  * sys.c - what vssvol does to the system: loop devices (LOOP_CONFIGURE
  * with direct I/O and autoclear), mounts (mount(2), the mount table read
- * with libmount), btrfs subvolumes (ioctls), filesystem probing (libblkid)
- * and running mkfs.
+ * with libmount), btrfs subvolumes (ioctls), filesystem probing (libblkid,
+ * statfs, a FICLONE probe for XFS reflink) and running mkfs.
  *
  * Invariants: every loop device is attached with LO_FLAGS_AUTOCLEAR, so it
  * lives exactly as long as its opener or its mount: unmounting a volume
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <libmount/libmount.h>
 #include <linux/btrfs.h>
+#include <linux/fs.h>
 #include <linux/loop.h>
 #include <linux/magic.h>
 #include <stdio.h>
@@ -59,6 +60,33 @@ bool on_btrfs(const char *path)
 {
     struct statfs sf;
     return statfs(path, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC;
+}
+
+bool on_xfs(const char *path)
+{
+    struct statfs sf;
+    return statfs(path, &sf) == 0 && sf.f_type == XFS_SUPER_MAGIC;
+}
+
+int reflink_probe(const char *dir)
+{
+    int a = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (a < 0)
+        return -errno;
+    int b = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (b < 0) {
+        int r = -errno;
+        close(a);
+        return r;
+    }
+    char blk[4096];
+    memset(blk, 'v', sizeof blk);
+    int r = pwrite(a, blk, sizeof blk, 0) == (ssize_t)sizeof blk ? 0 : -EIO;
+    if (r == 0 && ioctl(b, FICLONE, a) < 0)
+        r = -errno;
+    close(a);
+    close(b);
+    return r;
 }
 
 /* The filesystem mounted at target in /proc/self/mountinfo (the top one). */

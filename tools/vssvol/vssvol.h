@@ -11,9 +11,15 @@
  * The embedded default pool is STATE_DIR/pool.img (btrfs) mounted at
  * STATE_DIR/pool.
  *
+ * Layout on an XFS pool with reflink (what the reflink provider recognizes):
+ *   POOL/volumes/NAME/          a plain directory
+ *   POOL/volumes/NAME/NAME.img  the sparse image (loop, direct I/O)
+ *   POOL/shadows/{shadow-id}/NAME.img  reflink clones made by the provider
+ *
  * Invariants: the state file is only ever replaced durably (durable_replace)
  * and describes what exists: a volume is recorded once its image is
- * formatted and mounted, and forgotten once its subvolume is deleted.
+ * formatted and mounted, and forgotten once its subvolume (or directory)
+ * is deleted.
  * Whether a volume is attached is read from the system (mount table, loop
  * sysfs), never trusted from the file; the file only keeps whether the
  * administrator wants it attached ("attach --all" skips detached ones).
@@ -100,8 +106,14 @@ void vol_image(const struct ctx *c, const struct vol *v, char *out, size_t len);
 
 /* statfs type of path: "btrfs", "xfs", "ext4", ... into out. @return 0 or -errno. */
 int fs_type_of(const char *path, char *out, size_t len);
-/* Whether path is on btrfs. */
+/* Whether path is on btrfs / on XFS. */
 bool on_btrfs(const char *path);
+bool on_xfs(const char *path);
+/*
+ * Whether dir's filesystem can reflink: FICLONE between two unnamed
+ * (O_TMPFILE) files in dir. @return 0 or -errno (-EOPNOTSUPP: it cannot).
+ */
+int reflink_probe(const char *dir);
 /* Source device of the filesystem mounted exactly at target ("" if none). */
 bool mounted_at(const char *target, char *source, size_t len);
 /* Whether target (a directory) is a mount point (in our namespace). */
@@ -184,10 +196,18 @@ void info(const struct ctx *c, const char *fmt, ...) __attribute__((format(print
 
 /*
  * Makes the pool usable: for an image pool, attaches and mounts it if it is
- * not mounted; checks that the pool directory is on btrfs.
- * @return 0 or an exit code after printing the error.
+ * not mounted; checks that the pool directory is on btrfs (or, for a
+ * --path pool, on XFS). @return 0 or an exit code after printing the error.
  */
 int pool_ensure(struct ctx *c);
+/* Whether the pool directory is on a filesystem a pool can be on (btrfs, XFS). */
+bool pool_fs_ok(const char *dir);
+/*
+ * Deletes POOL/volumes/NAME: the subvolume on btrfs, the image and the
+ * directory on XFS; retries while the autoclear loop device lets go.
+ * @return 0, -ENOENT or -errno.
+ */
+int vol_dir_delete(const struct ctx *c, const char *name);
 void pool_image_mountpoint(const struct ctx *c, char *out, size_t len);
 
 struct pool_opts {

@@ -1,0 +1,545 @@
+/*
+ * track.c - finding what the live image changed after the pre-clone, so
+ * that the fix-up inside the hold window stays small (docs/providers.md,
+ * "vss reflink provider").
+ *
+ * Two ways:
+ *  - scan: FIEMAP of the live image. Right after FICLONE every written
+ *    extent of the live image is shared with the clone; a write through
+ *    the loop device copies on write into a new, unshared extent; so the
+ *    complement of the SHARED extents (new extents, holes, unwritten
+ *    ranges) is a superset of what changed. Exact, but O(extents): about
+ *    2 us per extent here, 1 s for 480,000 extents.
+ *  - trace: a private tracefs instance recording xfs_file_direct_write and
+ *    xfs_file_buffered_write of the image's inode (the loop device writes
+ *    through them, under the inode's I/O lock, so a write either precedes
+ *    FICLONE, which waits for it, or is recorded) and block_rq_issue of
+ *    discards and write-zeroes (rwbs "D"/"N") on the loop device. A thread
+ *    drains the events and re-clones their ranges while the session goes
+ *    on, so the window only re-clones what came after its last pass:
+ *    O(writes of the last milliseconds), not O(extents). Lost events
+ *    (ring buffer full) are detected and fall back to the scan.
+ *
+ * Invariants: the tracing instance is enabled before the pre-clone and
+ * removed (events off, rmdir) when the tracker is released; the thread
+ * and commit never clone at the same time (t->lock); the registry holds at
+ * most MAX_TRACKERS trackers and is guarded by reg_lock.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reflink.h"
+
+#define MAX_TRACKERS 64
+#define INSTANCE_PREFIX "vss-reflink-"
+#define TRACE_BUFFER_KB "8192"
+
+struct range {
+    uint64_t start, end;
+};
+
+struct tracker {
+    vss_id id;
+    enum track_mode mode;
+    int live, dst, pipe;
+    uint64_t blk, size, loop_offset;
+    char inst[300];               /* tracefs instance directory */
+    pthread_mutex_t lock;         /* one cloner at a time */
+    pthread_t thread;
+    bool thread_on;
+    atomic_bool stop;
+    char line[512];               /* a partial line of trace_pipe */
+    size_t line_len;
+    struct range *r;
+    size_t n_r, cap_r;
+    struct fixup_stats bg;        /* what the thread re-cloned */
+    bool lost;                    /* an unreadable event: trust only a scan */
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tracker *reg[MAX_TRACKERS];
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- clones ---- */
+
+int clone_range(int dst, int src, uint64_t off, uint64_t len, uint64_t blk, uint64_t size)
+{
+    uint64_t s = off / blk * blk, e = off + len;
+    if (e % blk)
+        e += blk - e % blk;
+    if (s >= size)
+        return 0;
+    struct file_clone_range fcr = { .src_fd = src, .src_offset = s, .dest_offset = s,
+                                    .src_length = e >= size ? 0 : e - s }; /* 0: to EOF */
+    return ioctl(dst, FICLONERANGE, &fcr) < 0 ? -errno : 0;
+}
+
+int scan_fixup(int dst, int src, uint64_t blk, uint64_t size, struct fixup_stats *st)
+{
+    enum { N = 1024 };
+    uint64_t t0 = now_us();
+    struct fiemap *fm = malloc(sizeof *fm + N * sizeof(struct fiemap_extent));
+    if (!fm)
+        return -ENOMEM;
+    uint64_t pos = 0, start = 0; /* pos: first byte not yet known shared or re-cloned */
+    bool last = false;
+    int r = 0;
+    while (!last && r == 0 && start < size) {
+        memset(fm, 0, sizeof *fm);
+        fm->fm_start = start;
+        fm->fm_length = FIEMAP_MAX_OFFSET - start;
+        fm->fm_extent_count = N;
+        if (ioctl(src, FS_IOC_FIEMAP, fm) < 0) {
+            r = -errno;
+            break;
+        }
+        if (fm->fm_mapped_extents == 0)
+            break;
+        for (unsigned i = 0; i < fm->fm_mapped_extents && r == 0; i++) {
+            const struct fiemap_extent *e = &fm->fm_extents[i];
+            last = last || (e->fe_flags & FIEMAP_EXTENT_LAST);
+            start = e->fe_logical + e->fe_length;
+            if (!(e->fe_flags & FIEMAP_EXTENT_SHARED))
+                continue;
+            if (e->fe_logical > pos) {
+                r = clone_range(dst, src, pos, e->fe_logical - pos, blk, size);
+                st->ranges++;
+                st->bytes += e->fe_logical - pos;
+            }
+            if (start > pos)
+                pos = start;
+        }
+    }
+    if (r == 0 && pos < size) {
+        r = clone_range(dst, src, pos, size - pos, blk, size);
+        st->ranges++;
+        st->bytes += size - pos;
+    }
+    free(fm);
+    st->us += now_us() - t0;
+    return r;
+}
+
+/* ---- tracefs ---- */
+
+static const char *tracefs_root(void)
+{
+    static const char *const roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+    for (size_t i = 0; i < 2; i++) {
+        char p[96];
+        snprintf(p, sizeof p, "%s/instances", roots[i]);
+        if (access(p, W_OK) == 0)
+            return roots[i];
+    }
+    /* Not mounted: mount it where every tracing tool looks for it. */
+    if (mount("nodev", roots[0], "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+        return roots[0];
+    return NULL;
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int r = n == (ssize_t)strlen(text) ? 0 : n < 0 ? -errno : -EIO;
+    close(fd);
+    return r;
+}
+
+static void instance_remove(const char *inst)
+{
+    static const char *const evs[] = { "events/xfs/xfs_file_direct_write/enable",
+                                       "events/xfs/xfs_file_buffered_write/enable",
+                                       "events/block/block_rq_issue/enable" };
+    for (size_t i = 0; i < 3; i++)
+        write_file(inst, evs[i], "0");
+    rmdir(inst);
+}
+
+/* Events lost by the instance (dropped, overwritten) on any CPU. */
+static uint64_t instance_lost(const char *inst)
+{
+    char p[400];
+    uint64_t lost = 0;
+    for (int cpu = 0; cpu < 4096; cpu++) {
+        snprintf(p, sizeof p, "%s/per_cpu/cpu%d/stats", inst, cpu);
+        FILE *f = fopen(p, "re");
+        if (!f)
+            break;
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+            unsigned long long v;
+            if (sscanf(line, "overrun: %llu", &v) == 1 || sscanf(line, "dropped events: %llu", &v) == 1)
+                lost += v;
+        }
+        fclose(f);
+    }
+    return lost;
+}
+
+static int trace_setup(struct tracker *t, dev_t pool_dev, ino_t ino, dev_t loop_rdev,
+                       char *why, size_t len)
+{
+    const char *root = tracefs_root();
+    if (!root) {
+        snprintf(why, len, "tracefs is not available");
+        return -ENOTSUP;
+    }
+    char id[VSS_ID_STRLEN];
+    vss_id_format(&t->id, id);
+    snprintf(t->inst, sizeof t->inst, "%s/instances/" INSTANCE_PREFIX "%.8s", root, id + 1);
+    rmdir(t->inst); /* a stale one from a dead vssd */
+    if (mkdir(t->inst, 0700) < 0) {
+        snprintf(why, len, "cannot create the tracing instance '%s': %s", t->inst, strerror(errno));
+        t->inst[0] = '\0';
+        return -errno;
+    }
+    /* Kernel dev_t: major << 20 | minor. */
+    unsigned kpool = (major(pool_dev) << 20) | minor(pool_dev);
+    unsigned kloop = (major(loop_rdev) << 20) | minor(loop_rdev);
+    char xf[128], bf[160];
+    snprintf(xf, sizeof xf, "dev == %u && ino == %" PRIu64, kpool, (uint64_t)ino);
+    snprintf(bf, sizeof bf, "dev == %u && (rwbs ~ \"D*\" || rwbs ~ \"N*\")", kloop);
+    int r = write_file(t->inst, "options/overwrite", "0"); /* full: drop new, count them */
+    if (r == 0)
+        r = write_file(t->inst, "buffer_size_kb", TRACE_BUFFER_KB);
+    if (r == 0)
+        r = write_file(t->inst, "events/xfs/xfs_file_direct_write/filter", xf);
+    if (r == 0)
+        r = write_file(t->inst, "events/xfs/xfs_file_buffered_write/filter", xf);
+    if (r == 0)
+        r = write_file(t->inst, "events/block/block_rq_issue/filter", bf);
+    if (r == 0) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/trace_pipe", t->inst);
+        t->pipe = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        r = t->pipe < 0 ? -errno : 0;
+    }
+    if (r == 0)
+        r = write_file(t->inst, "events/xfs/xfs_file_direct_write/enable", "1");
+    if (r == 0)
+        r = write_file(t->inst, "events/xfs/xfs_file_buffered_write/enable", "1");
+    if (r == 0)
+        r = write_file(t->inst, "events/block/block_rq_issue/enable", "1");
+    if (r < 0) {
+        snprintf(why, len, "cannot set up the tracing instance '%s': %s", t->inst, strerror(-r));
+        if (t->pipe >= 0)
+            close(t->pipe);
+        t->pipe = -1;
+        instance_remove(t->inst);
+        t->inst[0] = '\0';
+    }
+    return r;
+}
+
+static int range_add(struct tracker *t, uint64_t start, uint64_t len)
+{
+    if (!len)
+        return 0;
+    if (t->n_r == t->cap_r) {
+        size_t cap = t->cap_r ? t->cap_r * 2 : 1024;
+        struct range *nr = realloc(t->r, cap * sizeof *nr);
+        if (!nr)
+            return -ENOMEM;
+        t->r = nr;
+        t->cap_r = cap;
+    }
+    t->r[t->n_r++] = (struct range){ start, start + len };
+    return 0;
+}
+
+static uint64_t hex_after(const char *line, const char *key, bool *ok)
+{
+    const char *p = strstr(line, key);
+    if (!p) {
+        *ok = false;
+        return 0;
+    }
+    return strtoull(p + strlen(key), NULL, 16);
+}
+
+/* One line of trace_pipe into a range. */
+static int parse_line(struct tracker *t, const char *line)
+{
+    bool ok = true;
+    if (strstr(line, "xfs_file_")) {
+        uint64_t pos = hex_after(line, " pos 0x", &ok), n = hex_after(line, " bytecount 0x", &ok);
+        return ok ? range_add(t, pos, n) : -EBADMSG;
+    }
+    if (strstr(line, "block_rq_issue")) {
+        /* "... 7,3 D 0 () 2048 + 8 none,0,0 [comm]" */
+        const char *plus = strstr(line, " + ");
+        if (!plus)
+            return -EBADMSG;
+        const char *s = plus;
+        while (s > line && s[-1] >= '0' && s[-1] <= '9')
+            s--;
+        uint64_t sector = strtoull(s, NULL, 10), n = strtoull(plus + 3, NULL, 10);
+        return range_add(t, sector * 512, n * 512); /* trace mode: loop offset 0 */
+    }
+    return 0;
+}
+
+/* Reads everything trace_pipe has now. @return 0 or -errno. */
+static int drain(struct tracker *t)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(t->pipe, buf, sizeof buf);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno == EINTR ? 0 : -errno;
+        if (n == 0)
+            return 0;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (t->line_len < sizeof t->line - 1)
+                    t->line[t->line_len++] = buf[i];
+                continue;
+            }
+            t->line[t->line_len] = '\0';
+            t->line_len = 0;
+            int r = parse_line(t, t->line);
+            if (r == -ENOMEM)
+                return r;
+            if (r < 0)
+                t->lost = true;
+        }
+    }
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const struct range *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Sorts, merges and re-clones the collected ranges. */
+static int reclone(struct tracker *t, struct fixup_stats *st)
+{
+    if (!t->n_r)
+        return 0;
+    uint64_t t0 = now_us();
+    qsort(t->r, t->n_r, sizeof *t->r, cmp_range);
+    int r = 0;
+    struct range cur = t->r[0];
+    for (size_t i = 1; i <= t->n_r && r == 0; i++) {
+        if (i < t->n_r && t->r[i].start <= cur.end + t->blk) {
+            if (t->r[i].end > cur.end)
+                cur.end = t->r[i].end;
+            continue;
+        }
+        r = clone_range(t->dst, t->live, cur.start, cur.end - cur.start, t->blk, t->size);
+        st->ranges++;
+        st->bytes += cur.end - cur.start;
+        if (i < t->n_r)
+            cur = t->r[i];
+    }
+    t->n_r = 0;
+    st->us += now_us() - t0;
+    return r;
+}
+
+static void *catch_up_main(void *arg)
+{
+    struct tracker *t = arg;
+    while (!atomic_load(&t->stop)) {
+        pthread_mutex_lock(&t->lock);
+        int r = drain(t);
+        size_t n = t->n_r;
+        if (r == 0)
+            r = reclone(t, &t->bg);
+        pthread_mutex_unlock(&t->lock);
+        if (r < 0)
+            break; /* commit sees the error again, or scans */
+        if (n == 0)
+            usleep(1000);
+    }
+    return NULL;
+}
+
+/* ---- the registry ---- */
+
+static struct tracker *find_locked(const vss_id *id, size_t *slot)
+{
+    for (size_t i = 0; i < MAX_TRACKERS; i++)
+        if (reg[i] && vss_id_equal(&reg[i]->id, id)) {
+            if (slot)
+                *slot = i;
+            return reg[i];
+        }
+    return NULL;
+}
+
+static void tracker_free(struct tracker *t)
+{
+    if (t->thread_on) {
+        atomic_store(&t->stop, true);
+        pthread_join(t->thread, NULL);
+        t->thread_on = false;
+    }
+    if (t->pipe >= 0)
+        close(t->pipe);
+    if (t->inst[0])
+        instance_remove(t->inst);
+    if (t->live >= 0)
+        close(t->live);
+    if (t->dst >= 0)
+        close(t->dst);
+    pthread_mutex_destroy(&t->lock);
+    free(t->r);
+    free(t);
+}
+
+int track_start(const vss_id *id, int live, int dst, dev_t pool_dev, ino_t ino, dev_t loop_rdev,
+                uint64_t loop_offset, uint64_t blk, uint64_t size, char *why, size_t len)
+{
+    track_release(id);
+    struct tracker *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->id = *id;
+    t->pipe = -1;
+    t->blk = blk;
+    t->size = size;
+    t->loop_offset = loop_offset;
+    pthread_mutex_init(&t->lock, NULL);
+    t->live = fcntl(live, F_DUPFD_CLOEXEC, 0);
+    t->dst = fcntl(dst, F_DUPFD_CLOEXEC, 0);
+    if (t->live < 0 || t->dst < 0) {
+        int r = -errno;
+        tracker_free(t);
+        return r;
+    }
+    t->mode = loop_offset == 0 && trace_setup(t, pool_dev, ino, loop_rdev, why, len) == 0
+                  ? TRACK_TRACE : TRACK_SCAN;
+    if (loop_offset)
+        snprintf(why, len, "the loop device has an offset");
+    pthread_mutex_lock(&reg_lock);
+    size_t i = 0;
+    while (i < MAX_TRACKERS && reg[i])
+        i++;
+    if (i < MAX_TRACKERS)
+        reg[i] = t;
+    pthread_mutex_unlock(&reg_lock);
+    if (i == MAX_TRACKERS) {
+        tracker_free(t);
+        snprintf(why, len, "too many shadows in creation");
+        return TRACK_SCAN;
+    }
+    return (int)t->mode;
+}
+
+int track_catch_up(const vss_id *id, struct fixup_stats *st)
+{
+    pthread_mutex_lock(&reg_lock);
+    struct tracker *t = find_locked(id, NULL);
+    pthread_mutex_unlock(&reg_lock);
+    if (!t)
+        return -ENOENT;
+    int r;
+    if (t->mode == TRACK_SCAN) {
+        /* One pass now, outside the window: the window's scan then clones
+         * only what changed after it (its FIEMAP cost stays). */
+        return scan_fixup(t->dst, t->live, t->blk, t->size, st);
+    }
+    pthread_mutex_lock(&t->lock);
+    r = drain(t);
+    if (r == 0)
+        r = reclone(t, st);
+    pthread_mutex_unlock(&t->lock);
+    if (r == 0) {
+        atomic_store(&t->stop, false);
+        r = -pthread_create(&t->thread, NULL, catch_up_main, t);
+        t->thread_on = r == 0;
+    }
+    return r;
+}
+
+int track_finish(const vss_id *id, struct fixup_stats *st)
+{
+    pthread_mutex_lock(&reg_lock);
+    struct tracker *t = find_locked(id, NULL);
+    pthread_mutex_unlock(&reg_lock);
+    if (!t)
+        return -ENOENT;
+    if (t->thread_on) {
+        atomic_store(&t->stop, true);
+        pthread_join(t->thread, NULL);
+        t->thread_on = false;
+    }
+    st->bg_ranges = t->bg.ranges;
+    if (t->mode == TRACK_SCAN)
+        return scan_fixup(t->dst, t->live, t->blk, t->size, st);
+    int r = drain(t);
+    if (r == 0 && !t->lost && instance_lost(t->inst) == 0)
+        return reclone(t, st);
+    st->fell_back = true;
+    t->n_r = 0;
+    return scan_fixup(t->dst, t->live, t->blk, t->size, st);
+}
+
+void track_release(const vss_id *id)
+{
+    size_t slot;
+    pthread_mutex_lock(&reg_lock);
+    struct tracker *t = find_locked(id, &slot);
+    if (t)
+        reg[slot] = NULL;
+    pthread_mutex_unlock(&reg_lock);
+    if (t)
+        tracker_free(t);
+}
+
+void track_release_all(bool stale_instances)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < MAX_TRACKERS; i++)
+        if (reg[i]) {
+            tracker_free(reg[i]);
+            reg[i] = NULL;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    if (!stale_instances)
+        return;
+    static const char *const roots[] = { "/sys/kernel/tracing/instances",
+                                         "/sys/kernel/debug/tracing/instances" };
+    for (size_t i = 0; i < 2; i++) {
+        DIR *d = opendir(roots[i]);
+        if (!d)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strncmp(de->d_name, INSTANCE_PREFIX, strlen(INSTANCE_PREFIX)))
+                continue;
+            char p[400];
+            snprintf(p, sizeof p, "%s/%s", roots[i], de->d_name);
+            instance_remove(p);
+        }
+        closedir(d);
+    }
+}

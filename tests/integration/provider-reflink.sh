@@ -1,0 +1,181 @@
+#!/bin/bash
+# The built-in reflink provider on a real loop-backed XFS pool (reflink=1):
+#  (a) vssadmin lists it; vssvol pool init --path accepts the XFS pool and
+#      vssvol create makes F (ext4) in a plain directory POOL/volumes/F;
+#  (b) the image is fragmented first (fio 4 KiB random writes, or dd), then
+#      pattern A, a shadow through vssd while a writer keeps writing, B
+#      overwrites during and after: every file of the exposed shadow is A,
+#      through a read-only loop device;
+#  (c) the whole image: a shadow of the quiet (read-only remounted) volume
+#      equals the live image byte for byte;
+#  (d) the hold window (event 1209 hold_us) stays small on the fragmented
+#      image: the clone is made before the freeze, only the ranges written
+#      since are re-cloned inside it;
+#  (e) shadow storage counts what the live image overwrote;
+#  (f) delete removes the shadow's directory; a vssd restart keeps a
+#      persistent shadow and its exposure.
+. "$(dirname "$0")/lib.sh"
+
+REFLINK_ID='{96b22e1c-a90e-429f-b811-01db727e1a4c}'
+VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
+command -v mkfs.xfs >/dev/null || { echo "1..0 # SKIP mkfs.xfs not installed"; exit 0; }
+
+sums() {
+    (cd "$1" && find . \( -path ./load -o -path ./frag -o -path ./lost+found \) -prune \
+        -o -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+write_pattern() {
+    mkdir -p "$1/d1/d2"
+    echo "pattern $2" > "$1/text"
+    for f in a d1/b d1/d2/c; do
+        dd if=/dev/urandom of="$1/$f" bs=1M count=3 conv=notrunc status=none
+    done
+}
+load_start() {
+    ( while :; do dd if=/dev/urandom of="$1/load" bs=64k count=64 conv=notrunc status=none; done ) &
+    LOAD_PID=$!
+    _pids+=("$LOAD_PID")
+}
+load_stop() { kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; }
+vv() { OUT=$("$VSSVOL" "$@" 2>&1); RC=$?; }
+sid_of() { sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$1" | head -1; }
+holds() { grep -h '"event": *1209' "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null |
+          sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p'; }
+# fragment DIR SECONDS: 4 KiB random writes into DIR/frag.
+fragment() {
+    if command -v fio >/dev/null; then
+        fio --name=frag --filename="$1/frag" --size=256M --rw=randwrite --bs=4k --ioengine=libaio \
+            --iodepth=16 --direct=1 --time_based --runtime="$2" >/dev/null 2>&1
+    else
+        dd if=/dev/zero of="$1/frag" bs=1M count=256 status=none
+        for _ in $(seq 20000); do echo; done | awk -v s=$RANDOM 'BEGIN{srand(s)} {print int(rand()*65536)}' |
+            while read -r b; do dd if=/dev/urandom of="$1/frag" bs=4k seek="$b" count=1 conv=notrunc \
+                oflag=direct status=none; done
+    fi
+}
+
+# --- the pool: XFS with reflink on a loop device, mounted at $T/P
+truncate -s 3G "$T/pool.img"
+PLOOP=$(losetup -f --show "$T/pool.img") || exit 1
+_loops+=("$PLOOP")
+mkfs.xfs -q -f -m reflink=1 "$PLOOP" >/dev/null 2>&1 || { echo "1..0 # SKIP mkfs.xfs -m reflink=1 failed"; exit 0; }
+mkdir -p "$T/P"
+mount "$PLOOP" "$T/P" || exit 1
+_mounts+=("$T/P")
+
+write_config
+start_vssd || exit 1
+
+# --- (a) listed; the XFS pool and a volume in it
+out=$("$VSSADMIN" list providers 2>&1)
+like "$out" "Provider name: 'vss reflink provider" "vssadmin list providers shows the reflink provider"
+like "$out" "Provider Id: \\$REFLINK_ID" "with its fixed id"
+vv pool init --path "$T/P"
+ok $RC "vssvol pool init --path accepts XFS with reflink"
+like "$OUT" "XFS with reflink" "and says it is XFS with reflink"
+vv create F --size 512M --mount "$T/F" --letter F:
+ok $RC "vssvol create F on the XFS pool"
+[ "$RC" = 0 ] || printf '%s\n' "$OUT" | sed 's/^/#   /'
+check "F's image is in a plain directory" test -d "$T/P/volumes/F" -a -f "$T/P/volumes/F/F.img"
+FLOOP=$(findmnt -rn -o SOURCE "$T/F")
+is "$(cat "/sys/block/${FLOOP#/dev/}/loop/dio" 2>&1)" "1" "F is on a loop device with direct I/O"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: F:" "F: is registered with vssd"
+
+# --- (b) point in time under load, after fragmenting writes
+t0=$(date +%s%N)
+fragment "$T/F" 8
+sync
+diag "fragmented in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(filefrag "$T/P/volumes/F/F.img" 2>/dev/null | sed 's/.*: //')"
+write_pattern "$T/F" A
+sync
+sums "$T/F" > "$T/sumA"
+load_start "$T/F"
+sleep 0.3
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters \
+    --expose "$T/exp" > "$T/req1.out" 2>&1
+ok $? "a persistent shadow of F: under load"
+like "$(cat "$T/req1.out")" "^shadow \{[0-9a-f-]+\} $T/F $T/P/shadows/\{[0-9a-f-]+\}/F.img" \
+    "its device is the clone POOL/shadows/{id}/F.img"
+SID1=$(sid_of "$T/req1.out")
+pd=$(grep -o '"provider_data": *"[^"]*"' "$VSS_ROOT/var/lib/vss/catalog.json" 2>/dev/null | head -1 | sed 's/\\n/ /g')
+diag "provider data: $(printf '%s' "$pd" | sed 's/.*track=/track=/')"
+n=$(printf '%s' "$pd" | grep -o '\(catchup\|thread\|commit\)_ranges=[0-9]*' | awk -F= '{ s += $2 } END { print s + 0 }')
+if printf '%s' "$pd" | grep -q track=trace; then
+    ok "$([ "${n:-0}" -gt 0 ]; echo $?)" "the writes after the pre-clone were tracked and re-cloned (${n:-0} ranges)"
+else
+    ok 0 "# SKIP tracefs not usable: the window scans (${n:-0} ranges)"
+fi
+check "F is writable again (thawed)" not_frozen "$T/F"
+write_pattern "$T/F" B
+sync
+load_stop
+[ "$(sums "$T/F" | sha256sum)" != "$(sha256sum < "$T/sumA")" ]
+ok $? "the live files now differ from A"
+EXP1=$(sed -n "s|^exposed $SID1 ||p" "$T/req1.out")
+is "$(sums "$EXP1" | sha256sum)" "$(sha256sum < "$T/sumA")" "every file of the exposed shadow is pattern A"
+is "$(cat "$EXP1/text" 2>&1)" "pattern A" "the text file too"
+like "$(findmnt -rn -o OPTIONS "$EXP1")" '(^|,)ro,.*nosuid.*nodev' "exposed ro,nosuid,nodev"
+lo=$(findmnt -rn -o SOURCE "$EXP1")
+is "$(cat "/sys/block/${lo#/dev/}/ro" 2>&1)" "1" "through a read-only loop device"
+
+# --- (c) the whole image of a quiet volume
+mount -o remount,ro "$T/F"
+live=$(sha256sum < "$T/P/volumes/F/F.img" | cut -d' ' -f1)
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req2.out" 2>&1
+ok $? "a shadow of the quiet (read-only) volume"
+SID2=$(sid_of "$T/req2.out")
+is "$(sha256sum < "$T/P/shadows/$SID2/F.img" | cut -d' ' -f1)" "$live" \
+    "its image equals the live image byte for byte"
+mount -o remount,rw "$T/F"
+grep -o '"provider_data": *"[^"]*"' "$VSS_ROOT/var/lib/vss/catalog.json" 2>/dev/null |
+    sed 's/\\n/ /g; s/^/# /; s/shadow=[^ ]* //; s/live=[^ ]* //'
+like "$(cat "$VSS_ROOT/var/lib/vss/catalog.json" 2>/dev/null)" "track=(trace|scan)" \
+    "the provider recorded how it tracked the changes"
+
+# --- (d) the hold window after fragmenting writes, and under random writes
+if command -v fio >/dev/null; then
+    fio --name=bg --filename="$T/F/frag" --size=256M --rw=randwrite --bs=4k --ioengine=libaio \
+        --iodepth=16 --direct=1 --time_based --runtime=6 >/dev/null 2>&1 &
+    FIO=$!; _pids+=("$FIO")
+    sleep 1
+    "$TREQ" --volume F: --provider "$REFLINK_ID" --nowriters > "$T/req3.out" 2>&1
+    ok $? "a shadow while fio writes 4 KiB blocks at random"
+    wait "$FIO" 2>/dev/null
+else
+    "$TREQ" --volume F: --provider "$REFLINK_ID" --nowriters > "$T/req3.out" 2>&1
+    ok $? "a shadow of the fragmented volume"
+fi
+mapfile -t H < <(holds)
+diag "hold_us of the shadows (event 1209): ${H[*]}"
+diag "extents of the live image: $(filefrag "$T/P/volumes/F/F.img" 2>/dev/null | sed 's/.*: //')"
+max=0; for h in "${H[@]}"; do [ "$h" -gt "$max" ] && max=$h; done
+ok "$([ "${#H[@]}" -ge 3 ] && [ "$max" -lt 200000 ]; echo $?)" \
+    "every hold window stayed under 200 ms on the fragmented image (max ${max} us)"
+
+# --- (e) shadow storage
+"$VSSADMIN" add shadowstorage /for=F: /on="$T/P" /maxsize=UNBOUNDED >/dev/null 2>&1
+used=$("$VSSADMIN" list shadowstorage /for=F: --json 2>&1 | tr -d '\n ' |
+       sed -n 's/.*"used":\([0-9]*\).*/\1/p')
+diag "shadow storage used by F's shadows: ${used:-?} bytes"
+ok "$([ "${used:-0}" -ge $((4 << 20)) ]; echo $?)" "shadow storage 'used' counts what B overwrote (>= 4 MiB)"
+
+# --- (f) delete, restart
+"$VSSADMIN" delete shadows /shadow="$SID2" /quiet >/dev/null 2>&1
+ok $? "vssadmin deletes the quiet shadow"
+check "its directory is gone" test ! -e "$T/P/shadows/$SID2"
+n_before=$(shadow_count)
+stop_vssd
+start_vssd || exit 1
+is "$(shadow_count)" "$n_before" "the persistent shadow survives a vssd restart"
+like "$("$VSSADMIN" list shadows --json 2>&1)" "\"exposed\": *\"$EXP1\"" "its exposure is still listed"
+is "$(sums "$EXP1" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA")" "and still mounted, all A"
+"$VSSADMIN" delete shadows /shadow="$SID1" /quiet >/dev/null 2>&1
+ok $? "deleting the exposed shadow"
+check "its exposure is unmounted" sh -c "! findmnt -rn '$EXP1' >/dev/null"
+check "its directory is gone" test ! -e "$T/P/shadows/$SID1"
+vv remove F --force
+ok $RC "vssvol remove F on the XFS pool"
+check "F's directory is gone" test ! -e "$T/P/volumes/F"
+
+plan "$_n"
+done_testing
