@@ -985,6 +985,38 @@ static void op_do_snapshot_set(struct session *s, struct conn *c, int64_t id)
             return;
         }
     }
+    /* A component whose files lie partly on volumes of the set and partly
+     * elsewhere cannot be consistent ("the shadow copy contains only a
+     * subset of the volumes needed by the writer"). */
+    for (size_t k = 0; k < s->n_inv; k++) {
+        const struct writer *w = s->inv[k];
+        for (size_t ci = 0; ci < w->n_comps; ci++) {
+            const struct wcomponent *comp = &w->comps[ci];
+            const char *outside = NULL;
+            bool inside = false;
+            for (size_t f = 0; f < comp->n_files; f++) {
+                if (!comp->files[f].dev)
+                    continue;
+                bool in = false;
+                for (size_t i = 0; i < s->n_vols && !in; i++)
+                    in = s->vols[i].vol.dev == comp->files[f].dev;
+                if (in)
+                    inside = true;
+                else
+                    outside = comp->files[f].path;
+            }
+            if (inside && outside) {
+                snprintf(err, sizeof err, "writer '%s', component '%s': '%s' is on a volume that "
+                         "is not in the shadow copy set; add that volume too", w->name,
+                         comp->name, outside);
+                set_unlock(s);
+                s->phase = PH_SET_STARTED;
+                broadcast(s, VSS_EVENT_ABORT);
+                reply(c, id, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT, err, NULL);
+                return;
+            }
+        }
+    }
     s->req_id = id;
     s->phase = PH_CREATING;
     s->fail = 0;

@@ -4,7 +4,7 @@
  *
  *   vss-test-writer [--socket PATH] [--name N] [--class GUID] [--instance GUID]
  *       [--level front|back|system] [--usage N] [--freeze-timeout MS]
- *       [--component NAME[:PATH]]... [--log FILE] [--ready-file FILE]
+ *       [--component NAME[:PATH[,PATH...]]]... [--log FILE] [--ready-file FILE]
  *       [--veto EVENT[:CODE]]... [--warn EVENT[:CODE]]... [--fail-no-code EVENT]...
  *       [--hang EVENT[:MS]]... [--crash EVENT[:abort|exit]]... [--not-held]
  *       [--stamp TEXT] [--count N] [--threaded]
@@ -447,8 +447,10 @@ int main(int argc, char **argv)
             if (path)
                 *path++ = '\0';
             int r = vss_writer_add_component(t->w, VSS_CT_FILEGROUP, "", spec, true);
-            if (r == 0 && path)
-                r = vss_writer_add_files(t->w, "", spec, path, "*", true, VSS_FILE_DATA);
+            /* NAME:PATH[,PATH...]: one component may span several volumes. */
+            for (char *save = NULL, *p = path ? strtok_r(path, ",", &save) : NULL; r == 0 && p;
+                 p = strtok_r(NULL, ",", &save))
+                r = vss_writer_add_files(t->w, "", spec, p, "*", true, VSS_FILE_DATA);
             if (r < 0)
                 die("bad component: %s", vss_strerror(r));
         }

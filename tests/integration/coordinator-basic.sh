@@ -5,7 +5,7 @@
 # of the exposed shadows, auto-release versus persistent shadows, and the
 # vssadmin listings of all of it.
 . "$(dirname "$0")/lib.sh"
-plan 31
+plan 34
 
 write_config
 make_volume F 32 || exit 1
@@ -85,7 +85,18 @@ is "$(writer_state Alpha)" "State: [1] Stable|Last error: No error" "and is Stab
 out=$("$TREQ" --restore --exclude Alpha 2>&1)
 like "$(events_of Alpha)" "^PreRestore PostRestore$" "an excluded writer gets no restore events"
 
-# --- 6. vssadmin shows the shadows in the Windows layout.
+# --- 6. A component spanning F: and G:: a set of F: alone is refused.
+mkdir -p "$T/G/db2"
+start_writer Span --class '{44444444-2222-4333-8444-555555555555}' \
+    --component Both:"$T/F/db,$T/G/db2" || exit 1
+out=$("$TREQ" --volume F: 2>&1)
+like "$out" "result FAIL VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT do_snapshot_set" \
+    "a set missing one of a component's volumes is refused as inconsistent"
+like "$out" "not in the shadow copy set" "and says which path is missing"
+like "$("$TREQ" --volume F: --volume G: 2>&1)" "result OK" "with both volumes it succeeds"
+stop_pid "$WRITER_PID"
+
+# --- 7. vssadmin shows the shadows in the Windows layout.
 out=$("$VSSADMIN" list shadows 2>&1)
 like "$out" "Contents of shadow copy set ID: \{" "vssadmin list shadows: set header"
 like "$out" "         Original Volume: \(F:\)" "and the original volume with its letter"
