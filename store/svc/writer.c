@@ -189,6 +189,13 @@ static bool on_freeze(vss_writer_event *ev, void *ud)
     pthread_mutex_lock(&W.mu);
     W.last_freeze_start_us = start;
     pthread_mutex_unlock(&W.mu);
+    /* Test only (tests/integration/storesvc-backups.sh): STORESVC_TEST_VETO=Freeze
+     * vetoes every Freeze after the engine froze, as a freeze failing half-way
+     * would; the Abort that follows must release the held commits. */
+    const char *tv = getenv("STORESVC_TEST_VETO");
+    if (tv && !strcmp(tv, "Freeze"))
+        return veto(ev, VSS_E_WRITERERROR_RETRYABLE, JET_errOSSnapshotInvalidSequence,
+                    "Freeze (vetoed: STORESVC_TEST_VETO=Freeze)");
     return true;
 }
 
@@ -450,8 +457,13 @@ json_object *writer_stats_json(void)
     json_object_object_add(o, "aborted", json_object_new_int64((int64_t)W.aborted));
     json_object_object_add(o, "writes_not_held", json_object_new_int64((int64_t)W.not_held));
     json_object_object_add(o, "truncations", json_object_new_int64((int64_t)W.truncations));
-    json_object_object_add(o, "last_freeze_ms", json_object_new_double(W.last_freeze_ms));
-    json_object_object_add(o, "max_freeze_ms", json_object_new_double(W.max_freeze_ms));
+    /* Milliseconds to the microsecond: three decimals on the wire, not
+     * the 17 significant digits json-c writes for a double. */
+    char ms[32];
+    snprintf(ms, sizeof ms, "%.3f", W.last_freeze_ms);
+    json_object_object_add(o, "last_freeze_ms", json_object_new_double_s(W.last_freeze_ms, ms));
+    snprintf(ms, sizeof ms, "%.3f", W.max_freeze_ms);
+    json_object_object_add(o, "max_freeze_ms", json_object_new_double_s(W.max_freeze_ms, ms));
     json_object_object_add(o, "last_freeze_start_us", json_object_new_int64((int64_t)W.last_freeze_start_us));
     json_object_object_add(o, "last_thaw_us", json_object_new_int64((int64_t)W.last_thaw_us));
     json_object_object_add(o, "last_event", json_object_new_string(W.last_event));
