@@ -4,8 +4,10 @@
  * delete, expose, unexpose, shadow storage associations, status.
  *
  * Shadow storage associations live in STATE_DIR/storage.json, replaced
- * durably like the catalog. Enforcement of the maximum (deleting the
- * oldest shadows) belongs with the real providers (docs/vssd.md).
+ * durably like the catalog. The maximum and the free-space reserve are
+ * enforced by the storage monitor (storage.c). A volume with shadows but
+ * no association is listed with an implicit UNBOUNDED one on itself, as
+ * Windows creates a default association with the first shadow copy.
  *
  * Invariants: a shadow still being created (state "creating") is never
  * deleted or exposed from here; an admin Identify never outlives its
@@ -356,7 +358,7 @@ static void op_unexpose(struct conn *c, int64_t id, json_object *req)
 
 static char storage_path[PATH_MAX + 32];
 
-static json_object *storage_load(void)
+json_object *storage_assoc_load(void)
 {
     snprintf(storage_path, sizeof storage_path, "%s/storage.json", D.cfg.state_dir);
     char *data;
@@ -416,9 +418,40 @@ static int parse_maxsize(const char *s, int64_t *bytes, int *percent)
     return 0;
 }
 
+/* One listing item: the association a (or NULL: implicit) of volume v. */
+static json_object *storage_item(const struct volume *v, json_object *a)
+{
+    char err[1024];
+    uint64_t used = 0, alloc = 0, avail = 0, cap = 0;
+    struct provider *p = NULL;
+    /* The provider of the volume's shadows, else the first that supports it. */
+    for (struct shadow *sh = shadows; sh && !p; sh = sh->next)
+        if (!strcmp(sh->vol.name, v->name))
+            p = provider_find(&sh->provider_id);
+    if (!p && provider_choose(v, NULL, &p, err, sizeof err) < 0)
+        p = NULL;
+    if (p && p->p.storage_query)
+        p->p.storage_query(&v->info, &used, &alloc, &avail, err, sizeof err);
+    const char *on = a && pj_str(a, "on") ? pj_str(a, "on") : v->mountpoint;
+    int64_t max = storage_assoc_maximum(a, on, &cap); /* -1 for the implicit one */
+    json_object *o = json_object_new_object();
+    pj_set_str(o, "volume", v->mountpoint);
+    pj_set_str(o, "volume_name", v->name);
+    pj_set_str(o, "letter", v->letter);
+    pj_set_str(o, "on", on);
+    pj_set_int(o, "used", (int64_t)used);
+    pj_set_int(o, "allocated", (int64_t)alloc);
+    pj_set_int(o, "maximum", max);
+    pj_set_str(o, "maximum_text", a && pj_str(a, "maxsize") ? pj_str(a, "maxsize") : "UNBOUNDED");
+    pj_set_int(o, "capacity", (int64_t)cap);
+    pj_set_int(o, "available", (int64_t)avail);
+    pj_set_bool(o, "implicit", a == NULL);
+    return o;
+}
+
 static void op_list_storage(struct conn *c, int64_t id, json_object *req)
 {
-    json_object *arr = storage_load();
+    json_object *arr = storage_assoc_load();
     const char *vol = pj_str(req, "volume");
     char err[1024];
     char vname[64] = "";
@@ -428,38 +461,35 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
         return;
     }
     json_object *out = json_object_new_array();
+    char listed[64][64];
+    size_t n_listed = 0;
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *a = json_object_array_get_idx(arr, i);
         struct volume v;
         if (volume_resolve(pj_str(a, "volume"), &v, err, sizeof err) < 0)
             continue;
+        if (n_listed < 64)
+            memcpy(listed[n_listed++], v.name, sizeof v.name);
         if (vol && strcmp(v.name, vname) != 0)
             continue;
-        uint64_t used = 0, alloc = 0, avail = 0, cap = 0;
-        struct provider *p;
-        if (provider_choose(&v, NULL, &p, err, sizeof err) == 0 && p->p.storage_query)
-            p->p.storage_query(&v.info, &used, &alloc, &avail, err, sizeof err);
-        struct statvfs sv;
-        const char *on = pj_str(a, "on") ? pj_str(a, "on") : v.mountpoint;
-        if (statvfs(on, &sv) == 0)
-            cap = (uint64_t)sv.f_blocks * sv.f_frsize;
-        json_object *o = json_object_new_object();
-        pj_set_str(o, "volume", v.mountpoint);
-        pj_set_str(o, "volume_name", v.name);
-        pj_set_str(o, "letter", v.letter);
-        pj_set_str(o, "on", on);
-        pj_set_int(o, "used", (int64_t)used);
-        pj_set_int(o, "allocated", (int64_t)alloc);
-        int64_t max = pj_int(a, "maximum", -1);
-        int pct = (int)pj_int(a, "percent", 0);
-        if (pct > 0)
-            max = (int64_t)(cap / 100 * (uint64_t)pct);
-        pj_set_int(o, "maximum", max);
-        pj_set_str(o, "maximum_text", pj_str(a, "maxsize") ? pj_str(a, "maxsize") : "UNBOUNDED");
-        pj_set_int(o, "capacity", (int64_t)cap);
-        json_object_array_add(out, o);
+        json_object_array_add(out, storage_item(&v, a));
     }
     json_object_put(arr);
+    /* Implicit associations: attached volumes with shadows and none of their own. */
+    for (struct shadow *sh = shadows; sh; sh = sh->next) {
+        bool seen = false;
+        for (size_t k = 0; k < n_listed && !seen; k++)
+            seen = !strcmp(listed[k], sh->vol.name);
+        if (seen || (vol && strcmp(sh->vol.name, vname) != 0))
+            continue;
+        if (n_listed < 64)
+            memcpy(listed[n_listed++], sh->vol.name, sizeof sh->vol.name);
+        struct volume v;
+        if (volume_resolve(sh->vol.mountpoint, &v, err, sizeof err) < 0 ||
+            strcmp(v.name, sh->vol.name) != 0)
+            continue;
+        json_object_array_add(out, storage_item(&v, NULL));
+    }
     json_object *res = json_object_new_object();
     json_object_object_add(res, "storage", out);
     conn_reply(c, id, 0, NULL, res);
@@ -494,7 +524,7 @@ static void op_set_storage(struct conn *c, int64_t id, json_object *req, bool de
         conn_reply(c, id, -EINVAL, err, NULL);
         return;
     }
-    json_object *arr = storage_load();
+    json_object *arr = storage_assoc_load();
     json_object *out = json_object_new_array();
     bool found = false;
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -550,6 +580,7 @@ static void op_status(struct conn *c, int64_t id)
         n++;
     pj_set_int(res, "shadows", (int64_t)n);
     pj_set_int(res, "providers", (int64_t)providers_count());
+    json_object_object_add(res, "storage", storage_stats_json());
     pj_set_str(res, "state_dir", D.cfg.state_dir);
     pj_set_str(res, "socket", D.cfg.socket);
     conn_reply(c, id, 0, NULL, res);

@@ -226,6 +226,7 @@ int shadow_delete(struct shadow *sh, const char *why)
     ev(EV_SHADOW_DELETED, EVL_INFO, f, "shadow %s of '%s' deleted (%s)", ids,
        sh->vol.mountpoint, why);
     unlink_shadow(sh);
+    sessions_forget_shadow(sh);
     free(sh);
     return 0;
 }

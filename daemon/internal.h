@@ -249,6 +249,9 @@ void session_event_done(struct session *s, struct writer *w, int event, bool ok,
 void session_writer_lost(struct writer *w);
 void session_freeze_timeout(struct session *s, struct writer *w);
 void session_flush_done(void);
+/* A shadow is being freed (deleted by an administrator, the storage
+ * monitor, ...): no session may keep pointing at it. */
+void sessions_forget_shadow(const struct shadow *sh);
 
 /* ---- administration (admin.c) ---------------------------------------- */
 /* Handles admin ops; @return false if op is not an admin op. */
@@ -256,6 +259,8 @@ bool admin_op(struct conn *c, int64_t id, const char *op, json_object *req);
 void admin_identify_done(struct admin_req *a, struct writer *w);
 /* The connection is closing: drop its pending admin requests. */
 void admin_conn_gone(struct conn *c);
+/* The shadow storage associations (STATE_DIR/storage.json), a new array. */
+json_object *storage_assoc_load(void);
 
 /* ---- shadow storage monitor (storage.c) ------------------------------ */
 /* Runs the monitor if it is due (or a shadow was created since). */

@@ -160,6 +160,9 @@ static void run_loop(int sigfd)
         pfd[n++] = (struct pollfd){ .fd = D.flush_pipe[0], .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = D.listen_fd, .events = POLLIN };
         uint64_t deadline = writer_next_deadline();
+        uint64_t sdl = storage_next_deadline();
+        if (sdl < deadline)
+            deadline = sdl;
         for (struct conn *c = D.conns; c; c = c->next) {
             if (c->dead)
                 continue;
@@ -217,6 +220,7 @@ static void run_loop(int sigfd)
                 c->hello_deadline <= now)
                 conn_close(c, "no hello or register in time");
         writer_check_timeouts(now);
+        storage_tick(now);
         conn_close_broken();
         conn_reap();
         /* Accept after this turn's hang-ups were reaped, so connections
@@ -251,6 +255,7 @@ static void shutdown_all(void)
         close(D.listen_fd);
         unlink(D.cfg.socket);
     }
+    storage_release();
     providers_unload();
     watchdog_stop();
     catalog_release();

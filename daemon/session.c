@@ -741,6 +741,14 @@ void session_event_done(struct session *s, struct writer *w, int event, bool ok,
     }
 }
 
+void sessions_forget_shadow(const struct shadow *sh)
+{
+    for (struct session *s = sessions; s; s = s->next)
+        for (size_t i = 0; i < s->n_vols; i++)
+            if (s->vols[i].sh == sh)
+                s->vols[i].sh = NULL;
+}
+
 void session_writer_lost(struct writer *w)
 {
     for (struct session *s = sessions, *next; s; s = next) {
