@@ -300,6 +300,28 @@ static void test_vss_conf_env(void **state)
     unlink(other);
 }
 
+static void test_parse_size(void **state)
+{
+    (void)state;
+    int64_t b;
+    int pct;
+    assert_int_equal(vss_parse_size("900MB", &b, &pct), 0);
+    assert_true(b == 900ll << 20 && pct == -1);
+    assert_int_equal(vss_parse_size("2g", &b, &pct), 0);
+    assert_true(b == 2ll << 30);
+    assert_int_equal(vss_parse_size("1.5G", &b, &pct), 0);
+    assert_true(b == 3ll << 29);
+    assert_int_equal(vss_parse_size("4096", &b, &pct), 0);
+    assert_true(b == 4096);
+    assert_int_equal(vss_parse_size("20%", &b, &pct), 0);
+    assert_true(pct == 20 && b == -1);
+    assert_int_equal(vss_parse_size("101%", &b, &pct), -EINVAL);
+    assert_int_equal(vss_parse_size("12Q", &b, &pct), -EINVAL);
+    assert_int_equal(vss_parse_size("", &b, &pct), -EINVAL);
+    assert_int_equal(vss_parse_size("-5M", &b, &pct), -EINVAL);
+    assert_int_equal(vss_parse_size("99999999E", &b, &pct), -EINVAL);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -318,6 +340,7 @@ int main(void)
         T(test_unknown_section),
         T(test_bad_values),
         T(test_vss_conf_env),
+        T(test_parse_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
