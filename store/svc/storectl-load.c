@@ -9,7 +9,11 @@
  *
  * (ACK_US: wall-clock microseconds when the reply was read; HASH: FNV-1a
  * 64 of the message as the server stores it, msgkey.h), so that
- * `storectl verify` can later prove that none was lost.
+ * `storectl verify` can later prove that none was lost. With --latency
+ * FILE, every acknowledged delivery also gets a line `ACK_US LATENCY_US`
+ * there (LATENCY_US: MAIL sent .. 250 read, monotonic clock; buffered,
+ * written out at the end), so that a benchmark can take percentiles over
+ * any time window (bench/mailstore.sh).
  *
  * Each client pipelines MAIL/RCPT/DATA (the server advertises
  * PIPELINING), then sends the dot-stuffed body. Every 7th message carries
@@ -43,7 +47,7 @@ static struct {
     double rate, duration;
     unsigned long long count;
     size_t size;
-    FILE *record;
+    FILE *record, *latency;
     pthread_mutex_t mu;
     unsigned long long delivered, failed, conn_errors, started;
     double *lat;
@@ -273,6 +277,8 @@ static int deliver_one(struct client *c)
                         (unsigned long long)mb_hash(msg, mlen));
                 fflush(L.record);
             }
+            if (L.latency)
+                fprintf(L.latency, "%llu %.0f\n", ack, ms * 1000.0);
             pthread_mutex_unlock(&L.mu);
             ok = 1;
         } else {
@@ -364,6 +370,7 @@ static void load_usage(FILE *f)
     fputs("Usage: storectl load [--lmtp PATH | --tcp HOST:PORT] [--clients N] [--rate R]\n"
           "                     [--duration SECONDS] [--count N] [--mailboxes M]\n"
           "                     [--size BYTES] [--prefix NAME] [--record FILE]\n"
+          "                     [--latency FILE]\n"
           "Delivers messages over LMTP and records every acknowledged delivery.\n"
           "\n"
           "  --lmtp PATH        LMTP socket (default $STORESVC_LMTP or\n"
@@ -378,6 +385,7 @@ static void load_usage(FILE *f)
           "  --size BYTES       message size (default 2048)\n"
           "  --prefix NAME      mailbox name prefix (default 'load')\n"
           "  --record FILE      append 'ACK_US MAILBOX UID SIZE HASH' per delivery\n"
+          "  --latency FILE     append 'ACK_US LATENCY_US' per delivery (buffered)\n"
           "\n"
           "Prints a summary; exit status 0 if no delivery failed, else 2.\n", f);
 }
@@ -390,9 +398,9 @@ int cmd_load(int argc, char **argv)
         { "duration", required_argument, NULL, 'd' }, { "count", required_argument, NULL, 'n' },
         { "mailboxes", required_argument, NULL, 'm' }, { "size", required_argument, NULL, 's' },
         { "prefix", required_argument, NULL, 'p' }, { "record", required_argument, NULL, 'R' },
-        { "help", no_argument, NULL, 'h' }, { 0 },
+        { "latency", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *record = NULL;
+    const char *record = NULL, *latency = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", o, NULL)) != -1) {
@@ -419,6 +427,7 @@ int cmd_load(int argc, char **argv)
         case 's': L.size = (size_t)v; break;
         case 'p': L.prefix = optarg; break;
         case 'R': record = optarg; break;
+        case 'L': latency = optarg; break;
         case 'h': load_usage(stdout); return EX_OK;
         default: fprintf(stderr, "Try 'storectl load --help'.\n"); return EX_USAGE;
         }
@@ -440,6 +449,12 @@ int cmd_load(int argc, char **argv)
         L.lmtp = ctl_default_lmtp();
     if (record && !(L.record = fopen(record, "ae"))) {
         fprintf(stderr, "storectl: load: cannot open '%s': %s\n", record, strerror(errno));
+        return EX_FAIL;
+    }
+    if (latency && !(L.latency = fopen(latency, "ae"))) {
+        fprintf(stderr, "storectl: load: cannot open '%s': %s\n", latency, strerror(errno));
+        if (L.record)
+            fclose(L.record);
         return EX_FAIL;
     }
     struct sigaction sa = { .sa_handler = on_signal };
@@ -468,6 +483,8 @@ int cmd_load(int argc, char **argv)
     double secs = now_s() - L.t_start;
     if (L.record)
         fclose(L.record);
+    if (L.latency && fclose(L.latency) != 0)
+        fprintf(stderr, "storectl: load: writing '%s' failed: %s\n", latency, strerror(errno));
     double p50 = 0, p99 = 0, max = 0;
     if (L.nlat) {
         qsort(L.lat, L.nlat, sizeof *L.lat, cmp_double);
