@@ -56,6 +56,8 @@
 
 #include <vss/provider.h>
 
+#include "loopimg.h"
+
 #define SHADOW_DIR_NATIVE ".vss-shadows"
 
 enum kind { KIND_NONE, KIND_NATIVE, KIND_MANAGED };
@@ -72,15 +74,11 @@ extern const struct vss_provider vss_btrfs_provider;
 
 /* ---- small helpers ---- */
 
-static int err_set(char *err, size_t len, int r, const char *fmt, const char *a, const char *b)
-{
-    if (err && len) {
-        char what[320];
-        snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
-        snprintf(err, len, "%s: %s", what, strerror(r < 0 ? -r : r));
-    }
-    return r < 0 ? r : -r;
-}
+/* One-line error text with strerror (providers/common/loopimg.c). */
+#define err_set vssp_err
+#define dir_of vssp_dir_of
+#define base_of vssp_base_of
+#define data_get vssp_data_get
 
 static bool is_btrfs(int fd)
 {
@@ -110,71 +108,11 @@ static int open_dir(const char *path)
     return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* dirname into out; "/" stays "/". */
-static void dir_of(const char *path, char *out, size_t len)
-{
-    snprintf(out, len, "%s", path);
-    char *s = strrchr(out, '/');
-    if (s == out)
-        out[1] = '\0';
-    else if (s)
-        *s = '\0';
-}
 
-static const char *base_of(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
 
-/* Reads KEY's value from ps.data ("key=value" lines). @return 0 or -ENOENT. */
-static int data_get(const char *data, const char *key, char *out, size_t len)
-{
-    size_t kl = strlen(key);
-    for (const char *p = data; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-        if (ll > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-            size_t vl = ll - kl - 1;
-            if (vl >= len)
-                return -ENAMETOOLONG;
-            memcpy(out, p + kl + 1, vl);
-            out[vl] = '\0';
-            return 0;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-    return -ENOENT;
-}
 
 /* ---- what a volume is ---- */
 
-/* A loop device's backing file, checked against the device's inode. */
-static int loop_backing(const char *dev, char *out, size_t len)
-{
-    const char *name = base_of(dev);
-    if (strncmp(name, "loop", 4) != 0 || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
-        return -ENODEV;
-    char sys[96];
-    snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
-    FILE *f = fopen(sys, "re");
-    if (!f)
-        return -ENODEV;
-    char *ok = fgets(out, (int)len, f);
-    fclose(f);
-    if (!ok)
-        return -ENODEV;
-    out[strcspn(out, "\n")] = '\0';
-    int fd = open(dev, O_RDONLY | O_CLOEXEC);
-    struct loop_info64 li;
-    struct stat st;
-    int r = fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0 ? 0 : -ENODEV;
-    if (fd >= 0)
-        close(fd);
-    if (r == 0 && (stat(out, &st) < 0 || st.st_ino != li.lo_inode || st.st_dev != li.lo_device))
-        r = -ESTALE; /* deleted, renamed, or not visible in our mount namespace */
-    return r;
-}
 
 /*
  * Resolves where vol's shadows are made. @return 1 and fills t if the volume
@@ -200,7 +138,7 @@ static int resolve(const struct vss_volume_info *vol, struct target *t, char *er
         return 1;
     }
     char img[PATH_MAX];
-    int r = loop_backing(vol->source, img, sizeof img);
+    int r = vssp_loop_backing(vol->source, img, sizeof img, NULL, NULL);
     if (r < 0) {
         snprintf(err, len, r == -ESTALE ? "the loop device's backing file is gone or not visible"
                  : "neither btrfs nor a loop device whose image is in a btrfs subvolume");
@@ -424,55 +362,10 @@ static int bp_delete(struct vss_provider_shadow *sh)
     return r;
 }
 
-/* Attaches image read-only (direct I/O if the kernel takes it) and mounts it. */
+/* Attaches image read-only and mounts it (providers/common/loopimg.c). */
 static int expose_image(struct vss_provider_shadow *sh, const char *img, const char *target)
 {
-    int ffd = open(img, O_RDONLY | O_CLOEXEC);
-    if (ffd < 0)
-        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", img, NULL);
-    int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-    if (ctl < 0) {
-        close(ffd);
-        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", "/dev/loop-control", NULL);
-    }
-    int r = -EBUSY;
-    for (int attempt = 0; attempt < 16 && r == -EBUSY; attempt++) {
-        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
-        if (n < 0) {
-            r = err_set(sh->error, sizeof sh->error, -errno, "no free loop device%s%s", NULL, NULL);
-            break;
-        }
-        char dev[32];
-        snprintf(dev, sizeof dev, "/dev/loop%d", n);
-        int lfd = open(dev, O_RDONLY | O_CLOEXEC);
-        if (lfd < 0) {
-            r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", dev, NULL);
-            break;
-        }
-        struct loop_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.fd = (__u32)ffd;
-        cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
-        snprintf((char *)cfg.info.lo_file_name, sizeof cfg.info.lo_file_name, "%s", img);
-        r = ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
-        if (r == -EINVAL) { /* direct I/O refused: buffered */
-            cfg.info.lo_flags &= ~(__u32)LO_FLAGS_DIRECT_IO;
-            r = ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
-        }
-        if (r == 0) {
-            const char *fs = sh->volume->fstype;
-            const char *opts = !strcmp(fs, "xfs") ? "norecovery,nouuid"
-                               : !strncmp(fs, "ext", 3) ? "noload" : "";
-            if (mount(dev, target, fs, MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
-                r = err_set(sh->error, sizeof sh->error, -errno, "cannot mount %s on '%s'", dev, target);
-        } else if (r != -EBUSY) {
-            err_set(sh->error, sizeof sh->error, r, "cannot attach '%s' to %s", img, dev);
-        }
-        close(lfd); /* autoclear: the loop device goes away with the mount */
-    }
-    close(ctl);
-    close(ffd);
-    return r;
+    return vssp_expose_image(img, target, sh->volume->fstype, sh->error, sizeof sh->error);
 }
 
 static int bp_expose(struct vss_provider_shadow *sh, const char *target)
@@ -500,9 +393,7 @@ static int bp_expose(struct vss_provider_shadow *sh, const char *target)
 
 static int bp_unexpose(struct vss_provider_shadow *sh, const char *target)
 {
-    if (umount2(target, 0) < 0 && errno != EINVAL && errno != ENOENT)
-        return err_set(sh->error, sizeof sh->error, -errno, "cannot unmount '%s'", target, NULL);
-    return 0;
+    return vssp_unexpose(target, sh->error, sizeof sh->error);
 }
 
 /* Bytes of fd's file in extents no other file or snapshot shares. */

@@ -1,0 +1,154 @@
+/*
+ * loopimg.c - exposing a shadow's image read-only through a loop device,
+ * shared by the btrfs and reflink providers (one copy of the loop-control
+ * dance: LOOP_CTL_GET_FREE, LOOP_CONFIGURE with a retry when another
+ * process takes the device first, a buffered fallback when direct I/O is
+ * refused).
+ *
+ * Invariants: the loop device is configured read-only and autoclear, and
+ * our fds are closed before returning, so the device exists exactly as long
+ * as the mount; nothing is left attached when the mount fails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loopimg.h"
+
+int vssp_err(char *err, size_t len, int r, const char *fmt, const char *a, const char *b)
+{
+    if (err && len) {
+        char what[320];
+        snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
+        snprintf(err, len, "%s: %s", what, strerror(r < 0 ? -r : r));
+    }
+    return r < 0 ? r : -r;
+}
+
+int vssp_expose_image(const char *img, const char *target, const char *fstype,
+                      char *err, size_t errlen)
+{
+    int ffd = open(img, O_RDONLY | O_CLOEXEC);
+    if (ffd < 0)
+        return vssp_err(err, errlen, -errno, "cannot open '%s'", img, NULL);
+    int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0) {
+        close(ffd);
+        return vssp_err(err, errlen, -errno, "cannot open '%s'", "/dev/loop-control", NULL);
+    }
+    int r = -EBUSY;
+    for (int attempt = 0; attempt < 16 && r == -EBUSY; attempt++) {
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (n < 0) {
+            r = vssp_err(err, errlen, -errno, "no free loop device%s%s", NULL, NULL);
+            break;
+        }
+        char dev[32];
+        snprintf(dev, sizeof dev, "/dev/loop%d", n);
+        int lfd = open(dev, O_RDONLY | O_CLOEXEC);
+        if (lfd < 0) {
+            r = vssp_err(err, errlen, -errno, "cannot open '%s'", dev, NULL);
+            break;
+        }
+        struct loop_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.fd = (__u32)ffd;
+        cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+        snprintf((char *)cfg.info.lo_file_name, sizeof cfg.info.lo_file_name, "%s", img);
+        r = ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
+        if (r == -EINVAL) { /* direct I/O refused: buffered */
+            cfg.info.lo_flags &= ~(__u32)LO_FLAGS_DIRECT_IO;
+            r = ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
+        }
+        if (r == 0) {
+            const char *opts = !strcmp(fstype, "xfs") ? "norecovery,nouuid"
+                               : !strncmp(fstype, "ext", 3) ? "noload" : "";
+            if (mount(dev, target, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+                r = vssp_err(err, errlen, -errno, "cannot mount %s on '%s'", dev, target);
+        } else if (r != -EBUSY) {
+            vssp_err(err, errlen, r, "cannot attach '%s' to %s", img, dev);
+        }
+        close(lfd); /* autoclear: the loop device goes away with the mount */
+    }
+    close(ctl);
+    close(ffd);
+    return r;
+}
+
+int vssp_unexpose(const char *target, char *err, size_t errlen)
+{
+    if (umount2(target, 0) < 0 && errno != EINVAL && errno != ENOENT)
+        return vssp_err(err, errlen, -errno, "cannot unmount '%s'", target, NULL);
+    return 0;
+}
+
+const char *vssp_base_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+void vssp_dir_of(const char *path, char *out, size_t len)
+{
+    snprintf(out, len, "%s", path);
+    char *s = strrchr(out, '/');
+    if (s == out)
+        out[1] = '\0';
+    else if (s)
+        *s = '\0';
+}
+
+int vssp_data_get(const char *data, const char *key, char *out, size_t len)
+{
+    size_t kl = strlen(key);
+    for (const char *p = data; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+        if (ll > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            size_t vl = ll - kl - 1;
+            if (vl >= len)
+                return -ENAMETOOLONG;
+            memcpy(out, p + kl + 1, vl);
+            out[vl] = '\0';
+            return 0;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return -ENOENT;
+}
+
+int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint64_t *offset)
+{
+    const char *name = vssp_base_of(dev);
+    if (strncmp(name, "loop", 4) != 0 || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
+        return -ENODEV;
+    char sys[96];
+    snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
+    FILE *f = fopen(sys, "re");
+    if (!f)
+        return -ENODEV;
+    char *ok = fgets(out, (int)len, f);
+    fclose(f);
+    if (!ok)
+        return -ENODEV;
+    out[strcspn(out, "\n")] = '\0';
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    struct loop_info64 li;
+    struct stat st, ds;
+    int r = fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && fstat(fd, &ds) == 0 ? 0 : -ENODEV;
+    if (fd >= 0)
+        close(fd);
+    if (r == 0 && (stat(out, &st) < 0 || st.st_ino != li.lo_inode || st.st_dev != li.lo_device))
+        r = -ESTALE; /* deleted, renamed, or not visible in our mount namespace */
+    if (r == 0 && rdev)
+        *rdev = ds.st_rdev;
+    if (r == 0 && offset)
+        *offset = li.lo_offset;
+    return r;
+}

@@ -1,0 +1,49 @@
+/*
+ * loopimg.h - what the built-in providers share: error text for a failed
+ * call, exposing a shadow's image file read-only through a loop device,
+ * finding a loop device's backing file, and small path/data helpers.
+ * Internal to the providers; not installed.
+ */
+#ifndef VSS_PROVIDERS_LOOPIMG_H
+#define VSS_PROVIDERS_LOOPIMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Writes "<fmt with a, b>: <strerror(r)>" to err and returns r as a negative
+ * errno (r may be given either sign). a and b may be NULL.
+ */
+int vssp_err(char *err, size_t len, int r, const char *fmt, const char *a, const char *b);
+
+/*
+ * Attaches img to a free loop device read-only (direct I/O when the kernel
+ * takes it, autoclear so that the device goes with the mount) and mounts it
+ * at target ro,nosuid,nodev with what fstype needs to mount a snapshot of a
+ * live filesystem without writing to it (xfs: norecovery,nouuid; ext*:
+ * noload). @return 0 or -errno with err filled.
+ */
+int vssp_expose_image(const char *img, const char *target, const char *fstype,
+                      char *err, size_t errlen);
+
+/* Unmounts target (not mounted is not an error). @return 0 or -errno. */
+int vssp_unexpose(const char *target, char *err, size_t errlen);
+
+/*
+ * A loop device's backing file (from sysfs), checked against the device's
+ * inode: -ENODEV if dev is not an attached loop device, -ESTALE if the file
+ * was deleted, renamed or is not visible in our mount namespace. rdev and
+ * offset (may be NULL) get the device number and the loop offset.
+ */
+int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint64_t *offset);
+
+/* KEY's value in a provider's private data ("key=value" lines).
+ * @return 0, -ENOENT, -ENAMETOOLONG. */
+int vssp_data_get(const char *data, const char *key, char *out, size_t len);
+
+/* dirname of path into out ("/" stays "/"); the last component of path. */
+void vssp_dir_of(const char *path, char *out, size_t len);
+const char *vssp_base_of(const char *path);
+
+#endif
