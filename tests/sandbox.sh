@@ -143,14 +143,17 @@ start_writer() {
     return 1
 }
 
+# forget_pid PID: the process ended; cleanup no longer needs to stop it.
+forget_pid() { local i; for i in "${!_pids[@]}"; do [ "${_pids[$i]}" = "$1" ] && unset '_pids[i]'; done; }
+
 # stop_pid PID: stops one process the sandbox started, and forgets it.
 stop_pid() {
-    local p="$1" i
+    local p="$1"
     kill -TERM "$p" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
-    for i in "${!_pids[@]}"; do [ "${_pids[$i]}" = "$p" ] && unset '_pids[i]'; done
+    forget_pid "$p"
 }
 
 provider_ctl() { printf '%s\n' "$@" > "$VSS_TEST_PROVIDER_CTL"; }

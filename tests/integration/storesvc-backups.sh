@@ -29,61 +29,21 @@
 # all), BACKUPS (default 50).
 . "$(dirname "$0")/lib.sh"
 
-SVC="$VSS_BUILD/store/svc/storesvc"
-CTL="$VSS_BUILD/store/svc/storectl"
-ESEUTIL="$VSS_BUILD/store/eseutil"
-DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-EXCHANGE='{76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}'
 BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
 TEST_PROV_ID='{7e571e57-0000-4000-8000-7e5700000001}'
 BACKUPS=${BACKUPS:-50}
 SAMPLE=${SAMPLE:-1}
 COPY_AT=" 5 20 35 "        # a copy backup right after these full backups
-[ -x "$SVC" ] || { echo "1..0 # SKIP storesvc not built (store disabled)"; exit 0; }
+LOAD_OPTS="--clients 8 --rate 600 --size 2500"
+. "$(dirname "$0")/storesvc-lib.sh"
 command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
 plan 70
 
-export STORESVC_SOCKET="$T/run/storesvc.sock" STORESVC_LMTP="$T/run/lmtp.sock"
-SVCLOG="$T/storesvc.log"
 
-# start_storesvc: storesvc with its files on F:, waits until its writer is
-# registered. Sets SVC_PID.
-start_storesvc() {
-    "$SVC" --foreground --db-dir "$T/F/db" --log-dir "$T/F/logs" \
-        --control-socket "$STORESVC_SOCKET" --lmtp-socket "$STORESVC_LMTP" \
-        --log-file "$SVCLOG" >>"$T/storesvc.out" 2>&1 &
-    SVC_PID=$!
-    _pids+=("$SVC_PID")
-    for _ in $(seq 200); do
-        "$CTL" stats 2>/dev/null | grep -q '^writer.registered: true' && return 0
-        kill -0 "$SVC_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    diag "storesvc did not start:"
-    tail -20 "$SVCLOG" "$T/storesvc.out" 2>/dev/null | sed 's/^/#   /'
-    return 1
-}
-forget_pid() { local i; for i in "${!_pids[@]}"; do [ "${_pids[$i]}" = "$1" ] && unset '_pids[i]'; done; }
-stat_of() { "$CTL" stats 2>/dev/null | sed -n "s/^$1: //p"; }
 # log_events ID: how many times storesvc logged event ID (the log keeps
 # them all; `storectl events` only the last 256)
 log_events() { grep -c "event $1: " "$SVCLOG"; }
-lowest_log() { (cd "$T/F/logs" && ls E00????????.log 2>/dev/null | sort | head -1); }
-load_start() {  # load_start RECORD [options]: storectl load in the background
-    local rec="$1"; shift
-    "$CTL" load --clients 8 --rate 600 --duration 600 --size 2500 --record "$rec" "$@" \
-        >"$rec.out" 2>&1 &
-    LOAD_PID=$!
-    _pids+=("$LOAD_PID")
-}
-load_stop() {   # sets LOAD_RC
-    kill -TERM "$LOAD_PID" 2>/dev/null
-    wait "$LOAD_PID"
-    LOAD_RC=$?
-    forget_pid "$LOAD_PID"
-}
 # wait_for CMD...: up to 10 s for CMD to succeed
 wait_for() { for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done; return 1; }
 stat_is() { [ "$(stat_of "$1")" = "$2" ]; }

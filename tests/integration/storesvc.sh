@@ -19,49 +19,8 @@
 . "$(dirname "$0")/lib.sh"
 plan 51
 
-SVC="$VSS_BUILD/store/svc/storesvc"
-CTL="$VSS_BUILD/store/svc/storectl"
-ESEUTIL="$VSS_BUILD/store/eseutil"
-DS="$VSS_BUILD/tools/diskshadow/diskshadow"
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-EXCHANGE='{76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}'
-[ -x "$SVC" ] || { echo "1..0 # SKIP storesvc not built (store disabled)"; exit 0; }
-
-export STORESVC_SOCKET="$T/run/storesvc.sock" STORESVC_LMTP="$T/run/lmtp.sock"
-
-# start_storesvc [options...]: storesvc with its files on F:, waits until
-# its writer is registered. Sets SVC_PID.
-start_storesvc() {
-    "$SVC" --foreground --db-dir "$T/F/db" --log-dir "$T/F/logs" \
-        --control-socket "$STORESVC_SOCKET" --lmtp-socket "$STORESVC_LMTP" \
-        --log-file "$T/storesvc.log" "$@" >>"$T/storesvc.out" 2>&1 &
-    SVC_PID=$!
-    _pids+=("$SVC_PID")
-    for _ in $(seq 100); do
-        "$CTL" stats 2>/dev/null | grep -q '^writer.registered: true' && return 0
-        kill -0 "$SVC_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    diag "storesvc did not start:"
-    tail -20 "$T/storesvc.log" "$T/storesvc.out" 2>/dev/null | sed 's/^/#   /'
-    return 1
-}
-stat_of() { "$CTL" stats 2>/dev/null | sed -n "s/^$1: //p"; }
+. "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
-lowest_log() { (cd "$T/F/logs" && ls E00????????.log 2>/dev/null | sort | head -1); }
-load_start() {  # load_start RECORD [options]: storectl load in the background
-    local rec="$1"; shift
-    "$CTL" load --clients 4 --rate 200 --duration 600 --size 3000 --record "$rec" "$@" \
-        >"$rec.out" 2>&1 &
-    LOAD_PID=$!
-    _pids+=("$LOAD_PID")
-}
-load_stop() {   # sets LOAD_RC
-    kill -TERM "$LOAD_PID" 2>/dev/null
-    wait "$LOAD_PID"
-    LOAD_RC=$?
-    for i in "${!_pids[@]}"; do [ "${_pids[$i]}" = "$LOAD_PID" ] && unset '_pids[i]'; done
-}
 
 write_config
 make_volume F 64 || exit 1
