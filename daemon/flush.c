@@ -3,12 +3,13 @@
  * loop keeps serving other clients while filesystems are frozen.
  *
  * Two jobs per snapshot set (docs/protocol.md, "Timing of do_snapshot_set"):
- * FLUSH_PREPARE, before the writers' Freeze: syncfs and a short freeze and
- * thaw of each filesystem (see prepare()); FLUSH_HOLD, after it: record
- * and arm the watchdog; FIFREEZE every filesystem (the set is atomic: all
+ * FLUSH_PREPARE, before the writers' Freeze: syncfs of each filesystem,
+ * the providers' pre_freeze (see prepare()); FLUSH_HOLD, after it: record and arm the watchdog,
+ * expedited RCU on (rcu.c); FIFREEZE every filesystem (the set is atomic: all
  * are frozen before any provider commits); provider commit for every
- * shadow; FITHAW every filesystem in reverse order; disarm. The hold
- * window is measured from the first FIFREEZE to the last FITHAW.
+ * shadow; FITHAW every filesystem in reverse order; expedited RCU off;
+ * disarm. The hold window is measured from the first FIFREEZE to the last
+ * FITHAW.
  *
  * Invariants: no path out of the thread leaves a filesystem frozen (every
  * failure after the first FIFREEZE goes through thaw_all); the watchdog is
@@ -81,19 +82,38 @@ static int freeze_one(struct flush_job *job, size_t i)
 }
 
 /*
- * Before the writers freeze: flush each filesystem, then freeze and thaw
- * it once. The first FIFREEZE after a quiet spell waits for RCU grace
- * periods in freeze_super (tens of ms, while writes still flow); doing it
- * here, outside the writers' Freeze->Thaw window, lets the real freeze a
- * moment later take the fast path. It also proves every filesystem can be
- * frozen before any writer is asked to hold.
+ * Before the writers freeze: flush each filesystem, so the freeze inside
+ * the writers' window has little left to write. The first FIFREEZE after a
+ * quiet spell also waits for RCU grace periods in freeze_super (20-30 ms,
+ * while writes still flow); hold() avoids that with expedited grace
+ * periods (rcu.c). Where they cannot be had, each filesystem is frozen and
+ * thawed once here instead, outside the writers' window, so that the real
+ * freeze a moment later takes the fast path; that cycle blocks the
+ * applications' writes for the length of a freeze, which is why it is
+ * only the fallback.
  */
 static void prepare(struct flush_job *job)
 {
     uint64_t t = now_us();
     for (size_t i = 0; i < job->n_vols; i++)
         syncfs(job->vols[i].fd);
+    for (size_t i = 0; i < job->n_shadows; i++) {
+        if (!job->prov[i]->pre_freeze)
+            continue;
+        int r = job->prov[i]->pre_freeze(job->ps[i]);
+        if (r < 0) {
+            job->status = vss_is_vss_error(r) ? r : VSS_E_UNEXPECTED_PROVIDER_ERROR;
+            snprintf(job->error, sizeof job->error, "provider '%s' failed before the freeze of '%s': %s",
+                     job->prov[i]->name, job->ps[i]->volume->mountpoint,
+                     job->ps[i]->error[0] ? job->ps[i]->error : vss_strerror(r));
+            job->flush_us = now_us() - t;
+            return;
+        }
+    }
     job->flush_us = now_us() - t;
+    job->prefreeze_us = 0;
+    if (job->expedite && rcu_expedite_available())
+        return;
     if (arm(job) < 0)
         return;
     t = now_us();
@@ -111,10 +131,15 @@ static void hold(struct flush_job *job)
 {
     if (arm(job) < 0)
         return;
-    uint64_t t0 = now_us();
+    /* after arm: if this process dies now, the watchdog restores the switch */
+    if (job->expedite)
+        rcu_expedite_begin();
+    uint64_t t0 = now_us(), t1 = t0;
     for (size_t i = 0; i < job->n_vols; i++)
         if (freeze_one(job, i) < 0)
             goto thaw;
+    t1 = now_us();
+    job->freeze_us = t1 - t0;
     for (size_t i = 0; i < job->n_shadows; i++) {
         int r = job->prov[i]->commit(job->ps[i]);
         if (r < 0) {
@@ -125,9 +150,11 @@ static void hold(struct flush_job *job)
             goto thaw;
         }
     }
+    job->commit_us = now_us() - t1;
 thaw:
     thaw_all(job);
     job->hold_us = now_us() - t0;
+    rcu_expedite_end();
     disarm(job);
     if (job->watchdog_fired || job->hold_us > (uint64_t)job->hold_timeout_ms * 1000) {
         job->watchdog_fired = true;

@@ -281,7 +281,7 @@ struct flush_vol {
     bool frozen;
 };
 enum flush_mode {
-    FLUSH_PREPARE,  /* syncfs, then a short FIFREEZE+FITHAW of each filesystem */
+    FLUSH_PREPARE,  /* syncfs of each filesystem, providers' pre_freeze */
     FLUSH_HOLD,     /* FIFREEZE all, provider commits, FITHAW all */
 };
 struct flush_job {
@@ -292,10 +292,12 @@ struct flush_job {
     const struct vss_provider *prov[MAX_SET_VOLUMES];
     size_t n_shadows;
     unsigned hold_timeout_ms;
+    bool expedite;                  /* expedited RCU during the hold (rcu.c) */
     /* results */
     int status;
     char error[512];
     uint64_t flush_us, prefreeze_us, hold_us;
+    uint64_t freeze_us, commit_us;  /* of hold_us: the FIFREEZEs, the provider commits */
     bool watchdog_fired;
 };
 /* Starts the flush & hold thread; completion is signalled on D.flush_pipe. */
@@ -314,6 +316,13 @@ void watchdog_stop(void);
 void freeze_record_recover(void);
 int freeze_record_write(const struct flush_job *job);
 void freeze_record_clear(void);
+
+/* rcu.c: /sys/kernel/rcu_expedited on for a hold (flush thread only). */
+int rcu_expedite_begin(void);
+void rcu_expedite_end(void);
+/* Restores 0 if a marker says vssd left it on; true if it did. */
+bool rcu_expedite_recover(void);
+bool rcu_expedite_available(void);
 
 /* ---- events (events.c) ----------------------------------------------- */
 enum {

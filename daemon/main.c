@@ -346,6 +346,8 @@ int main(int argc, char **argv)
     /* Nothing may stay frozen from a previous run, then the watchdog comes
      * up before anything can freeze again. */
     freeze_record_recover();
+    if (rcu_expedite_recover())
+        fprintf(stderr, "vssd: rcu_expedited was left on by a previous vssd: set back to 0\n");
     if (pipe2(D.flush_pipe, O_CLOEXEC) < 0 || watchdog_spawn() < 0) {
         fprintf(stderr, "vssd: cannot start the freeze watchdog: %s\n", strerror(errno));
         return 2;

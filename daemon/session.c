@@ -460,6 +460,8 @@ static void after_post_snapshot(struct session *s)
     pj_set_int(f, "hold_us", (int64_t)(s->job ? s->job->hold_us : 0));
     pj_set_int(f, "flush_us", (int64_t)(s->job ? s->job->flush_us : 0));
     pj_set_int(f, "prefreeze_us", (int64_t)(s->job ? s->job->prefreeze_us : 0));
+    pj_set_int(f, "freeze_us", (int64_t)(s->job ? s->job->freeze_us : 0));
+    pj_set_int(f, "commit_us", (int64_t)(s->job ? s->job->commit_us : 0));
     pj_set_int(f, "freeze_to_thaw_us", (int64_t)ft);
     pj_set_int(f, "total_us", (int64_t)(now_us() - s->t_start));
     ev(EV_SET_CREATED, EVL_INFO, f,
@@ -611,6 +613,8 @@ void session_flush_done(void)
     pj_set_int(f, "hold_us", (int64_t)job->hold_us);
     pj_set_int(f, "flush_us", (int64_t)job->flush_us);
     pj_set_int(f, "prefreeze_us", (int64_t)job->prefreeze_us);
+    pj_set_int(f, "freeze_us", (int64_t)job->freeze_us);
+    pj_set_int(f, "commit_us", (int64_t)job->commit_us);
     pj_set_int(f, "status", job->status);
     bool fired = job->watchdog_fired;
     int status = job->status;
@@ -661,6 +665,7 @@ static void start_flush(struct session *s)
     s->job = job;
     job->mode = FLUSH_PREPARE;
     job->hold_timeout_ms = D.cfg.hold_timeout_ms;
+    job->expedite = D.cfg.expedite_freeze;
     /* One fd per distinct filesystem: two volumes may share one (two btrfs
      * subvolumes have different st_dev but one superblock, and freezing it
      * twice fails with EBUSY), so compare the block device too. */

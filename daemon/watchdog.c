@@ -106,11 +106,14 @@ static void watchdog_main(int sock)
                              .msg_control = cbuf, .msg_controllen = sizeof cbuf };
         ssize_t got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (got <= 0) {
-            /* vssd is gone: whatever is frozen must not stay so. */
+            /* vssd is gone: whatever is frozen must not stay so, nor the
+             * expedited grace periods it may have turned on (rcu.c) */
             if (armed && n) {
                 int k = thaw_all(fds, &n);
                 syslog(LOG_ERR, "[1304] vssd died during a hold: thawed %d filesystems", k);
             }
+            if (armed && rcu_expedite_recover())
+                syslog(LOG_WARNING, "vssd died during a hold: rcu_expedited set back to 0");
             _exit(0);
         }
         if ((size_t)got != sizeof m)

@@ -261,8 +261,8 @@ static int handler(void *user, const char *section, const char *name, const char
             if (n == 0)
                 return fail(p, line, "'%s' wants a size or a percentage, not '%s'", name, value);
             return 1;
-        } else if (!strcmp(name, "syslog")) {
-            if (!parse_bool(value, &c->syslog))
+        } else if (!strcmp(name, "syslog") || !strcmp(name, "expedite_freeze")) {
+            if (!parse_bool(value, name[0] == 's' ? &c->syslog : &c->expedite_freeze))
                 return fail(p, line, "'%s' wants yes or no, not '%s'", name, value);
             return 1;
         }
@@ -305,6 +305,7 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
     c->storage_reserve_bytes = 256ll << 20;
     c->storage_reserve_pct = 10;
     c->syslog = true;
+    c->expedite_freeze = true;
     if (err && errlen)
         err[0] = '\0';
 

@@ -39,6 +39,7 @@ struct vss_config {
     int64_t storage_reserve_bytes;
     int storage_reserve_pct;
     bool syslog;
+    bool expedite_freeze;           /* expedited RCU during a hold (vssd) */
     struct vss_letter *letters;
     size_t n_letters;
     struct vss_writer_acl *acls;

@@ -94,6 +94,14 @@ struct vss_provider {
     int (*storage_query)(const struct vss_volume_info *vol, uint64_t *used,
                          uint64_t *allocated, uint64_t *available,
                          char *errbuf, size_t errlen);
+    /**
+     * On vssd's flush thread, after the set's filesystems were flushed and
+     * just before the writers are asked to freeze: last work that keeps
+     * commit short inside the hold (a sync of the filesystem the snapshot
+     * is made on). Optional (absent from providers built before it: check
+     * struct_size); a failure ends the set before any writer freezes.
+     */
+    int (*pre_freeze)(struct vss_provider_shadow *sh);
 };
 
 /** Symbol a provider module exports. */

@@ -206,6 +206,19 @@ static int bp_is_supported(const struct vss_volume_info *vol, char *err, size_t 
     return resolve(vol, &t, err, len);
 }
 
+/* syncfs of the filesystem dir is on (the pool, where snapshots are made). */
+static int sync_fs_of(const char *dir, char *err, size_t len)
+{
+    int fd = open_dir(dir);
+    if (fd < 0)
+        return err_set(err, len, -errno, "cannot open '%s'", dir, NULL);
+    int r = syncfs(fd) < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return err_set(err, len, r, "cannot sync '%s'", dir, NULL);
+    return 0;
+}
+
 /*
  * Outside the window: the snapshot directory, the private data naming the
  * snapshot-to-be, and a sync of the filesystem the snapshot is made on, so
@@ -236,14 +249,27 @@ static int bp_pre_commit(struct vss_provider_shadow *sh)
     }
     if ((size_t)n >= sizeof sh->data)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path '%s' too long", snap, NULL);
-    int fd = open_dir(t.dir);
-    if (fd < 0)
-        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", t.dir, NULL);
-    int r = syncfs(fd) < 0 ? -errno : 0;
-    close(fd);
-    if (r < 0)
-        return err_set(sh->error, sizeof sh->error, r, "cannot sync '%s'", t.dir, NULL);
-    return 0;
+    return sync_fs_of(t.dir, sh->error, sizeof sh->error);
+}
+
+/*
+ * Just before the writers' Freeze (vssd's flush thread), after the volume
+ * was flushed: sync the pool once more, so the snapshot's transaction
+ * commit inside the hold finds little dirty metadata (the writers' flush
+ * and vssd's syncfs of the volume dirtied it since pre_commit). A native
+ * subvolume's filesystem is the volume itself, which vssd just synced.
+ */
+static int bp_pre_freeze(struct vss_provider_shadow *sh)
+{
+    struct target t;
+    char snap[PATH_MAX];
+    if (shadow_target(sh, &t, snap, sizeof snap) < 0) {
+        snprintf(sh->error, sizeof sh->error, "malformed provider data");
+        return -EINVAL;
+    }
+    if (t.kind != KIND_MANAGED)
+        return 0;
+    return sync_fs_of(t.dir, sh->error, sizeof sh->error);
 }
 
 static int snap_create(int srcfd, int dirfd, const char *name, char *err, size_t len)
@@ -523,4 +549,5 @@ const struct vss_provider vss_btrfs_provider = {
     .expose = bp_expose,
     .unexpose = bp_unexpose,
     .storage_query = bp_storage_query,
+    .pre_freeze = bp_pre_freeze,
 };

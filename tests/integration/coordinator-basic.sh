@@ -5,7 +5,7 @@
 # of the exposed shadows, auto-release versus persistent shadows, and the
 # vssadmin listings of all of it.
 . "$(dirname "$0")/lib.sh"
-plan 34
+plan 38
 
 write_config
 make_volume F 32 || exit 1
@@ -100,5 +100,17 @@ stop_pid "$WRITER_PID"
 out=$("$VSSADMIN" list shadows 2>&1)
 like "$out" "Contents of shadow copy set ID: \{" "vssadmin list shadows: set header"
 like "$out" "         Original Volume: \(F:\)" "and the original volume with its letter"
+
+# --- 8. Expedited RCU for the hold (the default; on a file of the test's
+# own), or with expedite_freeze = no the freeze/thaw cycle before Freeze.
+last_1209() { grep '"event":1209' "$VSS_ROOT/var/lib/vss/events.jsonl" | tail -1; }
+like "$(last_1209)" '"prefreeze_us":0,' "by default no freeze/thaw cycle before the writers' Freeze"
+stop_vssd
+write_config "expedite_freeze = no"
+echo 0 > "$T/rcu_expedited"
+VSS_TEST_RCU_KNOB="$T/rcu_expedited" start_vssd || exit 1
+like "$("$TREQ" --volume F: 2>&1)" "result OK" "with expedite_freeze = no a set succeeds"
+like "$(last_1209)" '"prefreeze_us":[1-9][0-9]*,' "and each filesystem was frozen and thawed once before Freeze"
+is "$(cat "$T/rcu_expedited")" "0" "and the expedited RCU switch was not touched"
 
 done_testing

@@ -6,9 +6,14 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 32
+plan 37
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
+# vssd switches expedited RCU on for a hold (daemon/rcu.c); the tests give
+# it a file of their own instead of /sys/kernel/rcu_expedited
+export VSS_TEST_RCU_KNOB="$T/rcu_expedited"
+echo 0 > "$VSS_TEST_RCU_KNOB"
+RCU_MARK="$VSS_ROOT/run/vss/rcu-expedited"
 make_volume F 16 || exit 1
 mkdir -p "$T/F/db"
 CAT="$VSS_ROOT/var/lib/vss/catalog.json"
@@ -44,9 +49,12 @@ for _ in $(seq 200); do grep -q '"event":1204' "$VSS_ROOT/var/lib/vss/events.jso
     [ "$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")" -ge 1 ] && break; sleep 0.02; done
 sleep 0.5
 check "F: is frozen during the hold" is_frozen "$T/F"
+is "$(cat "$VSS_TEST_RCU_KNOB")" "1" "expedited RCU is on during the hold"
 kill9_vssd
 t0=$(date +%s%N)
 check "the watchdog thawed F: right after vssd died" not_frozen "$T/F"
+is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "0:" \
+    "the watchdog set expedited RCU back to 0 and removed the marker"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 ok $([ "$ms" -lt 2000 ]; echo $?) "thawed within 2 s of the kill, not at the 8 s hold timeout (${ms} ms)"
 sleep 0.3
@@ -126,8 +134,14 @@ wait "$VSSD_PID" 2>/dev/null
 wait $R 2>/dev/null
 provider_ctl ""
 check "with both killed, F: stays frozen" is_frozen "$T/F"
+is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "1:marker" \
+    "with both killed, expedited RCU stays on, with vssd's marker"
 start_vssd || exit 1
 check "the restarted vssd thawed F: from its freeze record" not_frozen "$T/F"
+is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "0:" \
+    "the restarted vssd set expedited RCU back to 0 from the marker"
+out=$("$TREQ" --volume F: 2>&1)
+is "$(cat "$VSS_TEST_RCU_KNOB")" "0" "after a normal set expedited RCU is off again"
 like "$(events_since_start)" '"event":1305' "event 1305 (stale freeze thawed)"
 
 done_testing

@@ -6,9 +6,12 @@
 # states and sticky last errors, that the Abort reached every involved
 # writer, that no shadow is left, and that no filesystem stays frozen.
 . "$(dirname "$0")/lib.sh"
-plan 56
+plan 59
 
 FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
+# expedited RCU during a hold (daemon/rcu.c), on a file of the test's own
+export VSS_TEST_RCU_KNOB="$T/rcu_expedited"
+echo 0 > "$VSS_TEST_RCU_KNOB"
 make_volume F 16 || exit 1
 start_vssd || exit 1
 mkdir -p "$T/F/db"
@@ -119,13 +122,21 @@ check "F: not frozen" not_frozen "$T/F"
 provider_ctl "stall=commit:2500"
 ( sleep 1.6; not_frozen "$T/F" && echo thawed > "$T/thawed-during" ) &
 probe=$!
+( sleep 0.5; cat "$VSS_TEST_RCU_KNOB" > "$T/rcu-during" ) &
+probe2=$!
 out=$(backup)
-wait $probe
+wait $probe $probe2
+is "$(cat "$T/rcu-during")" "1" "expedited RCU was on during the hold"
+is "$(cat "$VSS_TEST_RCU_KNOB")" "0" "and is off after it, although the hold failed"
 like "$out" "result FAIL VSS_E_HOLD_WRITES_TIMEOUT do_snapshot_set" "a provider stalling past the hold timeout fails the set"
 check "the watchdog thawed F: while the provider still stalled" test -f "$T/thawed-during"
 like "$(grep '"event":1304' "$VSS_ROOT/var/lib/vss/events.jsonl")" "1304" "event 1304 (watchdog thaw) logged"
 is "$(shadow_count)" "0" "no shadow"
 provider_ctl ""
+echo 1 > "$VSS_TEST_RCU_KNOB"
+out=$(backup)
+is "$(cat "$VSS_TEST_RCU_KNOB")" "1" "an expedited RCU switch found on (the administrator's) is left on"
+echo 0 > "$VSS_TEST_RCU_KNOB"
 
 # --- a second concurrent snapshot set.
 rm -f "$T/go"
