@@ -89,6 +89,17 @@ static int cur_slots_write(store_inst *inst, const struct snap_state *s)
 
 int store_snap_prepare(store_inst *inst, enum store_backup_type type)
 {
+    int r = store_snap_begin(inst, type);
+    /* flush now so the checkpoint is close to the end of the log: the
+     * freeze then has little to roll and the snapshot needs few logs
+     * (copyMic = checkpoint gen) */
+    if (r == 0 && (r = flush_round(inst)) < 0)
+        snap_reset(inst);
+    return r;
+}
+
+int store_snap_begin(store_inst *inst, enum store_backup_type type)
+{
     static const int ev[] = { 2005, 2008, 2009, 2010 };
     int r = inst_check(inst);
     if (r < 0)
@@ -127,12 +138,7 @@ int store_snap_prepare(store_inst *inst, enum store_backup_type type)
     event_emit(inst, ev[type], STORE_EV_INFO,
                "Shadow copy instance %d starting. This will be a %s shadow copy.", 1,
                type_name(type));
-    /* flush now so the checkpoint is close to the end of the log: the
-     * freeze then has little to roll and the snapshot needs few logs
-     * (copyMic = checkpoint gen) */
-    if ((r = flush_round(inst)) < 0)
-        snap_reset(inst);
-    return r;
+    return 0;
 }
 
 int store_snap_freeze(store_inst *inst)
@@ -154,7 +160,11 @@ int store_snap_freeze(store_inst *inst)
     pthread_mutex_lock(&inst->apply_mu);
     pthread_mutex_lock(&inst->io_mu);
     uint32_t gen = inst->log.gen;
-    r = log_roll_close(inst);
+    /* the thaw opens the next gen: never close this one without a tmp on
+     * hand (a full disk fails the freeze here, before anything rolled) */
+    r = log_ensure_tmp(inst);
+    if (r == 0)
+        r = log_roll_close(inst);
     struct snap_state s;
     pthread_mutex_lock(&inst->mu);
     if (r == 0) {

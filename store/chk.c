@@ -4,7 +4,9 @@
  *
  * Invariants: the checkpoint LGPOS is always a group boundary at or before
  * the oldest change not yet in the database files; the file is replaced
- * only through durable_file_replace, so it is always whole, old or new.
+ * through durable_file_replace, so it is always whole, old or new, except
+ * on a full disk, where it is overwritten in place (docs 8.4) and a torn
+ * write is a bad checksum (no checkpoint: redo from the lowest log).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -62,6 +64,34 @@ int chk_read(const store_vfs *v, const char *path, struct chk_data *c)
     return 0;
 }
 
+/*
+ * docs 8.4: the tmp of the replacement could not be created or written
+ * (disk full; nothing was synced or renamed), so the existing file's one
+ * block is overwritten instead. A torn write of it is a bad checksum,
+ * which recovery treats as no checkpoint. -1808 if even that is refused
+ * (a copy-on-write filesystem) or there is no file to overwrite.
+ */
+static int write_in_place(store_inst *inst, const char *path, const uint8_t *b, size_t n)
+{
+    store_file *f;
+    uint64_t sz = 0;
+    int r = inst->vfs->open(inst->vfs, path, 0, &f);
+    if (r < 0)
+        return JET_errDiskFull;
+    if ((r = inst->vfs->size(f, &sz)) == 0 && sz != n)
+        r = -ENOSPC;                    /* would have to grow: not in place */
+    if (r == 0)
+        r = write_full(f, b, n, 0);
+    if (is_nospace(r)) {
+        inst->vfs->close(f);
+        return JET_errDiskFull;
+    }
+    if (r == 0)
+        r = inst->vfs->sync(f);
+    inst->vfs->close(f);
+    return r;
+}
+
 int chk_write(store_inst *inst, uint64_t ckpt)
 {
     uint8_t b[4096];
@@ -87,7 +117,11 @@ int chk_write(store_inst *inst, uint64_t ckpt)
     if (!p)
         return -ENOMEM;
     int r = durable_file_replace(inst->vfs, p, b, sizeof b);
+    if (is_nospace(r))
+        r = write_in_place(inst, p, b, sizeof b);
     free(p);
+    if (r == JET_errDiskFull)
+        return r;                       /* nothing written: not sticky */
     if (r < 0) {
         fatal_set(inst, JET_errDiskIO);
         return JET_errDiskIO;

@@ -74,8 +74,12 @@ int dbhdr_write(store_db *db)
     if (r == 0)
         r = inst->vfs->sync(db->f);
     if (r < 0) {
-        fatal_set(inst, JET_errDiskIO);
-        return JET_errDiskIO;
+        /* in place, so only a copy-on-write filesystem gives ENOSPC here;
+         * sticky all the same (the primary may be written, docs 8.5), with
+         * the full disk as its cause */
+        r = is_nospace(r) ? JET_errDiskFull : JET_errDiskIO;
+        fatal_set(inst, r);
+        return r;
     }
     return 0;
 }
@@ -183,4 +187,103 @@ int db_update_gens(store_inst *inst)
     }
     pthread_mutex_unlock(&inst->hdr_mu);
     return r;
+}
+
+/* ---- growth (docs/store-format.md 8.5) ------------------------------------ */
+#define GROW_MIN (1u << 20)
+#define GROW_MAX (64u << 20)
+
+/*
+ * Entering or leaving the "a database cannot grow" state. The events mark
+ * the transitions only (every refused commit would otherwise repeat 482):
+ * 482 is ESE's "write failed ... with error -1808", 4131 is ours.
+ */
+void db_space_state(store_inst *inst, store_db *db, unsigned what, bool full)
+{
+    pthread_mutex_lock(&inst->mu);
+    unsigned was = inst->db_full;
+    inst->db_full = full ? was | what : was & ~what;
+    unsigned now = inst->db_full;
+    pthread_mutex_unlock(&inst->mu);
+    if (now && !was)
+        event_emit(inst, 482, STORE_EV_ERROR,
+                   "An attempt to %s the file \"%s\" failed with system error %d "
+                   "(No space left on device). The operation will fail with error %d "
+                   "(JET_errDiskFull).", what == DBFULL_WRITE ? "write to" : "extend",
+                   db ? db->path : "", ENOSPC, JET_errDiskFull);
+    else if (!now && was)
+        event_emit(inst, 4131, STORE_EV_INFO,
+                   "Disk space is available again: the database file \"%s\" can be %s.",
+                   db ? db->path : "", what == DBFULL_WRITE ? "written" : "extended");
+}
+
+/* Attach: allocates what the file already spans (a no-op unless an older
+ * version left holes), so no later page write of it needs space. */
+int db_alloc_init(store_db *db)
+{
+    store_inst *inst = db->inst;
+    uint64_t size;
+    int r = inst->vfs->size(db->f, &size);
+    if (r < 0)
+        return r;
+    /* a refused attach leaves no state behind: the caller reports it */
+    if ((r = file_allocate(db->f, 0, size)) < 0)
+        return is_nospace(r) ? JET_errDiskFull : JET_errDiskIO;
+    db->alloc_end = size;
+    return 0;
+}
+
+/*
+ * Makes page pgno lie inside the allocated file before any log record can
+ * name it: the flush round and recovery's redo then only write allocated
+ * blocks. Grows by an eighth of the file (1..64 MiB), or only by what is
+ * needed when that does not fit. A failure changes nothing the engine
+ * depends on (alloc_end stays), hence is never sticky.
+ */
+int db_prealloc(store_db *db, uint32_t pgno)
+{
+    store_inst *inst = db->inst;
+    uint64_t need = ((uint64_t)pgno + 2) * PAGE_SIZE;
+    if (need <= db->alloc_end)
+        return 0;
+    uint64_t chunk = db->alloc_end / 8;
+    chunk = chunk < GROW_MIN ? GROW_MIN : chunk > GROW_MAX ? GROW_MAX : chunk;
+    chunk -= chunk % PAGE_SIZE;
+    uint64_t want = db->alloc_end + chunk;
+    if (want < need)
+        want = need;
+    int r = file_allocate(db->f, db->alloc_end, want - db->alloc_end);
+    if (is_nospace(r) && want > need) {
+        want = need;
+        r = file_allocate(db->f, db->alloc_end, want - db->alloc_end);
+    }
+    if (r == 0) {
+        db->alloc_end = want;
+        pthread_mutex_lock(&inst->mu);
+        bool was_full = inst->db_full & DBFULL_GROW;
+        pthread_mutex_unlock(&inst->mu);
+        if (was_full)
+            db_space_state(inst, db, DBFULL_GROW, false);
+        return 0;
+    }
+    if (is_nospace(r)) {
+        db_space_state(inst, db, DBFULL_GROW, true);
+        return JET_errDiskFull;
+    }
+    return JET_errDiskIO;
+}
+
+/* Called by the flusher while a database could not grow: one more chunk
+ * for each attached database, which clears the state once it succeeds. */
+void db_space_retry(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->apply_mu);
+    for (int d = 1; d <= MAX_DBS; d++) {
+        store_db *db = inst->dbs[d];
+        if (!db || db->detaching || db->alloc_end < 2 * PAGE_SIZE)
+            continue;
+        if (db_prealloc(db, (uint32_t)(db->alloc_end / PAGE_SIZE - 1)) < 0)
+            break;
+    }
+    pthread_mutex_unlock(&inst->apply_mu);
 }

@@ -46,6 +46,7 @@ static const struct {
     { JET_errObjectNotFound, "JET_errObjectNotFound", "No such table or object" },
     { JET_errKeyTooBig, "JET_errKeyTooBig", "Key is too large" },
     { JET_errFileNotFound, "JET_errFileNotFound", "File not found" },
+    { JET_errDiskFull, "JET_errDiskFull", "No space left on disk" },
     { JET_errFileAccessDenied, "JET_errFileAccessDenied", "Cannot access file, the file is locked or in use" },
     { JET_errOSSnapshotInvalidSequence, "JET_errOSSnapshotInvalidSequence", "OS Shadow copy API used in an invalid sequence" },
     { JET_errOSSnapshotTimeOut, "JET_errOSSnapshotTimeOut", "OS Shadow copy ended with time-out" },

@@ -2,7 +2,8 @@
  * events.c - ESE-numbered events to the caller's sink: the text starts
  * with "%1 (%2) %3: " (process name, pid, instance base name) as ESE's do.
  * Numbers used: 2001-2010 shadow copy, 224/225 truncation, 300-302
- * recovery, 413 log disk full, 415/452/474/494/516/517/523 recovery errors.
+ * recovery, 413 log disk full, 482 database disk full, 4131 disk space
+ * available again (ours), 415/452/474/494/516/517/523 recovery errors.
  *
  * Invariant: the engine never logs by itself; without a sink events vanish.
  */

@@ -18,7 +18,23 @@
 
 #include "storeint.h"
 
-/* Background flusher: a round per period or on request; thaws late freezes. */
+/* Disk full (docs 8.5): leaves quiesce and the database disk-full state
+ * once there is space again. Never while frozen: it writes files. */
+static void space_retry(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    bool q = inst->quiesce, g = inst->db_full & DBFULL_GROW;
+    if (inst->snap.frozen || inst->fatal)
+        q = g = false;
+    pthread_mutex_unlock(&inst->mu);
+    if (q)
+        log_space_retry(inst);
+    if (g)
+        db_space_retry(inst);
+}
+
+/* Background flusher: a round per period or on request; thaws late freezes;
+ * retries a full disk. */
 static void *flusher_main(void *arg)
 {
     store_inst *inst = arg;
@@ -51,11 +67,15 @@ static void *flusher_main(void *arg)
         bool frozen = inst->snap.frozen;
         bool late = frozen && mono_us() >= inst->snap.freeze_deadline_us;
         bool work = inst->dirty_total > 0 && !inst->fatal;
+        bool full = (inst->quiesce || (inst->db_full & DBFULL_GROW)) && !inst->fatal;
         pthread_mutex_unlock(&inst->mu);
         if (late)
             snap_auto_thaw(inst);
         else if (work && !frozen)
             flush_round(inst);
+        /* disk full (docs 8.5): see whether space came back */
+        if (full && !frozen)
+            space_retry(inst);
         pthread_mutex_lock(&inst->mu);
     }
     pthread_mutex_unlock(&inst->mu);
@@ -131,8 +151,28 @@ int store_open(const struct store_params *p, store_inst **out)
         goto fail;
     if ((r = log_make_reserves(inst)) < 0)
         goto fail;
-    if (!(inst->p.flags & STORE_NO_TMP_AHEAD) && (r = log_prepare_tmp(inst)) < 0)
-        goto fail;
+    if (!(inst->p.flags & STORE_NO_TMP_AHEAD)) {
+        pthread_mutex_lock(&inst->tmp_mu);
+        r = log_prepare_tmp(inst);
+        pthread_mutex_unlock(&inst->tmp_mu);
+        if (r < 0 && r != JET_errLogDiskFull)
+            goto fail;
+    }
+    /* a full disk does not stop the open (docs 8.5): without a tmp or a
+     * reserve the instance starts quiesced (reads, attach, close work) and
+     * the flusher leaves quiesce when the files can be made */
+    r = 0;
+    if (__atomic_load_n(&inst->log.reserves_left, __ATOMIC_RELAXED) < 2) {
+        pthread_mutex_lock(&inst->mu);
+        bool was = inst->quiesce;
+        inst->quiesce = true;
+        pthread_mutex_unlock(&inst->mu);
+        if (!was)
+            event_emit(inst, 413, STORE_EV_ERROR,
+                       "Unable to create the reserve log files because the disk is full; "
+                       "updates are refused (%d) until disk space is available.",
+                       JET_errLogDiskFull);
+    }
     if (inst->p.flush_interval_ms) {
         if (pthread_create(&inst->flusher, NULL, flusher_main, inst) != 0) {
             r = -EAGAIN;
@@ -204,7 +244,9 @@ void store_abandon(store_inst *inst)
 
 int store_flush(store_inst *inst)
 {
-    return flush_round(inst);
+    int r = flush_round(inst);
+    space_retry(inst);
+    return r;
 }
 
 /* ---- databases ----------------------------------------------------------- */
@@ -224,6 +266,9 @@ int attach_db(store_inst *inst, store_db *db, bool log_it)
     size_t n = strlen(db->path);
     int r = n > MAX_PATH_ATTACH ? JET_errInvalidPath : 0;
     if (r < 0)
+        goto fail;
+    /* every block of the file allocated before it can be written (docs 8.5) */
+    if ((r = db_alloc_init(db)) < 0)
         goto fail;
     pthread_mutex_lock(&inst->flush_mu);
     pthread_mutex_lock(&inst->apply_mu);
@@ -315,8 +360,13 @@ int store_db_create(store_inst *inst, const char *path, store_db **out)
     f = NULL;
     if (r == 0 && (dir = dir_of(path)))
         r = inst->vfs->sync_dir(inst->vfs, dir);
-    if (r < 0)
+    if (r < 0) {
+        /* a partial file would be taken for a database by the next attach */
+        inst->vfs->unlink(inst->vfs, path);
+        if (is_nospace(r))
+            r = JET_errDiskFull;
         goto fail;
+    }
     if ((r = db_open_file(inst, path, dbid, &db)) < 0)
         goto fail;
     if ((r = attach_db(inst, db, true)) < 0) {

@@ -10,7 +10,10 @@
  *     time; durable <= written <= append (as LGPOS) and only the io_mu
  *     holder writes the file, so one fdatasync covers every waiting commit.
  *  3. A record never crosses a file; ROLL always fits (room is reserved).
- *  4. Any write or sync failure is sticky (fatal_set) and never retried.
+ *  4. Any write or sync failure is sticky (fatal_set) and never retried,
+ *     except an ENOSPC seen before anything depends on the write (a tmp or
+ *     reserve that cannot be created, a group refused before any of it is
+ *     appended: docs 8.5). A failed sync is always sticky.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -687,16 +690,59 @@ fail:
     return r;
 }
 
+static int zero_file(store_inst *inst, const char *path, uint32_t size);
+static int prepare_tmp(store_inst *inst, bool with_reserve);
+
+/* 0 when the reserve log at p exists at full size, else -ENOENT. */
+static int reserve_ok(store_inst *inst, const char *p)
+{
+    store_file *f;
+    int r = inst->vfs->open(inst->vfs, p, STORE_O_RDONLY, &f);
+    if (r == 0) {
+        uint64_t sz = 0;
+        inst->vfs->size(f, &sz);
+        inst->vfs->close(f);
+        r = sz == inst->log.size ? 0 : -ENOENT;
+    }
+    return r < 0 ? -ENOENT : 0;
+}
+
+static void reserve_path(store_inst *inst, int i, char *name, size_t len)
+{
+    snprintf(name, len, "%sres%05d.jrs", inst->base, i);
+}
+
+/* Enters quiesce (docs 8.5); event 413 once per entry. Caller holds tmp_mu. */
+static void enter_quiesce(store_inst *inst, int reserve)
+{
+    pthread_mutex_lock(&inst->mu);
+    bool was = inst->quiesce;
+    inst->quiesce = true;
+    pthread_mutex_unlock(&inst->mu);
+    if (reserve)
+        event_emit(inst, 413, STORE_EV_ERROR,
+                   "Unable to create a new logfile because the disk is full. "
+                   "Reserve log file %d is used; updates are refused (%d) until disk "
+                   "space is available.", reserve, JET_errLogDiskFull);
+    else if (!was)
+        event_emit(inst, 413, STORE_EV_ERROR,
+                   "Unable to create a new logfile because the disk is full and no "
+                   "reserve log file is left; updates are refused (%d) until disk "
+                   "space is available.", JET_errLogDiskFull);
+}
+
 /*
  * The reserve logs were created full size at open, so renaming one costs
- * no space. Quiesce stops new transactions: the instance can then only
- * finish what is in flight and shut down cleanly (ESE's lsQuiesce).
+ * no space. Quiesce stops updates by new transactions: the instance can
+ * then finish what is in flight, back up, dismount and shut down cleanly
+ * (ESE's lsQuiesce), and leaves it when space comes back (docs 8.5).
+ * Caller holds tmp_mu.
  */
 static int use_reserve(store_inst *inst, const char *tmp)
 {
     for (int i = 1; i <= 2; i++) {
         char name[32];
-        snprintf(name, sizeof name, "%sres%05d.jrs", inst->base, i);
+        reserve_path(inst, i, name, sizeof name);
         char *p = path_join(inst->log_dir, name);
         if (!p)
             return -ENOMEM;
@@ -706,15 +752,14 @@ static int use_reserve(store_inst *inst, const char *tmp)
             inst->vfs->sync_dir(inst->vfs, inst->log_dir);
             inst->log.reserve_in_use = true;
             inst->log.tmp_ready = true;
-            pthread_mutex_lock(&inst->mu);
-            inst->quiesce = true;
-            pthread_mutex_unlock(&inst->mu);
-            event_emit(inst, 413, STORE_EV_ERROR,
-                       "Unable to create a new logfile because the disk is full. "
-                       "Reserve log file %d is used; the instance will shut down.", i);
+            if (__atomic_load_n(&inst->log.reserves_left, __ATOMIC_RELAXED) > 0)
+                __atomic_sub_fetch(&inst->log.reserves_left, 1, __ATOMIC_RELAXED);
+            enter_quiesce(inst, i);
             return 0;
         }
     }
+    __atomic_store_n(&inst->log.reserves_left, 0, __ATOMIC_RELAXED);
+    enter_quiesce(inst, 0);
     return JET_errLogDiskFull;
 }
 
@@ -734,8 +779,10 @@ static int zero_file(store_inst *inst, const char *path, uint32_t size)
         goto fail;
     for (uint32_t o = 0; r == 0 && o < size; o += 65536)
         r = write_full(f, zero, size - o < 65536 ? size - o : 65536, o);
-    if (r == 0)
-        r = inst->vfs->sync(f);
+    /* ENOSPC from a write means "no space, nothing else happened" (docs
+     * 8.5); a failed sync is never reported as that, whatever its errno */
+    if (r == 0 && (r = inst->vfs->sync(f)) < 0 && is_nospace(r))
+        r = -EIO;
     inst->vfs->close(f);
     if (r < 0) {
         inst->vfs->unlink(inst->vfs, path);
@@ -753,6 +800,85 @@ fail:
  * size so later appends never allocate; ENOSPC falls back to a reserve.
  */
 int log_prepare_tmp(store_inst *inst)
+{
+    return prepare_tmp(inst, true);
+}
+
+/*
+ * The roll-overs of the next group must not start without a tmp on hand
+ * (docs 8.1 step 0); a freeze likewise (its thaw opens the next gen).
+ */
+int log_ensure_tmp(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->tmp_mu);
+    int r = inst->log.tmp_ready ? 0 : log_prepare_tmp(inst);
+    pthread_mutex_unlock(&inst->tmp_mu);
+    return r;
+}
+
+/*
+ * Leaving quiesce (docs 8.5, ours: ESE stops the instance): a real tmp
+ * (no reserve fallback) and both reserves at full size, or stay quiesced.
+ * A failure here is never sticky: nothing depends on these files yet.
+ */
+int log_space_retry(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    bool q = inst->quiesce && !inst->fatal;
+    pthread_mutex_unlock(&inst->mu);
+    if (!q)
+        return 0;
+    pthread_mutex_lock(&inst->tmp_mu);
+    /* no file is made once the instance is frozen (checked again under
+     * tmp_mu). A retry that overlaps the start of a freeze only makes
+     * files no snapshot depends on (tmp and reserves: recovery of a
+     * snapshot rebuilds or ignores them), as the flusher's tmp does */
+    pthread_mutex_lock(&inst->mu);
+    bool frozen = inst->snap.frozen;
+    pthread_mutex_unlock(&inst->mu);
+    if (frozen) {
+        pthread_mutex_unlock(&inst->tmp_mu);
+        return 0;
+    }
+    int r = inst->log.tmp_ready ? 0 : prepare_tmp(inst, false);
+    int have = 0;
+    for (int i = 1; i <= 2; i++) {
+        char name[32];
+        reserve_path(inst, i, name, sizeof name);
+        char *p = path_join(inst->log_dir, name);
+        if (!p) {
+            r = -ENOMEM;
+            break;
+        }
+        int ri = reserve_ok(inst, p);
+        if (ri < 0 && r == 0)           /* no tmp yet: leave the space to it */
+            ri = zero_file(inst, p, inst->log.size);
+        free(p);
+        if (ri == 0)
+            have++;
+        else if (r == 0)
+            r = ri;
+    }
+    __atomic_store_n(&inst->log.reserves_left, have, __ATOMIC_RELAXED);
+    if (r < 0 && !is_nospace(r) && r != JET_errLogDiskFull && r != -ENOMEM && r != -ENOENT) {
+        fatal_set(inst, JET_errDiskIO);  /* the disk fails, it is not full */
+        r = JET_errDiskIO;
+    }
+    if (r == 0) {
+        inst->log.reserve_in_use = false;
+        pthread_mutex_lock(&inst->mu);
+        inst->quiesce = false;
+        pthread_mutex_unlock(&inst->mu);
+        event_emit(inst, 4131, STORE_EV_INFO,
+                   "Disk space is available again: the next log file and the reserve "
+                   "log files are created; updates are accepted again.");
+    }
+    pthread_mutex_unlock(&inst->tmp_mu);
+    return r;
+}
+
+/* Prepares E00tmp.log; with_reserve: fall back to a reserve on ENOSPC. */
+static int prepare_tmp(store_inst *inst, bool with_reserve)
 {
     char *tmp = lpath(inst, "tmp.log");
     int r = -ENOMEM;
@@ -787,8 +913,10 @@ int log_prepare_tmp(store_inst *inst)
         }
     }
     r = zero_file(inst, tmp, inst->log.size);
-    if (r == -ENOSPC)
+    if (is_nospace(r) && with_reserve)
         r = use_reserve(inst, tmp);
+    else if (is_nospace(r))
+        r = JET_errLogDiskFull;
     else if (r < 0) {
         fatal_set(inst, JET_errDiskIO);
         r = JET_errDiskIO;
@@ -801,57 +929,105 @@ fail:
 
 /*
  * Makes sure E00res00001.jrs and E00res00002.jrs exist at the log size
- * (a wrong size is rewritten). Disk full here is not an error: the
- * instance runs without reserves.
+ * (a wrong size is rewritten) and counts them. Disk full here is not an
+ * error: the instance runs with fewer reserves (store_open quiesces it
+ * until the retry recreates them, docs 8.5).
  */
 int log_make_reserves(store_inst *inst)
 {
+    int have = 0;
     for (int i = 1; i <= 2; i++) {
         char name[32];
-        snprintf(name, sizeof name, "%sres%05d.jrs", inst->base, i);
+        reserve_path(inst, i, name, sizeof name);
         char *p = path_join(inst->log_dir, name);
         if (!p)
             return -ENOMEM;
-        store_file *f;
-        int r = inst->vfs->open(inst->vfs, p, STORE_O_RDONLY, &f);
-        if (r == 0) {
-            uint64_t sz = 0;
-            inst->vfs->size(f, &sz);
-            inst->vfs->close(f);
-            r = sz == inst->log.size ? 0 : -ENOENT;
-        }
+        int r = reserve_ok(inst, p);
         if (r < 0)
             r = zero_file(inst, p, inst->log.size);
         free(p);
-        if (r < 0 && r != -ENOSPC)
+        if (r == 0)
+            have++;
+        else if (!is_nospace(r))
             return r;
     }
+    __atomic_store_n(&inst->log.reserves_left, have, __ATOMIC_RELAXED);
     return 0;
+}
+
+/* A group of the instance's own records only (ATTACH, DETACH, TERM): it
+ * may use the room the others leave at the end of each log (docs 8.2). */
+static bool admin_group(const uint8_t *recs, size_t len)
+{
+    for (size_t o = 0; o + REC_HDR <= len;) {
+        uint32_t rl = rd32(recs + o + 4);
+        uint8_t t = recs[o + 8];
+        if ((t != REC_ATTACH && t != REC_DETACH && t != REC_TERM) || rl < REC_HDR)
+            return false;
+        o += rl;
+    }
+    return true;
 }
 
 /*
  * Appends a whole group (apply_mu held). Records never cross a file: when
- * one does not fit with room for ROLL, the log rolls over first.
+ * one does not fit with room for ROLL (and, unless the group is the
+ * instance's own records, the tail room of docs 8.2), the log rolls over
+ * first.
+ *
+ * Disk full (docs 8.5): the roll-overs the group needs are counted before
+ * anything is appended, and a tmp must be on hand for them; while
+ * quiesced a transaction's group must also leave one log file (tmp or
+ * reserve) for the instance's records and a backup. Otherwise -529 with
+ * nothing appended, which is not sticky.
  */
 int log_append(store_inst *inst, const uint8_t *recs, size_t len, uint64_t *begin, uint64_t *end)
 {
     size_t o = 0;
     int r = 0;
     bool first = true;
-    while (o < len) {
-        uint32_t rl = rd32(recs + o + 4);
-        if (rl < REC_HDR || rl > inst->log.size - LOG_HDR - ROLL_REC || o + rl > len)
+    uint32_t tail = admin_group(recs, len) ? 0 : LOG_TAIL_RESERVE;
+    unsigned rolls = 0;
+    for (uint32_t a = inst->log.append, rl; o < len; o += rl, a += rl) {
+        rl = rd32(recs + o + 4);
+        if (rl < REC_HDR || rl > inst->log.size - LOG_HDR - ROLL_REC - LOG_TAIL_RESERVE ||
+            o + rl > len)
             return -EINVAL;
+        if (a + rl + ROLL_REC + tail > inst->log.size) {
+            rolls++;
+            a = LOG_HDR;
+        }
+    }
+    if (rolls) {
+        if ((r = log_ensure_tmp(inst)) < 0)
+            return r;
+        pthread_mutex_lock(&inst->mu);
+        bool q = inst->quiesce;
+        pthread_mutex_unlock(&inst->mu);
+        /* the tmp is on hand; the rolls after the first take reserves */
+        unsigned on_hand = 1 + (unsigned)__atomic_load_n(&inst->log.reserves_left,
+                                                         __ATOMIC_RELAXED);
+        bool engine = len >= REC_HDR && recs[8] != REC_BEGIN;
+        if (q && rolls + (engine ? 0 : 1) > on_hand)
+            return JET_errLogDiskFull;
+    }
+    for (o = 0; o < len;) {
+        uint32_t rl = rd32(recs + o + 4);
         /* keep ROLL_REC bytes free so the ROLL record always fits
-         * (invariant 3) */
-        if (inst->log.append + rl + ROLL_REC > inst->log.size) {
+         * (invariant 3), and the tail room for the instance's records */
+        if (inst->log.append + rl + ROLL_REC + tail > inst->log.size) {
             pthread_mutex_lock(&inst->io_mu);
             r = log_roll_close(inst);
             if (r == 0)
                 r = log_roll_open(inst);
             pthread_mutex_unlock(&inst->io_mu);
-            if (r < 0)
+            if (r < 0) {
+                /* part of the group may be in the log already, or the log
+                 * is closed without a successor: sticky (docs 8.5 "what is
+                 * still sticky") */
+                fatal_set(inst, r);
                 return r;
+            }
         }
         if (first && begin)
             *begin = LGPOS(inst->log.gen, inst->log.append);

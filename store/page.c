@@ -20,6 +20,10 @@
  *     flush round checksums a private copy as it writes the page. So a
  *     page is checksummed once per round, not once per commit that
  *     changed it (32 KiB of CRC per page was a fifth of the commit CPU).
+ *  7. A new page's blocks are allocated in the file (db_prealloc) before
+ *     any log record names it, so writing pages never needs space; a page
+ *     write that gets ENOSPC anyway abandons the round without poisoning
+ *     (docs/store-format.md 8.5).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -500,6 +504,11 @@ int pg_alloc(struct tctx *tc, uint32_t objid, uint32_t flags, uint16_t level,
     uint32_t p = rd32(sr + P_SR_PGNOLAST) + 1;
     if (p >= 0x7ffffff0u)
         return -ENOSPC;
+    /* the page's blocks are allocated before any record names it, so that
+     * writing it later (flush round, redo) needs no space: a full disk
+     * fails this commit here, with nothing appended (docs 8.5) */
+    if ((r = db_prealloc(tc->db, p)) < 0)
+        return r;
     wr32(sr + P_SR_PGNOLAST, p);
     uint8_t *w = malloc(PAGE_SIZE);
     struct group_page *gp;
@@ -755,13 +764,36 @@ int flush_round(store_inst *inst)
     uint8_t *wb = n ? malloc(PAGE_SIZE) : NULL;
     if (n && !wb)
         r = -ENOMEM;
+    store_db *failed_db = NULL;
     for (size_t i = 0; i < n && r == 0; i++) {
         memcpy(wb, items[i].v->data, PAGE_SIZE);
         page_set_checksum(wb, items[i].pgno);
         r = write_full(items[i].db->f, wb, PAGE_SIZE, (uint64_t)(items[i].pgno + 1) * PAGE_SIZE);
         written[items[i].db->dbid] = true;
+        if (r < 0)
+            failed_db = items[i].db;
     }
     free(wb);
+    if (is_nospace(r)) {
+        /* docs 8.5: the pages are preallocated, so only a copy-on-write
+         * filesystem or a file with holes gets here. Nothing was synced and
+         * the checkpoint stays: the round is simply not done. Its pages
+         * are dirty again for the next round; one it wrote partly is torn
+         * in the file, which its image since the checkpoint covers (7.2),
+         * exactly as after a crash in the middle of a round. */
+        pthread_mutex_lock(&inst->mu);
+        for (size_t i = 0; i < n; i++) {
+            struct pent *pe = cache_find(items[i].db, items[i].pgno);
+            if (pe && !pe->dirty) {
+                pe->dirty = true;
+                inst->dirty_total++;
+            }
+        }
+        pthread_mutex_unlock(&inst->mu);
+        db_space_state(inst, failed_db, DBFULL_WRITE, true);
+        r = JET_errDiskFull;
+        goto unpin;
+    }
     for (int d = 1; d <= MAX_DBS && r == 0; d++)
         if (written[d] && inst->dbs[d])
             r = inst->vfs->sync(inst->dbs[d]->f);
@@ -770,16 +802,27 @@ int flush_round(store_inst *inst)
         r = JET_errDiskIO;
         goto unpin;
     }
-    /* checkpoint = R (docs 7.1 step 4) */
+    if (n) {
+        pthread_mutex_lock(&inst->mu);
+        bool was_full = inst->db_full & DBFULL_WRITE;
+        pthread_mutex_unlock(&inst->mu);
+        if (was_full)
+            db_space_state(inst, items[0].db, DBFULL_WRITE, false);
+    }
+    /* checkpoint = R (docs 7.1 step 4): everything logged before R is now
+     * in the files, so redo can start at R. The in-memory checkpoint (what
+     * truncation and circular logging go by) moves only once E00.chk says
+     * so: a chk write refused for lack of space leaves both where they were */
     pthread_mutex_lock(&inst->mu);
-    /* everything logged before R is now in the files: redo can start at R */
     bool advance = R > inst->ckpt;
-    if (advance)
-        inst->ckpt = R;
     pthread_mutex_unlock(&inst->mu);
     if (advance) {
         if ((r = chk_write(inst, R)) < 0)
             goto unpin;
+        pthread_mutex_lock(&inst->mu);
+        if (R > inst->ckpt)
+            inst->ckpt = R;
+        pthread_mutex_unlock(&inst->mu);
         pthread_mutex_lock(&inst->hdr_mu);
         for (int d = 1; d <= MAX_DBS && r == 0; d++) {
             store_db *db = inst->dbs[d];

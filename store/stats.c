@@ -1,6 +1,7 @@
 /*
- * stats.c - store_get_stats: a snapshot of the instance's log positions and
- * backup state for a server's statistics (storesvc) and for the writer's
+ * stats.c - store_get_stats: a snapshot of the instance's log positions,
+ * backup state and disk-full state (docs/store-format.md 8.5) for a
+ * server's statistics (storesvc) and for the writer's
  * "did a write slip through the freeze" check. Reads only, under inst->mu,
  * which guards every field copied here (storeint.h).
  */
@@ -16,5 +17,10 @@ void store_get_stats(store_inst *inst, struct store_stats *out)
     out->checkpoint = inst->ckpt;
     out->snap_active = inst->snap.active;
     out->snap_frozen = inst->snap.frozen;
+    out->quiesced = inst->quiesce;
+    out->db_disk_full = inst->db_full != 0;
+    out->fatal = inst->fatal;
     pthread_mutex_unlock(&inst->mu);
+    int res = __atomic_load_n(&inst->log.reserves_left, __ATOMIC_RELAXED);
+    out->reserves = res > 0 ? (unsigned)res : 0;
 }

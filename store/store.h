@@ -54,6 +54,7 @@ extern "C" {
 #define JET_errKeyTooBig                  (-408)
 #define JET_errFileNotFound               (-1811)
 #define JET_errFileAccessDenied           (-1032)
+#define JET_errDiskFull                   (-1808)
 #define JET_errOSSnapshotInvalidSequence  (-2401)
 #define JET_errOSSnapshotTimeOut          (-2402)
 #define JET_errOSSnapshotNotAllowed       (-2403)
@@ -89,6 +90,12 @@ struct store_vfs {
     /* calls cb for each entry name of dir; stops early if cb returns != 0 */
     int (*list)(const store_vfs *v, const char *dir,
                 int (*cb)(void *arg, const char *name), void *arg);
+    /* Allocates [off, off + n) (fallocate mode 0: the size grows to at
+     * least off + n, allocated bytes are kept, new ones read as zero), so
+     * that later writes there need no space. -ENOSPC when the disk is
+     * full. May be NULL: the engine then extends by writing zeros past
+     * the end (docs/store-format.md 8.5). */
+    int (*allocate)(store_file *f, uint64_t off, uint64_t n);
 };
 
 /** The POSIX VFS (pread/pwrite/fdatasync/rename). */
@@ -203,6 +210,10 @@ struct store_snap_info {
     uint32_t deleted_low, deleted_high; /* truncation result (0-0 = none) */
 };
 int store_snap_prepare(store_inst *inst, enum store_backup_type type);
+/** store_snap_prepare without its flush round, for a caller that flushes
+ *  (store_flush) right before the freeze itself (the VSS writer does at
+ *  PrepareForSnapshot): one round per backup, not two back to back. */
+int store_snap_begin(store_inst *inst, enum store_backup_type type);
 int store_snap_freeze(store_inst *inst);
 int store_snap_thaw(store_inst *inst);
 int store_snap_truncate(store_inst *inst);
@@ -218,6 +229,14 @@ struct store_stats {
     uint64_t checkpoint;        /* durable checkpoint LGPOS (gen in the high half) */
     bool snap_active;           /* a shadow copy is between prepare and end/abort */
     bool snap_frozen;           /* commits are held */
+    /* disk full (docs/store-format.md 8.5) */
+    bool quiesced;              /* log disk full: reserve logs in use, updates
+                                 * of new transactions get -529 */
+    bool db_disk_full;          /* a database could not grow: commits that
+                                 * need a new page get -1808 */
+    unsigned reserves;          /* reserve logs on disk (0..2) */
+    int fatal;                  /* sticky error (8.3), 0 when none: -529 or
+                                 * -1808 when a full disk caused it */
 };
 /** A consistent copy of the instance's log positions and snapshot state. */
 void store_get_stats(store_inst *inst, struct store_stats *out);

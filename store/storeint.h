@@ -62,6 +62,10 @@ uint64_t mono_us(void);
 char *path_join(const char *dir, const char *name);   /* malloc'ed */
 int read_full(store_file *f, void *buf, size_t n, uint64_t off); /* short read = zero fill */
 int write_full(store_file *f, const void *buf, size_t n, uint64_t off);
+/* ENOSPC or EDQUOT: the disk (or the quota) is full (docs 8.5) */
+bool is_nospace(int r);
+/* allocates [off, off + n): vfs->allocate, else zeros past the end */
+int file_allocate(store_file *f, uint64_t off, uint64_t n);
 /* write tmp, sync, rename, sync dir */
 int durable_file_replace(const store_vfs *v, const char *path, const void *buf, size_t n);
 char *dir_of(const char *path);                       /* malloc'ed */
@@ -149,6 +153,8 @@ struct store_db {
     struct pent **hash;             /* cache (mu) */
     size_t hsize, npages;
     bool detaching;
+    uint64_t alloc_end;             /* bytes of the file known allocated
+                                     * (apply_mu; docs 8.5) */
 };
 
 struct log_state {
@@ -161,7 +167,8 @@ struct log_state {
     uint32_t crc;                   /* chain value of the last record */
     uint8_t tm_create[8];
     bool reserve_in_use;
-    int reserves_left;
+    int reserves_left;              /* reserve logs on disk (tmp_mu; read
+                                     * atomically by store_get_stats) */
     bool tmp_ready;
     uint8_t flags;
 };
@@ -200,7 +207,10 @@ struct store_inst {
     pthread_mutex_t flush_mu, apply_mu, io_mu, tmp_mu, hdr_mu, mu;
     pthread_cond_t cond;
     int fatal;                      /* sticky (mu) */
-    bool quiesce;                   /* reserve logs in use: no new transactions */
+    bool quiesce;                   /* log disk full: no updates by new
+                                     * transactions (mu; docs 8.5) */
+    unsigned db_full;               /* DBFULL_*: a database could not grow
+                                     * or be written (mu; docs 8.5) */
     struct log_state log;
     uint64_t ckpt;                  /* durable checkpoint LGPOS */
     store_db *dbs[MAX_DBS + 1];
@@ -233,8 +243,18 @@ int log_wait_durable(store_inst *inst, uint64_t lgpos);
 /* Roll-over halves (caller holds apply_mu and io_mu). */
 int log_roll_close(store_inst *inst);      /* ROLL record, sync, rename to archive */
 int log_roll_open(store_inst *inst);       /* tmp -> E00.log, headers */
-int log_prepare_tmp(store_inst *inst);
+int log_prepare_tmp(store_inst *inst);   /* caller holds tmp_mu */
+/* E00tmp.log on hand (prepared now if needed; caller must not hold
+ * tmp_mu): 0, or -529 when the disk is full and no reserve is left */
+int log_ensure_tmp(store_inst *inst);
 int log_make_reserves(store_inst *inst);
+/* Quiesced: tries to prepare a tmp and recreate both reserves, and ends
+ * the quiesce when they all exist (docs 8.5). 0 when not quiesced (any
+ * more). Takes tmp_mu. */
+int log_space_retry(store_inst *inst);
+/* room kept at the end of every log for an ATTACH and a DETACH per
+ * database and a TERM (docs 8.2): mount, dismount, close need no roll-over */
+#define LOG_TAIL_RESERVE (MAX_DBS * (REC_HDR + 30 + MAX_PATH_ATTACH) + (MAX_DBS + 1) * REC_HDR)
 uint64_t log_end_lgpos(store_inst *inst);
 uint64_t ckpt_get(store_inst *inst);         /* inst->ckpt under mu */
 void fatal_set(store_inst *inst, int err);  /* sticky failure */
@@ -308,6 +328,19 @@ void db_free(store_db *db);
 int db_mark_dirty(store_db *db);           /* attach: Dirty Shutdown */
 int db_mark_clean(store_db *db, uint64_t lgpos);
 int db_update_gens(store_inst *inst);      /* roll-over: max required/committed */
+/* Database growth (docs 8.5). db_alloc_init: at attach, the whole file
+ * allocated (holes filled), alloc_end = its size. db_prealloc (apply_mu
+ * held): page pgno inside the allocated file, a chunk ahead of need.
+ * Both return -1808 JET_errDiskFull on ENOSPC, never sticky. */
+int db_alloc_init(store_db *db);
+int db_prealloc(store_db *db, uint32_t pgno);
+/* The database disk-full state (inst->db_full): what failed, growth or a
+ * page write, set or cleared; events 482 / 4131 on the transitions. */
+#define DBFULL_GROW  1u
+#define DBFULL_WRITE 2u
+void db_space_state(store_inst *inst, store_db *db, unsigned what, bool full);
+/* Flusher: a database that could not grow tries again (apply_mu taken). */
+void db_space_retry(store_inst *inst);
 
 /* ---- page.c: pages and cache ---------------------------------------------- */
 /* page header offsets */

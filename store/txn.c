@@ -41,6 +41,7 @@ struct wop {
  */
 struct store_txn {
     store_inst *inst;
+    bool quiesced;                  /* begun while quiesced: read-only */
     uint64_t snap, trx;
     struct wop *ops;
     size_t n, cap;
@@ -101,8 +102,9 @@ int catalog_lookup(struct tctx *tc, const char *table, uint32_t *root)
 /*
  * Begins a transaction: registers a snapshot at the last published commit,
  * so every read of this transaction sees the same state however long it
- * runs. Refused on a poisoned instance (-1090) and, once the reserve logs
- * are in use, with -529: only what is in flight may still commit.
+ * runs. Refused on a poisoned instance (-1090). Once the log disk is full
+ * (quiesce, docs 8.5) a new transaction may still read, but its updates
+ * get -529: only what was in flight may still commit.
  */
 int store_begin(store_inst *inst, store_txn **out)
 {
@@ -112,12 +114,11 @@ int store_begin(store_inst *inst, store_txn **out)
     pthread_mutex_lock(&inst->mu);
     bool q = inst->quiesce;
     pthread_mutex_unlock(&inst->mu);
-    if (q)
-        return JET_errLogDiskFull;
     store_txn *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
     t->inst = inst;
+    t->quiesced = q;
     /* trx ids only label log records; they need no order with commits */
     t->trx = __atomic_add_fetch(&inst->trx_next, 1, __ATOMIC_RELAXED);
     if ((r = snap_register(inst, &t->snap)) < 0) {
@@ -154,6 +155,8 @@ static int add_op(store_txn *t, int type, store_db *db, const char *table,
 {
     if (!db || !table || !*table || strlen(table) > KEY_MAX)
         return -EINVAL;
+    if (t->quiesced)
+        return JET_errLogDiskFull;
     if (t->n == t->cap) {
         size_t nc = t->cap ? t->cap * 2 : 8;
         struct wop *no = realloc(t->ops, nc * sizeof *no);
@@ -640,11 +643,11 @@ int store_commit(store_txn *t)
     wr64(h + REC_HDR + 16, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
     if ((r = buf_add(&b, h, REC_HDR + 24)) < 0)
         goto discard;
-    /* a failed append leaves the log image in an unknown state: poison */
-    if ((r = log_append(inst, b.p, b.n, NULL, &end)) < 0) {
-        fatal_set(inst, r);
+    /* a failed append: either refused before any record went in (a full
+     * disk, docs 8.5: the transaction just fails) or poisoned by
+     * log_append itself (part of the group may be in the log) */
+    if ((r = log_append(inst, b.p, b.n, NULL, &end)) < 0)
         goto discard;
-    }
     /* visible before durable: a reader may see this commit before its
      * fdatasync, but nothing it could act on survives a crash that loses
      * it, and the flusher writes no page before the log covers it (WAL) */

@@ -198,6 +198,44 @@ int write_full(store_file *f, const void *buf, size_t n, uint64_t off)
     return f->vfs->pwrite(f, buf, n, off);
 }
 
+bool is_nospace(int r)
+{
+    return r == -ENOSPC || r == -EDQUOT;
+}
+
+/*
+ * Allocates [off, off + n) of f (docs/store-format.md 8.5): the VFS's
+ * allocate (fallocate), or, without one, zeros written past the end of the
+ * file (bytes already in the file are never overwritten, so a hole inside
+ * it stays a hole). -ENOSPC/-EDQUOT when the disk is full; the file may
+ * then be partly extended, which is harmless (zero pages).
+ */
+int file_allocate(store_file *f, uint64_t off, uint64_t n)
+{
+    const store_vfs *v = f->vfs;
+    if (n == 0)
+        return 0;
+    if (v->allocate) {
+        int r = v->allocate(f, off, n);
+        if (r != -EOPNOTSUPP && r != -ENOSYS)
+            return r;
+    }
+    uint64_t size;
+    int r = v->size(f, &size);
+    if (r < 0)
+        return r;
+    uint64_t from = size > off ? size : off, end = off + n;
+    if (from >= end)
+        return 0;
+    uint8_t *zero = calloc(1, 65536);
+    if (!zero)
+        return -ENOMEM;
+    for (uint64_t o = from; r == 0 && o < end; o += 65536)
+        r = write_full(f, zero, end - o < 65536 ? (size_t)(end - o) : 65536, o);
+    free(zero);
+    return r;
+}
+
 int durable_file_replace(const store_vfs *v, const char *path, const void *buf, size_t n)
 {
     store_file *f = NULL;
@@ -210,12 +248,15 @@ int durable_file_replace(const store_vfs *v, const char *path, const void *buf, 
     if (r < 0)
         goto fail;
     r = write_full(f, buf, n, 0);
-    if (r == 0)
-        r = v->sync(f);
+    /* ENOSPC means "the tmp could not be written, nothing else happened"
+     * to the caller (chk.c falls back to an in-place write); a failed sync
+     * is another matter whatever its errno, so it is never reported as one */
+    if (r == 0 && (r = v->sync(f)) < 0 && is_nospace(r))
+        r = -EIO;
     int r2 = v->close(f);
     f = NULL;
     if (r == 0)
-        r = r2;
+        r = is_nospace(r2) ? -EIO : r2;
     if (r < 0) {
         v->unlink(v, tmp);
         goto fail;

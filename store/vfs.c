@@ -1,6 +1,6 @@
 /*
  * vfs.c - the POSIX VFS: the only place the engine calls open, pread,
- * pwrite, fdatasync, rename, unlink and readdir. Tests replace it with a
+ * pwrite, fdatasync, fallocate, rename, unlink and readdir. Tests replace it with a
  * fault-injecting VFS (store/tests/faultvfs.c) through store_params.vfs.
  *
  * Invariants: every call returns 0 (or a byte count) or -errno, never
@@ -103,6 +103,19 @@ static int px_truncate(store_file *sf, uint64_t size)
     return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
 }
 
+/* fallocate mode 0 (the size grows); -EOPNOTSUPP where the filesystem has
+ * none (file_allocate then writes zeros past the end). */
+static int px_allocate(store_file *sf, uint64_t off, uint64_t n)
+{
+    struct pfile *f = (struct pfile *)sf;
+    for (;;) {
+        if (fallocate(f->fd, 0, (off_t)off, (off_t)n) == 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
 static int px_rename(const store_vfs *v, const char *a, const char *b)
 {
     return rename(a, b) < 0 ? -errno : 0;
@@ -145,6 +158,7 @@ static const store_vfs posix_vfs = {
     .ctx = NULL, .open = px_open, .close = px_close, .pread = px_pread,
     .pwrite = px_pwrite, .sync = px_sync, .size = px_size, .truncate = px_truncate,
     .rename = px_rename, .unlink = px_unlink, .sync_dir = px_sync_dir, .list = px_list,
+    .allocate = px_allocate,
 };
 
 const store_vfs *store_vfs_posix(void)

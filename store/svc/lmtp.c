@@ -15,8 +15,13 @@
  * max_recipients (452), 4096-byte command lines (500), idle_timeout_s
  * without input (421 and close). Line ends: CRLF or bare LF; stored
  * messages always have CRLF.
+ *
+ * A full disk (ms_disk_full_error) is 452 4.3.1, at RCPT (a mailbox that
+ * cannot be created) or per recipient after DATA: temporary, the MTA
+ * retries. Those refusals are logged at most every 10 s, with a count.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +195,35 @@ static void cmd_mail(struct lmtp *s, const char *arg)
     reply(s, "250 2.1.0 sender <%s> OK", from);
 }
 
+/* A delivery refused for a full disk: one warning per 10 s at most (a busy
+ * MTA retries thousands of times; the count and storectl stats tell how
+ * many). */
+static void log_refused_full(const char *rcpt, int r)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct timeval last;
+    static unsigned long long quiet;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    pthread_mutex_lock(&mu);
+    bool say = !last.tv_sec || now.tv_sec - last.tv_sec >= 10;
+    unsigned long long n = quiet;
+    if (say) {
+        last = now;
+        quiet = 0;
+    } else {
+        quiet++;
+    }
+    pthread_mutex_unlock(&mu);
+    if (!say)
+        return;
+    char more[96] = "";
+    if (n)
+        snprintf(more, sizeof more, "; %llu more refused since the last such line", n);
+    svc_log(SVC_WARN, "delivery to '%s' refused with 452 4.3.1: disk full (%d %s)%s", rcpt, r,
+            store_strerror_name(r), more);
+}
+
 static void cmd_rcpt(struct lmtp *s, const char *arg)
 {
     if (!s->mail) {
@@ -217,6 +251,12 @@ static void cmd_rcpt(struct lmtp *s, const char *arg)
         return;
     }
     int r = ms_rcpt(name);
+    if (r < 0 && ms_disk_full_error(r)) {
+        reply(s, "452 4.3.1 <%s>: insufficient storage", addr);
+        log_refused_full(name, r);
+        free(addr);
+        return;
+    }
     switch (r) {
     case 0: {
         char **a = realloc(s->rcpt, (s->nrcpt + 1) * sizeof *a);
@@ -301,11 +341,13 @@ static int cmd_data(struct lmtp *s, char *line)
             reply(s, "250 2.0.0 <%s> delivered as %llu", s->rcpt_addr[i], (unsigned long long)uid);
         else if (r == -EAGAIN)
             reply(s, "450 4.2.1 <%s>: mailbox database is dismounted", s->rcpt_addr[i]);
-        else if (r == JET_errLogDiskFull || r == -ENOSPC)
+        else if (ms_disk_full_error(r) || r == -ENOSPC)
             reply(s, "452 4.3.1 <%s>: insufficient storage", s->rcpt_addr[i]);
         else
             reply(s, "451 4.3.0 <%s>: delivery failed: %s", s->rcpt_addr[i], store_strerror(r));
-        if (r < 0)
+        if (r < 0 && (ms_disk_full_error(r) || r == -ENOSPC))
+            log_refused_full(s->rcpt[i], r);
+        else if (r < 0)
             svc_log(SVC_WARN, "delivery to '%s' failed: %d %s", s->rcpt[i], r, store_strerror(r));
     }
     reset_txn(s);

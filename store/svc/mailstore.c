@@ -299,6 +299,63 @@ int ms_dismount(const char *name, char *err, size_t len)
     return r;
 }
 
+/* ---- disk full (docs/storesvc.md, Disk full) ------------------------------ */
+
+bool ms_disk_full_error(int r)
+{
+    if (r == JET_errLogDiskFull || r == JET_errDiskFull)
+        return true;
+    if (r != JET_errInstanceUnavailable || !M.inst)
+        return false;
+    struct store_stats st;
+    store_get_stats(M.inst, &st);
+    return st.fatal == JET_errLogDiskFull || st.fatal == JET_errDiskFull;
+}
+
+/* What the administrator should do, or NULL when all is well. */
+static const char *disk_advice(const struct store_stats *st, char *buf, size_t len)
+{
+    if (st->fatal && (st->fatal == JET_errLogDiskFull || st->fatal == JET_errDiskFull))
+        snprintf(buf, len, "the store stopped taking updates after a write failed on a full "
+                 "disk (%s): no acknowledged delivery is lost; free space on the volume of "
+                 "'%s', then restart storesvc", store_strerror_name(st->fatal), M.cfg->log_dir);
+    else if (st->fatal)
+        snprintf(buf, len, "the store stopped taking updates after an I/O error (%s): no "
+                 "acknowledged delivery is lost; check the disk, then restart storesvc "
+                 "(soft recovery replays the logs)", store_strerror_name(st->fatal));
+    else if (st->quiesced)
+        snprintf(buf, len, "the disk holding the logs (%s) is full: deliveries get 452 4.3.1 "
+                 "and the MTA retries them. Free space on it, or run a full backup (it "
+                 "truncates the logs), or dismount the databases; deliveries resume by "
+                 "themselves once there is space", M.cfg->log_dir);
+    else if (st->db_disk_full)
+        snprintf(buf, len, "the disk holding the databases (%s) is full: deliveries get 452 "
+                 "4.3.1 and the MTA retries them. Free space on it (a full backup truncates "
+                 "the logs, which helps if they are on the same disk); deliveries resume by "
+                 "themselves once there is space", M.cfg->db_dir);
+    else
+        return NULL;
+    return buf;
+}
+
+/* The engine's events go to the log and `storectl events`; entering or
+ * leaving a full disk also gets one line saying what it means and what
+ * to do. */
+static void ms_event(void *ctx, int id, int level, const char *msg)
+{
+    svc_event(ctx, id, level, msg);
+    if ((id != 413 && id != 482 && id != 4131) || !M.inst)
+        return;
+    struct store_stats st;
+    store_get_stats(M.inst, &st);
+    char buf[1024];
+    const char *advice = disk_advice(&st, buf, sizeof buf);
+    if (advice)
+        svc_log(SVC_ERR, "disk full: %s", advice);
+    else if (id == 4131)
+        svc_log(SVC_INFO, "disk space is available again: deliveries are accepted");
+}
+
 int ms_open(const struct svc_config *cfg)
 {
     int r;
@@ -319,13 +376,18 @@ int ms_open(const struct svc_config *cfg)
         .flags = cfg->circular ? STORE_CIRCULAR : 0,
         .flush_interval_ms = cfg->flush_interval_ms,
         .freeze_timeout_ms = cfg->freeze_timeout_ms,
-        .event = svc_event,
+        .event = ms_event,
     };
     if ((r = store_open(&p, &M.inst)) < 0) {
         svc_log(SVC_ERR, "cannot open instance %s (logs '%s'): %d %s (%s)", cfg->base, cfg->log_dir,
                 r, store_strerror_name(r), store_strerror(r));
         return r;
     }
+    struct store_stats st;
+    char adv[1024];
+    store_get_stats(M.inst, &st);
+    if (disk_advice(&st, adv, sizeof adv))     /* started on a full disk */
+        svc_log(SVC_ERR, "disk full: %s", adv);
     struct store_recovery_stats rs;
     store_recovery_info(M.inst, &rs);
     if (!rs.was_clean)
@@ -543,8 +605,11 @@ unlock:
     pthread_rwlock_unlock(&M.dbs[m->db].lock);
 fail:
     if (r < 0) {
+        bool full = ms_disk_full_error(r);
         pthread_mutex_lock(&M.mu);
         M.c.delivery_failures++;
+        if (full)
+            M.c.refused_full++;
         pthread_mutex_unlock(&M.mu);
     }
     return r;
@@ -729,6 +794,23 @@ json_object *ms_stats_json(void)
     store_get_stats(M.inst, &st);
     json_object *o = json_object_new_object();
 #define ADD(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
+    /* disk full first: it is what an administrator looking at stats must
+     * see (docs/storesvc.md, Disk full) */
+    bool full = st.quiesced || st.db_disk_full || ms_disk_full_error(JET_errInstanceUnavailable);
+    json_object_object_add(o, "status", json_object_new_string(
+        st.fatal ? "failed" : full ? "disk full" : "ok"));
+    json_object_object_add(o, "disk_full", json_object_new_boolean(full));
+    json_object_object_add(o, "log_disk_full", json_object_new_boolean(st.quiesced));
+    json_object_object_add(o, "database_disk_full", json_object_new_boolean(st.db_disk_full));
+    ADD("refused_disk_full", c.refused_full);
+    if (st.fatal) {
+        char e[128];
+        snprintf(e, sizeof e, "%d %s", st.fatal, store_strerror_name(st.fatal));
+        json_object_object_add(o, "fatal_error", json_object_new_string(e));
+    }
+    char adv[1024];
+    if (disk_advice(&st, adv, sizeof adv))
+        json_object_object_add(o, "advice", json_object_new_string(adv));
     ADD("deliveries", c.deliveries);
     ADD("delivery_failures", c.delivery_failures);
     ADD("rejected_recipients", c.rejected_rcpts);

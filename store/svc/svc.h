@@ -70,7 +70,8 @@ void svc_log_close(void);
 /* ---- mailstore.c -------------------------------------------------------- */
 struct ms_counters {
     uint64_t deliveries, delivery_failures, rejected_rcpts, commits, conflicts,
-        bytes, deletes, mailboxes_created;
+        bytes, deletes, mailboxes_created,
+        refused_full;           /* deliveries refused for a full disk (452) */
 };
 int ms_open(const struct svc_config *cfg);
 void ms_close(void);
@@ -93,6 +94,10 @@ json_object *ms_mailboxes_json(void);
 int ms_messages_json(const char *mailbox, bool digests, json_object **out);
 json_object *ms_databases_json(void);
 json_object *ms_stats_json(void);
+/* Whether a store error means "the disk is full" (docs/storesvc.md, Disk
+ * full): -529, -1808, or -1090 on an instance a full disk poisoned. The
+ * caller answers 452 4.3.1 (temporary: the MTA retries). */
+bool ms_disk_full_error(int r);
 /* Whether dismount must be refused: set by the writer during a backup. */
 void ms_set_backup_busy(bool busy);
 /* Paths of database i (of the configuration) for the writer. */

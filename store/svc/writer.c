@@ -7,9 +7,9 @@
  * volumes.
  *
  * Per event (docs/storesvc.md has the table):
- *   PrepareForBackup  store_snap_prepare(type): events 2005/2008/2009/2010
- *   PrepareForSnapshot flush round (checkpoint advanced: the snapshot needs
- *                     one log)
+ *   PrepareForBackup  store_snap_begin(type): events 2005/2008/2009/2010
+ *   PrepareForSnapshot the backup's one flush round (checkpoint advanced:
+ *                     the snapshot needs one log)
  *   Freeze            store_snap_freeze: log rolled, commits held (LMTP
  *                     deliveries wait in store_commit, none fails); 2001
  *   Thaw              store_snap_thaw; 2003. Writes not held (reported with
@@ -136,7 +136,7 @@ static bool on_prepare_backup(vss_writer_event *ev, void *ud)
     if (W.prepared)
         release("a new backup started before the previous one ended");
     W.type = map_type(vss_event_backup_type(ev));
-    int r = store_snap_prepare(ms_inst(), W.type);
+    int r = store_snap_begin(ms_inst(), W.type);
     if (r < 0)
         return veto(ev, r == JET_errOSSnapshotNotAllowed ? VSS_E_WRITERERROR_RETRYABLE
                                                          : VSS_E_WRITERERROR_NONRETRYABLE,
@@ -155,11 +155,14 @@ static bool on_prepare_snapshot(vss_writer_event *ev, void *ud)
     note(ev, NULL);
     if (!W.prepared) {              /* a set without PrepareForBackup: a copy */
         W.type = STORE_BACKUP_COPY;
-        int r = store_snap_prepare(ms_inst(), W.type);
+        int r = store_snap_begin(ms_inst(), W.type);
         if (r < 0)
             return veto(ev, VSS_E_WRITERERROR_RETRYABLE, r, "PrepareForSnapshot");
         W.prepared = true;
     }
+    /* the backup's one flush round (PrepareForBackup did not flush), as
+     * close to the freeze as the writer gets: the checkpoint is then in
+     * the generation the freeze closes, and the snapshot needs one log */
     uint64_t t0 = mono_us();
     int r = store_flush(ms_inst());
     if (r < 0)

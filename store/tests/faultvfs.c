@@ -39,6 +39,7 @@ struct faultvfs {
     long syncs, crash_at;
     unsigned seed;
     char *enospc;
+    bool enospc_all;
     bool fail_next;
     struct ffile *files;
     pthread_mutex_t mu;
@@ -173,7 +174,7 @@ static int fv_pwrite(store_file *sf, const void *buf, size_t n, uint64_t off)
     if (fv->enospc && ends_with(f->path, fv->enospc)) {
         uint64_t sz = 0;                /* only growing the file needs space */
         f->real->vfs->size(f->real, &sz);
-        if (off + n > sz)
+        if (off + n > sz || fv->enospc_all)
             return -ENOSPC;
     }
     struct fwrite *w = calloc(1, sizeof *w);
@@ -240,6 +241,25 @@ static int fv_truncate(store_file *sf, uint64_t size)
     return r;
 }
 
+/* fallocate is metadata, not a buffered write: applied to the real file at
+ * once (its blocks read as zero whether or not a crash follows). Under
+ * faultvfs_enospc, growing a matching file fails as a write would. */
+static int fv_allocate(store_file *sf, uint64_t off, uint64_t n)
+{
+    struct ffile *f = (struct ffile *)sf;
+    struct faultvfs *fv = f->fv;
+    if (fv->enospc && ends_with(f->path, fv->enospc)) {
+        uint64_t sz = 0;
+        f->real->vfs->size(f->real, &sz);
+        if (off + n > sz)
+            return -ENOSPC;
+    }
+    pthread_mutex_lock(&fv->mu);
+    int r = f->real->vfs->allocate ? f->real->vfs->allocate(f->real, off, n) : -EOPNOTSUPP;
+    pthread_mutex_unlock(&fv->mu);
+    return r;
+}
+
 static int fv_rename(const store_vfs *v, const char *a, const char *b)
 {
     struct faultvfs *fv = v->ctx;
@@ -280,6 +300,7 @@ faultvfs *faultvfs_new(long crash_at, unsigned seed)
         .ctx = fv, .open = fv_open, .close = fv_close, .pread = fv_pread,
         .pwrite = fv_pwrite, .sync = fv_sync, .size = fv_size, .truncate = fv_truncate,
         .rename = fv_rename, .unlink = fv_unlink, .sync_dir = fv_sync_dir, .list = fv_list,
+        .allocate = fv_allocate,
     };
     return fv;
 }
@@ -291,6 +312,11 @@ void faultvfs_enospc(faultvfs *f, const char *suffix)
 {
     free(f->enospc);
     f->enospc = suffix ? strdup(suffix) : NULL;
+}
+
+void faultvfs_enospc_every_write(faultvfs *f, bool every_write)
+{
+    f->enospc_all = every_write;
 }
 
 void faultvfs_fail_next_sync(faultvfs *f)

@@ -3,10 +3,13 @@
  * test6.c): writes are buffered until the file is synced; at the Nth sync
  * (file or directory) every unsynced write is dropped, applied or applied
  * with one garbled 512-byte sector, at random, and the process _exits.
- * Optionally a chosen path suffix gets ENOSPC on writes (disk full).
+ * Optionally a chosen path suffix gets ENOSPC on writes and allocations
+ * (disk full).
  */
 #ifndef STORE_FAULTVFS_H
 #define STORE_FAULTVFS_H
+
+#include <stdbool.h>
 
 #include "store.h"
 
@@ -17,8 +20,11 @@ typedef struct faultvfs faultvfs;
 faultvfs *faultvfs_new(long crash_at, unsigned seed);
 const store_vfs *faultvfs_vfs(faultvfs *f);
 long faultvfs_syncs(faultvfs *f);
-/* Writes to paths ending in suffix fail with ENOSPC (NULL: none). */
+/* Writes to paths ending in suffix fail with ENOSPC (NULL: none) when they
+ * grow the file, as do allocations past its end; with every_write, any
+ * write to them fails (a copy-on-write filesystem whose blocks are shared). */
 void faultvfs_enospc(faultvfs *f, const char *suffix);
+void faultvfs_enospc_every_write(faultvfs *f, bool every_write);
 /* Makes the next sync of any file fail with EIO (sticky-error tests). */
 void faultvfs_fail_next_sync(faultvfs *f);
 void faultvfs_free(faultvfs *f);

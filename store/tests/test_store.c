@@ -1,7 +1,7 @@
 /*
  * test_store.c - cmocka unit tests of the mail store engine, module by
  * module (util, log, page, tree/lv, txn, recover, backup, sticky errors,
- * reserve logs) and the conditions recovery must detect with ESE's numbers
+ * reserve logs, disk full) and the conditions recovery must detect with ESE's numbers
  * (-543, -582, -530, -515, -501, -1018). Each test works in its own
  * temporary directory, which it removes.
  */
@@ -1277,6 +1277,250 @@ static void test_disk_full_reserve(void **state)
     check_db(tpath("priv1.edb"));
 }
 
+/* ---- disk full (docs/store-format.md 8.5) -------------------------------- */
+static struct store_stats stats_of(store_inst *in)
+{
+    struct store_stats st;
+    store_get_stats(in, &st);
+    return st;
+}
+
+/* A reader works and nothing is poisoned. */
+static void assert_reads(store_inst *in, store_db *db, const char *k, const char *want)
+{
+    char s[64];
+    assert_int_equal(get_str(in, db, k, s, sizeof s), 0);
+    assert_string_equal(s, want);
+    assert_int_equal(stats_of(in).fatal, 0);
+}
+
+/* Ends a disk-full test: clean close, the file checks, then a reopen on
+ * the plain VFS finds what was written before and after the full disk. */
+static void close_reopen_check(store_inst *in, faultvfs *fv, struct store_params p)
+{
+    store_db *db;
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+    check_db(tpath("priv1.edb"));
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "before", "full");
+    assert_reads(in, db, "after", "space");
+    assert_int_equal(store_close(in), 0);
+}
+
+/* A database that cannot grow: the commit that needs a new page fails with
+ * -1808 before anything is logged, the instance is not poisoned, flush
+ * rounds still work (the pages they write are allocated), and commits work
+ * again once there is space. */
+static void test_disk_full_database_growth(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "before", "full");
+    faultvfs_enospc(fv, ".edb");
+    int r = 0;
+    unsigned j;
+    for (j = 0; j < 3000 && r == 0; j++)
+        r = wl_run(in, db, j);
+    assert_int_equal(r, JET_errDiskFull);
+    assert_true(j > 10);                /* the preallocated chunk was used first */
+    assert_true(saw_event(482));
+    assert_true(stats_of(in).db_disk_full);
+    assert_false(stats_of(in).quiesced);
+    assert_reads(in, db, "before", "full");
+    /* the pages already committed are inside the allocated file */
+    assert_int_equal(store_flush(in), 0);
+    /* a value that needs new pages (long value chunks) is still refused */
+    static char big[20000];
+    memset(big, 'b', sizeof big);
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_put(t, db, WL_TABLE, "big", 3, big, sizeof big), 0);
+    assert_int_equal(store_commit(t), JET_errDiskFull);
+    assert_int_equal(stats_of(in).fatal, 0);
+    faultvfs_enospc(fv, NULL);
+    assert_int_equal(store_flush(in), 0);   /* the retry grows it: state ends */
+    assert_true(saw_event(4131));
+    assert_false(stats_of(in).db_disk_full);
+    put_str(in, db, "after", "space");
+    run_ops(in, db, 3000, 3040);
+    close_reopen_check(in, fv, p);
+}
+
+/* A page write that gets ENOSPC anyway (copy-on-write filesystem): the
+ * round is abandoned, not sticky; the pages are written by the next one;
+ * a crash in between recovers everything acknowledged. */
+static void test_disk_full_page_write(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 30);
+    put_str(in, db, "k", "v1");
+    uint64_t ck = stats_of(in).checkpoint;
+    faultvfs_enospc(fv, ".edb");
+    faultvfs_enospc_every_write(fv, true);
+    assert_int_equal(store_flush(in), JET_errDiskFull);
+    assert_true(saw_event(482));
+    assert_int_equal(stats_of(in).checkpoint, ck);      /* not advanced */
+    assert_reads(in, db, "k", "v1");
+    put_str(in, db, "k", "v2");         /* the log has room: commits go on */
+    faultvfs_enospc(fv, NULL);
+    faultvfs_enospc_every_write(fv, false);
+    assert_int_equal(store_flush(in), 0);
+    assert_true(saw_event(4131));
+    assert_true(stats_of(in).checkpoint > ck);
+    put_str(in, db, "k", "v3");
+    /* ENOSPC again, then a crash: recovery has every acknowledged commit */
+    faultvfs_enospc(fv, ".edb");
+    faultvfs_enospc_every_write(fv, true);
+    assert_int_equal(store_flush(in), JET_errDiskFull);
+    store_abandon(in);
+    faultvfs_free(fv);
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "k", "v3");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* E00.chk cannot be replaced (no block for E00.chk.tmp): it is written in
+ * place, the checkpoint still advances, nothing is poisoned. */
+static void test_disk_full_checkpoint_in_place(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 20);
+    assert_int_equal(store_flush(in), 0);
+    faultvfs_enospc(fv, "E00.chk.tmp");
+    run_ops(in, db, 20, 60);
+    assert_int_equal(store_flush(in), 0);
+    struct chk_data c;
+    assert_int_equal(chk_read(store_vfs_posix(), tpath("E00.chk"), &c), 0);
+    assert_int_equal(c.ckpt, stats_of(in).checkpoint);
+    assert_int_equal(stats_of(in).fatal, 0);
+    put_str(in, db, "k", "v");
+    store_abandon(in);
+    faultvfs_free(fv);
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "k", "v");
+    assert_int_equal(store_close(in), 0);
+}
+
+/* The log disk full with no reserve left: a roll-over is never started
+ * without a tmp, so the commit that would need one fails with -529 and
+ * nothing is poisoned; reads, dismount, mount and a clean close work; the
+ * quiesce ends by itself once there is space. */
+static void test_disk_full_no_reserve_left(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "before", "full");
+    /* a transaction in flight when the disk fills, big enough to need a
+     * roll-over (the log is 64 KiB) */
+    static char big[80000];
+    memset(big, 'i', sizeof big);
+    store_txn *inflight;
+    assert_int_equal(store_begin(in, &inflight), 0);
+    assert_int_equal(store_put(inflight, db, WL_TABLE, "inflight", 8, big, sizeof big), 0);
+    /* the reserves are gone (another program filled the disk) */
+    assert_int_equal(unlink(tpath("E00res00001.jrs")), 0);
+    assert_int_equal(unlink(tpath("E00res00002.jrs")), 0);
+    faultvfs_enospc(fv, "E00tmp.log");
+    int r = 0;
+    unsigned j;
+    for (j = 0; j < 400 && r == 0; j++)
+        r = wl_run(in, db, j);
+    assert_int_equal(r, JET_errLogDiskFull);
+    assert_true(saw_event(413));
+    struct store_stats st = stats_of(in);
+    assert_true(st.quiesced);
+    assert_int_equal(st.fatal, 0);
+    assert_int_equal(st.reserves, 0);
+    /* it may commit, but not roll into a log that is not there: refused
+     * before any record of it is appended, nothing poisoned */
+    assert_int_equal(store_commit(inflight), JET_errLogDiskFull);
+    assert_int_equal(stats_of(in).fatal, 0);
+    /* a transaction begun now reads, but cannot write */
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_put(t, db, WL_TABLE, "x", 1, "y", 1), JET_errLogDiskFull);
+    store_rollback(t);
+    assert_reads(in, db, "before", "full");
+    assert_int_equal(store_flush(in), 0);       /* retry: still no space */
+    assert_true(stats_of(in).quiesced);
+    /* dismount and mount need no roll-over (the tail room, docs 8.2) */
+    assert_int_equal(store_db_detach(db), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "before", "full");
+    /* space again: the quiesce ends at the next retry */
+    faultvfs_enospc(fv, NULL);
+    nevents = 0;
+    assert_int_equal(store_flush(in), 0);
+    assert_true(saw_event(4131));
+    st = stats_of(in);
+    assert_false(st.quiesced);
+    assert_int_equal(st.reserves, 2);
+    assert_int_equal(access(tpath("E00res00001.jrs"), F_OK), 0);
+    put_str(in, db, "after", "space");
+    run_ops(in, db, 1000, 1100);        /* several roll-overs */
+    close_reopen_check(in, fv, p);
+}
+
+/* Opening on a full disk: the reserves cannot be made, the instance opens
+ * quiesced (reads work) instead of failing, and leaves it with space. */
+static void test_disk_full_open_quiesced(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "k", "v");
+    assert_int_equal(store_close(in), 0);
+    assert_int_equal(unlink(tpath("E00res00001.jrs")), 0);
+    assert_int_equal(unlink(tpath("E00res00002.jrs")), 0);
+    unlink(tpath("E00tmp.log"));
+    faultvfs *fv = faultvfs_new(0, 1);
+    p.vfs = faultvfs_vfs(fv);
+    faultvfs_enospc(fv, ".jrs");
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_true(saw_event(413));
+    assert_true(stats_of(in).quiesced);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "k", "v");
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_put(t, db, WL_TABLE, "x", 1, "y", 1), JET_errLogDiskFull);
+    store_rollback(t);
+    faultvfs_enospc(fv, NULL);
+    assert_int_equal(store_flush(in), 0);
+    assert_false(stats_of(in).quiesced);
+    put_str(in, db, "k", "w");
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+    check_db(tpath("priv1.edb"));
+}
+
 /* ---- fuzz corpus replay ------------------------------------------------- */
 int fuzz_log_one(const uint8_t *data, size_t size);
 int fuzz_page_one(const uint8_t *data, size_t size);
@@ -1344,6 +1588,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_circular_logging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sticky_fsync_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_reserve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_database_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_page_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_checkpoint_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_no_reserve_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_open_quiesced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_replay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
