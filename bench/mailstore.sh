@@ -96,13 +96,15 @@ if ! "$CTL" stats 2>/dev/null | grep -q '^writer.registered: true'; then
 fi
 stat_of() { "$CTL" stats 2>/dev/null | sed -n "s/^$1: //p"; }
 
-EXPOSE="expose %VSS_Backup_F% S:"; UNEXPOSE="unexpose S:"
-# BENCH_EXPOSE=0 (diagnosis only): the backups do not expose the shadow
+EXPOSE="expose %VSS_Backup_F% S:"; UNEXPOSE="unexpose S:"; BEGIN="begin backup"
+# For diagnosis only: BENCH_EXPOSE=0, the backups do not expose the shadow;
+# BENCH_COPY=1, copy backups (no BEGIN BACKUP: the writer truncates nothing)
 [ "${BENCH_EXPOSE:-1}" = 0 ] && EXPOSE="" && UNEXPOSE=""
+[ "${BENCH_COPY:-0}" = 1 ] && BEGIN=""
 cat > "$T/work/backup.dsh" <<EOF
 set context persistent
 writer verify $EXCHANGE
-begin backup
+$BEGIN
 add volume F: alias VSS_Backup_F
 create
 $EXPOSE

@@ -242,7 +242,7 @@ for pool in $POOLS; do
     verdict "$(ge "$r1" 0.9)" "$pool: random-write IOPS with 1 shadow / none = $r1 (goal >= 0.9)"
     verdict "$(ge "$r10" 0.9)" "$pool: random-write IOPS with 10 shadows / none = $r10 (goal >= 0.9)"
     [ -n "${IOPS[S1r]:-}" ] &&
-    echo "(informational) 1 shadow, after its one-off copies (S1r / N): $(ratio "$(sum "${IOPS[S1r]}")" "$(sum "${IOPS[N]}")")"
+    echo "(informational) 1 shadow, after its one-off copies (S1r / N, means: S1r has one round): $(ratio "$(mean "${IOPS[S1r]}")" "$(mean "${IOPS[N]}")")"
     echo "(informational) volume after shadows / before (N / N0): $(ratio "$(sum "${IOPS[N]}")" "$(sum "${IOPS[N0]}")")"
     verdict "$(ge "$rp" 0.85)" "$pool: managed volume / file in the pool = $rp (goal >= 0.85)"
     verdict "$(ge "$rs" 0.9)" "$pool: sequential read, exposed shadow / live = $rs (goal >= 0.9)"

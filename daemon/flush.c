@@ -97,7 +97,18 @@ static void prepare(struct flush_job *job)
     uint64_t t = now_us();
     for (size_t i = 0; i < job->n_vols; i++)
         syncfs(job->vols[i].fd);
-    for (size_t i = 0; i < job->n_shadows; i++) {
+    /* a provider's pre_freeze may freeze and thaw its volume (reflink):
+     * the watchdog covers a hang in it like any freeze of ours, and every
+     * filesystem of the set is thawed after it whatever it returned
+     * (EINVAL, not frozen, is the normal answer) */
+    bool any = false;
+    for (size_t i = 0; i < job->n_shadows; i++)
+        any = any || job->prov[i]->pre_freeze;
+    if (any && arm(job) < 0) {
+        job->flush_us = now_us() - t;
+        return;
+    }
+    for (size_t i = 0; any && i < job->n_shadows; i++) {
         if (!job->prov[i]->pre_freeze)
             continue;
         int r = job->prov[i]->pre_freeze(job->ps[i]);
@@ -106,11 +117,17 @@ static void prepare(struct flush_job *job)
             snprintf(job->error, sizeof job->error, "provider '%s' failed before the freeze of '%s': %s",
                      job->prov[i]->name, job->ps[i]->volume->mountpoint,
                      job->ps[i]->error[0] ? job->ps[i]->error : vss_strerror(r));
-            job->flush_us = now_us() - t;
-            return;
+            break;
         }
     }
+    if (any) {
+        for (size_t i = 0; i < job->n_vols; i++)
+            ioctl(job->vols[i].fd, FITHAW, 0);
+        disarm(job);
+    }
     job->flush_us = now_us() - t;
+    if (job->status)
+        return;
     job->prefreeze_us = 0;
     if (job->expedite && rcu_expedite_available())
         return;

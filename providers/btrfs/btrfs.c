@@ -425,26 +425,8 @@ static int bp_unexpose(struct vss_provider_shadow *sh, const char *target)
 /* Bytes of fd's file in extents no other file or snapshot shares. */
 static uint64_t unshared_bytes(int fd)
 {
-    enum { N = 256 };
-    struct fiemap *fm = calloc(1, sizeof *fm + N * sizeof(struct fiemap_extent));
-    uint64_t sum = 0, start = 0;
-    bool last = false;
-    while (fm && !last) {
-        memset(fm, 0, sizeof *fm);
-        fm->fm_start = start;
-        fm->fm_length = FIEMAP_MAX_OFFSET - start;
-        fm->fm_extent_count = N;
-        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0 || fm->fm_mapped_extents == 0)
-            break;
-        for (unsigned i = 0; i < fm->fm_mapped_extents; i++) {
-            const struct fiemap_extent *e = &fm->fm_extents[i];
-            if (!(e->fe_flags & FIEMAP_EXTENT_SHARED))
-                sum += e->fe_length;
-            last = last || (e->fe_flags & FIEMAP_EXTENT_LAST);
-            start = e->fe_logical + e->fe_length;
-        }
-    }
-    free(fm);
+    uint64_t sum = 0;
+    vssp_fiemap_walk(fd, 0, FIEMAP_EXTENT_SHARED, &sum);
     return sum;
 }
 

@@ -22,10 +22,20 @@ int vssp_err(char *err, size_t len, int r, const char *fmt, const char *a, const
  * takes it, autoclear so that the device goes with the mount) and mounts it
  * at target ro,nosuid,nodev with what fstype needs to mount a snapshot of a
  * live filesystem without writing to it (xfs: norecovery,nouuid; ext*:
- * noload). @return 0 or -errno with err filled.
+ * noload). The image's extent map is walked first (vssp_fiemap_walk, at
+ * most 2 s). @return 0 or -errno with err filled.
  */
 int vssp_expose_image(const char *img, const char *target, const char *fstype,
                       char *err, size_t errlen);
+
+/*
+ * Walks fd's extent map with FIEMAP from the start, for at most budget_ms
+ * (0: to the end). bytes (may be NULL) gets the length of the extents
+ * with none of skip_flags (FIEMAP_EXTENT_*). Walking it also brings the
+ * filesystem's metadata for the file into memory.
+ * @return the number of extents seen (best effort; errors end the walk).
+ */
+uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint64_t *bytes);
 
 /* Unmounts target (not mounted is not an error). @return 0 or -errno. */
 int vssp_unexpose(const char *target, char *err, size_t errlen);

@@ -279,6 +279,37 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
     return 0;
 }
 
+/*
+ * Just before the writers' Freeze (vssd's flush thread): freeze and thaw
+ * the volume's filesystem once. After the pre-clone every extent of the
+ * live image is shared, and the first writes through the loop device (the
+ * few that FIFREEZE itself makes: journal, superblock) are XFS
+ * copy-on-writes into a refcount btree that is cold: 50-520 ms on a 64 GiB
+ * image of a million extents, against ~1 ms for a fresh one. vssd no
+ * longer freezes and thaws every filesystem before the writers' Freeze
+ * (it uses expedited RCU instead), so this provider pays that cost here,
+ * outside the writers' window. The volume's writes are blocked for the
+ * length of this freeze; the hold that follows is short.
+ */
+static int rp_pre_freeze(struct vss_provider_shadow *sh)
+{
+    const char *mp = sh->volume ? sh->volume->mountpoint : NULL;
+    if (!mp || !*mp) {
+        snprintf(sh->error, sizeof sh->error, "pre_freeze without a volume");
+        return -EINVAL;
+    }
+    int fd = open(mp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", mp, NULL);
+    int r = 0;
+    if (ioctl(fd, FIFREEZE, 0) < 0)
+        r = err_set(sh->error, sizeof sh->error, -errno, "cannot freeze '%s'", mp, NULL);
+    else if (ioctl(fd, FITHAW, 0) < 0)
+        r = err_set(sh->error, sizeof sh->error, -errno, "cannot thaw '%s'", mp, NULL);
+    close(fd);
+    return r;
+}
+
 /* Inside the hold window: re-clone what changed since the pre-clone. */
 static int rp_commit(struct vss_provider_shadow *sh)
 {
@@ -379,26 +410,8 @@ static int rp_unexpose(struct vss_provider_shadow *sh, const char *target)
 /* Bytes of fd's file in extents no other file shares (FIEMAP). */
 static uint64_t unshared_bytes(int fd)
 {
-    enum { N = 512 };
-    struct fiemap *fm = calloc(1, sizeof *fm + N * sizeof(struct fiemap_extent));
-    uint64_t sum = 0, start = 0;
-    bool last = false;
-    while (fm && !last) {
-        memset(fm, 0, sizeof *fm);
-        fm->fm_start = start;
-        fm->fm_length = FIEMAP_MAX_OFFSET - start;
-        fm->fm_extent_count = N;
-        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0 || fm->fm_mapped_extents == 0)
-            break;
-        for (unsigned i = 0; i < fm->fm_mapped_extents; i++) {
-            const struct fiemap_extent *e = &fm->fm_extents[i];
-            if (!(e->fe_flags & (FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_UNWRITTEN)))
-                sum += e->fe_length;
-            last = last || (e->fe_flags & FIEMAP_EXTENT_LAST);
-            start = e->fe_logical + e->fe_length;
-        }
-    }
-    free(fm);
+    uint64_t sum = 0;
+    vssp_fiemap_walk(fd, 0, FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_UNWRITTEN, &sum);
     return sum;
 }
 
@@ -464,4 +477,5 @@ const struct vss_provider vss_reflink_provider = {
     .expose = rp_expose,
     .unexpose = rp_unexpose,
     .storage_query = rp_storage_query,
+    .pre_freeze = rp_pre_freeze,
 };
