@@ -223,7 +223,7 @@ read -r _ _ pmed pp90 pmax < <(event_field 1209 prefreeze_us "$EV_FROM" | stats_
 read -r _ _ rmed rp90 rmax < <(event_gap 1203 1204 "$EV_FROM" | stats_us)
 read -r _ _ tmed tp90 tmax < <(event_field 1209 total_us "$EV_FROM" | stats_us)
 tail -n +"$((LOG_FROM + 1))" "$SVCLOG" |
-    sed -n 's/.*writer: PrepareForSnapshot: flushed in \([0-9.]*\) ms.*/\1/p; s/.*writer: PrepareForSnapshot: checkpoint at .*no flush needed.*/0/p' |
+    sed -n 's/.*writer: PrepareForSnapshot: flushed in \([0-9.]*\) ms.*/\1/p' |
     awk '{ printf "%.0f\n", $1 * 1000 }' > "$T/psflush.us"
 read -r _ _ smed sp90 smax < <(stats_us < "$T/psflush.us")
 if [ "${wn:-0}" -ne "$BACKUPS" ]; then
@@ -241,7 +241,7 @@ row "    of it: FIFREEZE (1209 freeze_us)" "$zmed" "$zp90" "$zmax"
 row "    of it: btrfs snapshot (1209 commit_us)" "$cmed" "$cp90" "$cmax"
 row "outside: flush before Freeze (1209 flush_us)" "$flmed" "$flp90" "$flmax"
 row "outside: pre-freeze (1209 prefreeze_us)" "$pmed" "$pp90" "$pmax"
-row "outside: PrepareForSnapshot flush (0: none)" "$smed" "$sp90" "$smax"
+row "outside: PrepareForSnapshot flush (storesvc)" "$smed" "$sp90" "$smax"
 row "whole DoSnapshotSet (1209 total_us)" "$tmed" "$tp90" "$tmax"
 echo "writer.writes_not_held: $(stat_of writer.writes_not_held), writer.max_freeze_ms: $(stat_of writer.max_freeze_ms)"
 

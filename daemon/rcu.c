@@ -18,10 +18,11 @@
  *  1. vssd writes 0 only if it wrote the 1 itself: a value set by the
  *     administrator (1 when we look) is never touched.
  *  2. While vssd's 1 is in place a marker file (RUN_DIR/rcu-expedited)
- *     exists, written before the switch; whoever finds the marker without
- *     a hold in progress (a restarted vssd, the watchdog after vssd's
- *     death) restores 0 and removes it, so a crash does not leave the
- *     system on expedited grace periods.
+ *     exists, written before the switch; whoever finds the marker when
+ *     vssd cannot act (a restarted vssd, the watchdog after vssd's death
+ *     or at the hold timeout, when vssd's flush thread is stuck) restores
+ *     0 and removes it, so neither a crash nor a hang leaves the system on
+ *     expedited grace periods.
  *  3. Called from the flush thread only (one hold at a time) and from the
  *     watchdog process; no locking.
  */

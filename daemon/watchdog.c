@@ -97,6 +97,8 @@ static void watchdog_main(int sock)
             int k = thaw_all(fds, &n);
             fired = true;
             syslog(LOG_ERR, "[1304] hold timeout: thawed %d frozen filesystems", k);
+            /* vssd's flush thread is stuck: it cannot switch expedited RCU off */
+            rcu_expedite_recover();
             continue;
         }
         struct wd_msg m;

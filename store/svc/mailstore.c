@@ -244,9 +244,14 @@ static bool backup_running(void)
     return st.snap_active;
 }
 
-int ms_mount(const char *name, char *err, size_t len)
+/*
+ * The common part of mount and dismount: the slot of a configured database,
+ * refused while a backup is in progress; on success (the slot's index)
+ * admin_mu and the slot's write lock are held, for admin_end to release.
+ */
+static int admin_begin(const char *name, char *err, size_t len)
 {
-    int i = find_slot(name), r = 0;
+    int i = find_slot(name);
     if (i < 0) {
         snprintf(err, len, "no database named '%s' is configured", name);
         return -ENOENT;
@@ -258,31 +263,35 @@ int ms_mount(const char *name, char *err, size_t len)
         return -EBUSY;
     }
     pthread_rwlock_wrlock(&M.dbs[i].lock);
+    return i;
+}
+
+static void admin_end(int i)
+{
+    pthread_rwlock_unlock(&M.dbs[i].lock);
+    pthread_mutex_unlock(&M.admin_mu);
+}
+
+int ms_mount(const char *name, char *err, size_t len)
+{
+    int i = admin_begin(name, err, len), r;
+    if (i < 0)
+        return i;
     if (M.dbs[i].h) {
         snprintf(err, len, "database '%s' is already mounted", name);
         r = -EALREADY;
     } else {
         r = mount_slot((size_t)i, err, len);
     }
-    pthread_rwlock_unlock(&M.dbs[i].lock);
-    pthread_mutex_unlock(&M.admin_mu);
+    admin_end(i);
     return r;
 }
 
 int ms_dismount(const char *name, char *err, size_t len)
 {
-    int i = find_slot(name), r = 0;
-    if (i < 0) {
-        snprintf(err, len, "no database named '%s' is configured", name);
-        return -ENOENT;
-    }
-    pthread_mutex_lock(&M.admin_mu);
-    if (backup_running()) {
-        snprintf(err, len, "a backup is in progress: try again when it ends");
-        pthread_mutex_unlock(&M.admin_mu);
-        return -EBUSY;
-    }
-    pthread_rwlock_wrlock(&M.dbs[i].lock);
+    int i = admin_begin(name, err, len), r;
+    if (i < 0)
+        return i;
     if (!M.dbs[i].h) {
         snprintf(err, len, "database '%s' is not mounted", name);
         r = -EALREADY;
@@ -294,8 +303,7 @@ int ms_dismount(const char *name, char *err, size_t len)
         else
             svc_log(SVC_INFO, "dismounted database '%s' (Clean Shutdown)", name);
     }
-    pthread_rwlock_unlock(&M.dbs[i].lock);
-    pthread_mutex_unlock(&M.admin_mu);
+    admin_end(i);
     return r;
 }
 

@@ -6,7 +6,7 @@
 # states and sticky last errors, that the Abort reached every involved
 # writer, that no shadow is left, and that no filesystem stays frozen.
 . "$(dirname "$0")/lib.sh"
-plan 59
+plan 60
 
 FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
 # expedited RCU during a hold (daemon/rcu.c), on a file of the test's own
@@ -120,13 +120,15 @@ check "F: not frozen" not_frozen "$T/F"
 
 # --- provider stalls past the hold timeout (1 s): the watchdog thaws.
 provider_ctl "stall=commit:2500"
-( sleep 1.6; not_frozen "$T/F" && echo thawed > "$T/thawed-during" ) &
+( sleep 1.6; not_frozen "$T/F" && echo thawed > "$T/thawed-during"
+  cat "$VSS_TEST_RCU_KNOB" > "$T/rcu-after-timeout" ) &
 probe=$!
 ( sleep 0.5; cat "$VSS_TEST_RCU_KNOB" > "$T/rcu-during" ) &
 probe2=$!
 out=$(backup)
 wait $probe $probe2
 is "$(cat "$T/rcu-during")" "1" "expedited RCU was on during the hold"
+is "$(cat "$T/rcu-after-timeout")" "0" "the watchdog switched it off at the hold timeout, the provider still stalling"
 is "$(cat "$VSS_TEST_RCU_KNOB")" "0" "and is off after it, although the hold failed"
 like "$out" "result FAIL VSS_E_HOLD_WRITES_TIMEOUT do_snapshot_set" "a provider stalling past the hold timeout fails the set"
 check "the watchdog thawed F: while the provider still stalled" test -f "$T/thawed-during"
