@@ -90,11 +90,21 @@ static int cur_slots_write(store_inst *inst, const struct snap_state *s)
 int store_snap_prepare(store_inst *inst, enum store_backup_type type)
 {
     int r = store_snap_begin(inst, type);
-    /* flush now so the checkpoint is close to the end of the log: the
-     * freeze then has little to roll and the snapshot needs few logs
-     * (copyMic = checkpoint gen) */
-    if (r == 0 && (r = flush_round(inst)) < 0)
+    if (r == 0 && (r = store_snap_flush(inst)) < 0)
         snap_reset(inst);
+    return r;
+}
+
+/* Flush now so the checkpoint is close to the end of the log: the freeze
+ * then has little to roll and the snapshot needs few logs (copyMic =
+ * checkpoint gen). The spare log is made here, outside the hold. */
+int store_snap_flush(store_inst *inst)
+{
+    int r = inst_check(inst);
+    if (r == 0)
+        r = store_flush(inst);      /* a round, and a full disk retried */
+    if (r == 0)
+        r = log_prepare_spare(inst);
     return r;
 }
 
@@ -205,10 +215,25 @@ int store_snap_freeze(store_inst *inst)
     return 0;
 }
 
+/* Lets the held commits go (idempotent): called by the roll-over as soon
+ * as the new gen is set up in memory, so they apply and append while its
+ * files are made (log_roll_open_then), and by thaw in any case. */
+static void release_commits(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->mu);
+    if (inst->snap.frozen) {
+        inst->snap.frozen = false;
+        pthread_cond_broadcast(&inst->cond);
+    }
+    pthread_mutex_unlock(&inst->mu);
+}
+
 /*
  * Ends a freeze: finishes the roll-over (new E00.log), releases held
  * commits. Returns 1 if nothing was frozen (thaw after an auto-thaw, or
- * twice).
+ * twice). The commits are released while the roll-over's files are made
+ * and io_mu is held, so none of their records is written before step 4
+ * (the headers' Log Committed) is durable, and they make one group.
  */
 static int thaw(store_inst *inst, bool timeout)
 {
@@ -216,19 +241,15 @@ static int thaw(store_inst *inst, bool timeout)
     pthread_mutex_lock(&inst->mu);
     bool frozen = inst->snap.frozen;
     uint64_t started = inst->snap.freeze_deadline_us - (uint64_t)inst->p.freeze_timeout_ms * 1000u;
+    if (frozen && timeout)
+        inst->snap.timed_out = inst->snap.failed = true;
     pthread_mutex_unlock(&inst->mu);
     int r = 0;
-    if (frozen)
-        /* roll-over steps 3-5, which the freeze stopped before */
-        r = log_roll_open(inst);
-    pthread_mutex_lock(&inst->mu);
     if (frozen) {
-        inst->snap.frozen = false;
-        if (timeout)
-            inst->snap.timed_out = inst->snap.failed = true;
-        pthread_cond_broadcast(&inst->cond);
+        /* roll-over steps 2-5, which the freeze stopped before */
+        r = log_roll_open_then(inst, release_commits);
+        release_commits(inst);
     }
-    pthread_mutex_unlock(&inst->mu);
     pthread_mutex_unlock(&inst->io_mu);
     if (!frozen)
         return 1;

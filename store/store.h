@@ -211,9 +211,13 @@ struct store_snap_info {
 };
 int store_snap_prepare(store_inst *inst, enum store_backup_type type);
 /** store_snap_prepare without its flush round, for a caller that flushes
- *  (store_flush) right before the freeze itself (the VSS writer does at
- *  PrepareForSnapshot): one round per backup, not two back to back. */
+ *  (store_snap_flush) right before the freeze itself (the VSS writer does
+ *  at PrepareForSnapshot): one round per backup, not two back to back. */
 int store_snap_begin(store_inst *inst, enum store_backup_type type);
+/** The last step before a freeze: a flush round, and a second log file
+ *  prepared ahead (E00tmp2.log) so that no log is zero-filled in the
+ *  first roll-overs after the thaw (docs/store-format.md 8.1). */
+int store_snap_flush(store_inst *inst);
 int store_snap_freeze(store_inst *inst);
 int store_snap_thaw(store_inst *inst);
 int store_snap_truncate(store_inst *inst);

@@ -7,10 +7,11 @@
  * Lock order (never taken in the other order):
  *   flush_mu -> apply_mu -> io_mu -> tmp_mu -> hdr_mu -> mu
  * tmp_mu guards E00tmp.log (prepared by the flusher thread in the
- * background, consumed by a roll-over).
+ * background, consumed by a roll-over) and the spare E00tmp2.log.
  * mu protects the cache, the snapshot list, the log positions and the
  * snapshot (backup) state; cond (with mu) is broadcast whenever the durable
- * log position, the frozen flag or the fatal flag changes.
+ * log position, the frozen flag or the fatal flag changes, and when a group
+ * commit leader is done (the waiters it did not cover elect the next).
  */
 #ifndef VSS_STOREINT_H
 #define VSS_STOREINT_H
@@ -170,6 +171,8 @@ struct log_state {
     int reserves_left;              /* reserve logs on disk (tmp_mu; read
                                      * atomically by store_get_stats) */
     bool tmp_ready;
+    bool spare_ready;               /* E00tmp2.log prepared (tmp_mu) */
+    bool leading;                   /* a group commit leader is at work (mu) */
     uint8_t flags;
 };
 
@@ -243,6 +246,11 @@ int log_wait_durable(store_inst *inst, uint64_t lgpos);
 /* Roll-over halves (caller holds apply_mu and io_mu). */
 int log_roll_close(store_inst *inst);      /* ROLL record, sync, rename to archive */
 int log_roll_open(store_inst *inst);       /* tmp -> E00.log, headers */
+/* log_roll_open, calling release(inst) once the new gen is set up in
+ * memory (io_mu still held: nothing of it is written before return) */
+int log_roll_open_then(store_inst *inst, void (*release)(store_inst *));
+/* E00tmp2.log, a second prepared log for a snapshot's thaw (takes tmp_mu) */
+int log_prepare_spare(store_inst *inst);
 int log_prepare_tmp(store_inst *inst);   /* caller holds tmp_mu */
 /* E00tmp.log on hand (prepared now if needed; caller must not hold
  * tmp_mu): 0, or -529 when the disk is full and no reserve is left */

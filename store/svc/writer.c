@@ -164,7 +164,7 @@ static bool on_prepare_snapshot(vss_writer_event *ev, void *ud)
      * close to the freeze as the writer gets: the checkpoint is then in
      * the generation the freeze closes, and the snapshot needs one log */
     uint64_t t0 = mono_us();
-    int r = store_flush(ms_inst());
+    int r = store_snap_flush(ms_inst());
     if (r < 0)
         return veto(ev, VSS_E_WRITERERROR_RETRYABLE, r, "PrepareForSnapshot (flush)");
     struct store_stats st;

@@ -109,6 +109,17 @@ static int get_str(store_inst *in, store_db *db, const char *k, char *out, size_
     return r;
 }
 
+/* Copies the log files and priv1.edb to tdir/snap, as a shadow copy
+ * taken while frozen would hold them; the copy's directory into snap. */
+static void copy_frozen(char *snap, size_t len)
+{
+    char cmd[800];
+    snprintf(snap, len, "%s/snap", tdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/E00* '%s'/priv1.edb '%s'/", snap, tdir,
+             tdir, snap);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void run_ops(store_inst *in, store_db *db, unsigned from, unsigned to)
 {
     for (unsigned j = from; j < to; j++)
@@ -1135,6 +1146,132 @@ static void test_freeze_holds_and_times_out(void **state)
     assert_int_equal(store_close(in), 0);
 }
 
+
+/* One held commit per key, for the thaw test below. */
+struct heldk {
+    store_inst *in;
+    store_db *db;
+    unsigned k;
+    volatile int r;                 /* 1 until the commit returned */
+};
+
+static void *heldk_main(void *arg)
+{
+    struct heldk *h = arg;
+    char key[32];
+    store_txn *t;
+    snprintf(key, sizeof key, "held-%u", h->k);
+    int r = store_begin(h->in, &t);
+    if (r == 0)
+        r = store_put(t, h->db, WL_TABLE, key, strlen(key), key, strlen(key));
+    if (r == 0)
+        r = store_commit(t);
+    h->r = r;
+    return NULL;
+}
+
+static bool file_size_is(const char *path, off_t size)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size == size;
+}
+
+/*
+ * The thaw (docs/store-format.md 8.1): prepare makes the spare log
+ * E00tmp2.log; commits held by the freeze are let go while the thaw's
+ * roll-over makes its files and all succeed; that roll-over takes
+ * E00tmp.log and leaves the spare, which the next roll-over takes. A copy
+ * made while frozen (spare included) recovers, and a disk too full for the
+ * spare costs the backup nothing.
+ */
+static void test_thaw_and_spare_log(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 20);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_true(file_size_is(tpath("E00tmp.log"), 65536));
+    assert_true(file_size_is(tpath("E00tmp2.log"), 65536));
+    assert_int_equal(store_snap_freeze(in), 0);
+    char snap[300];
+    copy_frozen(snap, sizeof snap);
+    struct heldk h[8];
+    pthread_t th[8];
+    for (unsigned i = 0; i < 8; i++) {
+        h[i] = (struct heldk){ in, db, i, 1 };
+        pthread_create(&th[i], NULL, heldk_main, &h[i]);
+    }
+    usleep(50000);
+    for (unsigned i = 0; i < 8; i++)
+        assert_int_equal(h[i].r, 1);    /* held, not failed */
+    struct store_stats st0;
+    store_get_stats(in, &st0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    for (unsigned i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(h[i].r, 0);
+    }
+    struct store_stats st1;
+    store_get_stats(in, &st1);
+    assert_int_equal(st1.log_gen, st0.log_gen + 1);
+    /* the thaw took E00tmp.log; the spare waits for the next roll-over */
+    assert_int_equal(access(tpath("E00tmp.log"), F_OK), -1);
+    assert_true(file_size_is(tpath("E00tmp2.log"), 65536));
+    unsigned j = 20;
+    for (; j < 2000 && st1.log_gen == st0.log_gen + 1; j++) {
+        assert_int_equal(wl_run(in, db, j), 0);
+        store_get_stats(in, &st1);
+    }
+    assert_int_equal(st1.log_gen, st0.log_gen + 2);
+    assert_int_equal(access(tpath("E00tmp2.log"), F_OK), -1);
+    assert_true(file_size_is(tpath("E00tmp.log"), 65536));   /* made at that roll-over */
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    /* a disk too full for the spare: the backup goes on without it */
+    faultvfs_enospc(fv, "E00tmp2.log");
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_COPY), 0);
+    assert_int_equal(access(tpath("E00tmp2.log"), F_OK), -1);
+    assert_false(saw_event(413));
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    faultvfs_enospc(fv, NULL);
+    assert_int_equal(wl_run(in, db, j), 0);
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+    /* the held commits are there after a restart */
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    for (unsigned i = 0; i < 8; i++) {
+        char key[32];
+        void *v;
+        size_t vl;
+        snprintf(key, sizeof key, "held-%u", i);
+        assert_int_equal(store_get(t, db, WL_TABLE, key, strlen(key), &v, &vl), 0);
+        assert_int_equal(vl, strlen(key));
+        free(v);
+    }
+    store_rollback(t);
+    assert_int_equal(store_close(in), 0);
+    /* the copy made while frozen, E00tmp2.log in it, recovers */
+    char sdb[400];
+    snprintf(sdb, sizeof sdb, "%s/priv1.edb", snap);
+    struct store_params ps = params();
+    ps.log_dir = snap;
+    ps.db_dir = snap;
+    assert_int_equal(store_open(&ps, &in), 0);
+    assert_int_equal(store_db_attach(in, sdb, &db), 0);
+    assert_int_equal(store_close(in), 0);
+    check_db(sdb);
+}
+
 /* The writer's use: copy the files while frozen, recover the copy. */
 static void test_snapshot_copy_recovers(void **state)
 {
@@ -1146,11 +1283,8 @@ static void test_snapshot_copy_recovers(void **state)
     assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
     run_ops(in, db, 50, 60);            /* changes after prepare, before freeze */
     assert_int_equal(store_snap_freeze(in), 0);
-    char snap[300], cmd[800];
-    snprintf(snap, sizeof snap, "%s/snap", tdir);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/E00* '%s'/priv1.edb '%s'/", snap, tdir,
-             tdir, snap);
-    assert_int_equal(system(cmd), 0);
+    char snap[300];
+    copy_frozen(snap, sizeof snap);
     assert_int_equal(store_snap_thaw(in), 0);
     run_ops(in, db, 60, 70);            /* not in the snapshot */
     assert_int_equal(store_snap_truncate(in), 0);
@@ -1585,6 +1719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup_current_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freeze_holds_and_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_copy_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thaw_and_spare_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circular_logging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sticky_fsync_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_reserve, setup, teardown),
