@@ -8,7 +8,12 @@
  * Two kinds of turn, run from the main loop (storage_tick):
  *  - a full check every SLOW_MS, and at once after a shadow was created:
  *    every volume with shadows whose provider has storage_query is asked
- *    for used/allocated/available (once per volume per check); volumes are
+ *    for used/allocated/available (once per volume per check), unless its
+ *    last answer is younger than QUERY_DUTY times what that query cost: a
+ *    query walks the extents of every shadow (btrfs FIEMAP with its shared
+ *    check: about a second for ten shadows of a fragmented 2 GiB image
+ *    here), and asked every second it took a third of the machine's CPU
+ *    from the volume's writers and the shadows' readers; volumes are
  *    grouped by the storage their shadows live on (the mount of the
  *    newest shadow's device path, e.g. the vssvol pool); the associations
  *    (STATE_DIR/storage.json) give each volume its maximum;
@@ -62,6 +67,7 @@
 #include "util.h"
 
 #define SLOW_MS 1000    /* full check (storage_query) */
+#define QUERY_DUTY 20   /* a volume's query at most 1/QUERY_DUTY of the time */
 #define PROBE_MS 500    /* free-space probe, storage far from its reserve */
 #define FAST_MS 100     /* free-space probe, near the reserve or settling */
 #define SETTLE_MS 1000  /* after a deletion, wait this long for its space */
@@ -76,6 +82,9 @@ struct mvol {                   /* a monitored volume: it has shadows */
     struct provider *prov;
     size_t store;               /* index in stores[] */
     bool queried;               /* this check's storage_query succeeded */
+    bool have_answer;           /* used/alloc/avail hold a successful answer */
+    uint64_t next_query;        /* ms: no storage_query before (QUERY_DUTY) */
+    unsigned nsh, nsh_prev;     /* its shadows at this rebuild and the last */
     uint64_t used, alloc, avail;
     bool err_logged;
     int64_t maximum;            /* bytes, -1: no association or UNBOUNDED */
@@ -311,8 +320,10 @@ static void enforce_limit(struct mvol *v, uint64_t now)
        v->mountpoint, ids, v->mountpoint, (unsigned long long)used, (long long)v->maximum);
     v->settle_until = now + SETTLE_MS;
     /* The used figure is stale until the next check: no second deletion
-     * from this one, and the space is made to come back. */
+     * from this one, and the space is made to come back; that check asks
+     * again whatever the last query cost. */
     v->queried = false;
+    v->have_answer = false;
     struct mstore *s = &stores[v->store];
     s->deleted_ms = now;
     nudge(s, now);
@@ -423,6 +434,8 @@ static void rebuild(void)
                 v = &nv[i];
         /* the newest created shadow with a device path names the storage */
         bool want_path = sh->state == SH_CREATED && sh->ps.device[0] == '/';
+        if (v)
+            v->nsh++;
         if (v && !(want_path && v->store == SIZE_MAX))
             continue;
         if (!v) {
@@ -448,6 +461,8 @@ static void rebuild(void)
             v->store = SIZE_MAX;
             v->queried = false;
             v->maximum = -1;
+            v->nsh_prev = old ? old->nsh : 0;
+            v->nsh = 1;
         }
         if (!want_path)
             continue;
@@ -507,6 +522,10 @@ static void rebuild(void)
         m->path[0] = m->mnt[0] = '\0';
         nv[i].store = nns++;
     }
+    /* a shadow went: the last answer counted its bytes, ask again */
+    for (size_t i = 0; i < nnv; i++)
+        if (nv[i].nsh < nv[i].nsh_prev)
+            nv[i].have_answer = false;
     free(vols);
     free(stores);
     vols = nv;
@@ -549,11 +568,17 @@ static void full_check(uint64_t now)
         if (volume_resolve(v->mountpoint, &cur, err, sizeof err) < 0 ||
             strcmp(cur.name, v->vname) != 0)
             continue;
+        if (v->have_answer && now < v->next_query) {
+            v->queried = true;          /* the last answer stands */
+            continue;
+        }
         err[0] = '\0';
         uint64_t t0 = now_us();
         int r = v->prov->p.storage_query(&cur.info, &v->used, &v->alloc, &v->avail, err,
                                          sizeof err);
         uint64_t us = now_us() - t0;
+        v->have_answer = r >= 0;
+        v->next_query = now + us * QUERY_DUTY / 1000;
         st.queries++;
         st.query_us_last = us;
         st.query_us_total += us;
