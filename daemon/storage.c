@@ -11,9 +11,9 @@
  *    for used/allocated/available (once per volume per check), unless its
  *    last answer is younger than QUERY_DUTY times what that query cost: a
  *    query walks the extents of every shadow (btrfs FIEMAP with its shared
- *    check: about a second for ten shadows of a fragmented 2 GiB image
- *    here), and asked every second it took a third of the machine's CPU
- *    from the volume's writers and the shadows' readers; volumes are
+ *    check: 0.15-0.6 s per shadow of a fragmented 2 GiB image here), and
+ *    asked every second it took a third of a CPU to all of one from the
+ *    volume's writers and the shadows' readers; volumes are
  *    grouped by the storage their shadows live on (the mount of the
  *    newest shadow's device path, e.g. the vssvol pool); the associations
  *    (STATE_DIR/storage.json) give each volume its maximum;
