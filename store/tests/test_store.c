@@ -86,6 +86,20 @@ static store_db *make_db(store_inst *in)
     return db;
 }
 
+/* An instance on a fresh fault VFS (p gets it) with priv1.edb made: how
+ * the sticky-error, disk-full and thaw tests start. */
+static store_inst *open_faulty(faultvfs **fv, struct store_params *p, store_db **db)
+{
+    *fv = faultvfs_new(0, 1);
+    assert_non_null(*fv);
+    *p = params();
+    p->vfs = faultvfs_vfs(*fv);
+    store_inst *in;
+    assert_int_equal(store_open(p, &in), 0);
+    *db = make_db(in);
+    return in;
+}
+
 static void put_str(store_inst *in, store_db *db, const char *k, const char *v)
 {
     store_txn *t;
@@ -1186,12 +1200,10 @@ static bool file_size_is(const char *path, off_t size)
  */
 static void test_thaw_and_spare_log(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     run_ops(in, db, 0, 20);
     assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
     assert_true(file_size_is(tpath("E00tmp.log"), 65536));
@@ -1355,12 +1367,10 @@ static void test_circular_logging(void **state)
 /* ---- sticky errors and disk full --------------------------------------- */
 static void test_sticky_fsync_error(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     run_ops(in, db, 0, 5);
     faultvfs_fail_next_sync(fv);
     store_txn *t;
@@ -1383,12 +1393,10 @@ static void test_sticky_fsync_error(void **state)
 
 static void test_disk_full_reserve(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     faultvfs_enospc(fv, "E00tmp.log");
     int r = 0;
     unsigned j;
@@ -1450,12 +1458,10 @@ static void close_reopen_check(store_inst *in, faultvfs *fv, struct store_params
  * again once there is space. */
 static void test_disk_full_database_growth(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     put_str(in, db, "before", "full");
     faultvfs_enospc(fv, ".edb");
     int r = 0;
@@ -1492,12 +1498,10 @@ static void test_disk_full_database_growth(void **state)
  * a crash in between recovers everything acknowledged. */
 static void test_disk_full_page_write(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     run_ops(in, db, 0, 30);
     put_str(in, db, "k", "v1");
     uint64_t ck = stats_of(in).checkpoint;
@@ -1532,12 +1536,10 @@ static void test_disk_full_page_write(void **state)
  * place, the checkpoint still advances, nothing is poisoned. */
 static void test_disk_full_checkpoint_in_place(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     run_ops(in, db, 0, 20);
     assert_int_equal(store_flush(in), 0);
     faultvfs_enospc(fv, "E00.chk.tmp");
@@ -1563,12 +1565,10 @@ static void test_disk_full_checkpoint_in_place(void **state)
  * quiesce ends by itself once there is space. */
 static void test_disk_full_no_reserve_left(void **state)
 {
-    faultvfs *fv = faultvfs_new(0, 1);
-    struct store_params p = params();
-    p.vfs = faultvfs_vfs(fv);
-    store_inst *in;
-    assert_int_equal(store_open(&p, &in), 0);
-    store_db *db = make_db(in);
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
     put_str(in, db, "before", "full");
     /* a transaction in flight when the disk fills, big enough to need a
      * roll-over (the log is 64 KiB) */
