@@ -9,9 +9,15 @@
  * no association is listed with an implicit UNBOUNDED one on itself, as
  * Windows creates a default association with the first shadow copy.
  *
+ * list_storage asks the providers for the used bytes on the storage query
+ * worker (squery.c): a query walks every shadow's extents and may take
+ * seconds, during which the main loop goes on serving everyone else; the
+ * reply goes out when the last query answered.
+ *
  * Invariants: a shadow still being created (state "creating") is never
- * deleted or exposed from here; an admin Identify never outlives its
- * connection (admin_conn_gone).
+ * deleted or exposed from here; an admin Identify or storage listing
+ * never replies on a connection that closed (admin_conn_gone); a pending
+ * request is freed only when its last query or Identify came back.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +37,7 @@ struct admin_req {
     struct conn *conn;
     int64_t id;
     size_t waiting;
+    json_object *res;           /* list_storage: the reply, filled in by the queries */
 };
 
 static struct admin_req *admin_reqs;
@@ -55,6 +62,8 @@ static void admin_req_free(struct admin_req *a)
             break;
         }
     writers_forget(NULL, a);
+    if (a->res)
+        json_object_put(a->res);
     free(a);
 }
 
@@ -75,21 +84,30 @@ void admin_conn_gone(struct conn *c)
             a->conn = NULL;
 }
 
+/* A pending request of c; NULL (and the error replied) when out of memory. */
+static struct admin_req *admin_req_new(struct conn *c, int64_t id)
+{
+    struct admin_req *a = calloc(1, sizeof *a);
+    if (!a) {
+        conn_reply(c, id, -ENOMEM, NULL, NULL);
+        return NULL;
+    }
+    a->conn = c;
+    a->id = id;
+    a->next = admin_reqs;
+    admin_reqs = a;
+    return a;
+}
+
 static void op_list_writers(struct conn *c, int64_t id, json_object *req)
 {
     if (!pj_bool(req, "refresh", false) || !D.writers) {
         list_writers_reply(c, id);
         return;
     }
-    struct admin_req *a = calloc(1, sizeof *a);
-    if (!a) {
-        conn_reply(c, id, -ENOMEM, NULL, NULL);
+    struct admin_req *a = admin_req_new(c, id);
+    if (!a)
         return;
-    }
-    a->conn = c;
-    a->id = id;
-    a->next = admin_reqs;
-    admin_reqs = a;
     struct writer *ws[512];
     size_t n = 0;
     for (struct writer *w = D.writers; w && n < 512; w = w->next)
@@ -418,11 +436,41 @@ static int parse_maxsize(const char *s, int64_t *bytes, int *percent)
     return 0;
 }
 
-/* One listing item: the association a (or NULL: implicit) of volume v. */
-static json_object *storage_item(const struct volume *v, json_object *a)
+struct storage_pending {       /* one listing item waiting for its query */
+    struct admin_req *a;
+    json_object *item;          /* owned by a->res */
+};
+
+static void list_storage_done(struct admin_req *a)
+{
+    if (a->conn)
+        conn_reply(a->conn, a->id, 0, NULL, json_object_get(a->res));
+    admin_req_free(a);
+}
+
+static void storage_answer(void *ctx, const struct squery_answer *ans)
+{
+    struct storage_pending *sp = ctx;
+    struct admin_req *a = sp->a;
+    if (ans->r >= 0) {
+        pj_set_int(sp->item, "used", (int64_t)ans->used);
+        pj_set_int(sp->item, "allocated", (int64_t)ans->alloc);
+        pj_set_int(sp->item, "available", (int64_t)ans->avail);
+    } else {
+        pj_set_str(sp->item, "error", ans->err && ans->err[0] ? ans->err : vss_strerror(ans->r));
+    }
+    free(sp);
+    if (--a->waiting == 0)
+        list_storage_done(a);
+}
+
+/* One listing item: the association as (or NULL: implicit) of volume v,
+ * added to the reply of a; its used, allocated and available bytes come
+ * from a query of the volume's provider, if it has one. */
+static void storage_item(struct admin_req *a, const struct volume *v, json_object *as)
 {
     char err[1024];
-    uint64_t used = 0, alloc = 0, avail = 0, cap = 0;
+    uint64_t cap = 0;
     struct provider *p = NULL;
     /* The provider of the volume's shadows, else the first that supports it. */
     for (struct shadow *sh = shadows; sh && !p; sh = sh->next)
@@ -430,49 +478,67 @@ static json_object *storage_item(const struct volume *v, json_object *a)
             p = provider_find(&sh->provider_id);
     if (!p && provider_choose(v, NULL, &p, err, sizeof err) < 0)
         p = NULL;
-    if (p && p->p.storage_query)
-        p->p.storage_query(&v->info, &used, &alloc, &avail, err, sizeof err);
-    const char *on = a && pj_str(a, "on") ? pj_str(a, "on") : v->mountpoint;
-    int64_t max = storage_assoc_maximum(a, on, &cap); /* -1 for the implicit one */
+    const char *on = as && pj_str(as, "on") ? pj_str(as, "on") : v->mountpoint;
+    int64_t max = storage_assoc_maximum(as, on, &cap); /* -1 for the implicit one */
     json_object *o = json_object_new_object();
     pj_set_str(o, "volume", v->mountpoint);
     pj_set_str(o, "volume_name", v->name);
     pj_set_str(o, "letter", v->letter);
     pj_set_str(o, "on", on);
-    pj_set_int(o, "used", (int64_t)used);
-    pj_set_int(o, "allocated", (int64_t)alloc);
+    pj_set_int(o, "used", 0);
+    pj_set_int(o, "allocated", 0);
     pj_set_int(o, "maximum", max);
-    pj_set_str(o, "maximum_text", a && pj_str(a, "maxsize") ? pj_str(a, "maxsize") : "UNBOUNDED");
+    pj_set_str(o, "maximum_text", as && pj_str(as, "maxsize") ? pj_str(as, "maxsize") : "UNBOUNDED");
     pj_set_int(o, "capacity", (int64_t)cap);
-    pj_set_int(o, "available", (int64_t)avail);
-    pj_set_bool(o, "implicit", a == NULL);
-    return o;
+    pj_set_int(o, "available", 0);
+    pj_set_bool(o, "implicit", as == NULL);
+    json_object_array_add(json_object_object_get(a->res, "storage"), o);
+    if (!p || !p->p.storage_query)
+        return;
+    struct storage_pending *sp = malloc(sizeof *sp);
+    if (!sp) {
+        pj_set_str(o, "error", strerror(ENOMEM));
+        return;
+    }
+    sp->a = a;
+    sp->item = o;
+    int r = squery_submit(p, v, storage_answer, sp);
+    if (r < 0) {
+        free(sp);
+        pj_set_str(o, "error", strerror(-r));
+        return;
+    }
+    a->waiting++;
 }
 
 static void op_list_storage(struct conn *c, int64_t id, json_object *req)
 {
-    json_object *arr = storage_assoc_load();
     const char *vol = pj_str(req, "volume");
     char err[1024];
     char vname[64] = "";
     if (vol && resolve_vname(vol, vname, err, sizeof err) < 0) {
-        json_object_put(arr);
         conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
         return;
     }
-    json_object *out = json_object_new_array();
+    struct admin_req *a = admin_req_new(c, id);
+    if (!a)
+        return;
+    a->res = json_object_new_object();
+    json_object_object_add(a->res, "storage", json_object_new_array());
+    a->waiting = 1; /* this function's own hold, dropped below */
+    json_object *arr = storage_assoc_load();
     char listed[64][64];
     size_t n_listed = 0;
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *a = json_object_array_get_idx(arr, i);
+        json_object *as = json_object_array_get_idx(arr, i);
         struct volume v;
-        if (volume_resolve(pj_str(a, "volume"), &v, err, sizeof err) < 0)
+        if (volume_resolve(pj_str(as, "volume"), &v, err, sizeof err) < 0)
             continue;
         if (n_listed < 64)
             memcpy(listed[n_listed++], v.name, sizeof v.name);
         if (vol && strcmp(v.name, vname) != 0)
             continue;
-        json_object_array_add(out, storage_item(&v, a));
+        storage_item(a, &v, as);
     }
     json_object_put(arr);
     /* Implicit associations: attached volumes with shadows and none of their own. */
@@ -488,11 +554,10 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
         if (volume_resolve(sh->vol.mountpoint, &v, err, sizeof err) < 0 ||
             strcmp(v.name, sh->vol.name) != 0)
             continue;
-        json_object_array_add(out, storage_item(&v, NULL));
+        storage_item(a, &v, NULL);
     }
-    json_object *res = json_object_new_object();
-    json_object_object_add(res, "storage", out);
-    conn_reply(c, id, 0, NULL, res);
+    if (--a->waiting == 0)
+        list_storage_done(a);
 }
 
 static void op_set_storage(struct conn *c, int64_t id, json_object *req, bool del)

@@ -213,6 +213,7 @@ int shadow_delete(struct shadow *sh, const char *why)
         }
         sh->exposed[0] = '\0';
     }
+    storage_shadow_gone(sh->vol.name); /* storage answers begun before are stale */
     int r = p->p.delete_shadow(&sh->ps);
     if (r < 0) {
         ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL, "provider '%s' failed to delete shadow %s: %s",

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -29,7 +30,7 @@
 #include "util.h"
 
 static pthread_t flush_thread;
-static bool running;
+static atomic_bool running; /* read by the storage query worker (squery.c) */
 
 static void thaw_all(struct flush_job *job)
 {
@@ -218,6 +219,7 @@ void flush_join(void)
         return;
     pthread_join(flush_thread, NULL);
     running = false;
+    squery_wake(); /* storage queries wait for the end of a flush & hold */
 }
 
 bool flush_running(void)

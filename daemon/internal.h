@@ -1,10 +1,10 @@
 /*
  * internal.h - private types and functions of vssd, shared by its files.
  *
- * vssd is single-threaded except for the flush & hold thread (flush.c)
- * and the watchdog process (watchdog.c). All state below belongs to the
- * main thread; the flush thread gets a private job and hands it back
- * through a pipe.
+ * vssd is single-threaded except for the flush & hold thread (flush.c),
+ * the storage query worker (squery.c) and the watchdog process
+ * (watchdog.c). All state below belongs to the main thread; the threads
+ * get private jobs and hand them back through pipes.
  */
 #ifndef VSSD_INTERNAL_H
 #define VSSD_INTERNAL_H
@@ -273,6 +273,29 @@ void storage_release(void);
 int64_t storage_assoc_maximum(json_object *assoc, const char *on, uint64_t *cap);
 /* Monitor counters for the status op. */
 json_object *storage_stats_json(void);
+/* A shadow of volume vname is going: answers begun before are stale. */
+void storage_shadow_gone(const char *vname);
+
+/* ---- storage queries on a worker thread (squery.c) ------------------- */
+struct squery_answer {
+    int r;                      /* storage_query's result */
+    uint64_t used, alloc, avail;
+    uint64_t us;                /* what the query took */
+    const char *err;            /* explanation when r < 0 (may be "") */
+};
+/* Called on the main thread (squery_collect or squery_shutdown). */
+typedef void (*squery_done_fn)(void *ctx, const struct squery_answer *a);
+/* Queues p's storage_query for volume v (copied); done gets the answer.
+ * @return 0, -ENOTSUP (no storage_query), -ENOMEM, or a thread error. */
+int squery_submit(struct provider *p, const struct volume *v, squery_done_fn done, void *ctx);
+/* Readable when answers wait for squery_collect; -1 before the first query. */
+int squery_fd(void);
+/* Calls the callbacks of the finished queries. */
+void squery_collect(void);
+/* A flush & hold ended: queued queries may start. */
+void squery_wake(void);
+/* Waits for a running query, cancels queued ones (-ECANCELED). */
+void squery_shutdown(void);
 
 /* ---- flush & hold (flush.c) and watchdog (watchdog.c) ---------------- */
 struct flush_vol {

@@ -147,7 +147,7 @@ static void run_loop(int sigfd)
     size_t cap = 0;
 
     while (!D.stopping) {
-        size_t need = D.n_conns + 3;
+        size_t need = D.n_conns + 4;
         if (need > cap) {
             cap = need * 2;
             pfd = realloc(pfd, cap * sizeof *pfd);
@@ -159,6 +159,7 @@ static void run_loop(int sigfd)
         pfd[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = D.flush_pipe[0], .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = D.listen_fd, .events = POLLIN };
+        pfd[n++] = (struct pollfd){ .fd = squery_fd(), .events = POLLIN }; /* -1: ignored */
         uint64_t deadline = writer_next_deadline();
         uint64_t sdl = storage_next_deadline();
         if (sdl < deadline)
@@ -201,7 +202,9 @@ static void run_loop(int sigfd)
             if (read(D.flush_pipe[0], &b, 1) == 1)
                 session_flush_done();
         }
-        for (size_t i = 3; i < n; i++) {
+        if (pfd[3].revents & POLLIN)
+            squery_collect();
+        for (size_t i = 4; i < n; i++) {
             struct conn *c = pconn[i];
             if (c->dead)
                 continue;
@@ -255,6 +258,7 @@ static void shutdown_all(void)
         close(D.listen_fd);
         unlink(D.cfg.socket);
     }
+    squery_shutdown(); /* before the providers whose queries it runs go */
     storage_release();
     providers_unload();
     watchdog_stop();

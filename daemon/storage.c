@@ -6,14 +6,20 @@
  * live volumes never fail because shadows pin old data.
  *
  * Two kinds of turn, run from the main loop (storage_tick):
- *  - a full check every SLOW_MS, and at once after a shadow was created:
- *    every volume with shadows whose provider has storage_query is asked
- *    for used/allocated/available (once per volume per check), unless its
- *    last answer is younger than QUERY_DUTY times what that query cost: a
- *    query walks the extents of every shadow (btrfs FIEMAP with its shared
- *    check: 0.15-0.6 s per shadow of a fragmented 2 GiB image here), and
- *    asked every second it took a third of a CPU to all of one from the
- *    volume's writers and the shadows' readers; volumes are
+ *  - a full check every SLOW_MS, and at once after a shadow was created
+ *    or a query answered: every volume with shadows whose provider has
+ *    storage_query gets a query for used/allocated/available, unless its
+ *    last answer is younger than QUERY_DUTY times what that query cost (a
+ *    change in its number of shadows lifts that) or a query of it is
+ *    still running. A query walks the extents of every
+ *    shadow (btrfs FIEMAP with its shared check: 0.15-0.6 s per shadow of
+ *    a fragmented 2 GiB image here): asked every second it took a third of
+ *    a CPU from the volume's writers and the shadows' readers, and made on
+ *    the main loop it left vssd deaf for seconds, so queries run on the
+ *    worker of squery.c and the checks use the last answers. An answer
+ *    that began before a shadow of its volume was deleted is dropped
+ *    (epoch), and so is the last answer at the deletion: the rules never
+ *    act on the bytes of a shadow that is gone. Volumes are
  *    grouped by the storage their shadows live on (the mount of the
  *    newest shadow's device path, e.g. the vssvol pool); the associations
  *    (STATE_DIR/storage.json) give each volume its maximum;
@@ -81,8 +87,10 @@ struct mvol {                   /* a monitored volume: it has shadows */
     char mountpoint[PATH_MAX];
     struct provider *prov;
     size_t store;               /* index in stores[] */
-    bool queried;               /* this check's storage_query succeeded */
+    bool queried;               /* used/alloc/avail hold an answer this check */
     bool have_answer;           /* used/alloc/avail hold a successful answer */
+    uint64_t epoch;             /* new at each deletion of one of its shadows */
+    uint64_t job;               /* the query running for it, 0: none */
     uint64_t next_query;        /* ms: no storage_query before (QUERY_DUTY) */
     unsigned nsh, nsh_prev;     /* its shadows at this rebuild and the last */
     uint64_t used, alloc, avail;
@@ -112,6 +120,12 @@ static size_t n_stores;
 static uint64_t next_slow, next_probe;
 static vss_id last_head_id;
 static int last_head_state = -1;
+static uint64_t epoch_src, job_src;
+
+struct mquery {                 /* a monitor query on the worker */
+    char vname[64];
+    uint64_t epoch, job;
+};
 
 static struct {
     uint64_t checks, probes, queries, query_us_last, query_us_max, query_us_total;
@@ -457,6 +471,10 @@ static void rebuild(void)
                 memset(v, 0, sizeof *v);
             snprintf(v->vname, sizeof v->vname, "%s", sh->vol.name);
             snprintf(v->mountpoint, sizeof v->mountpoint, "%s", sh->vol.mountpoint);
+            if (!old) {
+                v->epoch = ++epoch_src;
+                v->job = 0;
+            }
             v->prov = p;
             v->store = SIZE_MAX;
             v->queried = false;
@@ -522,10 +540,18 @@ static void rebuild(void)
         m->path[0] = m->mnt[0] = '\0';
         nv[i].store = nns++;
     }
-    /* a shadow went: the last answer counted its bytes, ask again */
-    for (size_t i = 0; i < nnv; i++)
-        if (nv[i].nsh < nv[i].nsh_prev)
+    /* a shadow went (also behind vssd's back): the last answer counted
+     * its bytes, ask again */
+    for (size_t i = 0; i < nnv; i++) {
+        if (nv[i].nsh < nv[i].nsh_prev) {
             nv[i].have_answer = false;
+            nv[i].epoch = ++epoch_src;
+        }
+        /* a shadow came: the last answer lacks its bytes (a full copy's
+         * are all there at once); it stands until the next one */
+        if (nv[i].nsh != nv[i].nsh_prev)
+            nv[i].next_query = 0;
+    }
     free(vols);
     free(stores);
     vols = nv;
@@ -553,6 +579,56 @@ static void load_maximums(void)
     json_object_put(arr);
 }
 
+/* A monitor query answered (main thread). */
+static void monitor_answer(void *ctx, const struct squery_answer *a)
+{
+    struct mquery *q = ctx;
+    struct mvol *v = vol_by_name(q->vname);
+    uint64_t now = now_ms();
+    if (a->r != -ECANCELED) {
+        st.queries++;
+        st.query_us_last = a->us;
+        st.query_us_total += a->us;
+        if (a->us > st.query_us_max)
+            st.query_us_max = a->us;
+    }
+    if (v && v->job == q->job)
+        v->job = 0;
+    if (!v || v->epoch != q->epoch || a->r == -ECANCELED) {
+        free(q); /* its volume has no shadows now, or one went meanwhile */
+        if (v)
+            next_slow = now;
+        return;
+    }
+    free(q);
+    v->next_query = now + a->us * QUERY_DUTY / 1000;
+    next_slow = now; /* the rules, with this answer */
+    if (a->r < 0) {
+        v->have_answer = false;
+        if (!v->err_logged)
+            ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL,
+               "provider '%s' cannot report the shadow storage of '%s': %s",
+               v->prov->p.name, v->mountpoint, a->err[0] ? a->err : vss_strerror(a->r));
+        v->err_logged = true;
+        return;
+    }
+    v->used = a->used;
+    v->alloc = a->alloc;
+    v->avail = a->avail;
+    v->have_answer = true;
+    v->err_logged = false;
+}
+
+void storage_shadow_gone(const char *vname)
+{
+    struct mvol *v = vol_by_name(vname);
+    if (!v)
+        return;
+    v->have_answer = v->queried = false;
+    v->epoch = ++epoch_src;
+    v->next_query = 0;
+}
+
 static void full_check(uint64_t now)
 {
     st.checks++;
@@ -568,32 +644,27 @@ static void full_check(uint64_t now)
         if (volume_resolve(v->mountpoint, &cur, err, sizeof err) < 0 ||
             strcmp(cur.name, v->vname) != 0)
             continue;
-        if (v->have_answer && now < v->next_query) {
-            v->queried = true;          /* the last answer stands */
+        v->queried = v->have_answer;    /* the last answer stands */
+        if (v->job || now < v->next_query)
             continue;
-        }
-        err[0] = '\0';
-        uint64_t t0 = now_us();
-        int r = v->prov->p.storage_query(&cur.info, &v->used, &v->alloc, &v->avail, err,
-                                         sizeof err);
-        uint64_t us = now_us() - t0;
-        v->have_answer = r >= 0;
-        v->next_query = now + us * QUERY_DUTY / 1000;
-        st.queries++;
-        st.query_us_last = us;
-        st.query_us_total += us;
-        if (us > st.query_us_max)
-            st.query_us_max = us;
+        struct mquery *q = malloc(sizeof *q);
+        if (!q)
+            continue;
+        snprintf(q->vname, sizeof q->vname, "%s", v->vname);
+        q->epoch = v->epoch;
+        q->job = ++job_src;
+        int r = squery_submit(v->prov, &cur, monitor_answer, q);
         if (r < 0) {
+            free(q);
             if (!v->err_logged)
                 ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL,
-                   "provider '%s' cannot report the shadow storage of '%s': %s",
-                   v->prov->p.name, v->mountpoint, err[0] ? err : vss_strerror(r));
+                   "cannot ask provider '%s' for the shadow storage of '%s': %s",
+                   v->prov->p.name, v->mountpoint, strerror(-r));
             v->err_logged = true;
+            v->next_query = now + RETRY_MS;
             continue;
         }
-        v->err_logged = false;
-        v->queried = true;
+        v->job = q->job;
     }
     for (size_t i = 0; i < n_stores; i++) {
         struct mstore *s = &stores[i];

@@ -89,7 +89,11 @@ struct vss_provider {
     int (*unexpose)(struct vss_provider_shadow *sh, const char *target);
     /**
      * Shadow storage of a volume: bytes used by its shadows, allocated for
-     * them, and free in the storage they live on. Optional.
+     * them, and free in the storage they live on. Optional. vssd calls it
+     * on a worker thread, at the same time as the other calls (including
+     * delete_shadow of one of the volume's shadows): it must keep no state
+     * shared with them without a lock. It may be slow (an extent walk);
+     * vssd never waits for it on its main loop.
      */
     int (*storage_query)(const struct vss_volume_info *vol, uint64_t *used,
                          uint64_t *allocated, uint64_t *available,

@@ -10,22 +10,35 @@
  * It misbehaves on request, read from the file named by the environment
  * variable VSS_TEST_PROVIDER_CTL at every call, lines of key=value:
  *   mode=copy|noop     fail=PHASE[,PHASE]    stall=PHASE:MS    unsupported=1
- * PHASE is one of support, pre_commit, commit, post_commit, delete, expose.
+ * PHASE is one of support, pre_commit, commit, post_commit, delete, expose,
+ * storage. A storage stall comes after the measurement, as with a slow
+ * extent walk, whose answer is out of date by the time it arrives.
  *
- * Invariants: a shadow's image is STATE_DIR/<shadow-id>.img and nothing
- * else; delete removes it whatever stage the shadow reached; images are
+ * storage_query: used = the allocated bytes of the images of the volume's
+ * shadows (each copy is whole), found through a sidecar <shadow-id>.vol
+ * that names the volume's mount point; available = free space of the
+ * directory they are in (before any copy: of the control file's). It may
+ * run on vssd's query worker, so the state directory it learns at commit
+ * is behind a mutex; the directory is also kept in <control file>.statedir
+ * for the queries of a restarted vssd.
+ *
+ * Invariants: a shadow's files are STATE_DIR/<shadow-id>.img and .vol and
+ * nothing else; delete removes them whatever stage the shadow reached; images are
  * only for block devices up to 1 GiB, so the hold stays short in tests.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,11 +98,21 @@ static int misbehave(const struct ctl *c, const char *phase, char *err, size_t e
     return 0;
 }
 
+static pthread_mutex_t sd_mu = PTHREAD_MUTEX_INITIALIZER;
+static char known_state_dir[PATH_MAX]; /* learnt at commit, for storage_query */
+
 static void image_path(const struct vss_provider_shadow *sh, char *buf, size_t len)
 {
     char id[VSS_ID_STRLEN];
     vss_id_format(&sh->shadow_id, id);
     snprintf(buf, len, "%s/%s.img", sh->state_dir, id);
+}
+
+static void sidecar_path(const struct vss_provider_shadow *sh, char *buf, size_t len)
+{
+    char id[VSS_ID_STRLEN];
+    vss_id_format(&sh->shadow_id, id);
+    snprintf(buf, len, "%s/%s.vol", sh->state_dir, id);
 }
 
 static int tp_is_supported(const struct vss_volume_info *vol, char *err, size_t errlen)
@@ -168,6 +191,25 @@ static int tp_commit(struct vss_provider_shadow *sh)
     }
     if (r == 0 && fsync(out) < 0)
         r = -errno;
+    if (r == 0) {
+        char side[PATH_MAX];
+        sidecar_path(sh, side, sizeof side);
+        FILE *f = fopen(side, "we");
+        if (!f || fprintf(f, "%s\n", sh->volume->mountpoint) < 0 || fclose(f) != 0)
+            r = -EIO;
+        pthread_mutex_lock(&sd_mu);
+        snprintf(known_state_dir, sizeof known_state_dir, "%s", sh->state_dir);
+        pthread_mutex_unlock(&sd_mu);
+        const char *ctl = getenv("VSS_TEST_PROVIDER_CTL");
+        char keep[PATH_MAX];
+        if (ctl && (size_t)snprintf(keep, sizeof keep, "%s.statedir", ctl) < sizeof keep) {
+            FILE *k = fopen(keep, "we");
+            if (k) {
+                fprintf(k, "%s\n", sh->state_dir);
+                fclose(k);
+            }
+        }
+    }
     snprintf(sh->device, sizeof sh->device, "%s", path);
     snprintf(sh->data, sizeof sh->data, "copy");
 out:
@@ -194,6 +236,8 @@ static int tp_delete(struct vss_provider_shadow *sh)
     if (r < 0)
         return r;
     char path[PATH_MAX];
+    sidecar_path(sh, path, sizeof path);
+    unlink(path);
     image_path(sh, path, sizeof path);
     if (unlink(path) < 0 && errno != ENOENT) {
         snprintf(sh->error, sizeof sh->error, "unlink '%s': %s", path, strerror(errno));
@@ -276,6 +320,63 @@ static int tp_unexpose(struct vss_provider_shadow *sh, const char *target)
     return 0;
 }
 
+static int tp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
+                            uint64_t *allocated, uint64_t *available, char *err, size_t len)
+{
+    struct ctl c;
+    read_ctl(&c);
+    *used = *allocated = *available = 0;
+    char dir[PATH_MAX];
+    pthread_mutex_lock(&sd_mu);
+    snprintf(dir, sizeof dir, "%s", known_state_dir);
+    pthread_mutex_unlock(&sd_mu);
+    const char *ctl = getenv("VSS_TEST_PROVIDER_CTL");
+    char keep[PATH_MAX];
+    if (!dir[0] && ctl && (size_t)snprintf(keep, sizeof keep, "%s.statedir", ctl) < sizeof keep) {
+        FILE *k = fopen(keep, "re");
+        if (k) {
+            if (fgets(dir, sizeof dir, k))
+                dir[strcspn(dir, "\n")] = '\0';
+            fclose(k);
+        }
+    }
+    /* No copy made yet (mode=noop): nothing used, on the control file's filesystem. */
+    char where[PATH_MAX];
+    snprintf(where, sizeof where, "%s", dir[0] ? dir : ctl ? ctl : "/");
+    if (!dir[0] && ctl && strrchr(where, '/'))
+        *strrchr(where, '/') = '\0';
+    struct statvfs sv;
+    if (statvfs(where[0] ? where : "/", &sv) == 0)
+        *available = (uint64_t)sv.f_bavail * sv.f_frsize;
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".vol") != 0)
+            continue;
+        char line[PATH_MAX] = "";
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got <= 0)
+            continue;
+        line[got] = '\0';
+        line[strcspn(line, "\n")] = '\0';
+        if (strcmp(line, vol->mountpoint) != 0)
+            continue;
+        char img[NAME_MAX + 1];
+        snprintf(img, sizeof img, "%.*s.img", (int)(n - 4), de->d_name);
+        struct stat st;
+        if (fstatat(dirfd(d), img, &st, 0) == 0)
+            *used += (uint64_t)st.st_blocks * 512;
+    }
+    if (d)
+        closedir(d);
+    *allocated = *used;
+    return misbehave(&c, "storage", err, len);
+}
+
 static const struct vss_provider tp = {
     .struct_size = sizeof(struct vss_provider),
     .api_version = VSS_PROVIDER_API_VERSION,
@@ -290,6 +391,7 @@ static const struct vss_provider tp = {
     .delete_shadow = tp_delete,
     .expose = tp_expose,
     .unexpose = tp_unexpose,
+    .storage_query = tp_storage_query,
 };
 
 __attribute__((visibility("default"))) const struct vss_provider *vss_provider_init(void);

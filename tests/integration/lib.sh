@@ -93,3 +93,23 @@ shadow_count() {
     "$VSSADMIN" list shadows --json 2>/dev/null | grep -c '"id"' || true
 }
 
+# vssd_status: vssd's status reply (one JSON line), through the socket.
+vssd_status() {
+    python3 - "$VSS_ROOT/run/vss/vssd.sock" <<'EOF'
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+def req(o):
+    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+req({"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "integration test"})
+print(json.dumps(req({"v": 1, "id": 2, "op": "status"})))
+EOF
+}
+# jget JSON EXPR: EXPR (Python, over d) of a JSON text.
+jget() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))" "$1" "$2"; }
+# shadow_ids: the ids of the shadows vssd lists, one a line.
+shadow_ids() { "$VSSADMIN" list shadows --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for s in (d.get("shadows", d) if isinstance(d, dict) else d): print(s["id"])'; }

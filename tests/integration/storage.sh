@@ -34,24 +34,6 @@ vv() { OUT=$("$VSSVOL" "$@" 2>&1); RC=$?; }
 pool_free() { echo $(( $(stat -f -c '%a' "$POOL") * $(stat -f -c '%S' "$POOL") )); }
 pool_size() { echo $(( $(stat -f -c '%b' "$POOL") * $(stat -f -c '%S' "$POOL") )); }
 ev_count() { grep -c "\"event\":$1[,}]" "$EVENTS" 2>/dev/null || true; }
-# status: vssd's status reply (one JSON line), through the socket.
-status() {
-    python3 - "$VSS_ROOT/run/vss/vssd.sock" <<'EOF'
-import json, socket, struct, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-def req(o):
-    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
-    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
-    return json.loads(s.recv(n, socket.MSG_WAITALL))
-req({"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "storage.sh"})
-print(json.dumps(req({"v": 1, "id": 2, "op": "status"})))
-EOF
-}
-jget() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))" "$1" "$2"; }
-shadow_ids() { "$VSSADMIN" list shadows --json 2>/dev/null | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-for s in (d.get("shadows", d) if isinstance(d, dict) else d): print(s["id"])'; }
 take_shadow() {
     "$TREQ" --volume F: --persistent --nowriters --provider "$BTRFS_ID" > "$T/req.out" 2>&1 ||
         { diag "requestor: $(tail -3 "$T/req.out")"; return 1; }
@@ -141,7 +123,7 @@ diag "lowest free space seen: $((minfree / MiB)) MiB (reserve $((RESERVE / MiB))
 # machine the low point can dip into the reserve, never far.
 [ "$minfree" -gt $((RESERVE / 2)) ]; ok $? "the pool's free space stayed near the reserve (above half of it)"
 [ "$(pool_free)" -ge "$RESERVE" ]; ok $? "and is above the reserve once settled: $(( $(pool_free) / MiB )) MiB"
-ST=$(status)
+ST=$(vssd_status)
 diag "monitor: $(jget "$ST" 'd["storage"]')"
 
 # --- (b) user maximum
@@ -186,7 +168,7 @@ like "$l" '"shadow_id":"\{[0-9a-f-]+\}","volume":"[^"]*/F","used":[0-9]+,"maximu
     "event 1309 names the shadow, the volume, used and the maximum"
 like "$l" "below the user defined limit" "in volsnap 33's words"
 like "$(grep '"event":1301' "$EVENTS" | tail -1)" "over the user defined limit" "event 1301 gives the reason"
-ST=$(status)
+ST=$(vssd_status)
 diag "storage_query: $(jget "$ST" 'd["storage"]["queries"]') calls, avg $(jget "$ST" 'd["storage"]["query_us_avg"]') us, max $(jget "$ST" 'd["storage"]["query_us_max"]') us; delete max $(jget "$ST" 'd["storage"]["delete_us_max"]') us; sync max $(jget "$ST" 'd["storage"]["sync_us_max"]') us; reclaim $(jget "$ST" 'd["storage"]["reclaim_ms_last"]') ms"
 "$VSSADMIN" delete shadowstorage /for=F: /quiet >/dev/null 2>&1
 "$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
@@ -202,7 +184,7 @@ rc=$?
 is "$rc/$(sed -n 's/^result FAIL \([A-Z_]*\).*/\1/p' "$T/cap.out")" "2/VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED" \
     "the 513th is refused: VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED"
 sleep 1.1
-ST=$(status)
+ST=$(vssd_status)
 diag "monitor with 512 shadows: storage_query last $(jget "$ST" 'd["storage"]["query_us_last"]') us, max $(jget "$ST" 'd["storage"]["query_us_max"]') us"
 "$VSSADMIN" delete shadows /for=G: /quiet >/dev/null 2>&1
 is "$(shadow_count)" "0" "all deleted"

@@ -1,0 +1,228 @@
+/*
+ * squery.c - providers' storage_query calls, off the main loop.
+ *
+ * A storage query walks the extents of every shadow of a volume (btrfs
+ * FIEMAP with its shared check: 0.15-0.6 s of CPU per shadow of a
+ * fragmented 2 GiB image, about 6 s with ten). Made on the main loop, it
+ * left vssd deaf to every client for that long. Here one worker thread
+ * runs the queries, one at a time in the order they were asked, at the
+ * lowest CPU priority (nice 19: the volumes' writers and the shadows'
+ * readers go first), and hands each answer back to the main loop through
+ * a pipe; squery_collect() calls the asker's callback there.
+ *
+ * Callers: the shadow storage monitor (storage.c) and `list shadowstorage`
+ * (admin.c). A query may run while the main loop deletes a shadow of the
+ * same volume; its answer may then count the deleted shadow's bytes, so
+ * askers that act on answers discard those that began before a deletion
+ * (storage.c keeps an epoch per volume).
+ *
+ * Invariants: the worker touches only its job (a copy of the volume) and
+ * the provider's storage_query, which providers keep free of shared state
+ * (include/vss/provider.h); it starts no query while a flush & hold runs
+ * (a native btrfs volume's storage is the frozen filesystem); every job
+ * submitted gets exactly one callback, on the main thread, either with its
+ * answer or, at squery_shutdown, with -ECANCELED; squery_shutdown returns
+ * only once the worker is gone, so providers can be unloaded after it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+
+struct sq_job {
+    struct sq_job *next;
+    struct provider *prov;
+    struct volume vol;              /* a copy: the main loop's may change */
+    squery_done_fn done;
+    void *ctx;
+    struct squery_answer a;
+    char err[512];
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static struct sq_job *todo, *todo_tail; /* FIFO */
+static struct sq_job *done_list;        /* answered, for squery_collect */
+static bool stopping;
+static bool started;
+static pthread_t worker;
+static int wake[2] = { -1, -1 };        /* worker -> main loop */
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    /* On Linux a thread's nice value is its own (setpriority(2), BUGS). */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 19) < 0) {
+        /* not fatal: the queries then share the CPU evenly */
+    }
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        while (!stopping && (!todo || flush_running())) {
+            if (todo) { /* a flush & hold runs: look again shortly */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 20 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&cond, &mu, &ts);
+            } else {
+                pthread_cond_wait(&cond, &mu);
+            }
+        }
+        if (stopping)
+            break;
+        struct sq_job *j = todo;
+        todo = j->next;
+        if (!todo)
+            todo_tail = NULL;
+        pthread_mutex_unlock(&mu);
+
+        uint64_t t0 = now_us();
+        j->err[0] = '\0';
+        j->a.r = j->prov->p.storage_query(&j->vol.info, &j->a.used, &j->a.alloc, &j->a.avail,
+                                          j->err, sizeof j->err);
+        j->a.us = now_us() - t0;
+        j->a.err = j->err;
+
+        pthread_mutex_lock(&mu);
+        j->next = done_list;
+        done_list = j;
+        char b = 1;
+        ssize_t w = write(wake[1], &b, 1); /* a full pipe already wakes the loop */
+        (void)w;
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static int start(void)
+{
+    if (started)
+        return 0;
+    if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    stopping = false;
+    int r = pthread_create(&worker, NULL, worker_main, NULL);
+    if (r != 0) {
+        close(wake[0]);
+        close(wake[1]);
+        wake[0] = wake[1] = -1;
+        return -r;
+    }
+    started = true;
+    return 0;
+}
+
+int squery_submit(struct provider *p, const struct volume *v, squery_done_fn done, void *ctx)
+{
+    if (!p || !p->p.storage_query)
+        return -ENOTSUP;
+    int r = start();
+    if (r < 0)
+        return r;
+    struct sq_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    j->prov = p;
+    j->vol = *v;
+    volume_fixup(&j->vol);
+    j->done = done;
+    j->ctx = ctx;
+    pthread_mutex_lock(&mu);
+    if (todo_tail)
+        todo_tail->next = j;
+    else
+        todo = j;
+    todo_tail = j;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+int squery_fd(void)
+{
+    return wake[0];
+}
+
+void squery_wake(void)
+{
+    if (!started)
+        return;
+    pthread_mutex_lock(&mu);
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&mu);
+}
+
+/* Oldest first, so that answers reach their askers in the order asked. */
+static struct sq_job *reversed(struct sq_job *l)
+{
+    struct sq_job *out = NULL;
+    while (l) {
+        struct sq_job *n = l->next;
+        l->next = out;
+        out = l;
+        l = n;
+    }
+    return out;
+}
+
+void squery_collect(void)
+{
+    if (!started)
+        return;
+    char buf[64];
+    while (read(wake[0], buf, sizeof buf) > 0) {
+    }
+    pthread_mutex_lock(&mu);
+    struct sq_job *l = reversed(done_list);
+    done_list = NULL;
+    pthread_mutex_unlock(&mu);
+    while (l) {
+        struct sq_job *n = l->next;
+        l->done(l->ctx, &l->a);
+        free(l);
+        l = n;
+    }
+}
+
+void squery_shutdown(void)
+{
+    if (!started)
+        return;
+    pthread_mutex_lock(&mu);
+    stopping = true;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&mu);
+    pthread_join(worker, NULL); /* waits for a running query to end */
+    started = false;
+    struct sq_job *l = reversed(done_list);
+    done_list = NULL;
+    for (struct sq_job *j = todo; j;) { /* never started */
+        struct sq_job *n = j->next;
+        j->a.r = -ECANCELED;
+        j->a.err = "vssd is stopping";
+        j->next = l;
+        l = j;
+        j = n;
+    }
+    todo = todo_tail = NULL;
+    while (l) {
+        struct sq_job *n = l->next;
+        l->done(l->ctx, &l->a);
+        free(l);
+        l = n;
+    }
+    close(wake[0]);
+    close(wake[1]);
+    wake[0] = wake[1] = -1;
+}
