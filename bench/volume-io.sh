@@ -32,7 +32,9 @@
 # 4), then 4 KiB random reads (iodepth 16), BENCH_READ_RUNTIME (6) s each,
 # live / shadow / live / shadow. BENCH_STEADY=1 adds S1r there: the same
 # shadow after a sequential rewrite of the whole file (every block copied
-# once: the steady state; informational).
+# once: the steady state; informational). On btrfs, after phase B:
+# `vssvol defrag` of the volume and Nd, the same job on the defragmented
+# image (informational).
 #
 # Goals (issue 3): S1/N and S10/N >= 0.9 (IOPS); N0/P >= 0.85; shadow/live
 # read >= 0.9 (sequential MiB/s and random IOPS). Ratios are of the sums
@@ -219,6 +221,16 @@ for pool in $POOLS; do
         noshadows
         run N "$VF"
     done
+    if [ "$pool" = btrfs ]; then
+        # vssvol defrag after the last shadow went (informational): what
+        # the copies' fragmentation costs, and what defrag gives back.
+        note "$pool: image extents before defrag: $(filefrag "$img" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found/\1/p')"
+        t0=$(date +%s.%N)
+        "$VSSVOL" --quiet defrag "$L" >"$T/vv.out" 2>&1 ||
+            { sed 's/^/#   /' "$T/vv.out" >&2; die "vssvol defrag failed"; }
+        note "$pool: vssvol defrag took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; extents after: $(filefrag "$img" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found/\1/p')"
+        run Nd "$VF"
+    fi
 
     echo
     echo "-- $pool pool$([ "$pool" = btrfs ] && echo " (vssvol embedded default, $POOL_SIZE pool image)")"
@@ -226,6 +238,8 @@ for pool in $POOLS; do
     printf '%-44s %-30s %9s\n' "N0  volume, before any shadow" "$(fmt "${IOPS[N0]}")" "$(mean "${IOPS[N0]}")"
     printf '%-44s %-30s %9s\n' "P   file directly in the pool" "$(fmt "${IOPS[P]}")" "$(mean "${IOPS[P]}")"
     printf '%-44s %-30s %9s\n' "N   volume, no shadow (after shadows)" "$(fmt "${IOPS[N]}")" "$(mean "${IOPS[N]}")"
+    [ -n "${IOPS[Nd]:-}" ] &&
+    printf '%-44s %-30s %9s\n' "Nd  volume, after vssvol defrag" "$(fmt "${IOPS[Nd]}")" "$(mean "${IOPS[Nd]}")"
     printf '%-44s %-30s %9s\n' "S1  volume, 1 shadow" "$(fmt "${IOPS[S1]}")" "$(mean "${IOPS[S1]}")"
     [ -n "${IOPS[S1r]:-}" ] &&
     printf '%-44s %-30s %9s\n' "S1r volume, 1 shadow, file rewritten since" "$(fmt "${IOPS[S1r]}")" "$(mean "${IOPS[S1r]}")"
@@ -244,6 +258,8 @@ for pool in $POOLS; do
     [ -n "${IOPS[S1r]:-}" ] &&
     echo "(informational) 1 shadow, after its one-off copies (S1r / N, means: S1r has one round): $(ratio "$(mean "${IOPS[S1r]}")" "$(mean "${IOPS[N]}")")"
     echo "(informational) volume after shadows / before (N / N0): $(ratio "$(sum "${IOPS[N]}")" "$(sum "${IOPS[N0]}")")"
+    [ -n "${IOPS[Nd]:-}" ] &&
+    echo "(informational) after 'vssvol defrag' / before any shadow (Nd / N0, means): $(ratio "$(mean "${IOPS[Nd]}")" "$(mean "${IOPS[N0]}")")"
     verdict "$(ge "$rp" 0.85)" "$pool: managed volume / file in the pool = $rp (goal >= 0.85)"
     verdict "$(ge "$rs" 0.9)" "$pool: sequential read, exposed shadow / live = $rs (goal >= 0.9)"
     verdict "$(ge "$rr" 0.9)" "$pool: random read, exposed shadow / live = $rr (goal >= 0.9)"

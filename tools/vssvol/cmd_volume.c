@@ -370,14 +370,19 @@ int vol_attach_local(struct ctx *c, struct vol *v, bool *was_attached)
     return 0;
 }
 
-int cmd_attach(struct ctx *c, const char *name, bool all)
+int vol_command_start(struct ctx *c, const char *name)
 {
-    struct state *st = &c->st;
-    if (name && !state_find(st, name)) {
+    if (name && !state_find(&c->st, name)) {
         say_err("no volume named '%s' (see 'vssvol list')", name);
         return VSSVOL_EXIT_FAILED;
     }
-    int ex = pool_ensure(c);
+    return pool_ensure(c);
+}
+
+int cmd_attach(struct ctx *c, const char *name, bool all)
+{
+    struct state *st = &c->st;
+    int ex = vol_command_start(c, name);
     if (ex)
         return ex;
     int dex = vssd_connect(c, false);

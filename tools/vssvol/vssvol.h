@@ -229,6 +229,10 @@ int cmd_list(struct ctx *c, bool json);
 int cmd_attach(struct ctx *c, const char *name, bool all);
 int cmd_detach(struct ctx *c, const char *name);
 int cmd_remove(struct ctx *c, const char *name, bool force);
+int cmd_defrag(struct ctx *c, const char *name, bool all, bool force);
+/* The start of a command on volume NAME (NULL: all): NAME is known, the
+ * pool is there. @return 0 or an exit status (said). */
+int vol_command_start(struct ctx *c, const char *name);
 
 /* Attaches and mounts one volume (no registration). @return 0 or exit code. */
 int vol_attach_local(struct ctx *c, struct vol *v, bool *was_attached);

@@ -1,0 +1,168 @@
+/*
+ * cmd_defrag.c - vssvol defrag NAME | --all [--force]: gives a volume's
+ * image back its large extents once its shadow copies are gone.
+ *
+ * Why: while a shadow shares the NOCOW image's extents, the first write to
+ * each 4 KiB block is a copy into a new 4 KiB extent, and once the shadow
+ * is deleted the image keeps that layout: a 1 GiB file written randomly
+ * after a shadow ends with one extent per block (262,000), and 4 KiB random
+ * writes to the volume then run at about 0.76 of their rate before any
+ * shadow (bench/volume-io.sh, N / N0). btrfs defragments a NOCOW file too
+ * (the ranges it marks for defrag are written copy-on-write, once).
+ *
+ * How: BTRFS_IOC_DEFRAG_RANGE over the image, 128 MiB at a time (progress
+ * between calls), extents under 32 MiB rewritten (btrfs-progs' default
+ * target), writeback started by each call, then an fdatasync whose error is
+ * the command's. The volume may stay attached and in use: btrfs orders the
+ * rewrite against the loop device's direct I/O (a direct write first writes
+ * back and drops the cached pages of its range), so no write is lost.
+ *
+ * Invariants: refused while vssd lists a shadow copy of the volume (the
+ * rewrite would unshare every extent it moves: up to the image's size in
+ * new pool space) unless --force; refused without vssd (the shadows cannot
+ * be checked) unless --force; only on a btrfs pool; the state file is not
+ * changed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/btrfs.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "vssvol.h"
+
+#define DEFRAG_STEP (128ull << 20)
+#define DEFRAG_THRESH (32u << 20)
+
+/* Extents of the file (FIEMAP, none copied out), -errno on failure. */
+static long extent_count(int fd)
+{
+    struct fiemap fm;
+    memset(&fm, 0, sizeof fm);
+    fm.fm_length = FIEMAP_MAX_OFFSET;
+    fm.fm_flags = FIEMAP_FLAG_SYNC;
+    if (ioctl(fd, FS_IOC_FIEMAP, &fm) < 0)
+        return -errno;
+    return (long)fm.fm_mapped_extents;
+}
+
+/* The shadow copies vssd lists for v: 0 none, >0 some (ids on stderr when
+ * loud), or an exit status (negative) when they cannot be known. */
+static int shadows_of(struct ctx *c, const struct vol *v, bool force, int *ex)
+{
+    *ex = 0;
+    int e = vssd_connect(c, false);
+    if (e) {
+        if (force) {
+            say_warn("vssd is not reachable: the shadow copies of '%s' were not checked", v->name);
+            return 0;
+        }
+        say_err("cannot check for shadow copies of '%s' without vssd (start vssd, or use "
+                "--force if it has none)", v->name);
+        *ex = e;
+        return -1;
+    }
+    vss_list *l = NULL;
+    size_t idx[4096];
+    int n = vssd_shadows_of(c, v, &l, idx, 4096);
+    if (n < 0) {
+        *ex = vssd_fail(c, n, "query_shadows");
+        return -1;
+    }
+    vss_list_free(l);
+    return n;
+}
+
+static int defrag_one(struct ctx *c, const struct vol *v, bool force)
+{
+    int ex;
+    int n = shadows_of(c, v, force, &ex);
+    if (n < 0)
+        return ex;
+    char img[PATH_MAX + 80], sz[32];
+    vol_image(c, v, img, sizeof img);
+    if (n > 0 && !force) {
+        struct stat s;
+        size_format(stat(img, &s) == 0 ? (uint64_t)s.st_size : 0, sz, sizeof sz);
+        say_err("volume '%s' has %d shadow cop%s: defragmenting would unshare the extents it "
+                "moves (up to %s of new pool space); delete %s first (vssadmin delete shadows "
+                "/for=%s) or use 'vssvol defrag %s --force'", v->name, n, n == 1 ? "y" : "ies", sz,
+                n == 1 ? "it" : "them", v->letter[0] ? v->letter : v->mountpoint, v->name);
+        return VSSVOL_EXIT_FAILED;
+    }
+    int fd = open(img, O_RDWR | O_CLOEXEC);
+    struct stat s;
+    if (fd < 0 || fstat(fd, &s) < 0) {
+        say_err("cannot open the image of '%s' ('%s'): %s", v->name, img, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return VSSVOL_EXIT_FAILED;
+    }
+    long before = extent_count(fd);
+    uint64_t size = (uint64_t)s.st_size, t0 = now_us();
+    size_format(size, sz, sizeof sz);
+    progress(c, "Defragmenting '%s' (%s, %ld extents)", v->name, sz, before);
+    int last_pct = 0;
+    int r = 0;
+    for (uint64_t off = 0; off < size && r == 0; off += DEFRAG_STEP) {
+        struct btrfs_ioctl_defrag_range_args a;
+        memset(&a, 0, sizeof a);
+        a.start = off;
+        a.len = size - off < DEFRAG_STEP ? size - off : DEFRAG_STEP;
+        a.flags = BTRFS_DEFRAG_RANGE_START_IO;
+        a.extent_thresh = DEFRAG_THRESH;
+        if (ioctl(fd, BTRFS_IOC_DEFRAG_RANGE, &a) < 0)
+            r = -errno;
+        int pct = (int)((off + a.len) * 100 / size);
+        if (!c->quiet && pct / 10 > last_pct / 10 && pct < 100) {
+            printf(" %d%%", pct);
+            fflush(stdout);
+        }
+        last_pct = pct;
+    }
+    if (r == 0 && fdatasync(fd) < 0)
+        r = -errno;
+    if (r < 0) {
+        say_err("defragmenting '%s' failed: %s%s", v->name, strerror(-r),
+                r == -ENOSPC ? " (the pool is full: free space in it, or delete shadow copies)"
+                             : "");
+        close(fd);
+        return VSSVOL_EXIT_FAILED;
+    }
+    progress_done(c, t0);
+    long after = extent_count(fd);
+    close(fd);
+    info(c, "'%s': %ld extents before, %ld after", v->name, before, after);
+    return VSSVOL_EXIT_OK;
+}
+
+int cmd_defrag(struct ctx *c, const char *name, bool all, bool force)
+{
+    struct state *st = &c->st;
+    int ex = vol_command_start(c, name);
+    if (ex)
+        return ex;
+    if (!on_btrfs(st->pool_path)) {
+        say_err("the pool '%s' is not btrfs: defrag works on btrfs pools (on XFS, 'xfs_fsr "
+                "IMAGE' defragments an image)", st->pool_path);
+        return VSSVOL_EXIT_FAILED;
+    }
+    int worst = 0;
+    for (size_t i = 0; i < st->n_vols; i++) {
+        struct vol *v = &st->vols[i];
+        if (name && strcmp(v->name, name) != 0)
+            continue;
+        int e = defrag_one(c, v, force);
+        if (e && (worst == 0 || worst == VSSVOL_EXIT_NO_DAEMON))
+            worst = e;
+    }
+    if (all && st->n_vols == 0)
+        info(c, "No volumes");
+    return worst;
+}
