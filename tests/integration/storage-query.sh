@@ -12,7 +12,8 @@
 #  (d) an answer begun before a deletion is dropped: with a maximum over
 #      two shadows, a query that counted three and stalls while the
 #      administrator deletes the oldest must not cost another shadow;
-#  (e) vssd stopped while a query stalls waits for it and exits 0.
+#  (e) a failed query is listed as unknown, with the provider's error;
+#      vssd stopped while a query stalls waits for it and exits 0.
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || { echo "1..0 # SKIP python3 not installed"; exit 0; }
 
@@ -39,7 +40,7 @@ wait_for() {
     return 1
 }
 
-plan 17
+plan 19
 make_volume F 32 ext4 || exit 1
 dd if=/dev/urandom of="$T/F/data" bs=1M count=8 status=none && sync
 write_config
@@ -99,7 +100,15 @@ is "$(shadow_ids | sort | tr '\n' ' ')" "$(printf '%s\n' "$S3" "$S4" | sort | tr
     "after the administrator's deletion, the monitor deleted nothing on a stale answer"
 is "$(( $(ev_count 1309) - n0 ))" 0 "no event 1309"
 
+# a query that fails is shown as such, not as 0 bytes
+provider_ctl "fail=storage"
+out=$("$VSSADMIN" list shadowstorage 2>&1)
+like "$out" "Used Shadow Copy Storage space: unknown" "a failed query: used space unknown"
+like "$out" "Error: the provider cannot measure the used space: test provider told to fail at storage" \
+    "and the provider's error"
+
 # (e) stop during a stalled query
+provider_ctl "stall=storage:3000"
 "$VSSADMIN" list shadowstorage >/dev/null 2>&1 &
 LS=$!
 _pids+=("$LS")

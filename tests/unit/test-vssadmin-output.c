@@ -600,6 +600,12 @@ static const struct fake_field storH[] = {   /* as vssd sends it: names its volu
     I("maximum", 943718400ll), S("maximum_text", "943718400"), I("capacity", 9437184000ll), END
 };
 
+static const struct fake_field storE[] = {   /* the provider's query failed */
+    S("volume", "/srv/F"), S("letter", "F:"), S("on", "/srv/F"), I("used", 0),
+    I("allocated", 0), I("maximum", -1), S("maximum_text", "UNBOUNDED"),
+    I("capacity", 1ll << 30), S("error", "cannot read '/pool/shadows': Permission denied"), END
+};
+
 static bool keep_equal(const char *value, void *arg)
 {
     return !strcmp(value, (const char *)arg);
@@ -650,6 +656,17 @@ static void test_storage(void **state)
     assert_int_equal(out_storage(cap_open(&c), &l, &vols, keep_equal, "/nowhere"), 0);
     s = cap_close(&c);
     assert_string_equal(s, "No items found that satisfy the query.\n");
+    free(s);
+
+    const struct vss_item eitems[] = { { storE } };
+    const vss_list el = { eitems, 1 };
+    assert_int_equal(out_storage(cap_open(&c), &el, NULL, NULL, NULL), 1);
+    s = cap_close(&c);
+    assert_non_null(strstr(s, "   Used Shadow Copy Storage space: unknown\n"
+                              "   Allocated Shadow Copy Storage space: unknown\n"
+                              "   Maximum Shadow Copy Storage space: UNBOUNDED (100%)\n"
+                              "   Error: the provider cannot measure the used space: cannot read "
+                              "'/pool/shadows': Permission denied\n\n"));
     free(s);
 
     const struct vss_item pitems[] = { { storP } };

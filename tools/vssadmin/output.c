@@ -245,15 +245,25 @@ size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
             if (parse_uint_max(pct, 100, &p) == 0)
                 max_pct = (int)p;
         }
-        fmt_space(vss_item_int(it, "used"), cap, -1, used, sizeof used);
-        fmt_space(vss_item_int(it, "allocated"), cap, -1, alloc, sizeof alloc);
+        /* the provider could not measure: say so rather than "0 bytes" */
+        const char *qerr = vss_item_str(it, "error");
+        if (qerr && *qerr) {
+            snprintf(used, sizeof used, "unknown");
+            snprintf(alloc, sizeof alloc, "unknown");
+        } else {
+            fmt_space(vss_item_int(it, "used"), cap, -1, used, sizeof used);
+            fmt_space(vss_item_int(it, "allocated"), cap, -1, alloc, sizeof alloc);
+        }
         fmt_space(maximum, cap, max_pct, max, sizeof max);
         fputs("Shadow Copy Storage association\n", f);
         fprintf(f, "   For volume: %s\n", forv);
         fprintf(f, "   Shadow Copy Storage volume: %s\n", onv);
         fprintf(f, "   Used Shadow Copy Storage space: %s\n", used);
         fprintf(f, "   Allocated Shadow Copy Storage space: %s\n", alloc);
-        fprintf(f, "   Maximum Shadow Copy Storage space: %s\n\n", max);
+        fprintf(f, "   Maximum Shadow Copy Storage space: %s\n", max);
+        if (qerr && *qerr)
+            fprintf(f, "   Error: the provider cannot measure the used space: %s\n", qerr);
+        fputs("\n", f);
         shown++;
     }
     if (shown == 0)
