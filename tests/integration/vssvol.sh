@@ -16,7 +16,7 @@
 #      registrations and the persistent shadows' exposures are back;
 #  (f) remove refused while a shadow exists, then --force;
 #  (g) create without vssd: exit 3, registered later by attach;
-#  (h) defrag: refused while a shadow of H exists; after the shadow of a
+#  (h) defrag: refused while a shadow of H exists (--all skips H); after the shadow of a
 #      randomly overwritten H is deleted, defrag with a writer running
 #      leaves under a tenth of the extents, every file intact.
 . "$(dirname "$0")/lib.sh"
@@ -260,6 +260,9 @@ vv defrag H
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "volume 'H' has 1 shadow copy: defragmenting would unshare"
 ok $? "defrag is refused while a shadow of H exists"
 diag_out
+vv defrag --all
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "Skipping 'H': it has 1 shadow copy"
+ok $? "defrag --all skips the volumes with shadow copies, and succeeds"
 check "delete H's shadow" "$VSSADMIN" delete shadows /for=H: /quiet
 dd if=/dev/urandom of="$T/pat0" bs=1M count=2 status=none
 dd if=/dev/urandom of="$T/pat1" bs=1M count=2 status=none

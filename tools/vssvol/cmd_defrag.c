@@ -17,11 +17,13 @@
  * rewrite against the loop device's direct I/O (a direct write first writes
  * back and drops the cached pages of its range), so no write is lost.
  *
- * Invariants: refused while vssd lists a shadow copy of the volume (the
- * rewrite would unshare every extent it moves: up to the image's size in
- * new pool space) unless --force; refused without vssd (the shadows cannot
- * be checked) unless --force; only on a btrfs pool; the state file is not
- * changed.
+ * Invariants: a volume vssd lists a shadow copy of is never rewritten
+ * without --force (the rewrite would unshare every extent it moves: up to
+ * the image's size in new pool space): by name it is refused, with --all
+ * skipped (so a daily `defrag --all`, systemd/vssvol-defrag.timer, does what
+ * it can and succeeds); nothing is rewritten without vssd (the shadows
+ * cannot be checked) unless --force; only on a btrfs pool; the state file
+ * is not changed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,7 +81,7 @@ static int shadows_of(struct ctx *c, const struct vol *v, bool force, int *ex)
     return n;
 }
 
-static int defrag_one(struct ctx *c, const struct vol *v, bool force)
+static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
 {
     int ex;
     int n = shadows_of(c, v, force, &ex);
@@ -87,6 +89,10 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool force)
         return ex;
     char img[PATH_MAX + 80], sz[32];
     vol_image(c, v, img, sizeof img);
+    if (n > 0 && !force && all) {
+        info(c, "Skipping '%s': it has %d shadow cop%s", v->name, n, n == 1 ? "y" : "ies");
+        return VSSVOL_EXIT_OK;
+    }
     if (n > 0 && !force) {
         struct stat s;
         size_format(stat(img, &s) == 0 ? (uint64_t)s.st_size : 0, sz, sizeof sz);
@@ -158,7 +164,7 @@ int cmd_defrag(struct ctx *c, const char *name, bool all, bool force)
         struct vol *v = &st->vols[i];
         if (name && strcmp(v->name, name) != 0)
             continue;
-        int e = defrag_one(c, v, force);
+        int e = defrag_one(c, v, all, force);
         if (e && (worst == 0 || worst == VSSVOL_EXIT_NO_DAEMON))
             worst = e;
     }

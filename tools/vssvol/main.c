@@ -222,7 +222,7 @@ static const struct command commands[] = {
       "Refused while vssd lists shadow copies of the volume: the rewrite would\n"
       "unshare the extents it moves, up to the image's size in new pool space.\n"
       "\n"
-      "  --all     every volume\n"
+      "  --all     every volume; those with shadow copies are skipped\n"
       "  --force   defragment even with shadow copies (or without vssd to check)\n"
       "\n"
       "Example: vssadmin delete shadows /for=F: /quiet && vssvol defrag mail\n" },
