@@ -22,6 +22,7 @@
 
 #include <vss/requestor.h>
 
+#include "args.h"
 #include "output.h"
 #include "vss-build.h"
 #include "vssadmin.h"
@@ -34,13 +35,7 @@
  * OPT_* of vssadmin.h; which command accepts which option is the
  * allowed/required masks of the dispatch table below.
  */
-struct optdef {
-    const char *name;
-    unsigned bit;
-    const char *meta;           /* NULL: a flag without value */
-};
-
-static const struct optdef optdefs[] = {
+static const struct tool_optdef optdefs[] = {
     { "for", OPT_FOR, "VOLUME" },
     { "on", OPT_ON, "VOLUME" },
     { "shadow", OPT_SHADOW, "SHADOW_ID" },
@@ -267,141 +262,21 @@ static int usage_error(const char *fmt, ...)
     return VSSADMIN_EXIT_USAGE;
 }
 
-/* The option named by the first len bytes of name (any case), or NULL. */
-static const struct optdef *find_opt(const char *name, size_t len)
-{
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (strlen(optdefs[i].name) == len && !strncasecmp(optdefs[i].name, name, len))
-            return &optdefs[i];
-    return NULL;
-}
-
-/* The optdefs[] index of an OPT_* bit. */
-static int bit_index(unsigned bit)
-{
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (optdefs[i].bit == bit)
-            return (int)i;
-    return 0;
-}
-
-/* -h, --help, /?, -? and /help all ask for help. */
-static bool is_help(const char *a)
-{
-    return !strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "/?") ||
-           !strcmp(a, "-?") || !strcasecmp(a, "/help");
-}
-
-/* The command line split up, before any value is checked. */
-struct cmdline {
-    const char *words[3];       /* [help] VERB OBJECT */
-    size_t n_words;
-    const char *raw[N_OPTS];    /* value text per optdefs index (flags: "") */
-    const char *spelled[N_OPTS];/* the argument as typed, for messages */
-    unsigned given;
-    const char *root, *socket;
-    bool help, version;
+static const struct tool_argspec argspec = {
+    .opts = optdefs, .n_opts = N_OPTS, .max_words = 3, /* [help] VERB OBJECT */
+    .quiet_option = false, .usage = usage_error,
 };
 
-/* A global option with a value: --name VALUE or --name=VALUE. */
-static int global_value(int argc, char **argv, int *i, const char *name, const char **out)
+/* The optdefs[] index of an OPT_* bit. */
+static size_t bit_index(unsigned bit)
 {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (a[n] == '=') {
-        *out = a + n + 1;
-    } else if (*i + 1 < argc) {
-        *out = argv[++*i];
-    } else {
-        return usage_error("option '%s' needs a value", name);
-    }
-    if (!**out)
-        return usage_error("option '%s' needs a non-empty value", name);
-    return 0;
-}
-
-/*
- * Splits argv into words (verb, object), global options and command
- * options. Only the shape is checked here (known option, value present or
- * absent as it should be, no repetition); values are checked by
- * check_values once the command is known. @return 0 or VSSADMIN_EXIT_USAGE.
- */
-static int parse_args(int argc, char **argv, struct cmdline *cl)
-{
-    bool only_words = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        /* a word: anything not starting with '/' or '-', a lone "-", or
-         * anything after "--" */
-        if (only_words || (a[0] != '/' && a[0] != '-') || !a[1]) {
-            if (a[0] == '/' && !a[1])
-                return usage_error("unknown option '/'");
-            if (cl->n_words == 3)
-                return usage_error("unexpected argument '%s'", a);
-            cl->words[cl->n_words++] = a;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            only_words = true;
-            continue;
-        }
-        if (is_help(a)) {
-            cl->help = true;
-            continue;
-        }
-        if (!strcmp(a, "--version")) {
-            cl->version = true;
-            continue;
-        }
-        if (!strncmp(a, "--root", 6) && (a[6] == '\0' || a[6] == '=')) {
-            if (global_value(argc, argv, &i, "--root", &cl->root))
-                return VSSADMIN_EXIT_USAGE;
-            continue;
-        }
-        if (!strncmp(a, "--socket", 8) && (a[8] == '\0' || a[8] == '=')) {
-            if (global_value(argc, argv, &i, "--socket", &cl->socket))
-                return VSSADMIN_EXIT_USAGE;
-            continue;
-        }
-        /* /name[=value] or --name[=value] [value] */
-        bool windows = a[0] == '/';
-        if (!windows && a[1] != '-')
-            return usage_error("unknown option '%s'", a);
-        const char *name = a + (windows ? 1 : 2);
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const struct optdef *d = find_opt(name, nlen);
-        if (!d)
-            return usage_error("unknown option '%s'", a);
-        int k = bit_index(d->bit);
-        const char *value = "";
-        /* Windows form: the value only after '='; dash form: after '=' or
-         * as the next argument */
-        if (d->meta) {
-            if (eq) {
-                value = eq + 1;
-            } else if (!windows && i + 1 < argc) {
-                value = argv[++i];
-            } else {
-                return usage_error("option '%s' needs a value (%s%s=%s)", a,
-                                   windows ? "/" : "--", d->name, d->meta);
-            }
-        } else if (eq) {
-            return usage_error("option '%.*s' takes no value", (int)(nlen + (windows ? 1 : 2)), a);
-        }
-        if (cl->given & d->bit)
-            return usage_error("option '%s%s' is given twice", windows ? "/" : "--", d->name);
-        cl->given |= d->bit;
-        cl->raw[k] = value;
-        cl->spelled[k] = d->meta ? (windows ? "/%s=" : "--%s") : (windows ? "/%s" : "--%s");
-    }
-    return 0;
+    return tool_opt_index(&argspec, bit);
 }
 
 /* "/for=" or "--for", as the user spelled the option. */
-static const char *spelled(const struct cmdline *cl, unsigned bit, char *buf, size_t len)
+static const char *spelled(const struct tool_args *cl, unsigned bit, char *buf, size_t len)
 {
-    int k = bit_index(bit);
+    size_t k = bit_index(bit);
     const char *fmt = cl->spelled[k] ? cl->spelled[k] : (optdefs[k].meta ? "/%s=" : "/%s");
     snprintf(buf, len, fmt, optdefs[k].name);
     return buf;
@@ -451,7 +326,7 @@ static void objects_of(const char *verb, char *buf, size_t len)
  * maxsize_parse, /autoretry= as minutes up to a week.
  * @return 0 or VSSADMIN_EXIT_USAGE (after printing the error).
  */
-static int check_values(const struct cmdline *cl, const struct command *c,
+static int check_values(const struct tool_args *cl, const struct command *c,
                         struct vssadmin_opts *o)
 {
     char err[256 + VOLSPEC_MAX], sp[32];
@@ -474,36 +349,36 @@ static int check_values(const struct cmdline *cl, const struct command *c,
             return usage_error("missing /%s=%s for '%s'", optdefs[k].name, optdefs[k].meta, cmd);
     }
     if (cl->given & OPT_FOR) {
-        const char *v = cl->raw[bit_index(OPT_FOR)];
+        const char *v = cl->val[bit_index(OPT_FOR)];
         if (volspec_normalize(v, o->for_vol, sizeof o->for_vol, &o->for_kind, err, sizeof err))
             return usage_error("invalid %s value: %s", spelled(cl, OPT_FOR, sp, sizeof sp), err);
     }
     if (cl->given & OPT_ON) {
-        const char *v = cl->raw[bit_index(OPT_ON)];
+        const char *v = cl->val[bit_index(OPT_ON)];
         if (volspec_normalize(v, o->on_vol, sizeof o->on_vol, &o->on_kind, err, sizeof err))
             return usage_error("invalid %s value: %s", spelled(cl, OPT_ON, sp, sizeof sp), err);
     }
     if (cl->given & OPT_SHADOW) {
-        const char *v = cl->raw[bit_index(OPT_SHADOW)];
+        const char *v = cl->val[bit_index(OPT_SHADOW)];
         if (vss_id_parse(v, &o->shadow))
             return usage_error("invalid shadow copy ID '%s' for %s (expected a GUID such as "
                                "{1bddd48e-5052-49db-9b07-b96f96727e6b})",
                                v, spelled(cl, OPT_SHADOW, sp, sizeof sp));
     }
     if (cl->given & OPT_SET) {
-        const char *v = cl->raw[bit_index(OPT_SET)];
+        const char *v = cl->val[bit_index(OPT_SET)];
         if (vss_id_parse(v, &o->set))
             return usage_error("invalid shadow copy set ID '%s' for %s (expected a GUID such as "
                                "{1bddd48e-5052-49db-9b07-b96f96727e6b})",
                                v, spelled(cl, OPT_SET, sp, sizeof sp));
     }
     if (cl->given & OPT_MAXSIZE) {
-        const char *v = cl->raw[bit_index(OPT_MAXSIZE)];
+        const char *v = cl->val[bit_index(OPT_MAXSIZE)];
         if (maxsize_parse(v, &o->maxsize, err, sizeof err))
             return usage_error("%s", err);
     }
     if (cl->given & OPT_AUTORETRY) {
-        const char *v = cl->raw[bit_index(OPT_AUTORETRY)];
+        const char *v = cl->val[bit_index(OPT_AUTORETRY)];
         unsigned long long m;
         int rc = parse_uint_max(v, 7 * 24 * 60, &m);
         if (rc)
@@ -530,9 +405,8 @@ static int check_values(const struct cmdline *cl, const struct command *c,
 
 int main(int argc, char **argv)
 {
-    struct cmdline cl;
-    memset(&cl, 0, sizeof cl);
-    if (parse_args(argc, argv, &cl))
+    struct tool_args cl;
+    if (tool_args_parse(argc, argv, &argspec, &cl))
         return VSSADMIN_EXIT_USAGE;
 
     if (cl.version) {

@@ -26,6 +26,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "util.h"
 #include "vss-build.h"
 #include "vssvol.h"
@@ -108,13 +109,7 @@ enum {
     OPT_COW = 1u << 8,
 };
 
-struct optdef {
-    const char *name;
-    unsigned bit;
-    const char *meta;           /* NULL: a flag */
-};
-
-static const struct optdef optdefs[] = {
+static const struct tool_optdef optdefs[] = {
     { "path", OPT_PATH, "DIR" },
     { "size", OPT_SIZE, "SIZE" },
     { "fs", OPT_FS, "ext4|xfs" },
@@ -291,119 +286,19 @@ static int usage_error(const char *fmt, ...)
     return VSSVOL_EXIT_USAGE;
 }
 
-static bool is_help(const char *a)
-{
-    return !strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "/?") || !strcmp(a, "-?");
-}
-
-struct cmdline {
-    const char *words[4];
-    size_t n_words;
-    const char *val[N_OPTS];
-    unsigned given;
-    const char *root, *socket;
-    bool help, version, quiet;
+/* max_words: "pool init" + NAME, and one more that main names as unexpected */
+static const struct tool_argspec argspec = {
+    .opts = optdefs, .n_opts = N_OPTS, .max_words = 4,
+    .quiet_option = true, .usage = usage_error,
 };
 
-static int global_value(int argc, char **argv, int *i, const char *name, const char **out)
+static const char *opt_val(const struct tool_args *cl, unsigned bit)
 {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (a[n] == '=')
-        *out = a + n + 1;
-    else if (*i + 1 < argc)
-        *out = argv[++*i];
-    else
-        return usage_error("option '%s' needs a value", name);
-    if (!**out)
-        return usage_error("option '%s' needs a non-empty value", name);
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, struct cmdline *cl)
-{
-    bool only_words = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_words || (a[0] != '-' && a[0] != '/') || !a[1]) {
-            if (cl->n_words == 4)
-                return usage_error("unexpected argument '%s'", a);
-            cl->words[cl->n_words++] = a;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            only_words = true;
-            continue;
-        }
-        if (is_help(a)) {
-            cl->help = true;
-            continue;
-        }
-        if (!strcmp(a, "--version")) {
-            cl->version = true;
-            continue;
-        }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            cl->quiet = true;
-            continue;
-        }
-        if (!strncmp(a, "--root", 6) && (a[6] == '\0' || a[6] == '=')) {
-            if (global_value(argc, argv, &i, "--root", &cl->root))
-                return VSSVOL_EXIT_USAGE;
-            continue;
-        }
-        if (!strncmp(a, "--socket", 8) && (a[8] == '\0' || a[8] == '=')) {
-            if (global_value(argc, argv, &i, "--socket", &cl->socket))
-                return VSSVOL_EXIT_USAGE;
-            continue;
-        }
-        bool windows = a[0] == '/';
-        if (!windows && a[1] != '-')
-            return usage_error("unknown option '%s'", a);
-        const char *name = a + (windows ? 1 : 2);
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const struct optdef *d = NULL;
-        size_t k = 0;
-        for (; k < N_OPTS; k++)
-            if (strlen(optdefs[k].name) == nlen && !strncasecmp(optdefs[k].name, name, nlen)) {
-                d = &optdefs[k];
-                break;
-            }
-        if (!d)
-            return usage_error("unknown option '%s'", a);
-        const char *value = "";
-        if (d->meta) {
-            if (eq)
-                value = eq + 1;
-            else if (!windows && i + 1 < argc)
-                value = argv[++i];
-            else
-                return usage_error("option '%s' needs a value (%s%s%s%s)", a, windows ? "/" : "--",
-                                   d->name, windows ? "=" : " ", d->meta);
-            if (!*value)
-                return usage_error("option '--%s' needs a non-empty value", d->name);
-        } else if (eq) {
-            return usage_error("option '--%s' takes no value", d->name);
-        }
-        if (cl->given & d->bit)
-            return usage_error("option '--%s' is given twice", d->name);
-        cl->given |= d->bit;
-        cl->val[k] = value;
-    }
-    return 0;
-}
-
-static const char *opt_val(const struct cmdline *cl, unsigned bit)
-{
-    for (size_t k = 0; k < N_OPTS; k++)
-        if (optdefs[k].bit == bit)
-            return cl->val[k];
-    return NULL;
+    return cl->val[tool_opt_index(&argspec, bit)];
 }
 
 /* The command of the words (sets *argi to the first argument's index). */
-static const struct command *find_command(const struct cmdline *cl, size_t *argi, int *ex)
+static const struct command *find_command(const struct tool_args *cl, size_t *argi, int *ex)
 {
     *ex = 0;
     if (cl->n_words == 0)
@@ -461,9 +356,8 @@ static int take_lock(const struct ctx *c)
 
 int main(int argc, char **argv)
 {
-    struct cmdline cl;
-    memset(&cl, 0, sizeof cl);
-    if (parse_args(argc, argv, &cl))
+    struct tool_args cl;
+    if (tool_args_parse(argc, argv, &argspec, &cl))
         return VSSVOL_EXIT_USAGE;
     if (cl.version) {
         printf("vssvol (vss) %s\n", VSS_VERSION);
