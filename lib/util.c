@@ -9,9 +9,11 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,4 +144,25 @@ void format_time_win(int64_t t, char *buf, size_t len)
     int h = tm.tm_hour % 12;
     snprintf(buf, len, "%d/%d/%d %d:%02d:%02d %s", tm.tm_mon + 1, tm.tm_mday,
              tm.tm_year + 1900, h ? h : 12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
+}
+
+int reflink_probe(const char *dir)
+{
+    int a = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (a < 0)
+        return -errno;
+    int b = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (b < 0) {
+        int r = -errno;
+        close(a);
+        return r;
+    }
+    char blk[4096];
+    memset(blk, 'v', sizeof blk);
+    int r = pwrite(a, blk, sizeof blk, 0) == (ssize_t)sizeof blk ? 0 : -EIO;
+    if (r == 0 && ioctl(b, FICLONE, a) < 0)
+        r = -errno;
+    close(a);
+    close(b);
+    return r;
 }

@@ -27,6 +27,9 @@ int durable_replace(const char *path, const void *data, size_t len, mode_t mode)
 int fsync_parent_dir(const char *path);
 /* mkdir -p with mode for the created directories. @return 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+/* Whether dir's filesystem clones files: a FICLONE between two unnamed
+ * files made there (O_TMPFILE, gone on close). @return 0 or -errno. */
+int reflink_probe(const char *dir);
 /* Reads a whole file (NUL-terminated). @return 0 or -errno; *len optional. */
 int read_file(const char *path, char **data, size_t *len);
 /* Formats a time as Windows tools do: "8/29/2026 10:25:32 AM" (local time). */

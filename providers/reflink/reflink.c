@@ -53,6 +53,7 @@
 #include "loopimg.h"
 
 #include "reflink.h"
+#include "util.h"
 
 #ifndef XFS_SUPER_MAGIC
 #define XFS_SUPER_MAGIC 0x58465342
@@ -77,16 +78,6 @@ extern const struct vss_provider vss_reflink_provider;
 #define dir_of vssp_dir_of
 #define base_of vssp_base_of
 #define data_get vssp_data_get
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-
-
 
 static void data_append(char *data, size_t size, const char *fmt, uint64_t a, uint64_t b,
                         uint64_t c)
@@ -114,28 +105,6 @@ static int loop_backing(const char *dev, struct target *t)
         t->loop_rdev = rdev;
         t->loop_offset = off;
     }
-    return r;
-}
-
-/* Whether dir's filesystem clones: FICLONE between two unnamed files. */
-static int can_reflink(const char *dir)
-{
-    int a = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (a < 0)
-        return -errno;
-    int b = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (b < 0) {
-        int r = -errno;
-        close(a);
-        return r;
-    }
-    char blk[4096];
-    memset(blk, 'v', sizeof blk);
-    int r = pwrite(a, blk, sizeof blk, 0) == (ssize_t)sizeof blk ? 0 : -EIO;
-    if (r == 0 && ioctl(b, FICLONE, a) < 0)
-        r = -errno;
-    close(a);
-    close(b);
     return r;
 }
 
@@ -172,7 +141,7 @@ static int resolve(const struct vss_volume_info *vol, struct target *t, char *er
     } else {
         snprintf(t->dir, sizeof t->dir, "%s/%s", strcmp(parent, "/") ? parent : "", SHADOW_DIR_OTHER);
     }
-    r = can_reflink(vdir);
+    r = reflink_probe(vdir);
     if (r < 0) {
         snprintf(err, len, "the XFS holding '%s' cannot reflink (%s): it needs mkfs.xfs -m reflink=1",
                  t->image, strerror(-r));

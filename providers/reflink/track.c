@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "reflink.h"
 
 #define MAX_TRACKERS 64
@@ -73,13 +74,6 @@ struct tracker {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tracker *reg[MAX_TRACKERS];
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- clones ---- */
 

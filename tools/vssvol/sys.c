@@ -68,27 +68,6 @@ bool on_xfs(const char *path)
     return statfs(path, &sf) == 0 && sf.f_type == XFS_SUPER_MAGIC;
 }
 
-int reflink_probe(const char *dir)
-{
-    int a = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (a < 0)
-        return -errno;
-    int b = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (b < 0) {
-        int r = -errno;
-        close(a);
-        return r;
-    }
-    char blk[4096];
-    memset(blk, 'v', sizeof blk);
-    int r = pwrite(a, blk, sizeof blk, 0) == (ssize_t)sizeof blk ? 0 : -EIO;
-    if (r == 0 && ioctl(b, FICLONE, a) < 0)
-        r = -errno;
-    close(a);
-    close(b);
-    return r;
-}
-
 /* The filesystem mounted at target in /proc/self/mountinfo (the top one). */
 bool mounted_at(const char *target, char *source, size_t len)
 {

@@ -109,11 +109,6 @@ int fs_type_of(const char *path, char *out, size_t len);
 /* Whether path is on btrfs / on XFS. */
 bool on_btrfs(const char *path);
 bool on_xfs(const char *path);
-/*
- * Whether dir's filesystem can reflink: FICLONE between two unnamed
- * (O_TMPFILE) files in dir. @return 0 or -errno (-EOPNOTSUPP: it cannot).
- */
-int reflink_probe(const char *dir);
 /* Source device of the filesystem mounted exactly at target ("" if none). */
 bool mounted_at(const char *target, char *source, size_t len);
 /* Whether target (a directory) is a mount point (in our namespace). */
