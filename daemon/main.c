@@ -312,21 +312,14 @@ int main(int argc, char **argv)
     if (D.cfg.root[0])
         D.cfg.syslog = false; /* a relocated (test) instance keeps out of the system log */
 
-    int ready[2] = { -1, -1 };
+    int ready = -1;
     if (!foreground) {
-        if (pipe2(ready, O_CLOEXEC) < 0)
+        int status;
+        r = daemon_fork(&ready, &status);
+        if (r < 0)
             return 2;
-        pid_t pid = fork();
-        if (pid < 0)
-            return 2;
-        if (pid > 0) {
-            close(ready[1]);
-            char b = 0;
-            ssize_t got = read(ready[0], &b, 1);
-            return got == 1 && b == 1 ? 0 : 2;
-        }
-        close(ready[0]);
-        setsid();
+        if (r == 1)
+            return status; /* the parent: the child is ready, or failed */
     }
 
     if ((r = mkdir_p(D.cfg.state_dir, 0700)) < 0 || (r = mkdir_p(D.cfg.run_dir, 0755)) < 0) {
@@ -376,19 +369,7 @@ int main(int argc, char **argv)
     pj_set_int(f, "pid", getpid());
     ev(EV_STARTED, EVL_INFO, f, "vssd %s started on %s", VSS_VERSION, D.cfg.socket);
     sd_notify(0, "READY=1\nSTATUS=ready");
-    if (ready[1] >= 0) {
-        char b = 1;
-        if (write(ready[1], &b, 1) < 0)
-            (void)0;
-        close(ready[1]);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, 0);
-            dup2(null, 1);
-            dup2(null, 2);
-            close(null);
-        }
-    }
+    daemon_ready(&ready, false);
     run_loop(sigfd);
     sd_notify(0, "STOPPING=1");
     shutdown_all();

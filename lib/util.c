@@ -166,3 +166,52 @@ int reflink_probe(const char *dir)
     close(b);
     return r;
 }
+
+int daemon_fork(int *ready_fd, int *parent_status)
+{
+    int p[2];
+    *ready_fd = -1;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+        close(p[0]);
+        close(p[1]);
+        return r;
+    }
+    if (pid > 0) {
+        close(p[1]);
+        char b = 0;
+        ssize_t got;
+        while ((got = read(p[0], &b, 1)) < 0 && errno == EINTR)
+            ;
+        close(p[0]);
+        *parent_status = got == 1 && b == 1 ? 0 : 2;
+        return 1;
+    }
+    close(p[0]);
+    setsid();
+    *ready_fd = p[1];
+    return 0;
+}
+
+void daemon_ready(int *ready_fd, bool keep_stderr)
+{
+    if (*ready_fd < 0)
+        return;
+    char b = 1;
+    if (write(*ready_fd, &b, 1) < 0) {
+        /* the parent is gone: nobody waits */
+    }
+    close(*ready_fd);
+    *ready_fd = -1;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        if (!keep_stderr)
+            dup2(null, 2);
+        close(null);
+    }
+}

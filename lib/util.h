@@ -27,6 +27,18 @@ int durable_replace(const char *path, const void *data, size_t len, mode_t mode)
 int fsync_parent_dir(const char *path);
 /* mkdir -p with mode for the created directories. @return 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+/*
+ * Start in the background with a readiness handshake. Forks; the parent
+ * waits until the child calls daemon_ready (its exit status is then 0) or
+ * exits without doing so (2), and gets 1 back with that status in
+ * *parent_status; the child, now a session leader, gets 0 and *ready_fd.
+ * @return 1 (parent), 0 (child) or -errno (no fork).
+ */
+int daemon_fork(int *ready_fd, int *parent_status);
+/* The child serves: releases the parent, points stdin, stdout and (unless
+ * keep_stderr) stderr at /dev/null, and sets *ready_fd to -1. Nothing when
+ * *ready_fd < 0 (in the foreground). */
+void daemon_ready(int *ready_fd, bool keep_stderr);
 /* Whether dir's filesystem clones files: a FICLONE between two unnamed
  * files made there (O_TMPFILE, gone on close). @return 0 or -errno. */
 int reflink_probe(const char *dir);

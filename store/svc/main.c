@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "svc.h"
+#include "util.h"
 #include "vss-build.h"
 
 volatile int svc_stopping;
@@ -427,21 +428,14 @@ int main(int argc, char **argv)
 
 static int run(bool foreground)
 {
-    int ready[2] = { -1, -1 };
+    int ready = -1;
     if (!foreground) {
-        if (pipe2(ready, O_CLOEXEC) < 0)
+        int status;
+        int fr = daemon_fork(&ready, &status);
+        if (fr < 0)
             return 2;
-        pid_t pid = fork();
-        if (pid < 0)
-            return 2;
-        if (pid > 0) {
-            close(ready[1]);
-            char b = 0;
-            ssize_t got = read(ready[0], &b, 1);
-            return got == 1 && b == 1 ? 0 : 2;
-        }
-        close(ready[0]);
-        setsid();
+        if (fr == 1)
+            return status; /* the parent: the child is ready, or failed */
     }
     int r = svc_log_open(cfg.log_file);
     if (r < 0) {
@@ -483,21 +477,7 @@ static int run(bool foreground)
             VSS_VERSION, cfg.base, cfg.log_dir, cfg.lmtp_socket, cfg.lmtp_tcp ? " and " : "",
             cfg.lmtp_tcp ? cfg.lmtp_tcp : "", cfg.control_socket);
     sd_notify(0, "READY=1\nSTATUS=serving");
-    if (ready[1] >= 0) {
-        char b = 1;
-        if (write(ready[1], &b, 1) < 0)
-            (void)0;
-        close(ready[1]);
-        ready[1] = -1;
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, 0);
-            dup2(null, 1);
-            if (!cfg.log_file)
-                dup2(null, 2);
-            close(null);
-        }
-    }
+    daemon_ready(&ready, cfg.log_file != NULL); /* a log file: stderr stays for what fails before it */
     rc = 0;
     while (!svc_stopping) {
         struct pollfd p[4] = { { .fd = sigfd, .events = POLLIN } };
@@ -543,8 +523,8 @@ out:
         svc_log(SVC_INFO, "storesvc stopped");
     if (sigfd >= 0)
         close(sigfd);
-    if (ready[1] >= 0)
-        close(ready[1]);
+    if (ready >= 0)
+        close(ready);
     svc_log_close();
     return rc;
 }
