@@ -57,3 +57,20 @@ const vss_item *volumes_find(const vss_list *volumes, const char *spec)
     }
     return NULL;
 }
+
+const char *tool_item_s(const vss_item *it, const char *field)
+{
+    const char *s = vss_item_str(it, field);
+    return s ? s : "";
+}
+
+const char *tool_item_guid(const vss_item *it, const char *field, char buf[VSS_ID_STRLEN])
+{
+    vss_id id;
+    if (vss_item_id(it, field, &id) == 0)
+        return vss_id_format(&id, buf);
+    const char *s = vss_item_str(it, field);
+    if (s && vss_id_parse(s, &id) == 0)
+        return vss_id_format(&id, buf);
+    return s ? s : "";
+}

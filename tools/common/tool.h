@@ -1,7 +1,8 @@
 /*
  * tool.h - what the command-line tools (vssadmin, diskshadow) share beyond
  * text formatting: the host name, how a failed connection is explained,
- * and the lookup of a volume in vssd's volume list.
+ * the lookup of a volume in vssd's volume list, and the reading of listing
+ * fields for printing.
  *
  * Invariants: nothing here talks to vssd; the helpers only read vss_list
  * items (so the unit tests can link them with fake listings) and print to
@@ -34,5 +35,11 @@ void tool_print_unreachable(FILE *f, const char *prog, const char *socket, int e
  * none or volumes is NULL.
  */
 const vss_item *volumes_find(const vss_list *volumes, const char *spec);
+
+/* A string field of a listing item, "" if missing (never NULL: for printf). */
+const char *tool_item_s(const vss_item *it, const char *field);
+
+/* A GUID field as "{lowercase}", or its raw text, or "". */
+const char *tool_item_guid(const vss_item *it, const char *field, char buf[VSS_ID_STRLEN]);
 
 #endif

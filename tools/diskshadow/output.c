@@ -190,43 +190,25 @@ void out_display_target(const char *target, char *buf, size_t len)
         snprintf(buf, len, "%s", target ? target : "");
 }
 
-static const char *item_s(const vss_item *it, const char *field)
-{
-    const char *s = vss_item_str(it, field);
-    return s ? s : "";
-}
-
-/* A GUID field as "{lowercase}", or its raw text, or "". */
-static const char *item_guid(const vss_item *it, const char *field, char buf[VSS_ID_STRLEN])
-{
-    vss_id id;
-    if (vss_item_id(it, field, &id) == 0)
-        return vss_id_format(&id, buf);
-    const char *s = vss_item_str(it, field);
-    if (s && vss_id_parse(s, &id) == 0)
-        return vss_id_format(&id, buf);
-    return s ? s : "";
-}
-
 void out_shadow(const struct ds *d, const vss_item *it)
 {
     char id[VSS_ID_STRLEN], set[VSS_ID_STRLEN], prov[VSS_ID_STRLEN], when[64], attrs[512];
-    item_guid(it, "id", id);
-    item_guid(it, "set_id", set);
+    tool_item_guid(it, "id", id);
+    tool_item_guid(it, "set_id", set);
     const char *a_id = ds_alias_for_value(d, id);
     const char *a_set = ds_alias_for_value(d, set);
     long long created = vss_item_int(it, "created");
     if (created > 0)
         format_time_win(created, when, sizeof when);
     else
-        snprintf(when, sizeof when, "%s", item_s(it, "created_text"));
+        snprintf(when, sizeof when, "%s", tool_item_s(it, "created_text"));
     long long count = vss_item_int(it, "set_count");
     const char *machine = vss_item_str(it, "machine");
     if (!machine || !*machine)
         machine = tool_host_name();
     const char *letter = vss_item_str(it, "letter");
     const char *vname = vss_item_str(it, "volume_name");
-    const char *vol = item_s(it, "volume");
+    const char *vol = tool_item_s(it, "volume");
     char where[4200];
     if (letter && *letter)
         snprintf(where, sizeof where, "%s\\", letter);
@@ -243,7 +225,7 @@ void out_shadow(const struct ds *d, const vss_item *it)
     out_printf("\n\t\t- Original count of shadow copies = %lld\n", count > 0 ? count : 1);
     out_printf("\t\t- Original volume name: %s [%s]\n", vname && *vname ? vname : vol, where);
     out_printf("\t\t- Creation time: %s\n", when);
-    out_printf("\t\t- Shadow copy device name: %s\n", item_s(it, "device"));
+    out_printf("\t\t- Shadow copy device name: %s\n", tool_item_s(it, "device"));
     out_printf("\t\t- Originating machine: %s\n", machine);
     out_printf("\t\t- Service machine: %s\n", machine);
     const char *exposed = vss_item_str(it, "exposed");
@@ -255,6 +237,6 @@ void out_shadow(const struct ds *d, const vss_item *it)
     } else {
         out_printf("\t\t- Not exposed\n");
     }
-    out_printf("\t\t- Provider ID: %s\n", item_guid(it, "provider_id", prov));
+    out_printf("\t\t- Provider ID: %s\n", tool_item_guid(it, "provider_id", prov));
     out_printf("\t\t- Attributes:  %s\n", attrs);
 }

@@ -28,25 +28,6 @@ void out_banner(FILE *f)
     fputs(VSSADMIN_BANNER_1 "\n" VSSADMIN_BANNER_2 "\n\n", f);
 }
 
-/* A string field, "" if missing (never NULL, so it can go to printf). */
-static const char *item_s(const vss_item *it, const char *field)
-{
-    const char *s = vss_item_str(it, field);
-    return s ? s : "";
-}
-
-/* A GUID field as "{lowercase}", or its raw text, or "". */
-static const char *item_guid(const vss_item *it, const char *field, char buf[VSS_ID_STRLEN])
-{
-    vss_id id;
-    if (vss_item_id(it, field, &id) == 0)
-        return vss_id_format(&id, buf);
-    const char *s = vss_item_str(it, field);
-    if (s && vss_id_parse(s, &id) == 0)
-        return vss_id_format(&id, buf);
-    return s ? s : "";
-}
-
 void out_writers_header(FILE *f)
 {
     fputs("Waiting for responses.\n"
@@ -83,9 +64,9 @@ void out_writers(FILE *f, const vss_list *writers)
         const vss_item *it = vss_list_get(writers, i);
         char c[VSS_ID_STRLEN], in[VSS_ID_STRLEN];
         int state = (int)vss_item_int(it, "state");
-        fprintf(f, "Writer name: '%s'\n", item_s(it, "name"));
-        fprintf(f, "   Writer Id: %s\n", item_guid(it, "class_id", c));
-        fprintf(f, "   Writer Instance Id: %s\n", item_guid(it, "instance_id", in));
+        fprintf(f, "Writer name: '%s'\n", tool_item_s(it, "name"));
+        fprintf(f, "   Writer Id: %s\n", tool_item_guid(it, "class_id", c));
+        fprintf(f, "   Writer Instance Id: %s\n", tool_item_guid(it, "instance_id", in));
         fprintf(f, "   State: [%d] %s\n", state, vss_writer_state_text(state));
         fprintf(f, "   Last error: %s\n\n", vss_writer_error_text(writer_failure(it)));
     }
@@ -106,12 +87,12 @@ static void print_shadow(FILE *f, const vss_item *it, const char *host)
         type = vss_context_type_text((long)vss_item_int(it, "context"));
     vss_attributes_text((long)vss_item_int(it, "attributes"), false, attrs, sizeof attrs);
 
-    fprintf(f, "      Shadow Copy ID: %s\n", item_guid(it, "id", id));
+    fprintf(f, "      Shadow Copy ID: %s\n", tool_item_guid(it, "id", id));
     fprintf(f, "         Original Volume: %s\n", vol);
-    fprintf(f, "         Shadow Copy Volume: %s\n", item_s(it, "device"));
+    fprintf(f, "         Shadow Copy Volume: %s\n", tool_item_s(it, "device"));
     fprintf(f, "         Originating Machine: %s\n", machine);
     fprintf(f, "         Service Machine: %s\n", machine);
-    fprintf(f, "         Provider: '%s'\n", item_s(it, "provider"));
+    fprintf(f, "         Provider: '%s'\n", tool_item_s(it, "provider"));
     fprintf(f, "         Type: %s\n", type);
     fprintf(f, "         Attributes: %s\n\n", attrs);
 }
@@ -127,17 +108,17 @@ void out_shadows(FILE *f, const vss_list *shadows, const char *host)
     for (size_t i = 0; i < n; i++) {
         const vss_item *it = vss_list_get(shadows, i);
         char set[VSS_ID_STRLEN], other[VSS_ID_STRLEN];
-        item_guid(it, "set_id", set);
+        tool_item_guid(it, "set_id", set);
         /* print each set once, where its first shadow appears; the count is
          * the set's size at creation (shadows may have been deleted since) */
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = !strcmp(set, item_guid(vss_list_get(shadows, j), "set_id", other));
+            seen = !strcmp(set, tool_item_guid(vss_list_get(shadows, j), "set_id", other));
         if (seen)
             continue;
         size_t members = 0;
         for (size_t j = i; j < n; j++)
-            if (!strcmp(set, item_guid(vss_list_get(shadows, j), "set_id", other)))
+            if (!strcmp(set, tool_item_guid(vss_list_get(shadows, j), "set_id", other)))
                 members++;
         long long count = vss_item_int(it, "set_count");
         if (count <= 0)
@@ -147,12 +128,12 @@ void out_shadows(FILE *f, const vss_list *shadows, const char *host)
         if (created > 0)
             format_time_win(created, when, sizeof when);
         else
-            snprintf(when, sizeof when, "%s", item_s(it, "created_text"));
+            snprintf(when, sizeof when, "%s", tool_item_s(it, "created_text"));
         fprintf(f, "Contents of shadow copy set ID: %s\n", set);
         fprintf(f, "   Contained %lld shadow copies at creation time: %s\n", count, when);
         for (size_t j = i; j < n; j++) {
             const vss_item *m = vss_list_get(shadows, j);
-            if (!strcmp(set, item_guid(m, "set_id", other)))
+            if (!strcmp(set, tool_item_guid(m, "set_id", other)))
                 print_shadow(f, m, host);
         }
     }
@@ -170,10 +151,10 @@ void out_providers(FILE *f, const vss_list *providers)
     for (size_t i = 0; i < n; i++) {
         const vss_item *it = vss_list_get(providers, i);
         char id[VSS_ID_STRLEN];
-        fprintf(f, "Provider name: '%s'\n", item_s(it, "name"));
+        fprintf(f, "Provider name: '%s'\n", tool_item_s(it, "name"));
         fprintf(f, "   Provider type: %s\n", fmt_provider_type(vss_item_int(it, "type")));
-        fprintf(f, "   Provider Id: %s\n", item_guid(it, "id", id));
-        fprintf(f, "   Version: %s\n\n", item_s(it, "version"));
+        fprintf(f, "   Provider Id: %s\n", tool_item_guid(it, "id", id));
+        fprintf(f, "   Version: %s\n\n", tool_item_s(it, "version"));
     }
 }
 
@@ -192,8 +173,8 @@ void out_volumes(FILE *f, const vss_list *volumes)
         if (letter && *letter)
             fprintf(f, "Volume path: %s\\\n", letter);
         else
-            fprintf(f, "Volume path: %s\n", item_s(it, "path"));
-        fprintf(f, "    Volume name: %s\n", name && *name ? name : item_s(it, "path"));
+            fprintf(f, "Volume path: %s\n", tool_item_s(it, "path"));
+        fprintf(f, "    Volume name: %s\n", name && *name ? name : tool_item_s(it, "path"));
     }
 }
 
@@ -213,8 +194,8 @@ size_t out_storage(FILE *f, const vss_list *storage, const vss_list *volumes,
     size_t n = storage ? vss_list_count(storage) : 0, shown = 0;
     for (size_t i = 0; i < n; i++) {
         const vss_item *it = vss_list_get(storage, i);
-        const char *vol = item_s(it, "volume");
-        const char *on = item_s(it, "on");
+        const char *vol = tool_item_s(it, "volume");
+        const char *on = tool_item_s(it, "on");
         if (keep && !keep(on, arg))
             continue;
         char forv[VOLSPEC_MAX + 64], onv[VOLSPEC_MAX + 64], used[64], alloc[64], max[64];
