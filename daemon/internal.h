@@ -200,7 +200,9 @@ struct provider {
     char state_dir[PATH_MAX];   /* STATE_DIR/providers/{id} */
 };
 int providers_load(void);
-void providers_unload(void);
+/* Calls each provider's unload; keep_code: no dlclose (a thread still runs
+ * in a module: the storage query worker at a stuck query). */
+void providers_unload(bool keep_code);
 struct provider *provider_find(const vss_id *id);
 /* The first provider (or the given one) that supports the volume. */
 int provider_choose(const struct volume *v, const vss_id *want, struct provider **out,
@@ -294,8 +296,9 @@ int squery_fd(void);
 void squery_collect(void);
 /* A flush & hold ended: queued queries may start. */
 void squery_wake(void);
-/* Waits for a running query, cancels queued ones (-ECANCELED). */
-void squery_shutdown(void);
+/* Waits for a running query (at most 5 s), cancels queued ones
+ * (-ECANCELED). @return false if the query still runs: keep the providers. */
+bool squery_shutdown(void);
 
 /* ---- flush & hold (flush.c) and watchdog (watchdog.c) ---------------- */
 struct flush_vol {

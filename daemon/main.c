@@ -258,9 +258,9 @@ static void shutdown_all(void)
         close(D.listen_fd);
         unlink(D.cfg.socket);
     }
-    squery_shutdown(); /* before the providers whose queries it runs go */
+    bool idle = squery_shutdown(); /* before the providers whose queries it runs go */
     storage_release();
-    providers_unload();
+    providers_unload(!idle);
     watchdog_stop();
     catalog_release();
     registry_release();

@@ -103,12 +103,12 @@ int providers_load(void)
     return 0;
 }
 
-void providers_unload(void)
+void providers_unload(bool keep_code)
 {
     for (size_t i = 0; i < n_provs; i++) {
         if (provs[i].p.unload)
             provs[i].p.unload();
-        if (provs[i].dl)
+        if (provs[i].dl && !keep_code)
             dlclose(provs[i].dl);
     }
     n_provs = 0;

@@ -22,7 +22,9 @@
  * (a native btrfs volume's storage is the frozen filesystem); every job
  * submitted gets exactly one callback, on the main thread, either with its
  * answer or, at squery_shutdown, with -ECANCELED; squery_shutdown returns
- * only once the worker is gone, so providers can be unloaded after it.
+ * true only once the worker is gone, so providers can be unloaded after it,
+ * and false after SQUERY_STOP_WAIT_MS when a query does not end (stuck in
+ * a hung filesystem): the providers then stay loaded until the exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,8 @@
 
 #include "internal.h"
 #include "util.h"
+
+#define SQUERY_STOP_WAIT_MS 5000 /* at vssd's stop, for a running query */
 
 struct sq_job {
     struct sq_job *next;
@@ -195,15 +199,25 @@ void squery_collect(void)
     }
 }
 
-void squery_shutdown(void)
+bool squery_shutdown(void)
 {
     if (!started)
-        return;
+        return true;
     pthread_mutex_lock(&mu);
     stopping = true;
     pthread_cond_broadcast(&cond);
     pthread_mutex_unlock(&mu);
-    pthread_join(worker, NULL); /* waits for a running query to end */
+    /* A running query ends first; one stuck in the kernel (a hung
+     * filesystem) is left to the process's exit. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += SQUERY_STOP_WAIT_MS / 1000;
+    if (pthread_timedjoin_np(worker, NULL, &ts) != 0) {
+        ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
+           "a storage query is still running after %d s; vssd stops without waiting for it",
+           SQUERY_STOP_WAIT_MS / 1000);
+        return false; /* the worker still holds jobs and runs provider code */
+    }
     started = false;
     struct sq_job *l = reversed(done_list);
     done_list = NULL;
@@ -225,4 +239,5 @@ void squery_shutdown(void)
     close(wake[0]);
     close(wake[1]);
     wake[0] = wake[1] = -1;
+    return true;
 }

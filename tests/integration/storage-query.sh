@@ -13,7 +13,8 @@
 #      two shadows, a query that counted three and stalls while the
 #      administrator deletes the oldest must not cost another shadow;
 #  (e) a failed query is listed as unknown, with the provider's error;
-#      vssd stopped while a query stalls waits for it and exits 0.
+#      vssd stopped while a query stalls waits for it and exits 0;
+#  (f) a query that does not end holds vssd's stop 5 s at most.
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || { echo "1..0 # SKIP python3 not installed"; exit 0; }
 
@@ -40,7 +41,7 @@ wait_for() {
     return 1
 }
 
-plan 19
+plan 21
 make_volume F 32 ext4 || exit 1
 dd if=/dev/urandom of="$T/F/data" bs=1M count=8 status=none && sync
 write_config
@@ -121,4 +122,17 @@ forget_pid "$VSSD_PID"
 wait "$LS" 2>/dev/null
 forget_pid "$LS"
 [ "$rc" -eq 0 ] && [ "$t" -lt 6000 ]; ok $? "vssd stops during a stalled query: status $rc after ${t} ms"
+
+# (f) a query that does not end (a hung filesystem) does not hold the stop
+provider_ctl "stall=storage:12000"
+start_vssd || exit 1
+sleep 0.5 # the monitor asks about F's shadows at once
+t0=$(ms)
+kill -TERM "$VSSD_PID"
+wait "$VSSD_PID"; rc=$?
+t=$(( $(ms) - t0 ))
+forget_pid "$VSSD_PID"
+[ "$rc" -eq 0 ] && [ "$t" -ge 4500 ] && [ "$t" -lt 9000 ]
+ok $? "with a 12 s query, vssd stops after its 5 s wait: status $rc after ${t} ms"
+like "$(tail -5 "$T/vssd.log")" "storage query is still running after 5 s" "and says why"
 done_testing
