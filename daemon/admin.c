@@ -12,7 +12,9 @@
  * list_storage asks the providers for the used bytes on the storage query
  * worker (squery.c): a query walks every shadow's extents and may take
  * seconds, during which the main loop goes on serving everyone else; the
- * reply goes out when the last query answered.
+ * reply goes out when the last query answered, or at storage_query_timeout_ms
+ * with the items still waiting marked unknown (a query stuck in a hung
+ * filesystem never answers).
  *
  * Invariants: a shadow still being created (state "creating") is never
  * deleted or exposed from here; an admin Identify or storage listing
@@ -38,6 +40,7 @@ struct admin_req {
     int64_t id;
     size_t waiting;
     json_object *res;           /* list_storage: the reply, filled in by the queries */
+    uint64_t deadline;          /* list_storage: reply by then, answered or not */
 };
 
 static struct admin_req *admin_reqs;
@@ -441,17 +444,55 @@ struct storage_pending {       /* one listing item waiting for its query */
     json_object *item;          /* owned by a->res */
 };
 
-static void list_storage_done(struct admin_req *a)
+static void list_storage_reply(struct admin_req *a)
 {
     if (a->conn)
         conn_reply(a->conn, a->id, 0, NULL, json_object_get(a->res));
+    a->conn = NULL; /* replied: later answers only fill in a->res */
+}
+
+static void list_storage_done(struct admin_req *a)
+{
+    list_storage_reply(a);
     admin_req_free(a);
+}
+
+uint64_t admin_next_deadline(void)
+{
+    uint64_t d = UINT64_MAX;
+    for (struct admin_req *a = admin_reqs; a; a = a->next)
+        if (a->res && a->conn && a->deadline < d)
+            d = a->deadline;
+    return d;
+}
+
+/* A listing whose queries did not all answer in storage_query_timeout_ms
+ * replies with what it has: the others' used space is unknown, with why. */
+void admin_check_timeouts(uint64_t now)
+{
+    for (struct admin_req *a = admin_reqs; a; a = a->next) {
+        if (!a->res || !a->conn || now < a->deadline)
+            continue;
+        json_object *items = json_object_object_get(a->res, "storage");
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+            json_object *it = json_object_array_get_idx(items, i);
+            if (!json_object_object_get_ex(it, "pending", NULL))
+                continue;
+            json_object_object_del(it, "pending");
+            char msg[128];
+            snprintf(msg, sizeof msg, "the provider's storage query did not answer within %u ms",
+                     D.cfg.storage_query_timeout_ms);
+            pj_set_str(it, "error", msg);
+        }
+        list_storage_reply(a);
+    }
 }
 
 static void storage_answer(void *ctx, const struct squery_answer *ans)
 {
     struct storage_pending *sp = ctx;
     struct admin_req *a = sp->a;
+    json_object_object_del(sp->item, "pending");
     if (ans->r >= 0) {
         pj_set_int(sp->item, "used", (int64_t)ans->used);
         pj_set_int(sp->item, "allocated", (int64_t)ans->alloc);
@@ -508,6 +549,7 @@ static void storage_item(struct admin_req *a, const struct volume *v, json_objec
         pj_set_str(o, "error", strerror(-r));
         return;
     }
+    pj_set_bool(o, "pending", true); /* until its answer: see admin_check_timeouts */
     a->waiting++;
 }
 
@@ -525,6 +567,7 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
         return;
     a->res = json_object_new_object();
     json_object_object_add(a->res, "storage", json_object_new_array());
+    a->deadline = now_ms() + D.cfg.storage_query_timeout_ms;
     a->waiting = 1; /* this function's own hold, dropped below */
     json_object *arr = storage_assoc_load();
     char listed[64][64];

@@ -261,6 +261,10 @@ bool admin_op(struct conn *c, int64_t id, const char *op, json_object *req);
 void admin_identify_done(struct admin_req *a, struct writer *w);
 /* The connection is closing: drop its pending admin requests. */
 void admin_conn_gone(struct conn *c);
+/* Storage listings past their storage_query_timeout_ms reply with what
+ * they have; admin_next_deadline: the earliest (UINT64_MAX: none). */
+void admin_check_timeouts(uint64_t now);
+uint64_t admin_next_deadline(void);
 /* The shadow storage associations (STATE_DIR/storage.json), a new array. */
 json_object *storage_assoc_load(void);
 

@@ -164,6 +164,9 @@ static void run_loop(int sigfd)
         uint64_t sdl = storage_next_deadline();
         if (sdl < deadline)
             deadline = sdl;
+        uint64_t adl = admin_next_deadline();
+        if (adl < deadline)
+            deadline = adl;
         for (struct conn *c = D.conns; c; c = c->next) {
             if (c->dead)
                 continue;
@@ -223,6 +226,7 @@ static void run_loop(int sigfd)
                 c->hello_deadline <= now)
                 conn_close(c, "no hello or register in time");
         writer_check_timeouts(now);
+        admin_check_timeouts(now);
         storage_tick(now);
         conn_close_broken();
         conn_reap();

@@ -14,7 +14,8 @@
 #      administrator deletes the oldest must not cost another shadow;
 #  (e) a failed query is listed as unknown, with the provider's error;
 #      vssd stopped while a query stalls waits for it and exits 0;
-#  (f) a query that does not end holds vssd's stop 5 s at most.
+#  (f) a query that does not end holds vssd's stop 5 s at most;
+#  (g) nor a listing past storage_query_timeout_ms (its items: unknown).
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || { echo "1..0 # SKIP python3 not installed"; exit 0; }
 
@@ -41,7 +42,7 @@ wait_for() {
     return 1
 }
 
-plan 21
+plan 24
 make_volume F 32 ext4 || exit 1
 dd if=/dev/urandom of="$T/F/data" bs=1M count=8 status=none && sync
 write_config
@@ -135,4 +136,18 @@ forget_pid "$VSSD_PID"
 [ "$rc" -eq 0 ] && [ "$t" -ge 4500 ] && [ "$t" -lt 9000 ]
 ok $? "with a 12 s query, vssd stops after its 5 s wait: status $rc after ${t} ms"
 like "$(tail -5 "$T/vssd.log")" "storage query is still running after 5 s" "and says why"
+
+# (g) a listing does not wait past storage_query_timeout_ms
+write_config "storage_query_timeout_ms = 3000"
+provider_ctl "stall=storage:8000"
+start_vssd || exit 1
+t0=$(ms)
+out=$("$VSSADMIN" list shadowstorage 2>&1); rc=$?
+t=$(( $(ms) - t0 ))
+[ "$rc" -eq 0 ] && [ "$t" -ge 2500 ] && [ "$t" -lt 6000 ]
+ok $? "with a query stuck past the 3 s timeout, list shadowstorage answers: status $rc after ${t} ms"
+like "$out" "Used Shadow Copy Storage space: unknown" "the used space is unknown"
+like "$out" "did not answer within 3000 ms" "and says why"
+stop_vssd
+forget_pid "$VSSD_PID"
 done_testing
