@@ -474,6 +474,43 @@ static int mb_get_locked(const char *name, struct mbox **out)
     return 0;
 }
 
+/*
+ * Runs body in a transaction and commits it; a write conflict runs it again
+ * in a new one (at most COMMIT_RETRIES times, counted in *conflicts), an
+ * error of body rolls back. @return 0 (committed, durable) or the error.
+ */
+static int txn_retry(int (*body)(store_txn *t, void *ctx), void *ctx, unsigned *conflicts)
+{
+    int r = 0;
+    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
+        store_txn *t;
+        if ((r = store_begin(M.inst, &t)) < 0)
+            return r;
+        if ((r = body(t, ctx)) < 0) {
+            store_rollback(t);
+            return r;
+        }
+        if ((r = store_commit(t)) != JET_errWriteConflict)
+            return r;
+        if (conflicts)
+            (*conflicts)++;
+    }
+    return r;
+}
+
+struct create_ctx {
+    store_db *db;
+    const char *name;
+    uint64_t created;
+};
+
+static int create_body(store_txn *t, void *ctx)
+{
+    struct create_ctx *c = ctx;
+    return store_put(t, c->db, T_MAILBOXES, c->name, strlen(c->name), &c->created,
+                     sizeof c->created);
+}
+
 static int create_mailbox(const char *name)
 {
     int r = 0;
@@ -502,19 +539,8 @@ static int create_mailbox(const char *name)
         r = -EAGAIN;
         goto out;
     }
-    uint64_t created = now_us();
-    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
-        store_txn *t;
-        if ((r = store_begin(M.inst, &t)) < 0)
-            break;
-        r = store_put(t, d->h, T_MAILBOXES, name, strlen(name), &created, sizeof created);
-        if (r < 0) {
-            store_rollback(t);
-            break;
-        }
-        if ((r = store_commit(t)) != JET_errWriteConflict)
-            break;
-    }
+    struct create_ctx cc = { d->h, name, now_us() };
+    r = txn_retry(create_body, &cc, NULL);
     if (r == 0) {
         pthread_mutex_lock(&M.mu);
         if (!mb_add(name, best))
@@ -552,6 +578,31 @@ int ms_rcpt(const char *mailbox)
     return r;
 }
 
+struct deliver_ctx {
+    struct mbox *m;
+    const char *name;
+    store_db *db;
+    const void *data;
+    size_t len;
+    const uint8_t *meta;
+    size_t mlen;
+    uint64_t uid;               /* out: the message's uid when committed */
+};
+
+static int deliver_body(store_txn *t, void *ctx)
+{
+    struct deliver_ctx *c = ctx;
+    pthread_mutex_lock(&M.mu);
+    c->uid = c->m->next_uid++; /* a new uid per attempt: a conflict's is never reused */
+    pthread_mutex_unlock(&M.mu);
+    uint8_t key[MB_KEY_MAX];
+    size_t klen = mb_key(c->name, c->uid, key);
+    int r = store_put(t, c->db, T_MESSAGES, key, klen, c->data, c->len);
+    if (r == 0)
+        r = store_put(t, c->db, T_META, key, klen, c->meta, c->mlen);
+    return r;
+}
+
 int ms_deliver(const char *mailbox, const char *from, const void *data, size_t len, uint64_t *uid)
 {
     char name[MB_NAME_MAX + 1];
@@ -573,31 +624,10 @@ int ms_deliver(const char *mailbox, const char *from, const void *data, size_t l
     memcpy(meta + 8, &size, 8);
     memcpy(meta + 16, from, flen);
     unsigned conflicts = 0;
-    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
-        pthread_mutex_lock(&M.mu);
-        uint64_t u = m->next_uid++;
-        pthread_mutex_unlock(&M.mu);
-        uint8_t key[MB_KEY_MAX];
-        size_t klen = mb_key(name, u, key);
-        store_txn *t;
-        if ((r = store_begin(M.inst, &t)) < 0)
-            break;
-        r = store_put(t, db, T_MESSAGES, key, klen, data, len);
-        if (r == 0)
-            r = store_put(t, db, T_META, key, klen, meta, 16 + flen);
-        if (r < 0) {
-            store_rollback(t);
-            break;
-        }
-        r = store_commit(t);          /* durable when 0 */
-        if (r == 0) {
-            *uid = u;
-            break;
-        }
-        if (r != JET_errWriteConflict)
-            break;
-        conflicts++;
-    }
+    struct deliver_ctx dc = { m, name, db, data, len, meta, 16 + flen, 0 };
+    r = txn_retry(deliver_body, &dc, &conflicts); /* durable when 0 */
+    if (r == 0)
+        *uid = dc.uid;
     free(meta);
     pthread_mutex_lock(&M.mu);
     M.c.conflicts += conflicts;
@@ -643,6 +673,29 @@ int ms_read(const char *mailbox, uint64_t uid, void **data, size_t *len)
     return r == JET_errRecordNotFound ? -ENOENT : r;
 }
 
+struct delete_ctx {
+    store_db *db;
+    const uint8_t *key;
+    size_t klen;
+    uint64_t size;              /* out: the message's size, from its meta */
+};
+
+static int delete_body(store_txn *t, void *ctx)
+{
+    struct delete_ctx *c = ctx;
+    void *meta = NULL;
+    size_t mlen = 0;
+    int r = store_get(t, c->db, T_META, c->key, c->klen, &meta, &mlen);
+    if (r == 0 && mlen >= 16)
+        memcpy(&c->size, (uint8_t *)meta + 8, 8);
+    free(meta);
+    if (r == 0)
+        r = store_del(t, c->db, T_MESSAGES, c->key, c->klen);
+    if (r == 0)
+        r = store_del(t, c->db, T_META, c->key, c->klen);
+    return r;
+}
+
 int ms_delete(const char *mailbox, uint64_t uid)
 {
     char name[MB_NAME_MAX + 1];
@@ -655,32 +708,12 @@ int ms_delete(const char *mailbox, uint64_t uid)
     store_db *db = M.dbs[m->db].h;
     uint8_t key[MB_KEY_MAX];
     size_t klen = mb_key(name, uid, key);
-    uint64_t size = 0;
-    for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
-        store_txn *t;
-        void *meta = NULL;
-        size_t mlen = 0;
-        if ((r = store_begin(M.inst, &t)) < 0)
-            break;
-        r = store_get(t, db, T_META, key, klen, &meta, &mlen);
-        if (r == 0 && mlen >= 16)
-            memcpy(&size, (uint8_t *)meta + 8, 8);
-        free(meta);
-        if (r == 0)
-            r = store_del(t, db, T_MESSAGES, key, klen);
-        if (r == 0)
-            r = store_del(t, db, T_META, key, klen);
-        if (r < 0) {
-            store_rollback(t);
-            break;
-        }
-        if ((r = store_commit(t)) != JET_errWriteConflict)
-            break;
-    }
+    struct delete_ctx dc = { db, key, klen, 0 };
+    r = txn_retry(delete_body, &dc, NULL);
     if (r == 0) {
         pthread_mutex_lock(&M.mu);
         m->count--;
-        m->bytes -= size;
+        m->bytes -= dc.size;
         M.c.deletes++;
         M.c.commits++;
         pthread_mutex_unlock(&M.mu);
