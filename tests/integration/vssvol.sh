@@ -235,6 +235,9 @@ vv list
 like "$OUT" "H +H: +64 MiB +ext4 +attached +/dev/loop[0-9]+ +\\?" "list works without vssd (registration '?')"
 vv remove H
 [ "$RC" = 3 ]; ok $? "remove without vssd: exit 3 (cannot check the shadows)"
+vv defrag H
+[ "$RC" = 3 ] && printf '%s' "$OUT" | grep -q "cannot check for shadow copies of 'H' without vssd"
+ok $? "defrag without vssd: exit 3 (cannot check the shadows)"
 start_vssd || exit 1
 vv attach H
 ok $RC "attach H registers it"

@@ -230,7 +230,8 @@ static const char exit_help[] =
     "  1  usage error, or a value that cannot be used (nothing was changed)\n"
     "  2  the operation failed or was refused\n"
     "  3  vssd cannot be reached (create/attach: the volume is mounted but not\n"
-    "     registered; detach: not unregistered; remove: nothing was removed)\n";
+    "     registered; detach: not unregistered; remove, defrag: nothing was\n"
+    "     changed)\n";
 
 static void print_general_help(FILE *f)
 {
