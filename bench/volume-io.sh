@@ -45,9 +45,10 @@
 # BENCH_RUNTIME (20), BENCH_READ_RUNTIME (6), BENCH_ROUNDS (2),
 # BENCH_IODEPTH (16), BENCH_ENGINE (libaio), BENCH_KEEP=1. Needs fio
 # (scripts/install-deps). Exit status: 0 if every goal is met, 1 if one is
-# missed, 2 on error. With the defaults about 7.5 minutes for the btrfs pool
-# here, of which fio is 4.5: taking 10 shadows of the fragmented image took
-# ~60 s and each deletion with the cleaner 15-30 s (BENCH_ROUNDS=1: ~4 min).
+# missed, 2 on error. With the defaults about 7 minutes for the btrfs pool
+# here (6 min 40 s at stop 10, defrag and Nd included), of which fio is 5:
+# taking 10 shadows of the fragmented image and each deletion with the
+# cleaner take 20-30 s each (BENCH_ROUNDS=1 BENCH_RUNTIME=10: ~3.5 min).
 . "$(dirname "$0")/lib.sh"
 
 POOLS=${BENCH_POOLS:-btrfs}
