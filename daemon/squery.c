@@ -69,20 +69,10 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_lock(&mu);
     for (;;) {
-        while (!stopping && (!todo || flush_running())) {
-            if (todo) { /* a flush & hold runs: look again shortly */
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 20 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&cond, &mu, &ts);
-            } else {
-                pthread_cond_wait(&cond, &mu);
-            }
-        }
+        /* flush_join clears flush_running, then squery_wake signals under
+         * mu: a wait that saw it set always hears its end */
+        while (!stopping && (!todo || flush_running()))
+            pthread_cond_wait(&cond, &mu);
         if (stopping)
             break;
         struct sq_job *j = todo;

@@ -471,10 +471,8 @@ static void rebuild(void)
                 memset(v, 0, sizeof *v);
             snprintf(v->vname, sizeof v->vname, "%s", sh->vol.name);
             snprintf(v->mountpoint, sizeof v->mountpoint, "%s", sh->vol.mountpoint);
-            if (!old) {
+            if (!old)
                 v->epoch = ++epoch_src;
-                v->job = 0;
-            }
             v->prov = p;
             v->store = SIZE_MAX;
             v->queried = false;
@@ -584,7 +582,8 @@ static void monitor_answer(void *ctx, const struct squery_answer *a)
 {
     struct mquery *q = ctx;
     struct mvol *v = vol_by_name(q->vname);
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(), epoch = q->epoch, job = q->job;
+    free(q);
     if (a->r != -ECANCELED) {
         st.queries++;
         st.query_us_last = a->us;
@@ -592,17 +591,14 @@ static void monitor_answer(void *ctx, const struct squery_answer *a)
         if (a->us > st.query_us_max)
             st.query_us_max = a->us;
     }
-    if (v && v->job == q->job)
+    if (!v || a->r == -ECANCELED)
+        return; /* its volume has no shadows now, or vssd stops */
+    if (v->job == job)
         v->job = 0;
-    if (!v || v->epoch != q->epoch || a->r == -ECANCELED) {
-        free(q); /* its volume has no shadows now, or one went meanwhile */
-        if (v)
-            next_slow = now;
-        return;
-    }
-    free(q);
+    next_slow = now; /* the rules, with this answer, or a new query */
+    if (v->epoch != epoch)
+        return; /* one of its shadows went meanwhile: the answer counts it */
     v->next_query = now + a->us * QUERY_DUTY / 1000;
-    next_slow = now; /* the rules, with this answer */
     if (a->r < 0) {
         v->have_answer = false;
         if (!v->err_logged)
