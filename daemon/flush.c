@@ -206,10 +206,12 @@ int flush_start(struct flush_job *job)
     job->status = 0;
     job->error[0] = '\0';
     job->watchdog_fired = false;
+    running = true; /* before the thread runs: the storage query worker tests it */
     int r = pthread_create(&flush_thread, NULL, flush_main, job);
-    if (r != 0)
+    if (r != 0) {
+        running = false;
         return -r;
-    running = true;
+    }
     return 0;
 }
 
