@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,4 +215,22 @@ void daemon_ready(int *ready_fd, bool keep_stderr)
             dup2(null, 2);
         close(null);
     }
+}
+
+int loop_set_dio(const char *dev, bool on, bool *was)
+{
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct loop_info64 li;
+    int r = ioctl(fd, LOOP_GET_STATUS64, &li) < 0 ? -errno : 0;
+    if (r == 0) {
+        bool dio = li.lo_flags & LO_FLAGS_DIRECT_IO;
+        if (was)
+            *was = dio;
+        if (dio != on && ioctl(fd, LOOP_SET_DIRECT_IO, (unsigned long)on) < 0)
+            r = -errno;
+    }
+    close(fd);
+    return r;
 }

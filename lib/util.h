@@ -42,6 +42,19 @@ void daemon_ready(int *ready_fd, bool keep_stderr);
 /* Whether dir's filesystem clones files: a FICLONE between two unnamed
  * files made there (O_TMPFILE, gone on close). @return 0 or -errno. */
 int reflink_probe(const char *dir);
+
+/*
+ * Switches loop device dev to direct I/O (on) or to buffered I/O through
+ * the backing file's page cache. The kernel drains the device's in-flight
+ * requests around the switch (and writes back the file's dirty pages
+ * before direct I/O starts), so no request straddles it. *was (may be
+ * NULL) gets whether it used direct I/O before. Used around rewrites of
+ * a live image through its page cache (BTRFS_IOC_DEFRAG_RANGE): direct
+ * writes racing buffered ones to the same file can lose a write.
+ * @return 0 or -errno.
+ */
+int loop_set_dio(const char *dev, bool on, bool *was);
+
 /* Reads a whole file (NUL-terminated). @return 0 or -errno; *len optional. */
 int read_file(const char *path, char **data, size_t *len);
 /* Formats a time as Windows tools do: "8/29/2026 10:25:32 AM" (local time). */

@@ -13,15 +13,21 @@
  * How: BTRFS_IOC_DEFRAG_RANGE over the image, 128 MiB at a time (progress
  * between calls), extents under 32 MiB rewritten (btrfs-progs' default
  * target), writeback started by each call, then an fdatasync whose error is
- * the command's. The volume may stay attached and in use: btrfs orders the
- * rewrite against the loop device's direct I/O (a direct write first writes
- * back and drops the cached pages of its range), so no write is lost.
+ * the command's. The volume may stay attached and in use, but its loop
+ * device is switched to buffered I/O for the rewrite and back afterwards
+ * (LOOP_SET_DIRECT_IO; the kernel drains the device around each switch):
+ * the rewrite goes through the image's page cache, and a direct write of
+ * the loop device completing while a rewrite holds the same block's page
+ * leaves that page stale and dirty ("Page cache invalidation failure on
+ * direct I/O"), so the write could be lost. Interrupted, the device stays
+ * buffered: safe, only slower.
  *
  * Invariants: a volume vssd lists a shadow copy of is never rewritten
  * without --force (the rewrite would unshare every extent it moves: up to
  * the image's size in new pool space): by name it is refused, with --all
  * skipped (so a daily `defrag --all`, systemd/vssvol-defrag.timer, does what
- * it can and succeeds); nothing is rewritten without vssd (the shadows
+ * it can and succeeds); an attached volume is never rewritten while its
+ * loop device does direct I/O; nothing is rewritten without vssd (the shadows
  * cannot be checked) unless --force; only on a btrfs pool; the state file
  * is not changed.
  */
@@ -110,6 +116,17 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
             close(fd);
         return VSSVOL_EXIT_FAILED;
     }
+    char dev[64] = "";
+    bool was_dio = false;
+    if (loop_of_image(img, dev, sizeof dev)) {
+        int e = loop_set_dio(dev, false, &was_dio);
+        if (e < 0) {
+            say_err("cannot switch '%s' (the loop device of '%s') to buffered I/O for the "
+                    "rewrite: %s", dev, v->name, strerror(-e));
+            close(fd);
+            return VSSVOL_EXIT_FAILED;
+        }
+    }
     long before = extent_count(fd);
     uint64_t size = (uint64_t)s.st_size, t0 = now_us();
     size_format(size, sz, sizeof sz);
@@ -134,6 +151,12 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
     }
     if (r == 0 && fdatasync(fd) < 0)
         r = -errno;
+    if (was_dio) {
+        int e = loop_set_dio(dev, true, NULL);
+        if (e < 0)
+            say_err("'%s' stays on buffered I/O (safe, slower): %s; 'losetup --direct-io=on %s' "
+                    "gives it direct I/O back", dev, strerror(-e), dev);
+    }
     if (r < 0) {
         say_err("defragmenting '%s' failed: %s%s", v->name, strerror(-r),
                 r == -ENOSPC ? " (the pool is full: free space in it, or delete shadow copies)"
