@@ -689,6 +689,7 @@ static void op_status(struct conn *c, int64_t id)
     pj_set_int(res, "shadows", (int64_t)n);
     pj_set_int(res, "providers", (int64_t)providers_count());
     json_object_object_add(res, "storage", storage_stats_json());
+    json_object_object_add(res, "unshare", unshare_stats_json());
     pj_set_str(res, "state_dir", D.cfg.state_dir);
     pj_set_str(res, "socket", D.cfg.socket);
     conn_reply(c, id, 0, NULL, res);

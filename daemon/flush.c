@@ -189,6 +189,7 @@ thaw:
 static void *flush_main(void *arg)
 {
     struct flush_job *job = arg;
+    unshare_quiesce(); /* a step still rewriting would add to the flush */
     if (job->mode == FLUSH_PREPARE)
         prepare(job);
     else
@@ -206,7 +207,7 @@ int flush_start(struct flush_job *job)
     job->status = 0;
     job->error[0] = '\0';
     job->watchdog_fired = false;
-    running = true; /* before the thread runs: the storage query worker tests it */
+    running = true; /* before the thread runs: the workers test it (squery.c) */
     int r = pthread_create(&flush_thread, NULL, flush_main, job);
     if (r != 0) {
         running = false;

@@ -304,6 +304,22 @@ void squery_wake(void);
  * (-ECANCELED). @return false if the query still runs: keep the providers. */
 bool squery_shutdown(void);
 
+/* ---- unshare.c: coarse unsharing of shadowed volumes, on a worker ---- */
+/* The monitor's full check names each volume with shadows (min_free: what
+ * the rewrites must leave free where they go), then ends the round:
+ * volumes not named are dropped. Main thread. */
+int unshare_want(const struct volume *v, struct provider *p, uint64_t min_free);
+void unshare_round_end(void);
+/* Every volume is due again (a new shadow: its copies begin now). */
+void unshare_kick(void);
+/* No step starts while on (a shadow set is being created). */
+void unshare_pause(bool on);
+/* Flush thread: returns when no step runs (after unshare_pause(true)). */
+void unshare_quiesce(void);
+json_object *unshare_stats_json(void);
+/* Stops the worker; false if a step did not end (providers stay loaded). */
+bool unshare_shutdown(void);
+
 /* ---- flush & hold (flush.c) and watchdog (watchdog.c) ---------------- */
 struct flush_vol {
     int fd;                     /* O_RDONLY on the mount point */

@@ -262,7 +262,9 @@ static void shutdown_all(void)
         close(D.listen_fd);
         unlink(D.cfg.socket);
     }
-    bool idle = squery_shutdown(); /* before the providers whose queries it runs go */
+    /* Both workers run provider code: they end before the providers go. */
+    bool idle = squery_shutdown();
+    idle = unshare_shutdown() && idle;
     storage_release();
     providers_unload(!idle);
     watchdog_stop();

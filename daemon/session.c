@@ -375,13 +375,16 @@ static bool set_lock(struct session *s)
     if (D.set_owner && D.set_owner != s)
         return false;
     D.set_owner = s;
+    unshare_pause(true); /* no rewrite may land in the flush & hold */
     return true;
 }
 
 static void set_unlock(struct session *s)
 {
-    if (D.set_owner == s)
+    if (D.set_owner == s) {
         D.set_owner = NULL;
+        unshare_pause(false);
+    }
 }
 
 static int delete_set_shadows(struct session *s, const char *why)

@@ -632,6 +632,8 @@ static void full_check(uint64_t now)
     if (n_vols == 0)
         return;
     char err[512];
+    /* the attached volumes, for unsharing (below) */
+    struct volume *att = D.cfg.unshare_chunk > 0 ? calloc(n_vols, sizeof *att) : NULL;
     for (size_t i = 0; i < n_vols; i++) {
         struct mvol *v = &vols[i];
         struct volume cur;
@@ -640,6 +642,8 @@ static void full_check(uint64_t now)
         if (volume_resolve(v->mountpoint, &cur, err, sizeof err) < 0 ||
             strcmp(cur.name, v->vname) != 0)
             continue;
+        if (att)
+            att[i] = cur;
         v->queried = v->have_answer;    /* the last answer stands */
         if (v->job || now < v->next_query)
             continue;
@@ -685,6 +689,17 @@ static void full_check(uint64_t now)
         s->reserve = reserve_of(s->cap);
     }
     load_maximums();
+    /* Unsharing copies whole chunks: it keeps twice the reserve free, and
+     * stops for a volume at half its maximum (daemon/unshare.c). */
+    for (size_t i = 0; att && i < n_vols; i++) {
+        const struct mvol *v = &vols[i];
+        if (!att[i].name[0] || (v->maximum >= 0 && v->have_answer &&
+                                v->used >= (uint64_t)v->maximum / 2))
+            continue;
+        unshare_want(&att[i], v->prov, stores[v->store].reserve * 2);
+    }
+    unshare_round_end();
+    free(att);
     for (size_t i = 0; i < n_vols; i++)
         enforce_limit(&vols[i], now);
     for (size_t i = 0; i < n_stores; i++)
@@ -765,6 +780,8 @@ void storage_tick(uint64_t now)
     bool full = changed || now >= next_slow;
     if (full)
         full_check(now);
+    if (changed)
+        unshare_kick(); /* a new shadow: its copies begin with the next writes */
     else
         probe_turn(now);
     schedule(now_ms(), full);
@@ -772,6 +789,7 @@ void storage_tick(uint64_t now)
 
 void storage_release(void)
 {
+    unshare_round_end(); /* no volume named: no shadow left to unshare from */
     free(vols);
     free(stores);
     vols = NULL;

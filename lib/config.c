@@ -262,6 +262,15 @@ static int handler(void *user, const char *section, const char *name, const char
             if (n == 0)
                 return fail(p, line, "'%s' wants a size or a percentage, not '%s'", name, value);
             return 1;
+        } else if (!strcmp(name, "unshare_chunk")) {
+            int64_t b;
+            int pct;
+            if (vss_parse_size(value, &b, &pct) < 0 || b < 0 ||
+                (b != 0 && (b < 64 * 1024 || b > 64 * 1024 * 1024 || b % 4096 != 0)))
+                return fail(p, line, "'%s' wants 0 (off) or a size from 64K to 64M in 4K steps, "
+                            "not '%s'", name, value);
+            c->unshare_chunk = b;
+            return 1;
         } else if (!strcmp(name, "syslog") || !strcmp(name, "expedite_freeze")) {
             if (!parse_bool(value, name[0] == 's' ? &c->syslog : &c->expedite_freeze))
                 return fail(p, line, "'%s' wants yes or no, not '%s'", name, value);
@@ -304,6 +313,7 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
     c->event_timeout_ms = 60000;
     c->identify_timeout_ms = 5000;
     c->storage_query_timeout_ms = 60000;
+    c->unshare_chunk = 1 << 20;
     c->storage_reserve_bytes = 256ll << 20;
     c->storage_reserve_pct = 10;
     c->syslog = true;

@@ -39,6 +39,9 @@ struct vss_config {
      * Default 256 MiB and 10%. */
     int64_t storage_reserve_bytes;
     int storage_reserve_pct;
+    /* Coarse unsharing: chunk rewritten whole once a shadowed volume wrote
+     * into it (daemon/unshare.c); 0 = off. Default 1 MiB. */
+    int64_t unshare_chunk;
     bool syslog;
     bool expedite_freeze;           /* expedited RCU during a hold (vssd) */
     struct vss_letter *letters;

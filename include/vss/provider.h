@@ -16,7 +16,8 @@
  * Threads: commit() runs on vssd's flush & hold thread while every
  * filesystem of the set is frozen; it must not touch those filesystems'
  * mounted paths (they are frozen), and should return well within the hold
- * timeout (10 s). Every other callback runs on vssd's main thread.
+ * timeout (10 s). storage_query and unshare_step run on worker threads
+ * (below); every other callback runs on vssd's main thread.
  *
  * Errors: return 0, a negative errno or a VSS_E_* code, and put a one-line
  * explanation in shadow->error (or volume-less calls: the errbuf argument).
@@ -106,6 +107,26 @@ struct vss_provider {
      * struct_size); a failure ends the set before any writer freezes.
      */
     int (*pre_freeze)(struct vss_provider_shadow *sh);
+    /**
+     * Coarse unsharing (docs/providers.md, "Unsharing"): while a volume has
+     * shadows, finds the ranges of the live volume written since its newest
+     * shadow and rewrites each aligned chunk of `chunk` bytes around them in
+     * one piece, so that the rest of the chunk stops sharing storage with
+     * the shadows and later first writes there go in place, where each
+     * would otherwise be copied 4 KiB at a time. The shadows' content is
+     * never touched. Does at most about budget_ms of work, and none that
+     * would leave less than min_free bytes free where the copies go.
+     * *state is the provider's memory for this volume: NULL at the first
+     * call, released with unshare_free. Returns 1 when it did work and more
+     * may be left, 0 when nothing is left for now, <0 on error (errbuf).
+     * Optional (check struct_size). vssd calls it on a worker thread, at
+     * the same time as the other calls, one volume at a time, never while
+     * a flush & hold runs.
+     */
+    int (*unshare_step)(const struct vss_volume_info *vol, void **state, uint64_t chunk,
+                        uint64_t min_free, unsigned budget_ms, char *errbuf, size_t errlen);
+    /** Releases unshare_step's state (not NULL). Required with unshare_step. */
+    void (*unshare_free)(void *state);
 };
 
 /** Symbol a provider module exports. */

@@ -99,6 +99,7 @@ static void test_defaults_under_root(void **state)
     assert_int_equal(f->c.hold_timeout_ms, 10000);
     assert_true(f->c.syslog);
     assert_int_equal(f->c.n_letters, 0);
+    assert_int_equal(f->c.unshare_chunk, 1 << 20);
 }
 
 static void test_no_root(void **state)
@@ -149,7 +150,8 @@ static void test_keys(void **state)
                   "hold_timeout_ms = 5000\n"
                   "syslog = no\n"
                   "requestor_group = backup\n"
-                  "provider_modules = /a.so /b.so\n");
+                  "provider_modules = /a.so /b.so\n"
+                  "unshare_chunk = 4M\n");
     assert_int_equal(load(f), 0);
     assert_true(f->c.conf_found);
     assert_string_equal(f->c.socket, "/tmp/x.sock");
@@ -159,6 +161,10 @@ static void test_keys(void **state)
     assert_false(f->c.syslog);
     assert_string_equal(f->c.requestor_group, "backup");
     assert_string_equal(f->c.provider_modules, "/a.so /b.so");
+    assert_int_equal(f->c.unshare_chunk, 4 << 20);
+    write_conf(f, "[vssd]\nunshare_chunk = 0\n");
+    assert_int_equal(load(f), 0);
+    assert_int_equal(f->c.unshare_chunk, 0);
 }
 
 static void test_letters(void **state)
@@ -275,6 +281,11 @@ static void test_bad_values(void **state)
         "[vssd]\nsyslog = maybe\n",
         "[vssd]\nsocket = relative.sock\n",
         "[vssd]\nhold_timeout_ms = 60001\n",
+        "[vssd]\nunshare_chunk = 32K\n",      /* under 64K */
+        "[vssd]\nunshare_chunk = 128M\n",     /* over 64M */
+        "[vssd]\nunshare_chunk = 65537\n",    /* not 4K steps */
+        "[vssd]\nunshare_chunk = 10%\n",
+        "[vssd]\nunshare_chunk = big\n",
         "this is not ini\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
