@@ -134,7 +134,7 @@ echo "   volume ${VOL_SIZE} ext4, fio file ${FILE_SIZE} (preconditioned), randwr
 echo "   reads ${READ_RUNTIME} s: seq 1M iodepth 4, rand 4k iodepth 16; $ROUNDS rounds of N0 P, then of S1 S10 N, back to back"
 echo "   load average at start: $(load)"
 
-write_config
+write_config ${BENCH_UNSHARE_CHUNK:+"unshare_chunk = $BENCH_UNSHARE_CHUNK"}
 start_vssd || exit 2
 for pool in $POOLS; do
     L=${LETTER[$pool]}

@@ -447,4 +447,6 @@ const struct vss_provider vss_reflink_provider = {
     .unexpose = rp_unexpose,
     .storage_query = rp_storage_query,
     .pre_freeze = rp_pre_freeze,
+    .unshare_step = rp_unshare_step,
+    .unshare_free = rp_unshare_free,
 };

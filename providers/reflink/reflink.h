@@ -71,4 +71,10 @@ void track_release(const vss_id *id);
 /* Releases every tracker, and tracefs instances left by a dead vssd. */
 void track_release_all(bool stale_instances);
 
+/* unshare.c: the provider's unshare_step and unshare_free. */
+struct vss_volume_info;
+int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t chunk,
+                    uint64_t min_free, unsigned budget_ms, char *err, size_t len);
+void rp_unshare_free(void *state);
+
 #endif

@@ -12,6 +12,11 @@
 #      image: the clone is made before the freeze, only the ranges written
 #      since are re-cloned inside it;
 #  (e) shadow storage counts what the live image overwrote;
+#  (g) unsharing: with a shadow of F, four threads of direct 4 KiB writes
+#      at random blocks of a file; vssd unshares every chunk they touched
+#      (no 1 MiB chunk of the live image is left half shared), every block
+#      holds its last write, the shadow's image did not change, and with
+#      unshare_chunk = 0 nothing is unshared;
 #  (f) delete removes the shadow's directory; a vssd restart keeps a
 #      persistent shadow and its exposure.
 . "$(dirname "$0")/lib.sh"
@@ -158,6 +163,104 @@ used=$("$VSSADMIN" list shadowstorage /for=F: --json 2>&1 | tr -d '\n ' |
        sed -n 's/.*"used":\([0-9]*\).*/\1/p')
 diag "shadow storage used by F's shadows: ${used:-?} bytes"
 ok "$([ "${used:-0}" -ge $((4 << 20)) ]; echo $?)" "shadow storage 'used' counts what B overwrote (>= 4 MiB)"
+
+# --- (g) unsharing (daemon/unshare.c, providers/reflink/unshare.c)
+IMG="$T/P/volumes/F/F.img"
+# mixed: the 1 MiB chunks of the live image holding both shared and
+# unshared blocks (filefrag -v, 4 KiB blocks).
+mixed() {
+    filefrag -v -b4096 "$IMG" 2>/dev/null | python3 -c '
+import re, sys
+sh, pv = set(), set()
+for l in sys.stdin:
+    m = re.match(r"\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+\d+\.\.\s*\d+:\s+\d+:\s*(.*)", l)
+    if not m:
+        continue
+    a, b, flags = int(m.group(1)), int(m.group(2)), m.group(3)
+    for c in range(a // 256, b // 256 + 1):
+        (sh if "shared" in flags else pv).add(c)
+print(len(sh & pv))'
+}
+# dio_writer FILE BLOCKS MAP STOP: four threads of direct 4 KiB writes at
+# random blocks (thread t owns the blocks b % 4 == t); each block says
+# which write it holds; the last write of each block goes to MAP at STOP.
+dio_writer() {
+    python3 - "$@" <<'PY'
+import json, mmap, os, random, struct, sys, threading
+path, nblk, out, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+last, N = {}, 4
+def writer(t):
+    fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+    buf, rnd, seq = mmap.mmap(-1, 4096), random.Random(5 + t), 0
+    while not os.path.exists(stop):
+        seq += 1
+        b = rnd.randrange(nblk // N) * N + t
+        buf.seek(0)
+        buf.write(struct.pack("<QQ", b, seq) * 256)
+        os.pwrite(fd, buf, b * 4096)
+        last[b] = seq
+    os.close(fd)
+ts = [threading.Thread(target=writer, args=(t,)) for t in range(N)]
+for th in ts: th.start()
+for th in ts: th.join()
+json.dump(last, open(out, "w"))
+PY
+}
+check_blocks() {
+    python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+last = {int(k): v for k, v in json.load(open(sys.argv[2])).items()}
+data, bad = open(sys.argv[1], "rb").read(), 0
+for b, seq in last.items():
+    if data[b * 4096:(b + 1) * 4096] != struct.pack("<QQ", b, seq) * 256:
+        bad += 1
+print("# %d blocks checked against their last direct write, %d wrong" % (len(last), bad))
+sys.exit(1 if bad or not last else 0)
+PY
+}
+dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req4.out" 2>&1
+ok $? "a persistent shadow of F: before direct random writes"
+SID4=$(sid_of "$T/req4.out")
+snap4=$(sha256sum < "$T/P/shadows/$SID4/F.img" | cut -d' ' -f1)
+rm -f "$T/dio.stop"
+dio_writer "$T/F/dio" $((48 * 256)) "$T/dio.map" "$T/dio.stop" &
+DW=$!; _pids+=("$DW")
+sleep 3
+touch "$T/dio.stop"; wait "$DW"; dw_rc=$?; forget_pid "$DW"
+is "$dw_rc" 0 "the direct writer's writes all succeeded"
+for _ in $(seq 100); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
+is "$(mixed)" 0 "no 1 MiB chunk of the live image is left half shared"
+st=$(vssd_status)
+diag "unshare: $(jget "$st" "d['unshare']")"
+ok "$([ "$(jget "$st" "d['unshare']['work_steps']")" -gt 0 ]; echo $?)" \
+    "vssd's unsharing worker did the work (vssadmin status counters)"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check_blocks "$T/F/dio" "$T/dio.map"
+ok $? "every block holds its last direct write"
+is "$(sha256sum < "$T/P/shadows/$SID4/F.img" | cut -d' ' -f1)" "$snap4" \
+    "the shadow's image is unchanged"
+is "$(cat "/sys/block/${FLOOP#/dev/}/loop/dio" 2>&1)" "1" "F's loop device still does direct I/O"
+# unshare_chunk = 0: off
+stop_vssd
+write_config "unshare_chunk = 0"
+start_vssd || exit 1
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req5.out" 2>&1
+ok $? "with unshare_chunk = 0, a shadow of F:"
+SID5=$(sid_of "$T/req5.out")
+rm -f "$T/dio.stop"
+dio_writer "$T/F/dio" $((48 * 256)) "$T/dio.map" "$T/dio.stop" &
+DW=$!; _pids+=("$DW")
+sleep 1; touch "$T/dio.stop"; wait "$DW"; forget_pid "$DW"
+sleep 1.5
+n=$(mixed)
+ok "$([ "${n:-0}" -gt 0 ]; echo $?)" "the writes' chunks stay half shared ($n chunks): nothing was unshared"
+"$VSSADMIN" delete shadows /shadow="$SID4" /quiet >/dev/null 2>&1 &&
+    "$VSSADMIN" delete shadows /shadow="$SID5" /quiet >/dev/null 2>&1
+ok $? "deleting the shadows of (g)"
+stop_vssd
+write_config
+start_vssd || exit 1
 
 # --- (f) delete, restart
 "$VSSADMIN" delete shadows /shadow="$SID2" /quiet >/dev/null 2>&1

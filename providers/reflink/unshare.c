@@ -1,0 +1,220 @@
+/*
+ * unshare.c - coarse unsharing for the reflink provider (docs/providers.md,
+ * "Unsharing").
+ *
+ * A shadow of a managed volume on an XFS pool is a reflink clone of its
+ * image: both share every block. The first write to each 4 KiB block of
+ * the live image afterwards is copied on write one block at a time (a CoW
+ * fork allocation and a remap transaction per write), which cuts the
+ * volume's random-write rate to a quarter until every block was written
+ * once (bench/volume-io.sh, XFS pool). Here, while the volume has shadows,
+ * each aligned chunk of the live image that holds both blocks written since
+ * a shadow (extents FIEMAP does not flag SHARED) and blocks still shared is
+ * unshared whole with fallocate(FALLOC_FL_UNSHARE_RANGE): XFS copies the
+ * chunk's shared blocks into new blocks of the live image, so its later
+ * first writes go in place. The shadows keep their blocks.
+ *
+ * Safe with the loop device's direct I/O: XFS's fallocate takes the inode's
+ * I/O and mmap locks exclusively and waits for direct I/O in flight
+ * (inode_dio_wait) before it unshares, and a direct write waits for those
+ * locks; the unshare's page cache is written back and invalidated by the
+ * next direct write of the range. (btrfs has no such call: its defrag
+ * reads ahead outside the inode lock, and a direct write racing that read
+ * can be lost: docs/benchmarks.md, "Coarse unsharing".)
+ *
+ * Cost: a chunk is copied whole once it has one write, so the shadows'
+ * storage grows in chunk units; chunks never written are not copied.
+ *
+ * Invariants: a chunk is unshared only while it holds a written block and
+ * a shared one, so the work ends by itself once every written chunk is
+ * whole; a walk of the extent map resumes where the last step stopped and
+ * a new walk starts no sooner than DUTY times the last full walk's cost
+ * after it (at most 1/DUTY of a CPU spent looking); nothing is unshared
+ * when it would leave less than min_free bytes free; fds are closed before
+ * returning.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vss/provider.h>
+
+#include "loopimg.h"
+#include "reflink.h"
+
+#ifndef XFS_SUPER_MAGIC
+#define XFS_SUPER_MAGIC 0x58465342
+#endif
+#define BATCH 512   /* extents per FIEMAP call */
+#define DUTY 10     /* a full walk at most every DUTY x its cost */
+
+struct ustate {
+    dev_t dev;
+    ino_t ino;
+    uint64_t pos;          /* where the walk resumes */
+    uint64_t walk_t0;      /* ms: start of the current walk */
+    uint64_t walk_us;      /* CPU-ish cost of the current walk so far */
+    uint64_t next_walk;    /* ms: no new walk before */
+    bool unshared;         /* the current walk unshared a chunk */
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void rp_unshare_free(void *state)
+{
+    free(state);
+}
+
+/* What the chunk being looked at holds. */
+struct cur {
+    uint64_t idx;
+    bool shared, priv;
+};
+
+static int unshare_chunk(int fd, uint64_t idx, uint64_t chunk, uint64_t size, uint64_t min_free,
+                         char *err, size_t len, const char *img)
+{
+    struct statvfs sv;
+    if (fstatvfs(fd, &sv) < 0 || (uint64_t)sv.f_bavail * sv.f_frsize < min_free + chunk)
+        return 0; /* no room: the writes copy block by block */
+    uint64_t off = idx * chunk, n = size - off < chunk ? size - off : chunk;
+    if (fallocate(fd, FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) < 0)
+        return vssp_err(err, len, -errno, "cannot unshare a chunk of '%s'", img, NULL);
+    return 1;
+}
+
+int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t chunk,
+                    uint64_t min_free, unsigned budget_ms, char *err, size_t len)
+{
+    if (chunk < 4096 || chunk % 4096)
+        return vssp_err(err, len, -EINVAL, "chunk size must be a multiple of 4 KiB%s%s", "", "");
+    char img[4096];
+    if (vssp_loop_backing(vol->source, img, sizeof img, NULL, NULL) < 0)
+        return 0; /* detached, or not ours any more */
+    struct ustate *s = *state;
+    if (!s && !(s = *state = calloc(1, sizeof *s)))
+        return -ENOMEM;
+    uint64_t t0 = mono_us();
+    if (s->pos == 0 && t0 / 1000 < s->next_walk)
+        return 0;
+    /* Write access: FALLOC_FL_UNSHARE_RANGE wants it. */
+    int fd = open(img, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : vssp_err(err, len, -errno, "cannot open '%s'", img, NULL);
+    struct statfs sf;
+    struct stat st;
+    int r = 0;
+    if (fstatfs(fd, &sf) < 0 || sf.f_type != XFS_SUPER_MAGIC || fstat(fd, &st) < 0)
+        goto out; /* not an XFS image: nothing to do */
+    if (st.st_dev != s->dev || st.st_ino != s->ino) {
+        memset(s, 0, sizeof *s);
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (s->pos == 0) {
+        s->walk_t0 = t0 / 1000;
+        s->walk_us = 0;
+        s->unshared = false;
+    }
+    struct fiemap *fm = calloc(1, sizeof *fm + BATCH * sizeof(struct fiemap_extent));
+    if (!fm) {
+        r = -ENOMEM;
+        goto out;
+    }
+    /* Start at a chunk boundary, so that a chunk is judged as a whole. */
+    uint64_t start = s->pos / chunk * chunk, resume = 0;
+    struct cur c = { .idx = start / chunk };
+    bool end = false, stop = false, later = false;
+    uint64_t budget_us = (uint64_t)budget_ms * 1000;
+    while (!end && !stop) {
+        memset(fm, 0, sizeof *fm);
+        fm->fm_start = start;
+        fm->fm_length = FIEMAP_MAX_OFFSET - start;
+        fm->fm_extent_count = BATCH;
+        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+            r = vssp_err(err, len, -errno, "cannot read the extents of '%s'", img, NULL);
+            break;
+        }
+        if (fm->fm_mapped_extents == 0)
+            end = true;
+        for (unsigned i = 0; i < fm->fm_mapped_extents && !stop; i++) {
+            const struct fiemap_extent *e = &fm->fm_extents[i];
+            bool shared = e->fe_flags & FIEMAP_EXTENT_SHARED;
+            uint64_t a = e->fe_logical < start ? start : e->fe_logical;
+            uint64_t b = e->fe_logical + e->fe_length; /* [a, b) */
+            for (uint64_t k = a / chunk; k * chunk < b && !stop; k++) {
+                if (k != c.idx) {
+                    if (c.shared && c.priv) {
+                        r = unshare_chunk(fd, c.idx, chunk, size, min_free, err, len, img);
+                        if (r > 0)
+                            s->unshared = true;
+                        if (r <= 0 || mono_us() - t0 >= budget_us) {
+                            stop = true; /* an error, no room, or the step's time is up */
+                            later = r <= 0;
+                            resume = k * chunk;
+                            break;
+                        }
+                    }
+                    c = (struct cur){ .idx = k };
+                }
+                if (shared)
+                    c.shared = true;
+                else
+                    c.priv = true;
+            }
+            if (stop)
+                break;
+            start = b;
+            if (e->fe_flags & FIEMAP_EXTENT_LAST)
+                end = true;
+        }
+        if (!end && !stop && mono_us() - t0 >= budget_us) {
+            stop = true;
+            resume = c.idx * chunk; /* the chunk being judged: its end is not known yet */
+        }
+    }
+    free(fm);
+    if (r >= 0 && end && c.shared && c.priv) {
+        r = unshare_chunk(fd, c.idx, chunk, size, min_free, err, len, img);
+        if (r > 0)
+            s->unshared = true;
+    }
+    s->walk_us += mono_us() - t0;
+    if (r < 0 || later) {
+        /* an error, or no room: the next walk starts over, later */
+        s->pos = 0;
+        s->next_walk = mono_us() / 1000 + s->walk_us * DUTY / 1000;
+        if (r > 0)
+            r = 0;
+    } else if (stop) {
+        s->pos = resume;
+        r = 1;
+    } else {
+        /* A walk that unshared something looks again at once (the writes
+         * go on); one that found nothing waits DUTY times its cost. */
+        r = s->unshared ? 1 : 0;
+        s->pos = 0;
+        s->next_walk = s->unshared ? 0 : mono_us() / 1000 + s->walk_us * DUTY / 1000;
+    }
+out:
+    close(fd);
+    return r;
+}
