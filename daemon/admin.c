@@ -543,7 +543,8 @@ static void storage_item(struct admin_req *a, const struct volume *v, json_objec
     }
     sp->a = a;
     sp->item = o;
-    int r = squery_submit(p, v, storage_answer, sp);
+    /* Figures only: a query of the volume already running will do. */
+    int r = squery_submit(p, v, SQ_JOIN_ANY, storage_answer, sp);
     if (r < 0) {
         free(sp);
         pj_set_str(o, "error", strerror(-r));

@@ -291,9 +291,14 @@ struct squery_answer {
 };
 /* Called on the main thread (squery_collect or squery_shutdown). */
 typedef void (*squery_done_fn)(void *ctx, const struct squery_answer *a);
-/* Queues p's storage_query for volume v (copied); done gets the answer.
+/* Whether an ask may take the answer of a query of the same volume that is
+ * queued (it begins after the ask) or also running (it began before). */
+enum squery_join { SQ_JOIN_NONE, SQ_JOIN_QUEUED, SQ_JOIN_ANY };
+/* Queues p's storage_query for volume v (copied), or joins one (join);
+ * done gets the answer.
  * @return 0, -ENOTSUP (no storage_query), -ENOMEM, or a thread error. */
-int squery_submit(struct provider *p, const struct volume *v, squery_done_fn done, void *ctx);
+int squery_submit(struct provider *p, const struct volume *v, enum squery_join join,
+                  squery_done_fn done, void *ctx);
 /* Readable when answers wait for squery_collect; -1 before the first query. */
 int squery_fd(void);
 /* Calls the callbacks of the finished queries. */

@@ -16,12 +16,20 @@
  * askers that act on answers discard those that began before a deletion
  * (storage.c keeps an epoch per volume).
  *
+ * Joining: an asker may take the answer of a query of the same volume
+ * (same provider) that is already queued (SQ_JOIN_QUEUED: it has not begun,
+ * so it begins after the ask, which the monitor's epoch rule needs) or also
+ * one already running (SQ_JOIN_ANY: a listing, which only shows the
+ * figures). Without it, a listing asked during the monitor's query of a
+ * volume waited for both, one after the other (two extent walks of every
+ * shadow).
+ *
  * Invariants: the worker touches only its job (a copy of the volume) and
  * the provider's storage_query, which providers keep free of shared state
  * (include/vss/provider.h); it starts no query while a flush & hold runs
  * (a native btrfs volume's storage is the frozen filesystem); every job
- * submitted gets exactly one callback, on the main thread, either with its
- * answer or, at squery_shutdown, with -ECANCELED; squery_shutdown returns
+ * submitted (or joined) gets exactly one callback, on the main thread,
+ * either with its answer or, at squery_shutdown, with -ECANCELED; squery_shutdown returns
  * true only once the worker is gone, so providers can be unloaded after it,
  * and false after SQUERY_STOP_WAIT_MS when a query does not end (stuck in
  * a hung filesystem): the providers then stay loaded until the exit.
@@ -41,12 +49,18 @@
 
 #define SQUERY_STOP_WAIT_MS 5000 /* at vssd's stop, for a running query */
 
+struct sq_waiter {
+    struct sq_waiter *next;
+    squery_done_fn done;
+    void *ctx;
+};
+
 struct sq_job {
     struct sq_job *next;
     struct provider *prov;
     struct volume vol;              /* a copy: the main loop's may change */
-    squery_done_fn done;
-    void *ctx;
+    struct sq_waiter *waiters;      /* in the order they asked; main thread only, under mu */
+    struct sq_waiter **wtail;
     struct squery_answer a;
     char err[512];
 };
@@ -55,6 +69,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct sq_job *todo, *todo_tail; /* FIFO */
 static struct sq_job *done_list;        /* answered, for squery_collect */
+static struct sq_job *running;          /* the worker's current job */
 static bool stopping;
 static bool started;
 static pthread_t worker;
@@ -79,6 +94,7 @@ static void *worker_main(void *arg)
         todo = j->next;
         if (!todo)
             todo_tail = NULL;
+        running = j;
         pthread_mutex_unlock(&mu);
 
         uint64_t t0 = now_us();
@@ -89,6 +105,7 @@ static void *worker_main(void *arg)
         j->a.err = j->err;
 
         pthread_mutex_lock(&mu);
+        running = NULL;
         j->next = done_list;
         done_list = j;
         char b = 1;
@@ -117,21 +134,54 @@ static int start(void)
     return 0;
 }
 
-int squery_submit(struct provider *p, const struct volume *v, squery_done_fn done, void *ctx)
+static bool same_query(const struct sq_job *j, const struct provider *p, const struct volume *v)
+{
+    return j->prov == p && !strcmp(j->vol.name, v->name) &&
+           !strcmp(j->vol.mountpoint, v->mountpoint);
+}
+
+static void add_waiter(struct sq_job *j, struct sq_waiter *w)
+{
+    *j->wtail = w;
+    j->wtail = &w->next;
+}
+
+int squery_submit(struct provider *p, const struct volume *v, enum squery_join join,
+                  squery_done_fn done, void *ctx)
 {
     if (!p || !p->p.storage_query)
         return -ENOTSUP;
     int r = start();
     if (r < 0)
         return r;
-    struct sq_job *j = calloc(1, sizeof *j);
-    if (!j)
+    struct sq_waiter *w = calloc(1, sizeof *w);
+    if (!w)
         return -ENOMEM;
+    w->done = done;
+    w->ctx = ctx;
+    pthread_mutex_lock(&mu);
+    struct sq_job *same = NULL;
+    if (join == SQ_JOIN_ANY && running && same_query(running, p, v))
+        same = running;
+    for (struct sq_job *j = todo; j && !same && join != SQ_JOIN_NONE; j = j->next)
+        if (same_query(j, p, v))
+            same = j;
+    if (same) {
+        add_waiter(same, w);
+        pthread_mutex_unlock(&mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&mu);
+    struct sq_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        free(w);
+        return -ENOMEM;
+    }
     j->prov = p;
     j->vol = *v;
     volume_fixup(&j->vol);
-    j->done = done;
-    j->ctx = ctx;
+    j->wtail = &j->waiters;
+    add_waiter(j, w);
     pthread_mutex_lock(&mu);
     if (todo_tail)
         todo_tail->next = j;
@@ -141,6 +191,18 @@ int squery_submit(struct provider *p, const struct volume *v, squery_done_fn don
     pthread_cond_signal(&cond);
     pthread_mutex_unlock(&mu);
     return 0;
+}
+
+/* Every waiter of j gets a (main thread); then j goes. */
+static void answer_all(struct sq_job *j, const struct squery_answer *a)
+{
+    for (struct sq_waiter *w = j->waiters; w;) {
+        struct sq_waiter *n = w->next;
+        w->done(w->ctx, a);
+        free(w);
+        w = n;
+    }
+    free(j);
 }
 
 int squery_fd(void)
@@ -183,8 +245,7 @@ void squery_collect(void)
     pthread_mutex_unlock(&mu);
     while (l) {
         struct sq_job *n = l->next;
-        l->done(l->ctx, &l->a);
-        free(l);
+        answer_all(l, &l->a);
         l = n;
     }
 }
@@ -222,8 +283,7 @@ bool squery_shutdown(void)
     todo = todo_tail = NULL;
     while (l) {
         struct sq_job *n = l->next;
-        l->done(l->ctx, &l->a);
-        free(l);
+        answer_all(l, &l->a);
         l = n;
     }
     close(wake[0]);

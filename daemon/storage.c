@@ -653,7 +653,8 @@ static void full_check(uint64_t now)
         snprintf(q->vname, sizeof q->vname, "%s", v->vname);
         q->epoch = v->epoch;
         q->job = ++job_src;
-        int r = squery_submit(v->prov, &cur, monitor_answer, q);
+        /* Only a query that begins after this ask passes the epoch rule. */
+        int r = squery_submit(v->prov, &cur, SQ_JOIN_QUEUED, monitor_answer, q);
         if (r < 0) {
             free(q);
             if (!v->err_logged)

@@ -15,7 +15,9 @@
 #  (e) a failed query is listed as unknown, with the provider's error;
 #      vssd stopped while a query stalls waits for it and exits 0;
 #  (f) a query that does not end holds vssd's stop 5 s at most;
-#  (g) nor a listing past storage_query_timeout_ms (its items: unknown).
+#  (g) nor a listing past storage_query_timeout_ms (its items: unknown);
+#  (h) a listing asked while the monitor's query of F runs takes that
+#      query's answer (it waited for both, one after the other).
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || { echo "1..0 # SKIP python3 not installed"; exit 0; }
 
@@ -42,7 +44,7 @@ wait_for() {
     return 1
 }
 
-plan 24
+plan 26
 make_volume F 32 ext4 || exit 1
 dd if=/dev/urandom of="$T/F/data" bs=1M count=8 status=none && sync
 write_config
@@ -148,6 +150,25 @@ t=$(( $(ms) - t0 ))
 ok $? "with a query stuck past the 3 s timeout, list shadowstorage answers: status $rc after ${t} ms"
 like "$out" "Used Shadow Copy Storage space: unknown" "the used space is unknown"
 like "$out" "did not answer within 3000 ms" "and says why"
+stop_vssd
+forget_pid "$VSSD_PID"
+
+# (h) a listing joins the monitor's running query of the same volume
+write_config
+provider_ctl "stall=storage:3000"
+start_vssd || exit 1
+sleep 1 # the monitor asked about F's shadows at once: 2 s of its stall left
+t0=$(ms)
+"$VSSADMIN" list shadowstorage --json > "$T/ss2.json" 2>&1; rc=$?
+t=$(( $(ms) - t0 ))
+[ "$rc" -eq 0 ] && [ "$t" -lt 2800 ]
+ok $? "a listing during the monitor's stalled query answers with it: status $rc after ${t} ms (not 2 + 3 s)"
+used=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+items = d.get("storage", d) if isinstance(d, dict) else d
+print(sum(i["used"] for i in items))' "$T/ss2.json" 2>/dev/null)
+is "$used" $((64 * MiB)) "with the figures of that query (two 32 MiB copies)"
 stop_vssd
 forget_pid "$VSSD_PID"
 done_testing
