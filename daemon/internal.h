@@ -315,7 +315,8 @@ bool squery_shutdown(void);
  * volumes not named are dropped. Main thread. */
 int unshare_want(const struct volume *v, struct provider *p, uint64_t min_free);
 void unshare_round_end(void);
-/* Every volume is due again (a new shadow: its copies begin now). */
+/* Every volume is due again, its provider state dropped (a new shadow:
+ * its copies begin now, with no back-off left from before). */
 void unshare_kick(void);
 /* No step starts while on (a shadow set is being created). */
 void unshare_pause(bool on);

@@ -60,6 +60,7 @@ struct ujob {
     uint64_t not_before;    /* ms */
     bool busy;              /* in a step on the worker */
     bool dead;              /* unlinked while busy: the worker frees it */
+    bool reset;             /* kicked while busy: its state goes after the step */
     int err;                /* last step's error, for the main thread */
     bool err_logged;
     char errmsg[256];
@@ -188,6 +189,11 @@ static void *worker_main(void *arg)
         if (j->dead) {
             job_free(j);
             last = NULL;
+        } else if (j->reset) {
+            j->reset = false;
+            if (j->state)
+                j->prov->p.unshare_free(j->state);
+            j->state = NULL;
         }
     }
     pthread_mutex_unlock(&mu);
@@ -271,9 +277,16 @@ void unshare_kick(void)
     if (!started)
         return;
     pthread_mutex_lock(&mu);
-    for (struct ujob *j = jobs; j; j = j->next)
+    for (struct ujob *j = jobs; j; j = j->next) {
         if (!j->err)
             j->not_before = 0;
+        if (j->busy) {
+            j->reset = true;
+        } else if (j->state) { /* the provider starts afresh: no back-off */
+            j->prov->p.unshare_free(j->state);
+            j->state = NULL;
+        }
+    }
     pthread_cond_signal(&cond);
     pthread_mutex_unlock(&mu);
 }

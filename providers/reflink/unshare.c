@@ -27,9 +27,11 @@
  *
  * Invariants: a chunk is unshared only while it holds a written block and
  * a shared one, so the work ends by itself once every written chunk is
- * whole; a walk of the extent map resumes where the last step stopped and
- * a new walk starts no sooner than DUTY times the last full walk's cost
- * after it (at most 1/DUTY of a CPU spent looking); nothing is unshared
+ * whole; a walk of the extent map resumes where the last step stopped; a
+ * walk that unshared something is followed by another at once, and one
+ * that found nothing by the next only once the image was written since it
+ * began (its ctime moved) and min(DUTY times its cost, MAX_WAIT_MS) has
+ * passed (vssd starts from a fresh state after a new shadow); nothing is unshared
  * when it would leave less than min_free bytes free; fds are closed before
  * returning.
  */
@@ -58,7 +60,8 @@
 #define XFS_SUPER_MAGIC 0x58465342
 #endif
 #define BATCH 512   /* extents per FIEMAP call */
-#define DUTY 10     /* a full walk at most every DUTY x its cost */
+#define DUTY 10     /* after a walk that found nothing: DUTY x its cost ... */
+#define MAX_WAIT_MS 1000 /* ... or this, whichever is less, before the next */
 
 struct ustate {
     dev_t dev;
@@ -68,6 +71,8 @@ struct ustate {
     uint64_t walk_us;      /* CPU-ish cost of the current walk so far */
     uint64_t next_walk;    /* ms: no new walk before */
     bool unshared;         /* the current walk unshared a chunk */
+    bool walked;           /* a walk ended; last_ctime is when it began */
+    struct timespec walk_ctime, last_ctime;
 };
 
 static uint64_t mono_us(void)
@@ -114,6 +119,12 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
     uint64_t t0 = mono_us();
     if (s->pos == 0 && t0 / 1000 < s->next_walk)
         return 0;
+    if (s->pos == 0 && s->walked) { /* written since the last walk began? */
+        struct stat q;
+        if (stat(img, &q) == 0 && q.st_ctim.tv_sec == s->last_ctime.tv_sec &&
+            q.st_ctim.tv_nsec == s->last_ctime.tv_nsec)
+            return 0;
+    }
     /* Write access: FALLOC_FL_UNSHARE_RANGE wants it. */
     int fd = open(img, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -133,6 +144,7 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
         s->walk_t0 = t0 / 1000;
         s->walk_us = 0;
         s->unshared = false;
+        s->walk_ctime = st.st_ctim;
     }
     struct fiemap *fm = calloc(1, sizeof *fm + BATCH * sizeof(struct fiemap_extent));
     if (!fm) {
@@ -198,10 +210,14 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
             s->unshared = true;
     }
     s->walk_us += mono_us() - t0;
+    uint64_t wait = s->walk_us * DUTY / 1000;
+    if (wait > MAX_WAIT_MS)
+        wait = MAX_WAIT_MS;
     if (r < 0 || later) {
         /* an error, or no room: the next walk starts over, later */
         s->pos = 0;
-        s->next_walk = mono_us() / 1000 + s->walk_us * DUTY / 1000;
+        s->walked = false;
+        s->next_walk = mono_us() / 1000 + wait;
         if (r > 0)
             r = 0;
     } else if (stop) {
@@ -209,10 +225,12 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
         r = 1;
     } else {
         /* A walk that unshared something looks again at once (the writes
-         * go on); one that found nothing waits DUTY times its cost. */
+         * go on); one that found nothing waits for a write, and a while. */
         r = s->unshared ? 1 : 0;
         s->pos = 0;
-        s->next_walk = s->unshared ? 0 : mono_us() / 1000 + s->walk_us * DUTY / 1000;
+        s->walked = !s->unshared;
+        s->last_ctime = s->walk_ctime;
+        s->next_walk = s->unshared ? 0 : mono_us() / 1000 + wait;
     }
 out:
     close(fd);
