@@ -29,8 +29,9 @@
  * (include/vss/provider.h); it starts no query while a flush & hold runs
  * (a native btrfs volume's storage is the frozen filesystem); every job
  * submitted (or joined) gets exactly one callback, on the main thread,
- * either with its answer or, at squery_shutdown, with -ECANCELED; squery_shutdown returns
- * true only once the worker is gone, so providers can be unloaded after it,
+ * either with its answer or, at squery_shutdown, with -ECANCELED;
+ * squery_shutdown returns true only once the worker is gone, so providers
+ * can be unloaded after it,
  * and false after SQUERY_STOP_WAIT_MS when a query does not end (stuck in
  * a hung filesystem): the providers then stay loaded until the exit.
  */
@@ -260,10 +261,7 @@ bool squery_shutdown(void)
     pthread_mutex_unlock(&mu);
     /* A running query ends first; one stuck in the kernel (a hung
      * filesystem) is left to the process's exit. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += SQUERY_STOP_WAIT_MS / 1000;
-    if (pthread_timedjoin_np(worker, NULL, &ts) != 0) {
+    if (thread_join_within(worker, SQUERY_STOP_WAIT_MS) < 0) {
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
            "a storage query is still running after %d s; vssd stops without waiting for it",
            SQUERY_STOP_WAIT_MS / 1000);

@@ -629,8 +629,10 @@ static void full_check(uint64_t now)
 {
     st.checks++;
     rebuild();
-    if (n_vols == 0)
+    if (n_vols == 0) {
+        unshare_round_end(); /* no volume to unshare */
         return;
+    }
     char err[512];
     /* the attached volumes, for unsharing (below) */
     struct volume *att = D.cfg.unshare_chunk > 0 ? calloc(n_vols, sizeof *att) : NULL;
@@ -781,10 +783,10 @@ void storage_tick(uint64_t now)
     bool full = changed || now >= next_slow;
     if (full)
         full_check(now);
-    if (changed)
-        unshare_kick(); /* a new shadow: its copies begin with the next writes */
     else
         probe_turn(now);
+    if (changed)
+        unshare_kick(); /* a new shadow: its copies begin with the next writes */
     schedule(now_ms(), full);
 }
 

@@ -330,10 +330,7 @@ bool unshare_shutdown(void)
     stopping = true;
     pthread_cond_broadcast(&cond);
     pthread_mutex_unlock(&mu);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += STOP_WAIT_MS / 1000;
-    if (pthread_timedjoin_np(worker, NULL, &ts) != 0) {
+    if (thread_join_within(worker, STOP_WAIT_MS) < 0) {
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
            "an unsharing step is still running after %d s; vssd stops without waiting for it",
            STOP_WAIT_MS / 1000);

@@ -234,3 +234,16 @@ int loop_set_dio(const char *dev, bool on, bool *was)
     close(fd);
     return r;
 }
+
+int thread_join_within(pthread_t t, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_timedjoin_np(t, NULL, &ts) == 0 ? 0 : -ETIMEDOUT;
+}

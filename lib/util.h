@@ -5,6 +5,7 @@
 #ifndef VSS_UTIL_H
 #define VSS_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,10 @@ int reflink_probe(const char *dir);
  * @return 0 or -errno.
  */
 int loop_set_dio(const char *dev, bool on, bool *was);
+
+/* Joins thread t if it ends within ms. @return 0, or -ETIMEDOUT (still
+ * running: the caller decides what may not be freed). */
+int thread_join_within(pthread_t t, unsigned ms);
 
 /* Reads a whole file (NUL-terminated). @return 0 or -errno; *len optional. */
 int read_file(const char *path, char **data, size_t *len);
