@@ -15,8 +15,9 @@
 #  (g) unsharing: with a shadow of F, four threads of direct 4 KiB writes
 #      at random blocks of a file; vssd unshares every chunk they touched
 #      (no 1 MiB chunk of the live image is left half shared), every block
-#      holds its last write, the shadow's image did not change, and with
-#      unshare_chunk = 0 nothing is unshared;
+#      holds its last write, the shadow's image did not change; a kill -9
+#      of vssd while it unshares loses no write and the restarted vssd
+#      finishes; with unshare_chunk = 0 nothing is unshared;
 #  (f) delete removes the shadow's directory; a vssd restart keeps a
 #      persistent shadow and its exposure.
 . "$(dirname "$0")/lib.sh"
@@ -242,6 +243,28 @@ ok $? "every block holds its last direct write"
 is "$(sha256sum < "$T/P/shadows/$SID4/F.img" | cut -d' ' -f1)" "$snap4" \
     "the shadow's image is unchanged"
 is "$(cat "/sys/block/${FLOOP#/dev/}/loop/dio" 2>&1)" "1" "F's loop device still does direct I/O"
+# kill -9 of vssd while it unshares: no write lost, nothing left frozen
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req6.out" 2>&1
+ok $? "another persistent shadow of F:"
+SID6=$(sid_of "$T/req6.out")
+rm -f "$T/dio.stop"
+dio_writer "$T/F/dio" $((48 * 256)) "$T/dio6.map" "$T/dio.stop" &
+DW=$!; _pids+=("$DW")
+sleep 1.5
+w0=$(jget "$(vssd_status)" "d['unshare']['work_steps']")
+kill -9 "$VSSD_PID"; wait "$VSSD_PID" 2>/dev/null; forget_pid "$VSSD_PID"
+sleep 0.5; touch "$T/dio.stop"; wait "$DW"; dw_rc=$?; forget_pid "$DW"
+is "$dw_rc" 0 "the direct writes go on through a kill -9 of vssd (it had done $w0 unsharing steps)"
+check "F is writable (nothing left frozen)" not_frozen "$T/F"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check_blocks "$T/F/dio" "$T/dio6.map"
+ok $? "every block holds its last direct write after the kill"
+diag "half-shared chunks when vssd restarts: $(mixed)"
+start_vssd || exit 1
+for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
+is "$(mixed)" 0 "the restarted vssd finishes the unsharing"
+"$VSSADMIN" delete shadows /shadow="$SID6" /quiet >/dev/null 2>&1
+ok $? "deleting that shadow"
 # unshare_chunk = 0: off
 stop_vssd
 write_config "unshare_chunk = 0"
