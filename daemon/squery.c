@@ -255,13 +255,9 @@ bool squery_shutdown(void)
 {
     if (!started)
         return true;
-    pthread_mutex_lock(&mu);
-    stopping = true;
-    pthread_cond_broadcast(&cond);
-    pthread_mutex_unlock(&mu);
     /* A running query ends first; one stuck in the kernel (a hung
      * filesystem) is left to the process's exit. */
-    if (thread_join_within(worker, SQUERY_STOP_WAIT_MS) < 0) {
+    if (thread_stop_within(worker, &mu, &cond, &stopping, SQUERY_STOP_WAIT_MS) < 0) {
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
            "a storage query is still running after %d s; vssd stops without waiting for it",
            SQUERY_STOP_WAIT_MS / 1000);

@@ -64,7 +64,6 @@ struct ujob {
     int err;                /* last step's error, for the main thread */
     bool err_logged;
     char errmsg[256];
-    uint64_t steps, work_steps;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -126,14 +125,7 @@ static void drop(struct ujob **pp)
 
 static void timed_wait(uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = deadline_after((unsigned)ms);
     pthread_cond_timedwait(&cond, &mu, &ts);
 }
 
@@ -168,15 +160,12 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&mu);
         j->busy = false;
         if (ran) {
-            j->steps++;
             st.steps++;
             st.us_total += us;
             if (us > st.us_max)
                 st.us_max = us;
-            if (r > 0) {
-                j->work_steps++;
+            if (r > 0)
                 st.work_steps++;
-            }
             j->not_before = r > 0 ? 0 : now_ms() + (r < 0 ? ERROR_BACKOFF_MS : IDLE_MS);
             if (r < 0) {
                 j->err = r;
@@ -326,11 +315,7 @@ bool unshare_shutdown(void)
 {
     if (!started)
         return true;
-    pthread_mutex_lock(&mu);
-    stopping = true;
-    pthread_cond_broadcast(&cond);
-    pthread_mutex_unlock(&mu);
-    if (thread_join_within(worker, STOP_WAIT_MS) < 0) {
+    if (thread_stop_within(worker, &mu, &cond, &stopping, STOP_WAIT_MS) < 0) {
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
            "an unsharing step is still running after %d s; vssd stops without waiting for it",
            STOP_WAIT_MS / 1000);

@@ -235,7 +235,7 @@ int loop_set_dio(const char *dev, bool on, bool *was)
     return r;
 }
 
-int thread_join_within(pthread_t t, unsigned ms)
+struct timespec deadline_after(unsigned ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -245,5 +245,16 @@ int thread_join_within(pthread_t t, unsigned ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
+    return ts;
+}
+
+int thread_stop_within(pthread_t t, pthread_mutex_t *mu, pthread_cond_t *cond, bool *stopping,
+                       unsigned ms)
+{
+    pthread_mutex_lock(mu);
+    *stopping = true;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(mu);
+    struct timespec ts = deadline_after(ms);
     return pthread_timedjoin_np(t, NULL, &ts) == 0 ? 0 : -ETIMEDOUT;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Monotonic clock in microseconds / milliseconds. */
 uint64_t now_us(void);
@@ -56,9 +57,13 @@ int reflink_probe(const char *dir);
  */
 int loop_set_dio(const char *dev, bool on, bool *was);
 
-/* Joins thread t if it ends within ms. @return 0, or -ETIMEDOUT (still
- * running: the caller decides what may not be freed). */
-int thread_join_within(pthread_t t, unsigned ms);
+/* CLOCK_REALTIME ms from now, for pthread_cond_timedwait and the like. */
+struct timespec deadline_after(unsigned ms);
+/* Stops a worker thread t: sets *stopping under mu, wakes cond, and joins
+ * t if it ends within ms. @return 0, or -ETIMEDOUT (still running: the
+ * caller decides what may not be freed). */
+int thread_stop_within(pthread_t t, pthread_mutex_t *mu, pthread_cond_t *cond, bool *stopping,
+                       unsigned ms);
 
 /* Reads a whole file (NUL-terminated). @return 0 or -errno; *len optional. */
 int read_file(const char *path, char **data, size_t *len);

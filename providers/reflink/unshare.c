@@ -67,7 +67,6 @@ struct ustate {
     dev_t dev;
     ino_t ino;
     uint64_t pos;          /* where the walk resumes */
-    uint64_t walk_t0;      /* ms: start of the current walk */
     uint64_t walk_us;      /* CPU-ish cost of the current walk so far */
     uint64_t next_walk;    /* ms: no new walk before */
     bool unshared;         /* the current walk unshared a chunk */
@@ -141,7 +140,6 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
     }
     uint64_t size = (uint64_t)st.st_size;
     if (s->pos == 0) {
-        s->walk_t0 = t0 / 1000;
         s->walk_us = 0;
         s->unshared = false;
         s->walk_ctime = st.st_ctim;

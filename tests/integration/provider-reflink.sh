@@ -207,6 +207,14 @@ for th in ts: th.join()
 json.dump(last, open(out, "w"))
 PY
 }
+# dio_start MAP: dio_writer on F/dio in the background; dio_stop: ends it,
+# its exit status in DW_RC.
+dio_start() {
+    rm -f "$T/dio.stop"
+    dio_writer "$T/F/dio" $((48 * 256)) "$1" "$T/dio.stop" &
+    DW=$!; _pids+=("$DW")
+}
+dio_stop() { touch "$T/dio.stop"; wait "$DW"; DW_RC=$?; forget_pid "$DW"; }
 check_blocks() {
     python3 - "$1" "$2" <<'PY'
 import json, struct, sys
@@ -224,12 +232,10 @@ dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
 ok $? "a persistent shadow of F: before direct random writes"
 SID4=$(sid_of "$T/req4.out")
 snap4=$(sha256sum < "$T/P/shadows/$SID4/F.img" | cut -d' ' -f1)
-rm -f "$T/dio.stop"
-dio_writer "$T/F/dio" $((48 * 256)) "$T/dio.map" "$T/dio.stop" &
-DW=$!; _pids+=("$DW")
+dio_start "$T/dio.map"
 sleep 3
-touch "$T/dio.stop"; wait "$DW"; dw_rc=$?; forget_pid "$DW"
-is "$dw_rc" 0 "the direct writer's writes all succeeded"
+dio_stop
+is "$DW_RC" 0 "the direct writer's writes all succeeded"
 t0=$(date +%s%N)
 for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
 is "$(mixed)" 0 "no 1 MiB chunk of the live image is left half shared ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the writes)"
@@ -247,14 +253,12 @@ is "$(cat "/sys/block/${FLOOP#/dev/}/loop/dio" 2>&1)" "1" "F's loop device still
 "$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req6.out" 2>&1
 ok $? "another persistent shadow of F:"
 SID6=$(sid_of "$T/req6.out")
-rm -f "$T/dio.stop"
-dio_writer "$T/F/dio" $((48 * 256)) "$T/dio6.map" "$T/dio.stop" &
-DW=$!; _pids+=("$DW")
+dio_start "$T/dio6.map"
 sleep 1.5
 w0=$(jget "$(vssd_status)" "d['unshare']['work_steps']")
 kill -9 "$VSSD_PID"; wait "$VSSD_PID" 2>/dev/null; forget_pid "$VSSD_PID"
-sleep 0.5; touch "$T/dio.stop"; wait "$DW"; dw_rc=$?; forget_pid "$DW"
-is "$dw_rc" 0 "the direct writes go on through a kill -9 of vssd (it had done $w0 unsharing steps)"
+sleep 0.5; dio_stop
+is "$DW_RC" 0 "the direct writes go on through a kill -9 of vssd (it had done $w0 unsharing steps)"
 check "F is writable (nothing left frozen)" not_frozen "$T/F"
 sync; echo 3 > /proc/sys/vm/drop_caches
 check_blocks "$T/F/dio" "$T/dio6.map"
@@ -272,10 +276,8 @@ start_vssd || exit 1
 "$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req5.out" 2>&1
 ok $? "with unshare_chunk = 0, a shadow of F:"
 SID5=$(sid_of "$T/req5.out")
-rm -f "$T/dio.stop"
-dio_writer "$T/F/dio" $((48 * 256)) "$T/dio.map" "$T/dio.stop" &
-DW=$!; _pids+=("$DW")
-sleep 1; touch "$T/dio.stop"; wait "$DW"; forget_pid "$DW"
+dio_start "$T/dio.map"
+sleep 1; dio_stop
 sleep 1.5
 n=$(mixed)
 ok "$([ "${n:-0}" -gt 0 ]; echo $?)" "the writes' chunks stay half shared ($n chunks): nothing was unshared"
