@@ -3,8 +3,9 @@
  * loop keeps serving other clients while filesystems are frozen.
  *
  * Two jobs per snapshot set (docs/protocol.md, "Timing of do_snapshot_set"):
- * FLUSH_PREPARE, before the writers' Freeze: syncfs of each filesystem,
- * the providers' pre_freeze (see prepare()); FLUSH_HOLD, after it: record and arm the watchdog,
+ * FLUSH_PREPARE, before the writers' Freeze: the providers' settle (their
+ * storage's background work), syncfs of each filesystem, the providers'
+ * pre_freeze (see prepare()); FLUSH_HOLD, after it: record and arm the watchdog,
  * expedited RCU on (rcu.c); FIFREEZE every filesystem (the set is atomic: all
  * are frozen before any provider commits); provider commit for every
  * shadow; FITHAW every filesystem in reverse order; expedited RCU off;
@@ -96,6 +97,12 @@ static int freeze_one(struct flush_job *job, size_t i)
 static void prepare(struct flush_job *job)
 {
     uint64_t t = now_us();
+    /* the storage's background work first (a btrfs pool cleaning deleted
+     * snapshots), so that the freeze and commit do not queue behind it */
+    for (size_t i = 0; i < job->n_shadows; i++)
+        if (job->prov[i]->settle)
+            job->prov[i]->settle(job->ps[i]);
+    job->settle_us = now_us() - t;
     for (size_t i = 0; i < job->n_vols; i++)
         syncfs(job->vols[i].fd);
     /* a provider's pre_freeze may freeze and thaw its volume (reflink):

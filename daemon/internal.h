@@ -348,7 +348,7 @@ struct flush_job {
     /* results */
     int status;
     char error[512];
-    uint64_t flush_us, prefreeze_us, hold_us;
+    uint64_t settle_us, flush_us, prefreeze_us, hold_us; /* settle_us: part of flush_us */
     uint64_t freeze_us, commit_us;  /* of hold_us: the FIFREEZEs, the provider commits */
     bool watchdog_fired;
 };

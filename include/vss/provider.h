@@ -127,6 +127,17 @@ struct vss_provider {
                         uint64_t min_free, unsigned budget_ms, char *errbuf, size_t errlen);
     /** Releases unshare_step's state (not NULL). Required with unshare_step. */
     void (*unshare_free)(void *state);
+    /**
+     * On vssd's flush thread, first thing of the set's flush (after the
+     * writers' PrepareForSnapshot, before the filesystems are flushed and
+     * before the writers' Freeze; nothing is frozen, no watchdog runs):
+     * waits for background work of the storage that the hold would
+     * otherwise wait for (btrfs: the cleaning of deleted snapshots), for at
+     * most a time the provider bounds itself (seconds, not minutes).
+     * Returns 0, or a negative errno when it could not find out; vssd goes
+     * on either way. Optional (check struct_size).
+     */
+    int (*settle)(struct vss_provider_shadow *sh);
 };
 
 /** Symbol a provider module exports. */

@@ -30,14 +30,18 @@
  *    falls back to resolving the volume again when it is empty;
  *  - a shadow owns exactly one subvolume, named by its shadow id; deleting
  *    a shadow that never got one is not an error;
- *  - nothing is kept in memory between calls (commit runs on vssd's flush
- *    thread, everything else on its main thread).
+ *  - nothing is kept in memory between calls (commit, settle and
+ *    pre_freeze run on vssd's flush thread, storage_query on its query
+ *    worker, everything else on its main thread), except the ids of the
+ *    snapshots delete_shadow removed and settle has not yet waited for
+ *    (a short list under its own mutex).
  */
 #include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
 #include <linux/fiemap.h>
@@ -52,6 +56,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vss/provider.h>
@@ -108,8 +113,103 @@ static int open_dir(const char *path)
     return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* Whether the root tree still has subvolume id's root item (a deleted
+ * subvolume keeps it until the cleaner has dropped it): 1, 0 or -errno
+ * (BTRFS_IOC_TREE_SEARCH needs CAP_SYS_ADMIN). */
+static int root_item_exists(int fd, uint64_t id)
+{
+    struct btrfs_ioctl_search_args a;
+    memset(&a, 0, sizeof a);
+    a.key.tree_id = BTRFS_ROOT_TREE_OBJECTID;
+    a.key.min_objectid = a.key.max_objectid = id;
+    a.key.min_type = a.key.max_type = BTRFS_ROOT_ITEM_KEY;
+    a.key.max_offset = UINT64_MAX;
+    a.key.max_transid = UINT64_MAX;
+    a.key.nr_items = 1;
+    if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &a) < 0)
+        return -errno;
+    return a.key.nr_items > 0;
+}
 
+/*
+ * Subvolumes this provider deleted (shadows) whose drop by the filesystem's
+ * cleaner bp_settle may wait for: (filesystem, subvolume id). Written by
+ * delete_shadow (main thread), read and emptied by settle (flush thread),
+ * under dead_mu. Only our own: a subvolume someone else deleted and still
+ * holds open would otherwise make every set wait the full bound.
+ */
+#define DEAD_MAX 64
+static pthread_mutex_t dead_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dead {
+    uint8_t fsid[BTRFS_FSID_SIZE];
+    uint64_t id;
+} dead[DEAD_MAX];
+static size_t n_dead;
 
+static int fsid_of(int fd, uint8_t fsid[BTRFS_FSID_SIZE])
+{
+    struct btrfs_ioctl_fs_info_args fi;
+    memset(&fi, 0, sizeof fi);
+    if (ioctl(fd, BTRFS_IOC_FS_INFO, &fi) < 0)
+        return -errno;
+    memcpy(fsid, fi.fsid, BTRFS_FSID_SIZE);
+    return 0;
+}
+
+/* Records a deletion of subvolume id on fd's filesystem (the oldest record
+ * goes when the list is full). */
+static void dead_add(int fd, uint64_t id)
+{
+    struct dead d = { .id = id };
+    if (fsid_of(fd, d.fsid) < 0)
+        return;
+    pthread_mutex_lock(&dead_mu);
+    if (n_dead == DEAD_MAX)
+        memmove(&dead[0], &dead[1], (DEAD_MAX - 1) * sizeof dead[0]);
+    else
+        n_dead++;
+    dead[n_dead - 1] = d;
+    pthread_mutex_unlock(&dead_mu);
+}
+
+/* Takes (removes) the recorded deletions on fd's filesystem into ids[]
+ * (at most max); their number. */
+static size_t dead_take(int fd, uint64_t *ids, size_t max)
+{
+    uint8_t fsid[BTRFS_FSID_SIZE];
+    if (fsid_of(fd, fsid) < 0)
+        return 0;
+    size_t n = 0, k = 0;
+    pthread_mutex_lock(&dead_mu);
+    for (size_t i = 0; i < n_dead; i++) {
+        if (!memcmp(dead[i].fsid, fsid, sizeof fsid) && n < max)
+            ids[n++] = dead[i].id;
+        else
+            dead[k++] = dead[i];
+    }
+    n_dead = k;
+    pthread_mutex_unlock(&dead_mu);
+    return n;
+}
+
+/*
+ * How many of ids[] the cleaner has not finished dropping (what `btrfs
+ * subvolume sync` waits for); those done are removed from ids[]. -errno if
+ * the search fails.
+ */
+static int dead_left(int fd, uint64_t *ids, size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int r = root_item_exists(fd, ids[i]);
+        if (r < 0)
+            return r;
+        if (r > 0)
+            ids[k++] = ids[i];
+    }
+    *n = k;
+    return (int)k;
+}
 
 /* ---- what a volume is ---- */
 
@@ -272,6 +372,59 @@ static int bp_pre_freeze(struct vss_provider_shadow *sh)
     return sync_fs_of(t.dir, sh->error, sizeof sh->error);
 }
 
+/*
+ * Before the set's flush (vssd's flush thread, nothing frozen): let the
+ * filesystem the snapshot is made on finish dropping the shadows this
+ * provider deleted. btrfs drops a deleted subvolume later, in its cleaner
+ * thread, inside transactions; one still in use (vssd's storage query
+ * walking its image) is handed to the cleaner only when its user lets go,
+ * and then waits for the cleaner's next wake-up, up to the periodic commit
+ * (30 s). A drop that ran into the next set's hold stretched its FIFREEZE
+ * (whose flush reaches the image through the loop device) from about 1 ms
+ * to 4-11 ms on a 64 GiB volume of a million extents: shadows taken right
+ * after a deletion (auto-release shadows, a rotation that deletes the
+ * oldest first) paid for it inside the hold. BTRFS_IOC_SYNC commits and
+ * wakes the cleaner; it is repeated every SETTLE_SYNC_MS while polling,
+ * for SETTLE_MAX_MS at most (the writers have not been asked to freeze
+ * yet: the wait delays the set, not the applications). Measured: the drop
+ * of such a snapshot takes 10-50 ms once the cleaner has it
+ * (docs/benchmarks.md, "Hold window").
+ */
+#define SETTLE_MAX_MS 30000
+#define SETTLE_POLL_MS 10
+#define SETTLE_SYNC_MS 100
+
+static int bp_settle(struct vss_provider_shadow *sh)
+{
+    struct target t;
+    char snap[PATH_MAX];
+    if (shadow_target(sh, &t, snap, sizeof snap) < 0)
+        return -EINVAL;
+    int fd = open_dir(t.dir);
+    if (fd < 0)
+        return -errno;
+    uint64_t ids[DEAD_MAX];
+    size_t n = dead_take(fd, ids, DEAD_MAX);
+    int r = n ? dead_left(fd, ids, &n) : 0;
+    struct timespec t0, now, nap = { 0, SETTLE_POLL_MS * 1000000L };
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long ms = 0, synced = -SETTLE_SYNC_MS; r > 0 && ms < SETTLE_MAX_MS;) {
+        if (ms - synced >= SETTLE_SYNC_MS) {
+            if (ioctl(fd, BTRFS_IOC_SYNC, NULL) < 0) {
+                r = -errno;
+                break;
+            }
+            synced = ms;
+        }
+        nanosleep(&nap, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        r = dead_left(fd, ids, &n);
+    }
+    close(fd);
+    return r < 0 ? r : 0;
+}
+
 static int snap_create(int srcfd, int dirfd, const char *name, char *err, size_t len)
 {
     struct btrfs_ioctl_vol_args_v2 a;
@@ -375,14 +528,26 @@ static int bp_delete(struct vss_provider_shadow *sh)
     struct btrfs_ioctl_vol_args a;
     memset(&a, 0, sizeof a);
     snprintf(a.name, sizeof a.name, "%s", base_of(snap));
+    /* its id, for settle: the next set waits for its drop */
+    struct btrfs_ioctl_get_subvol_info_args si;
+    memset(&si, 0, sizeof si);
+    int sfd = openat(dirfd, a.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* (the ioctl may answer 1, not 0, for a subvolume it found) */
+    bool have_id = sfd >= 0 && ioctl(sfd, BTRFS_IOC_GET_SUBVOL_INFO, &si) >= 0 && si.treeid;
+    if (sfd >= 0)
+        close(sfd);
     int r = 0;
     if (ioctl(dirfd, BTRFS_IOC_SNAP_DESTROY, &a) < 0) {
         if (errno != ENOENT)
             r = err_set(sh->error, sizeof sh->error, -errno, "cannot delete snapshot '%s'", snap, NULL);
-    } else if (syncfs(dirfd) < 0) {
+    } else {
+        if (have_id)
+            dead_add(dirfd, si.treeid);
         /* The deletion must survive a crash, or the subvolume reappears
          * with no catalog record left to find it. */
-        r = err_set(sh->error, sizeof sh->error, -errno, "cannot sync after deleting '%s'", snap, NULL);
+        if (syncfs(dirfd) < 0)
+            r = err_set(sh->error, sizeof sh->error, -errno, "cannot sync after deleting '%s'",
+                        snap, NULL);
     }
     close(dirfd);
     return r;
@@ -422,11 +587,13 @@ static int bp_unexpose(struct vss_provider_shadow *sh, const char *target)
     return vssp_unexpose(target, sh->error, sizeof sh->error);
 }
 
-/* Bytes of fd's file in extents no other file or snapshot shares. */
-static uint64_t unshared_bytes(int fd)
+/* Bytes of fd's file in extents no other file or snapshot shares; the
+ * walk ends early once `snapshot` (its subvolume) is deleted: the open
+ * file would keep the cleaner from dropping it (bp_settle waits for that). */
+static uint64_t unshared_bytes(int fd, const char *snapshot)
 {
     uint64_t sum = 0;
-    vssp_fiemap_walk(fd, 0, FIEMAP_EXTENT_SHARED, &sum);
+    vssp_fiemap_walk(fd, 0, FIEMAP_EXTENT_SHARED, &sum, snapshot);
     return sum;
 }
 
@@ -502,9 +669,12 @@ static int bp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
         } else {
             quotas = false;
             if (t.kind == KIND_MANAGED) {
+                char snap[2 * PATH_MAX];
                 int ifd = openat(fd, t.image, O_RDONLY | O_CLOEXEC);
                 if (ifd >= 0) {
-                    *used += unshared_bytes(ifd);
+                    bool named = (size_t)snprintf(snap, sizeof snap, "%s/%s", t.dir,
+                                                  de->d_name) < sizeof snap;
+                    *used += unshared_bytes(ifd, named ? snap : NULL);
                     close(ifd);
                 }
             }
@@ -532,4 +702,5 @@ const struct vss_provider vss_btrfs_provider = {
     .unexpose = bp_unexpose,
     .storage_query = bp_storage_query,
     .pre_freeze = bp_pre_freeze,
+    .settle = bp_settle,
 };

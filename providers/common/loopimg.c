@@ -50,7 +50,8 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint64_t *bytes)
+uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint64_t *bytes,
+                          const char *alive)
 {
     enum { N = 512 };
     struct fiemap *fm = calloc(1, sizeof *fm + N * sizeof(struct fiemap_extent));
@@ -73,6 +74,8 @@ uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint6
         seen += fm->fm_mapped_extents;
         if (budget_ms && mono_ms() - t0 >= budget_ms)
             break;
+        if (alive && access(alive, F_OK) < 0 && errno == ENOENT)
+            break;
     }
     free(fm);
     if (bytes)
@@ -86,7 +89,7 @@ int vssp_expose_image(const char *img, const char *target, const char *fstype,
     int ffd = open(img, O_RDONLY | O_CLOEXEC);
     if (ffd < 0)
         return vssp_err(err, errlen, -errno, "cannot open '%s'", img, NULL);
-    vssp_fiemap_walk(ffd, 2000, 0, NULL);   /* extent map into memory */
+    vssp_fiemap_walk(ffd, 2000, 0, NULL, NULL);   /* extent map into memory */
     int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
     if (ctl < 0) {
         close(ffd);

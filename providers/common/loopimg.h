@@ -32,10 +32,15 @@ int vssp_expose_image(const char *img, const char *target, const char *fstype,
  * Walks fd's extent map with FIEMAP from the start, for at most budget_ms
  * (0: to the end). bytes (may be NULL) gets the length of the extents
  * with none of skip_flags (FIEMAP_EXTENT_*). Walking it also brings the
- * filesystem's metadata for the file into memory.
+ * filesystem's metadata for the file into memory. With `alive` (else
+ * NULL), the walk also ends, after a batch, once that path no longer
+ * exists: a shadow deleted meanwhile no longer counts, and the open file
+ * kept its filesystem from freeing it (a deleted btrfs snapshot is queued
+ * for its cleaner only when its last user lets go).
  * @return the number of extents seen (best effort; errors end the walk).
  */
-uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint64_t *bytes);
+uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint64_t *bytes,
+                          const char *alive);
 
 /* Unmounts target (not mounted is not an error). @return 0 or -errno. */
 int vssp_unexpose(const char *target, char *err, size_t errlen);

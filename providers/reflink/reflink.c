@@ -376,11 +376,12 @@ static int rp_unexpose(struct vss_provider_shadow *sh, const char *target)
     return vssp_unexpose(target, sh->error, sizeof sh->error);
 }
 
-/* Bytes of fd's file in extents no other file shares (FIEMAP). */
-static uint64_t unshared_bytes(int fd)
+/* Bytes of fd's file in extents no other file shares (FIEMAP); the walk
+ * ends early once `path` (the file) is deleted. */
+static uint64_t unshared_bytes(int fd, const char *path)
 {
     uint64_t sum = 0;
-    vssp_fiemap_walk(fd, 0, FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_UNWRITTEN, &sum);
+    vssp_fiemap_walk(fd, 0, FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_UNWRITTEN, &sum, path);
     return sum;
 }
 
@@ -420,8 +421,10 @@ static int rp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
         struct stat s;
         if (fd < 0)
             continue; /* another volume's shadow (shared pool directory) */
+        char full[2 * PATH_MAX + NAME_MAX + 3];
+        bool named = (size_t)snprintf(full, sizeof full, "%s/%s", t.dir, p) < sizeof full;
         if (fstat(fd, &s) == 0 && s.st_size == live.st_size)
-            *used += unshared_bytes(fd);
+            *used += unshared_bytes(fd, named ? full : NULL);
         close(fd);
     }
     closedir(d);
