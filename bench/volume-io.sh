@@ -38,7 +38,9 @@
 #
 # Goals (issue 3): S1/N and S10/N >= 0.9 (IOPS); N0/P >= 0.85; shadow/live
 # read >= 0.9 (sequential MiB/s and random IOPS). Ratios are of the sums
-# over rounds.
+# over rounds. Informational: each S1 and S10 run second by second (fio's
+# IOPS log): its first and last 5 seconds, and from which second on it
+# keeps 0.9 x N (how long the first pass after a shadow lasts).
 #
 # Environment: VSS_BUILD, BENCH_POOLS ("btrfs"; "btrfs xfs" for both),
 # BENCH_VOL_SIZE (2G), BENCH_FILE_SIZE (1G), BENCH_POOL_SIZE (16G),
@@ -77,13 +79,15 @@ verdict() {
 ge() { awk -v r="$1" -v g="$2" 'BEGIN { print (r + 0 >= g) ? 1 : 0 }'; }
 die() { note "$*"; exit 2; }
 
-# fio_run NAME FILE RW BS IODEPTH RUNTIME: one time-based fio job on FILE,
-# prints "IOPS KiB/s" (terse v3: read iops 8, bw 7; write iops 49, bw 48).
+# fio_run NAME FILE RW BS IODEPTH RUNTIME [LOG]: one time-based fio job on
+# FILE, prints "IOPS KiB/s" (terse v3: read iops 8, bw 7; write iops 49, bw
+# 48). With LOG, the IOPS of each second go to LOG_iops.1.log.
 fio_run() {
     local name="$1" file="$2" rw="$3" bs="$4" qd="$5" rt="$6" out
+    local log=(); [ -n "${7:-}" ] && log=(--write_iops_log="$7" --log_avg_msec=1000)
     out=$(fio --name="$name" --filename="$file" --size="$FILE_SIZE" --rw="$rw" --bs="$bs" \
         --direct=1 --ioengine="$ENGINE" --iodepth="$qd" --numjobs=1 --time_based \
-        --runtime="$rt" --randrepeat=0 --output-format=terse --terse-version=3 2>"$T/fio.err") ||
+        --runtime="$rt" --randrepeat=0 "${log[@]}" --output-format=terse --terse-version=3 2>"$T/fio.err") ||
         { sed 's/^/#   /' "$T/fio.err" >&2; return 1; }
     case "$rw" in
         *write) awk -F';' '{ printf "%.0f %.0f\n", $49, $48 }' <<<"$out" ;;
@@ -116,13 +120,34 @@ noshadows() {
     sync
     note "$pool: shadows deleted (and cleaned up) in $((SECONDS - t0)) s"
 }
-# run STATE FILE: one random-write run; appends IOPS to IOPS[STATE], prints a note.
+# run STATE FILE: one random-write run; appends IOPS to IOPS[STATE], prints
+# a note; its IOPS per second are in $T/ts/POOL-STATE-ROUND_iops.1.log.
 run() {
     local st="$1" file="$2" r
-    r=$(fio_run "$st" "$file" randwrite 4k "$IODEPTH" "$RUNTIME") || die "fio failed ($st)"
+    mkdir -p "$T/ts"
+    r=$(fio_run "$st" "$file" randwrite 4k "$IODEPTH" "$RUNTIME" "$T/ts/$pool-$st-$round") ||
+        die "fio failed ($st)"
     set -- $r
     IOPS[$st]="${IOPS[$st]:-} $1"
     note "$(printf '%-6s %4ss round %d %-4s %8s IOPS  load %s' "$pool" "$SECONDS" "$round" "$st" "$1" "$(load)")"
+}
+# tsprofile LOG TARGET: "FIRST5 LAST5 FROM" of a per-second IOPS log: the
+# mean IOPS of its first and of its last 5 seconds, and the second from
+# which its 3-second moving mean stays >= TARGET to the end ("never" if its
+# last 3 seconds are below it).
+tsprofile() {
+    awk -F', *' -v tgt="$2" '{ v[n++] = $2 } END {
+        if (n < 3) { print "- - -"; exit }
+        k = n < 5 ? n : 5
+        for (i = 0; i < k; i++) a += v[i]
+        for (i = n - k; i < n; i++) b += v[i]
+        from = -1
+        for (t = n - 3; t >= 0; t--) {
+            if ((v[t] + v[t + 1] + v[t + 2]) / 3 < tgt) break
+            from = t
+        }
+        printf "%.0f %.0f %s\n", a / k, b / k, from < 0 ? "never" : from
+    }' "$1"
 }
 sum() { awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }' <<<"$1"; }
 mean() { awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.0f", s / NF }' <<<"$1"; }
@@ -261,6 +286,18 @@ for pool in $POOLS; do
     echo "(informational) volume after shadows / before (N / N0): $(ratio "$(sum "${IOPS[N]}")" "$(sum "${IOPS[N0]}")")"
     [ -n "${IOPS[Nd]:-}" ] &&
     echo "(informational) after 'vssvol defrag' / before any shadow (Nd / N0, means): $(ratio "$(mean "${IOPS[Nd]}")" "$(mean "${IOPS[N0]}")")"
+    # How long the first pass after a shadow lasts: each S1 / S10 run, second by second.
+    tgt=$(awk -v n="$(mean "${IOPS[N]}")" 'BEGIN { printf "%.0f", 0.9 * n }')
+    for st in S1 S10; do
+        for round in $(seq "$ROUNDS"); do
+            f="$T/ts/$pool-$st-${round}_iops.1.log"
+            [ -f "$f" ] || continue
+            set -- $(tsprofile "$f" "$tgt")
+            echo "(informational) $st round $round, per second: first 5 s $1 IOPS, last 5 s $2 IOPS" \
+                "($(ratio "$2" "$(mean "${IOPS[N]}")") of N); at >= 0.9 x N ($tgt) $([ "$3" = never ] &&
+                echo "not within the ${RUNTIME} s run" || echo "from second $3 on")"
+        done
+    done
     verdict "$(ge "$rp" 0.85)" "$pool: managed volume / file in the pool = $rp (goal >= 0.85)"
     verdict "$(ge "$rs" 0.9)" "$pool: sequential read, exposed shadow / live = $rs (goal >= 0.9)"
     verdict "$(ge "$rr" 0.9)" "$pool: random read, exposed shadow / live = $rr (goal >= 0.9)"
