@@ -16,8 +16,9 @@
  * Threads: commit() runs on vssd's flush & hold thread while every
  * filesystem of the set is frozen; it must not touch those filesystems'
  * mounted paths (they are frozen), and should return well within the hold
- * timeout (10 s). storage_query and unshare_step run on worker threads
- * (below); every other callback runs on vssd's main thread.
+ * timeout (10 s). settle and pre_freeze run on that thread too, before
+ * the hold; storage_query and unshare_step run on worker threads (below);
+ * every other callback runs on vssd's main thread.
  *
  * Errors: return 0, a negative errno or a VSS_E_* code, and put a one-line
  * explanation in shadow->error (or volume-less calls: the errbuf argument).
