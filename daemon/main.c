@@ -246,10 +246,11 @@ static void run_loop(int sigfd)
 static void shutdown_all(void)
 {
     ev(EV_STOPPING, EVL_INFO, NULL, "vssd stopping");
-    /* Let a running flush & hold finish (it is bounded by the hold timeout). */
+    /* Let a running flush & hold finish (it is bounded by the hold timeout,
+     * and the preparing one by the providers' settle). */
     if (flush_running()) {
         struct pollfd p = { .fd = D.flush_pipe[0], .events = POLLIN };
-        if (poll(&p, 1, (int)D.cfg.hold_timeout_ms + 5000) > 0) {
+        if (poll(&p, 1, (int)D.cfg.hold_timeout_ms + VSS_PROVIDER_SETTLE_MAX_MS + 5000) > 0) {
             char b;
             if (read(D.flush_pipe[0], &b, 1) == 1)
                 session_flush_done();

@@ -133,13 +133,17 @@ struct vss_provider {
      * writers' PrepareForSnapshot, before the filesystems are flushed and
      * before the writers' Freeze; nothing is frozen, no watchdog runs):
      * waits for background work of the storage that the hold would
-     * otherwise wait for (btrfs: the cleaning of deleted snapshots), for at
-     * most a time the provider bounds itself (seconds, not minutes).
+     * otherwise wait for (btrfs: the cleaning of deleted snapshots), and
+     * returns within VSS_PROVIDER_SETTLE_MAX_MS (vssd's stop waits that
+     * long, plus the hold timeout, for a running flush).
      * Returns 0, or a negative errno when it could not find out; vssd goes
      * on either way. Optional (check struct_size).
      */
     int (*settle)(struct vss_provider_shadow *sh);
 };
+
+/** The longest a provider's settle may take. */
+#define VSS_PROVIDER_SETTLE_MAX_MS 10000
 
 /** Symbol a provider module exports. */
 typedef const struct vss_provider *(*vss_provider_init_fn)(void);

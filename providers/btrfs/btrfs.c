@@ -99,13 +99,20 @@ static bool is_subvol_root(int fd)
            st.st_ino == BTRFS_FIRST_FREE_OBJECTID;
 }
 
+static int fsid_of(int fd, uint8_t fsid[BTRFS_FSID_SIZE])
+{
+    struct btrfs_ioctl_fs_info_args fi;
+    memset(&fi, 0, sizeof fi);
+    if (ioctl(fd, BTRFS_IOC_FS_INFO, &fi) < 0)
+        return -errno;
+    memcpy(fsid, fi.fsid, BTRFS_FSID_SIZE);
+    return 0;
+}
+
 static bool same_btrfs(int a, int b)
 {
-    struct btrfs_ioctl_fs_info_args fa, fb;
-    memset(&fa, 0, sizeof fa);
-    memset(&fb, 0, sizeof fb);
-    return ioctl(a, BTRFS_IOC_FS_INFO, &fa) == 0 && ioctl(b, BTRFS_IOC_FS_INFO, &fb) == 0 &&
-           memcmp(fa.fsid, fb.fsid, sizeof fa.fsid) == 0;
+    uint8_t fa[BTRFS_FSID_SIZE], fb[BTRFS_FSID_SIZE];
+    return fsid_of(a, fa) == 0 && fsid_of(b, fb) == 0 && memcmp(fa, fb, sizeof fa) == 0;
 }
 
 static int open_dir(const char *path)
@@ -146,15 +153,6 @@ static struct dead {
 } dead[DEAD_MAX];
 static size_t n_dead;
 
-static int fsid_of(int fd, uint8_t fsid[BTRFS_FSID_SIZE])
-{
-    struct btrfs_ioctl_fs_info_args fi;
-    memset(&fi, 0, sizeof fi);
-    if (ioctl(fd, BTRFS_IOC_FS_INFO, &fi) < 0)
-        return -errno;
-    memcpy(fsid, fi.fsid, BTRFS_FSID_SIZE);
-    return 0;
-}
 
 /* Records a deletion of subvolume id on fd's filesystem (the oldest record
  * goes when the list is full). */
@@ -385,12 +383,12 @@ static int bp_pre_freeze(struct vss_provider_shadow *sh)
  * after a deletion (auto-release shadows, a rotation that deletes the
  * oldest first) paid for it inside the hold. BTRFS_IOC_SYNC commits and
  * wakes the cleaner; it is repeated every SETTLE_SYNC_MS while polling,
- * for SETTLE_MAX_MS at most (the writers have not been asked to freeze
+ * for SETTLE_MAX_MS at most (9 s; the writers have not been asked to freeze
  * yet: the wait delays the set, not the applications). Measured: the drop
  * of such a snapshot takes 10-50 ms once the cleaner has it
  * (docs/benchmarks.md, "Hold window").
  */
-#define SETTLE_MAX_MS 30000
+#define SETTLE_MAX_MS (VSS_PROVIDER_SETTLE_MAX_MS - 1000)
 #define SETTLE_POLL_MS 10
 #define SETTLE_SYNC_MS 100
 
@@ -406,8 +404,8 @@ static int bp_settle(struct vss_provider_shadow *sh)
     uint64_t ids[DEAD_MAX];
     size_t n = dead_take(fd, ids, DEAD_MAX);
     int r = n ? dead_left(fd, ids, &n) : 0;
-    struct timespec t0, now, nap = { 0, SETTLE_POLL_MS * 1000000L };
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct timespec nap = { 0, SETTLE_POLL_MS * 1000000L };
+    uint64_t t0 = vssp_mono_ms();
     for (long ms = 0, synced = -SETTLE_SYNC_MS; r > 0 && ms < SETTLE_MAX_MS;) {
         if (ms - synced >= SETTLE_SYNC_MS) {
             if (ioctl(fd, BTRFS_IOC_SYNC, NULL) < 0) {
@@ -417,8 +415,7 @@ static int bp_settle(struct vss_provider_shadow *sh)
             synced = ms;
         }
         nanosleep(&nap, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        ms = (long)(vssp_mono_ms() - t0);
         r = dead_left(fd, ids, &n);
     }
     close(fd);

@@ -43,7 +43,7 @@ int vssp_err(char *err, size_t len, int r, const char *fmt, const char *a, const
     return r < 0 ? r : -r;
 }
 
-static uint64_t mono_ms(void)
+uint64_t vssp_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -55,7 +55,7 @@ uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint6
 {
     enum { N = 512 };
     struct fiemap *fm = calloc(1, sizeof *fm + N * sizeof(struct fiemap_extent));
-    uint64_t start = 0, seen = 0, sum = 0, t0 = mono_ms();
+    uint64_t start = 0, seen = 0, sum = 0, t0 = vssp_mono_ms();
     bool last = false;
     while (fm && !last) {
         memset(fm, 0, sizeof *fm);
@@ -72,7 +72,7 @@ uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint6
             start = e->fe_logical + e->fe_length;
         }
         seen += fm->fm_mapped_extents;
-        if (budget_ms && mono_ms() - t0 >= budget_ms)
+        if (budget_ms && vssp_mono_ms() - t0 >= budget_ms)
             break;
         if (alive && access(alive, F_OK) < 0 && errno == ENOENT)
             break;

@@ -42,6 +42,9 @@ int vssp_expose_image(const char *img, const char *target, const char *fstype,
 uint64_t vssp_fiemap_walk(int fd, unsigned budget_ms, uint32_t skip_flags, uint64_t *bytes,
                           const char *alive);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t vssp_mono_ms(void);
+
 /* Unmounts target (not mounted is not an error). @return 0 or -errno. */
 int vssp_unexpose(const char *target, char *err, size_t errlen);
 

@@ -172,9 +172,9 @@ e = [json.loads(l) for l in sys.stdin if l.strip()]
 e = [x for x in e if x.get("event") == 1209]
 print(e[-1].get("settle_us", "") if e else "")')
 diag "settle_us of that set: ${settle:-missing}"
-ok "$([ -n "$settle" ] && [ "$settle" -lt 30000000 ] &&
+ok "$([ -n "$settle" ] && [ "$settle" -lt 10000000 ] &&
       { [ "$pending" = 0 ] || [ "$settle" -ge 1000 ]; }; echo $?)" \
-    "event 1209 reports the wait in settle_us (waited for the drop, under 30 s)"
+    "event 1209 reports the wait in settle_us (waited for the drop, under 10 s)"
 SIDM3=$(sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$T/reqM3.out" | head -1)
 "$VSSADMIN" delete shadows /shadow="$SIDM3" /quiet >/dev/null 2>&1
 ok $? "and that shadow is deleted too"
