@@ -153,7 +153,6 @@ static struct dead {
 } dead[DEAD_MAX];
 static size_t n_dead;
 
-
 /* Records a deletion of subvolume id on fd's filesystem (the oldest record
  * goes when the list is full). */
 static void dead_add(int fd, uint64_t id)
