@@ -9,7 +9,8 @@
 # BENCH_FRAG_S seconds of fio 4 KiB random writes (direct, iodepth 16) to a
 # BENCH_FIO_SIZE file in it; then BENCH_ROUNDS shadows of each volume, one
 # at a time, the volume quiet. Prints the median hold for fresh and
-# fragmented volumes and their ratio, per provider, plus the reflink
+# fragmented volumes and their ratio, per provider, each round's hold,
+# FIFREEZE and ext4 journal checkpoint (events 1209), plus the reflink
 # provider's own figures (pre-clone, fix-up ranges and time) from the
 # catalog of a persistent shadow.
 #
@@ -68,6 +69,12 @@ for prov in $PROVIDERS; do
                 { note "$prov $vol: the shadow failed"; status=2; }
         done
         event_field 1209 hold_us "$from" > "$T/$prov-$vol.us"
+        # per round, in order: the first fragmented round is the first hold
+        # after the writes (ext4 journal checkpoint, docs/benchmarks.md)
+        echo "# $prov $vol, per round: hold / freeze / journal checkpoint before it (ms):" \
+            "$(paste -d/ "$T/$prov-$vol.us" <(event_field 1209 freeze_us "$from") \
+            <(event_field 1209 checkpoint_us "$from") |
+            awk -F/ '{ printf "%s%.2f/%.2f/%.2f", (NR > 1 ? " " : ""), $1 / 1000, $2 / 1000, $3 / 1000 }')" >&2
         read -r _ mn med _ mx < <(stats_us < "$T/$prov-$vol.us")
         eval "MED_$vol=\$med"
         r=""; [ "$vol" = frag ] && r=$(ratio "$MED_frag" "$MED_fresh")

@@ -333,7 +333,7 @@ struct flush_vol {
     bool frozen;
 };
 enum flush_mode {
-    FLUSH_PREPARE,  /* syncfs of each filesystem, providers' pre_freeze */
+    FLUSH_PREPARE,  /* settle, syncfs and journal checkpoints, providers' pre_freeze */
     FLUSH_HOLD,     /* FIFREEZE all, provider commits, FITHAW all */
 };
 struct flush_job {
@@ -349,6 +349,8 @@ struct flush_job {
     int status;
     char error[512];
     uint64_t settle_us, flush_us, prefreeze_us, hold_us; /* settle_us: part of flush_us */
+    uint64_t checkpoint_us;         /* of flush_us: the ext4 journal checkpoints */
+    unsigned checkpointed;          /* journals checkpointed before the freeze */
     uint64_t freeze_us, commit_us;  /* of hold_us: the FIFREEZEs, the provider commits */
     bool watchdog_fired;
 };

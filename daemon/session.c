@@ -463,6 +463,8 @@ static void after_post_snapshot(struct session *s)
     pj_set_int(f, "hold_us", (int64_t)(s->job ? s->job->hold_us : 0));
     pj_set_int(f, "flush_us", (int64_t)(s->job ? s->job->flush_us : 0));
     pj_set_int(f, "settle_us", (int64_t)(s->job ? s->job->settle_us : 0));
+    pj_set_int(f, "checkpoint_us", (int64_t)(s->job ? s->job->checkpoint_us : 0));
+    pj_set_int(f, "checkpointed", (int64_t)(s->job ? s->job->checkpointed : 0));
     pj_set_int(f, "prefreeze_us", (int64_t)(s->job ? s->job->prefreeze_us : 0));
     pj_set_int(f, "freeze_us", (int64_t)(s->job ? s->job->freeze_us : 0));
     pj_set_int(f, "commit_us", (int64_t)(s->job ? s->job->commit_us : 0));
@@ -617,6 +619,8 @@ void session_flush_done(void)
     pj_set_int(f, "hold_us", (int64_t)job->hold_us);
     pj_set_int(f, "flush_us", (int64_t)job->flush_us);
     pj_set_int(f, "settle_us", (int64_t)job->settle_us);
+    pj_set_int(f, "checkpoint_us", (int64_t)job->checkpoint_us);
+    pj_set_int(f, "checkpointed", (int64_t)job->checkpointed);
     pj_set_int(f, "prefreeze_us", (int64_t)job->prefreeze_us);
     pj_set_int(f, "freeze_us", (int64_t)job->freeze_us);
     pj_set_int(f, "commit_us", (int64_t)job->commit_us);

@@ -5,7 +5,7 @@
 # of the exposed shadows, auto-release versus persistent shadows, and the
 # vssadmin listings of all of it.
 . "$(dirname "$0")/lib.sh"
-plan 38
+plan 39
 
 write_config
 make_volume F 32 || exit 1
@@ -105,6 +105,7 @@ like "$out" "         Original Volume: \(F:\)" "and the original volume with its
 # own), or with expedite_freeze = no the freeze/thaw cycle before Freeze.
 last_1209() { grep '"event":1209' "$VSS_ROOT/var/lib/vss/events.jsonl" | tail -1; }
 like "$(last_1209)" '"prefreeze_us":0,' "by default no freeze/thaw cycle before the writers' Freeze"
+like "$(last_1209)" '"checkpointed":2,' "both ext4 journals were checkpointed before the writers' Freeze"
 stop_vssd
 write_config "expedite_freeze = no"
 echo 0 > "$T/rcu_expedited"
