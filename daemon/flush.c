@@ -94,13 +94,17 @@ static int freeze_one(struct flush_job *job, size_t i)
 /*
  * ext4's freeze checkpoints its journal (jbd2_journal_flush: every
  * metadata block logged since the last checkpoint written in place), and
- * after a spell of writes that is most of the freeze: 3-4 ms of a 4.5 ms
- * first FIFREEZE after 20 s of random writes, against 0.9 ms once
- * checkpointed (docs/benchmarks.md, "Hold window"). Checkpointing here,
- * after the syncfs, leaves the freeze only what was logged since. It
- * blocks the filesystem's metadata updates while it runs, as the freeze
- * would, but outside the writers' window. Best effort: an older kernel
- * (ENOTTY) only loses the gain. Returns how many journals it checkpointed.
+ * after a spell of writes that is most of the freeze: 11-14 ms against
+ * 1.1 ms in the first hold of bench/hold-window.sh (docs/benchmarks.md,
+ * "Hold window"). Checkpointing here, after the syncfs, leaves the freeze
+ * only what was logged since. It blocks the filesystem's metadata updates
+ * while it runs, as the freeze would, but outside the writers' window; on
+ * an image whose blocks are all shared (reflink, after the pre-clone) it
+ * takes the hundreds of ms the provider's pre_freeze cycle used to pay.
+ * On a filesystem someone else froze it returns at once without writing
+ * (checked), and the FIFREEZE after it fails as before. Best effort: an
+ * older kernel (ENOTTY) only loses the gain. Returns how many journals it
+ * checkpointed.
  */
 static unsigned checkpoint_journals(const struct flush_job *job)
 {
