@@ -101,8 +101,8 @@ struct vss_provider {
                          uint64_t *allocated, uint64_t *available,
                          char *errbuf, size_t errlen);
     /**
-     * On vssd's flush thread, after the set's filesystems were flushed and
-     * just before the writers are asked to freeze: last work that keeps
+     * On vssd's flush thread, after the set's filesystems were flushed
+     * (syncfs, and their ext4 journals checkpointed) and just before the writers are asked to freeze: last work that keeps
      * commit short inside the hold (a sync of the filesystem the snapshot
      * is made on). Optional (absent from providers built before it: check
      * struct_size); a failure ends the set before any writer freezes.
