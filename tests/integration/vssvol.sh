@@ -144,6 +144,21 @@ vv list --json
 like "$(printf '%s' "$OUT" | tr -d ' \n')" '"name":"F","letter":"F:","size":268435456,"fs":"ext4"' "list --json"
 like "$(printf '%s' "$OUT" | tr -d ' \n')" '"direct_io":true,"registered":true' "with direct I/O and registration"
 
+# A --cow image on vssvol's own pool: copy on write without data checksums
+# (the pool image is mounted nodatasum), so its loop device keeps direct I/O.
+like "$(findmnt -rn -o OPTIONS "$POOL")" '(^|,)nodatasum(,|$)' "the pool image is mounted nodatasum"
+vv create C --size 64M --mount "$T/C" --cow
+ok $RC "create C --cow"
+unlike "$OUT" "page cache" "with no warning about checksums on this pool"
+unlike "$(lsattr "$POOL/volumes/C/C.img" 2>&1)" "^[^ ]*C" "C's image is copy on write (not NOCOW)"
+btrfs filesystem sync "$POOL"
+cflags=$(btrfs inspect-internal dump-tree -t "$(btrfs inspect-internal rootid "$POOL/volumes/C")" "$PLOOP" \
+         2>/dev/null | grep -A3 '(257 INODE_ITEM 0)' | grep -o 'flags 0x[0-9a-f]*([A-Z|]*)')
+like "$cflags" '[(|]NODATASUM[|)]' "and without data checksums (inode flags: ${cflags:-none found})"
+unlike "$cflags" 'NODATACOW' "but not NODATACOW"
+vv remove C
+ok $RC "remove C"
+
 # --- (c) a full backup of both volumes, point in time
 write_pattern "$T/F" A
 write_pattern "$T/G" A

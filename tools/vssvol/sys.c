@@ -91,6 +91,20 @@ bool mounted_at(const char *target, char *source, size_t len)
     return found;
 }
 
+bool mount_has_option(const char *path, const char *opt)
+{
+    char *mp = mnt_get_mountpoint(path);
+    struct libmnt_table *tb = mp ? mnt_new_table() : NULL;
+    bool has = false;
+    if (tb && mnt_table_parse_mtab(tb, NULL) == 0) {
+        struct libmnt_fs *fs = mnt_table_find_target(tb, mp, MNT_ITER_BACKWARD);
+        has = fs && mnt_fs_get_option(fs, opt, NULL, NULL) == 0;
+    }
+    mnt_unref_table(tb);
+    free(mp);
+    return has;
+}
+
 bool is_mountpoint(const char *target)
 {
     char src[PATH_MAX];

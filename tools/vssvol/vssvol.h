@@ -6,10 +6,12 @@
  * Layout on a btrfs pool (what the btrfs provider recognizes as a managed
  * volume, see docs/providers.md):
  *   POOL/volumes/NAME/          a btrfs subvolume of its own
- *   POOL/volumes/NAME/NAME.img  the sparse, NOCOW image (loop, direct I/O)
+ *   POOL/volumes/NAME/NAME.img  the sparse image, NOCOW unless --cow (loop,
+ *                               direct I/O)
  *   POOL/shadows/{shadow-id}/   read-only snapshots made by the provider
  * The embedded default pool is STATE_DIR/pool.img (btrfs) mounted at
- * STATE_DIR/pool.
+ * STATE_DIR/pool, nodatasum (a --cow image made there has no data
+ * checksums, and so keeps its direct I/O).
  *
  * Layout on an XFS pool with reflink (what the reflink provider recognizes):
  *   POOL/volumes/NAME/          a plain directory
@@ -113,6 +115,9 @@ bool on_xfs(const char *path);
 bool mounted_at(const char *target, char *source, size_t len);
 /* Whether target (a directory) is a mount point (in our namespace). */
 bool is_mountpoint(const char *target);
+/* Whether the filesystem holding path is mounted with option opt (as the
+ * kernel shows it in /proc/self/mountinfo, e.g. "nodatasum"). */
+bool mount_has_option(const char *path, const char *opt);
 /* The /dev/loopN whose backing file is image, or "" (returns false). */
 bool loop_of_image(const char *image, char *dev, size_t len);
 /*
