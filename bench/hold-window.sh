@@ -19,6 +19,8 @@
 #
 # Environment: VSS_BUILD, BENCH_SIZE (64G), BENCH_FRAG_S (60),
 # BENCH_FIO_SIZE (4G), BENCH_ROUNDS (7), BENCH_PROVIDERS ("btrfs reflink"),
+# BENCH_IMAGE (nocow; cow: the btrfs volumes made with `vssvol create
+# --cow` on a pool mounted nodatasum, as vssvol's own pool image is),
 # BENCH_KEEP=1. Needs fio (scripts/install-deps). Exit status: 0 if every
 # goal is met, 1 if one is missed, 2 on error.
 . "$(dirname "$0")/lib.sh"
@@ -27,6 +29,8 @@ SIZE=${BENCH_SIZE:-64G}
 FRAG_S=${BENCH_FRAG_S:-60}
 FIO_SIZE=${BENCH_FIO_SIZE:-4G}
 ROUNDS=${BENCH_ROUNDS:-7}
+IMAGE=${BENCH_IMAGE:-nocow}
+case "$IMAGE" in nocow|cow) ;; *) echo "BENCH_IMAGE: nocow or cow, not '$IMAGE'" >&2; exit 2 ;; esac
 PROVIDERS=${BENCH_PROVIDERS:-btrfs reflink}
 VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
 declare -A PID=([btrfs]='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
@@ -48,12 +52,15 @@ for prov in $PROVIDERS; do
     _loops+=("$loop")
     if [ "$prov" = btrfs ]; then mkfs.btrfs -q -f "$loop" >/dev/null 2>&1
     else mkfs.xfs -q -f -m reflink=1 "$loop" >/dev/null 2>&1; fi || { note "mkfs failed"; exit 2; }
-    mount "$loop" "$root/P" && _mounts+=("$root/P") || exit 2
+    cow=(); mopt=()
+    [ "$prov" = btrfs ] && [ "$IMAGE" = cow ] && { cow=(--cow); mopt=(-o nodatasum); }
+    mount "${mopt[@]}" "$loop" "$root/P" && _mounts+=("$root/P") || exit 2
     "$VSSVOL" --quiet pool init --path "$root/P" >/dev/null 2>&1 ||
         { "$VSSVOL" pool init --path "$root/P"; exit 2; }
-    "$VSSVOL" --quiet create "${prov}fresh" --size 1G --mount "$root/fresh" >/dev/null 2>&1 &&
-    "$VSSVOL" --quiet create "${prov}frag" --size "$SIZE" --mount "$root/frag" >/dev/null 2>&1 ||
+    "$VSSVOL" --quiet create "${prov}fresh" --size 1G --mount "$root/fresh" "${cow[@]}" >/dev/null 2>&1 &&
+    "$VSSVOL" --quiet create "${prov}frag" --size "$SIZE" --mount "$root/frag" "${cow[@]}" >/dev/null 2>&1 ||
         { note "vssvol create failed"; exit 2; }
+    [ "$prov" = btrfs ] && note "$prov: images: $IMAGE"
     _mounts+=("$root/fresh" "$root/frag")
     note "$prov: fragmenting $SIZE with ${FRAG_S} s of 4 KiB random writes to a $FIO_SIZE file"
     fio --name=frag --filename="$root/frag/fio.dat" --size="$FIO_SIZE" --rw=randwrite --bs=4k \
