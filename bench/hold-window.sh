@@ -29,8 +29,6 @@ SIZE=${BENCH_SIZE:-64G}
 FRAG_S=${BENCH_FRAG_S:-60}
 FIO_SIZE=${BENCH_FIO_SIZE:-4G}
 ROUNDS=${BENCH_ROUNDS:-7}
-IMAGE=${BENCH_IMAGE:-nocow}
-case "$IMAGE" in nocow|cow) ;; *) echo "BENCH_IMAGE: nocow or cow, not '$IMAGE'" >&2; exit 2 ;; esac
 PROVIDERS=${BENCH_PROVIDERS:-btrfs reflink}
 VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
 declare -A PID=([btrfs]='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'

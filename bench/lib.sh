@@ -19,6 +19,11 @@ trap 'exit 130' INT TERM
 
 note() { echo "# $*" >&2; }
 
+# IMAGE: BENCH_IMAGE, the kind of btrfs volume image a benchmark makes:
+# nocow (default, vssvol's default) or cow (`vssvol create --cow`).
+IMAGE=${BENCH_IMAGE:-nocow}
+case "$IMAGE" in nocow|cow) ;; *) note "BENCH_IMAGE: nocow or cow, not '$IMAGE'"; exit 2 ;; esac
+
 EVENTS() { echo "$VSS_ROOT/var/lib/vss/events.jsonl"; }
 
 # event_lines: current number of lines of the event log (0 if none yet).
