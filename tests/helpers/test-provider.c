@@ -10,9 +10,17 @@
  * It misbehaves on request, read from the file named by the environment
  * variable VSS_TEST_PROVIDER_CTL at every call, lines of key=value:
  *   mode=copy|noop     fail=PHASE[,PHASE]    stall=PHASE:MS    unsupported=1
+ *   unshare=MS
  * PHASE is one of support, pre_commit, commit, post_commit, delete, expose,
  * storage. A storage stall comes after the measurement, as with a slow
  * extent walk, whose answer is out of date by the time it arrives.
+ *
+ * unshare_step does nothing and says so (0), unless unshare=MS: then each
+ * step takes MS ms and says that more is left (1), like a provider with
+ * much to copy, and it appends "step START END" to <control file>.unshare
+ * (CLOCK_MONOTONIC, microseconds), and pre_commit, commit and post_commit
+ * append "PHASE START END", so that a test can check that no step runs
+ * while a shadow set is flushed and held (daemon/unshare.c).
  *
  * storage_query: used = the allocated bytes of the images of the volume's
  * shadows (each copy is whole), found through a sidecar <shadow-id>.vol
@@ -52,6 +60,7 @@ struct ctl {
     char stall_phase[32];
     unsigned stall_ms;
     bool unsupported;
+    unsigned unshare_ms;
 };
 
 static void read_ctl(struct ctl *c)
@@ -77,18 +86,31 @@ static void read_ctl(struct ctl *c)
             }
         } else if (!strcmp(line, "unsupported=1"))
             c->unsupported = true;
+        else if (!strncmp(line, "unshare=", 8))
+            c->unshare_ms = (unsigned)atoi(line + 8);
     }
     fclose(f);
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 /* Applies fail/stall for a phase. @return 0 or -EIO (with the message). */
 static int misbehave(const struct ctl *c, const char *phase, char *err, size_t errlen)
 {
-    if (c->stall_ms && !strcmp(c->stall_phase, phase)) {
-        struct timespec ts = { c->stall_ms / 1000, (long)(c->stall_ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-            ;
-    }
+    if (c->stall_ms && !strcmp(c->stall_phase, phase))
+        sleep_ms(c->stall_ms);
     char key[40];
     snprintf(key, sizeof key, ",%s,", phase);
     if (strstr(c->fail, key)) {
@@ -96,6 +118,42 @@ static int misbehave(const struct ctl *c, const char *phase, char *err, size_t e
         return -EIO;
     }
     return 0;
+}
+
+/* With unshare=MS: appends "WHAT START END" to <control file>.unshare. */
+static void phase_log(const struct ctl *c, const char *what, uint64_t start, uint64_t end)
+{
+    const char *ctl = getenv("VSS_TEST_PROVIDER_CTL");
+    char path[PATH_MAX], line[128];
+    if (!c->unshare_ms || !ctl || (size_t)snprintf(path, sizeof path, "%s.unshare", ctl) >= sizeof path)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    int n = snprintf(line, sizeof line, "%s %llu %llu\n", what, (unsigned long long)start,
+                     (unsigned long long)end);
+    if (write(fd, line, (size_t)n) != n) { /* a test that needs the line fails without it */
+    }
+    close(fd);
+}
+
+static int tp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t chunk,
+                           uint64_t min_free, unsigned budget_ms, char *err, size_t errlen)
+{
+    (void)vol, (void)state, (void)chunk, (void)min_free, (void)budget_ms, (void)err, (void)errlen;
+    struct ctl c;
+    read_ctl(&c);
+    if (!c.unshare_ms)
+        return 0;
+    uint64_t t0 = mono_us();
+    sleep_ms(c.unshare_ms);
+    phase_log(&c, "step", t0, mono_us());
+    return 1;
+}
+
+static void tp_unshare_free(void *state)
+{
+    (void)state;
 }
 
 static pthread_mutex_t sd_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -149,16 +207,30 @@ static int tp_pre_commit(struct vss_provider_shadow *sh)
 {
     struct ctl c;
     read_ctl(&c);
-    return misbehave(&c, "pre_commit", sh->error, sizeof sh->error);
+    uint64_t t0 = mono_us();
+    int r = misbehave(&c, "pre_commit", sh->error, sizeof sh->error);
+    phase_log(&c, "pre_commit", t0, mono_us());
+    return r;
 }
+
+static int copy_device(const struct ctl *c, struct vss_provider_shadow *sh);
 
 static int tp_commit(struct vss_provider_shadow *sh)
 {
     struct ctl c;
     read_ctl(&c);
-    int r = misbehave(&c, "commit", sh->error, sizeof sh->error);
-    if (r < 0 || c.noop) {
-        snprintf(sh->data, sizeof sh->data, "%s", c.noop ? "noop" : "");
+    uint64_t t0 = mono_us();
+    int r = copy_device(&c, sh);
+    phase_log(&c, "commit", t0, mono_us());
+    return r;
+}
+
+/* commit: the frozen device into the shadow's image. */
+static int copy_device(const struct ctl *c, struct vss_provider_shadow *sh)
+{
+    int r = misbehave(c, "commit", sh->error, sizeof sh->error);
+    if (r < 0 || c->noop) {
+        snprintf(sh->data, sizeof sh->data, "%s", c->noop ? "noop" : "");
         return r;
     }
     char path[PATH_MAX];
@@ -225,7 +297,10 @@ static int tp_post_commit(struct vss_provider_shadow *sh)
 {
     struct ctl c;
     read_ctl(&c);
-    return misbehave(&c, "post_commit", sh->error, sizeof sh->error);
+    uint64_t t0 = mono_us();
+    int r = misbehave(&c, "post_commit", sh->error, sizeof sh->error);
+    phase_log(&c, "post_commit", t0, mono_us());
+    return r;
 }
 
 static int tp_delete(struct vss_provider_shadow *sh)
@@ -392,6 +467,8 @@ static const struct vss_provider tp = {
     .expose = tp_expose,
     .unexpose = tp_unexpose,
     .storage_query = tp_storage_query,
+    .unshare_step = tp_unshare_step,
+    .unshare_free = tp_unshare_free,
 };
 
 __attribute__((visibility("default"))) const struct vss_provider *vss_provider_init(void);
