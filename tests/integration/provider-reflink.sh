@@ -17,7 +17,9 @@
 #      (no 1 MiB chunk of the live image is left half shared), every block
 #      holds its last write, the shadow's image did not change; a kill -9
 #      of vssd while it unshares loses no write and the restarted vssd
-#      finishes; with unshare_chunk = 0 nothing is unshared;
+#      finishes; when a copy would leave less than twice the storage
+#      reserve free, nothing is unshared and no shadow is deleted; with
+#      unshare_chunk = 0 nothing is unshared;
 #  (f) delete removes the shadow's directory; a vssd restart keeps a
 #      persistent shadow and its exposure.
 . "$(dirname "$0")/lib.sh"
@@ -268,6 +270,31 @@ start_vssd || exit 1
 for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
 is "$(mixed)" 0 "the restarted vssd finishes the unsharing"
 "$VSSADMIN" delete shadows /shadow="$SID6" /quiet >/dev/null 2>&1
+ok $? "deleting that shadow"
+# No room: a reserve so large that copying a chunk would leave less than
+# twice of it free, while the pool stays well above the reserve itself.
+# Nothing is unshared, no shadow is deleted, every write succeeds.
+free=$(df -B1 --output=avail "$T/P" | tail -1)
+stop_vssd
+write_config "storage_reserve = $(( free * 6 / 10 >> 20 ))M"
+start_vssd || exit 1
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req7.out" 2>&1
+ok $? "a shadow of F: with a reserve of 60% of the pool's free space"
+SID7=$(sid_of "$T/req7.out")
+n_sh=$(shadow_count)
+dio_start "$T/dio7.map"
+sleep 1; dio_stop
+sleep 1.5
+n=$(mixed)
+is "$DW_RC" 0 "the direct writes all succeeded"
+ok "$([ "${n:-0}" -gt 0 ]; echo $?)" \
+    "nothing was unshared: it would eat into twice the reserve ($n chunks half shared; $((free >> 20)) MiB free)"
+is "$(shadow_count)" "$n_sh" "no shadow was deleted for space"
+unlike "$(grep -i "cannot unshare" "$T/vssd.log")" "." "and no unsharing error was reported"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check_blocks "$T/F/dio" "$T/dio7.map"
+ok $? "every block holds its last direct write"
+"$VSSADMIN" delete shadows /shadow="$SID7" /quiet >/dev/null 2>&1
 ok $? "deleting that shadow"
 # unshare_chunk = 0: off
 stop_vssd
