@@ -30,7 +30,7 @@
  * image's direct I/O in flight (copy-on-write writes, slow to complete)
  * and keeps new writes out while it copies; one call per 1 MiB chunk, back
  * to back, left the writer a few writes between calls: 2,400-2,600 IOPS
- * for the first 5 s after a shadow, against 21,000-24,000 with runs
+ * for the first 5 s after a shadow, against 17,000-25,000 with runs
  * (docs/benchmarks.md, "Unsharing in runs"). Which chunks are copied does
  * not change, only how many calls copy them.
  *
