@@ -91,7 +91,6 @@ struct ustate {
     uint64_t next_walk;    /* ms: no new walk before */
     bool unshared;         /* the current walk unshared a chunk */
     bool walked;           /* a walk ended; last_ctime is when it began */
-    uint64_t us_per_mib;   /* the calls' time per MiB (moving mean); 0: none yet */
     struct timespec walk_ctime, last_ctime;
 };
 
@@ -120,7 +119,8 @@ struct run {
     bool no_room;      /* a run was left shared: the pool is short of space */
 };
 
-/* The calls' pace per pool filesystem, kept across a volume's fresh
+/* The calls' pace per pool filesystem (a moving mean of their time per
+ * MiB; 0: none yet), shared by its volumes and kept across their fresh
  * states (each new shadow starts one): only the unsharing worker calls
  * unshare_step, one step at a time, so no lock. */
 #define PACES 16
@@ -149,21 +149,22 @@ static void pace_put(dev_t dev, uint64_t us_per_mib)
     paces[slot].us_per_mib = us_per_mib;
 }
 
-/* How many chunks the next call may take: as many as the last calls'
- * pace copies in RUN_TARGET_US, at most MAX_RUN, at least one; one until a
- * call was timed. */
-static uint64_t run_max(const struct ustate *s, uint64_t chunk)
+/* How many chunks the next call on the pool dev may take: as many as the
+ * last calls' pace copies in RUN_TARGET_US, at most MAX_RUN, at least one;
+ * one until a call was timed. */
+static uint64_t run_max(dev_t dev, uint64_t chunk)
 {
-    uint64_t cap = MAX_RUN / chunk ? MAX_RUN / chunk : 1;
-    if (s->us_per_mib == 0)
+    uint64_t cap = MAX_RUN / chunk ? MAX_RUN / chunk : 1, pace = pace_get(dev);
+    if (pace == 0)
         return 1;
-    uint64_t n = (uint64_t)RUN_TARGET_US * (1u << 20) / (s->us_per_mib * chunk);
+    uint64_t n = (uint64_t)RUN_TARGET_US * (1u << 20) / (pace * chunk);
     return n < 1 ? 1 : n > cap ? cap : n;
 }
 
-/* Unshares the run, if any, and empties it; times the call. @return 1 if
- * it did, 0 if there was nothing to do or no room for it (then no_room is
- * set), negative on error. */
+/* Unshares the run, if any, and empties it; times the call into the
+ * pool's pace and notes the work in s. @return 1 if it did, 0 if there was
+ * nothing to do or no room for it (then no_room is set), negative on
+ * error. */
 static int unshare_run(int fd, struct run *run, struct ustate *s, uint64_t chunk, uint64_t size,
                        uint64_t min_free, char *err, size_t len, const char *img)
 {
@@ -183,10 +184,10 @@ static int unshare_run(int fd, struct run *run, struct ustate *s, uint64_t chunk
     uint64_t t0 = mono_us();
     if (fallocate(fd, FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) < 0)
         return vssp_err(err, len, -errno, "cannot unshare a chunk of '%s'", img, NULL);
-    uint64_t per_mib = (mono_us() - t0) * (1u << 20) / n + 1;
-    s->us_per_mib = s->us_per_mib ? (3 * s->us_per_mib + per_mib) / 4 : per_mib;
-    pace_put(s->dev, s->us_per_mib);
-    run->max = run_max(s, chunk);
+    uint64_t per_mib = (mono_us() - t0) * (1u << 20) / n + 1, pace = pace_get(s->dev);
+    pace_put(s->dev, pace ? (3 * pace + per_mib) / 4 : per_mib);
+    run->max = run_max(s->dev, chunk);
+    s->unshared = true;
     return 1;
 }
 
@@ -239,7 +240,6 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
         memset(s, 0, sizeof *s);
         s->dev = st.st_dev;
         s->ino = st.st_ino;
-        s->us_per_mib = pace_get(s->dev);
     }
     uint64_t size = (uint64_t)st.st_size;
     if (s->pos == 0) {
@@ -255,7 +255,7 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
     /* Start at a chunk boundary, so that a chunk is judged as a whole. */
     uint64_t start = s->pos / chunk * chunk, resume = 0;
     struct cur c = { .idx = start / chunk };
-    struct run run = { .max = run_max(s, chunk) };
+    struct run run = { .max = run_max(s->dev, chunk) };
     bool end = false, stop = false, later = false;
     uint64_t budget_us = (uint64_t)budget_ms * 1000;
     while (!end && !stop) {
@@ -281,8 +281,6 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
                         r = run_add(fd, &run, s, c.idx, chunk, size, min_free, err, len, img);
                     else
                         r = unshare_run(fd, &run, s, chunk, size, min_free, err, len, img);
-                    if (r > 0)
-                        s->unshared = true;
                     if (r < 0 || run.no_room || (r > 0 && mono_us() - t0 >= budget_us)) {
                         /* an error, no room, or the step's time is up; a
                          * run not unshared yet is judged again next time */
@@ -308,8 +306,6 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
             /* The step's time is up. The run is unshared now; the chunk
              * being judged is looked at again (its end is not known yet). */
             r = unshare_run(fd, &run, s, chunk, size, min_free, err, len, img);
-            if (r > 0)
-                s->unshared = true;
             stop = true;
             later = r >= 0 && run.no_room;
             resume = c.idx * chunk;
@@ -319,10 +315,8 @@ int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t ch
     if (r >= 0 && end) {
         if (c.shared && c.priv)
             r = run_add(fd, &run, s, c.idx, chunk, size, min_free, err, len, img);
-        if (r > 0)
-            s->unshared = true;
-        if (r >= 0 && (r = unshare_run(fd, &run, s, chunk, size, min_free, err, len, img)) > 0)
-            s->unshared = true;
+        if (r >= 0)
+            r = unshare_run(fd, &run, s, chunk, size, min_free, err, len, img);
         later = r >= 0 && run.no_room;
     }
     s->walk_us += mono_us() - t0;

@@ -213,18 +213,6 @@ static int tp_pre_commit(struct vss_provider_shadow *sh)
     return r;
 }
 
-static int copy_device(const struct ctl *c, struct vss_provider_shadow *sh);
-
-static int tp_commit(struct vss_provider_shadow *sh)
-{
-    struct ctl c;
-    read_ctl(&c);
-    uint64_t t0 = mono_us();
-    int r = copy_device(&c, sh);
-    phase_log(&c, "commit", t0, mono_us());
-    return r;
-}
-
 /* commit: the frozen device into the shadow's image. */
 static int copy_device(const struct ctl *c, struct vss_provider_shadow *sh)
 {
@@ -290,6 +278,16 @@ out:
         close(in);
     if (out >= 0)
         close(out);
+    return r;
+}
+
+static int tp_commit(struct vss_provider_shadow *sh)
+{
+    struct ctl c;
+    read_ctl(&c);
+    uint64_t t0 = mono_us();
+    int r = copy_device(&c, sh);
+    phase_log(&c, "commit", t0, mono_us());
     return r;
 }
 
