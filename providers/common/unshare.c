@@ -1,0 +1,416 @@
+/*
+ * unshare.c - coarse unsharing, the walk the built-in providers share
+ * (docs/providers.md, "Unsharing"); the copies are the providers' own
+ * (reflink: unshare-xfs.c; btrfs: btrfs-unshare.c).
+ *
+ * A shadow of a managed volume shares every block of the live image (a
+ * reflink clone on XFS, a subvolume snapshot on btrfs). The first write to
+ * each 4 KiB block of the live image afterwards is copied on write one
+ * block at a time, with its own metadata update, which cuts the volume's
+ * random-write rate until every block was written once
+ * (bench/volume-io.sh). Here, while the volume has shadows, each aligned
+ * chunk of the live image that holds both blocks written since a shadow
+ * (extents FIEMAP does not flag SHARED) and blocks still shared (holes
+ * and unwritten extents count as neither) is handed
+ * to the provider's copy, which makes the whole chunk the live image's
+ * own, so that its later first writes go in place. The shadows keep their
+ * blocks.
+ *
+ * Batches: neighbouring chunks that each qualify go together, and with a
+ * provider whose copy takes scattered ranges (btrfs: one freeze of the
+ * volume a batch), chunks apart too; a batch holds up to MAX_RUN bytes,
+ * and no more than the last copies' pace copies in RUN_TARGET_US or the
+ * provider's own target (a write
+ * waits for the copy; the pace leaves out what a copy costs whatever its
+ * size, such as btrfs's freeze); the pace is kept per pool filesystem, so that a new
+ * shadow's first copies need not learn it again. Every copy keeps the
+ * volume's writes out while it runs, and one per 1 MiB chunk, back to
+ * back, left the writer a few writes between them: 2,400-2,600 IOPS for
+ * the first 5 s after a shadow, against 17,000-25,000 with runs
+ * (docs/benchmarks.md, "Unsharing in runs"). Which chunks are copied does
+ * not depend on the batches, only how many copies copy them.
+ *
+ * Cost: a chunk is copied whole once it has one write, so the shadows'
+ * storage grows in chunk units; chunks never written are not copied.
+ *
+ * Invariants: a chunk is copied only while it holds a written block and
+ * a shared one, so the work ends by itself once every written chunk is
+ * whole; a batch holds only such chunks, in order, each once, and is
+ * copied when it is full, when the walk ends, and (unless scattered) past
+ * a chunk that does not qualify and when the step stops; a walk of the
+ * extent map resumes where the last step stopped (at an uncopied batch's
+ * first chunk, unless scattered: that batch is kept in the state and the
+ * walk resumes after it); a batch is dropped on an error or want of room; a walk that copied something
+ * is followed by another at once, and one that found nothing by the next
+ * only once the image was written since it began (its ctime moved) and
+ * min(DUTY times its cost, MAX_WAIT_MS) has passed (vssd starts from a
+ * fresh state after a new shadow); nothing is copied when it would leave
+ * less than min_free bytes free, nor once a state copied MAX_COPIES times
+ * the image's size; fds are closed before returning.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vss/provider.h>
+
+#include "loopimg.h"
+#include "unshare.h"
+
+#define BATCH 512   /* extents per FIEMAP call */
+#define DUTY 10     /* after a walk that found nothing: DUTY x its cost ... */
+#define MAX_WAIT_MS 30000 /* ... or this, whichever is less, before the next.
+                           * Walks cost about 2.5 us an extent (1.65 s for
+                           * 655,000): with a cap of 1 s, a big fragmented
+                           * image, written all the time, would keep a CPU
+                           * busy 1.65 s of every 2.65 s */
+#define MAX_RUN (16u << 20) /* bytes one copy takes, at most (or one chunk) */
+#define RUN_TARGET_US 25000 /* a copy's time aimed at: a write may wait that long */
+#define MAX_RANGES 64       /* ranges in a batch */
+/* A state (one per shadow) copies each chunk once: afterwards the chunk
+ * holds no shared data, and its writes go in place. Past MAX_COPIES times
+ * the image's size, the copies are not making chunks whole (a provider's
+ * copy and FIEMAP disagreeing), and the state stops rather than copy for
+ * ever. */
+#define MAX_COPIES 2
+
+/* Qualifying chunks waiting to be copied together. */
+struct batch {
+    struct vssp_range r[MAX_RANGES]; /* in bytes, whole chunks */
+    size_t nr;
+    uint64_t first, n; /* the first chunk's index; chunks in the batch */
+    uint64_t max;      /* chunks one batch may take */
+    bool no_room;      /* a batch was left shared: the pool is short of space */
+};
+
+struct ustate {
+    dev_t dev;
+    ino_t ino;
+    uint64_t chunk;        /* the chunk size the state was made with */
+    uint64_t pos;          /* where the walk resumes */
+    uint64_t walk_us;      /* CPU-ish cost of the current walk so far */
+    uint64_t next_walk;    /* ms: no new walk before */
+    bool unshared;         /* the current walk copied a chunk */
+    bool walked;           /* a walk ended; last_ctime is when it began */
+    struct timespec walk_ctime, last_ctime;
+    struct batch bt;       /* scattered: kept from step to step */
+    uint64_t copied;       /* bytes copied since the state began */
+    uint64_t size;         /* the image's, at the last step */
+    bool capped;           /* MAX_COPIES reached (and said) */
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void vssp_unshare_free(void *state)
+{
+    free(state);
+}
+
+/* What the chunk being looked at holds. */
+struct cur {
+    uint64_t idx;
+    bool shared, priv;
+};
+
+/* The copies' pace per pool filesystem (a moving mean of their time per
+ * MiB; 0: none yet), shared by its volumes and kept across their fresh
+ * states (each new shadow starts one): only the unsharing worker calls
+ * unshare_step, one step at a time, so no lock. */
+#define PACES 16
+static struct {
+    dev_t dev;
+    uint64_t us_per_mib;
+} paces[PACES];
+
+static uint64_t pace_get(dev_t dev)
+{
+    for (int i = 0; i < PACES; i++)
+        if (paces[i].us_per_mib && paces[i].dev == dev)
+            return paces[i].us_per_mib;
+    return 0;
+}
+
+static void pace_put(dev_t dev, uint64_t us_per_mib)
+{
+    int slot = (int)((unsigned)dev % PACES); /* a clash only costs a relearning */
+    for (int i = 0; i < PACES; i++)
+        if (paces[i].dev == dev || !paces[i].us_per_mib) {
+            slot = i;
+            break;
+        }
+    paces[slot].dev = dev;
+    paces[slot].us_per_mib = us_per_mib;
+}
+
+/* How many chunks the next batch on the pool dev may take: as many as the
+ * last copies' pace copies in the provider's target time (RUN_TARGET_US
+ * unless it says), at most MAX_RUN, at least one; one until a copy was
+ * timed. */
+static uint64_t run_max(const struct vssp_unshare_ops *ops, dev_t dev, uint64_t chunk)
+{
+    uint64_t cap = MAX_RUN / chunk ? MAX_RUN / chunk : 1, pace = pace_get(dev);
+    if (pace == 0)
+        return 1;
+    uint64_t target = ops->target_us ? ops->target_us : RUN_TARGET_US;
+    uint64_t n = target * (1u << 20) / (pace * chunk);
+    return n < 1 ? 1 : n > cap ? cap : n;
+}
+
+/* Copies the batch, if any, and empties it; times the copy into the
+ * pool's pace and notes the work in s. @return 1 if it did, 0 if there was
+ * nothing to do or no room for it (then no_room is set), negative on
+ * error. */
+static int copy_batch(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
+                      int fd, struct batch *bt, struct ustate *s, uint64_t size,
+                      uint64_t min_free, char *err, size_t len)
+{
+    if (bt->n == 0)
+        return 0;
+    size_t nr = 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < bt->nr; i++) { /* the last chunk may pass the end */
+        struct vssp_range g = bt->r[i];
+        if (g.off >= size)
+            break;
+        if (g.len > size - g.off)
+            g.len = size - g.off;
+        bt->r[nr++] = g;
+        total += g.len;
+    }
+    bt->n = 0;
+    bt->nr = 0;
+    if (nr == 0)
+        return 0;
+    struct statvfs sv;
+    if (fstatvfs(fd, &sv) < 0 || (uint64_t)sv.f_bavail * sv.f_frsize < min_free + total) {
+        bt->no_room = true; /* the writes copy block by block */
+        return 0;
+    }
+    uint64_t t0 = mono_us(), us = 0;
+    int r = ops->copy(vol, fd, bt->r, nr, &us, err, len);
+    if (r < 0)
+        return r;
+    s->copied += total;
+    if (us == 0)
+        us = mono_us() - t0;
+    uint64_t per_mib = us * (1u << 20) / total + 1, pace = pace_get(s->dev);
+    pace_put(s->dev, pace ? (3 * pace + per_mib) / 4 : per_mib);
+    bt->max = run_max(ops, s->dev, s->chunk);
+    s->unshared = true;
+    return 1;
+}
+
+/* Adds chunk idx to the batch. If it cannot join it (full, or not
+ * adjacent to the last range and the copy takes no scattered ranges), the
+ * batch is copied first. @return as copy_batch. */
+static int batch_add(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
+                     int fd, struct batch *bt, struct ustate *s, uint64_t idx, uint64_t size,
+                     uint64_t min_free, char *err, size_t len)
+{
+    uint64_t chunk = s->chunk;
+    bool adjacent = bt->nr > 0 && (bt->r[bt->nr - 1].off + bt->r[bt->nr - 1].len) / chunk == idx;
+    int r = 0;
+    if (bt->n > 0 &&
+        (bt->n >= bt->max || (!adjacent && (!ops->scattered || bt->nr == MAX_RANGES))))
+        r = copy_batch(ops, vol, fd, bt, s, size, min_free, err, len);
+    if (r >= 0) {
+        if (bt->n == 0) {
+            bt->first = idx;
+            adjacent = false;
+        }
+        if (adjacent)
+            bt->r[bt->nr - 1].len += chunk;
+        else
+            bt->r[bt->nr++] = (struct vssp_range){ idx * chunk, chunk };
+        bt->n++;
+    }
+    return r;
+}
+
+int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
+                      void **state, uint64_t chunk, uint64_t min_free, unsigned budget_ms,
+                      char *err, size_t len)
+{
+    if (chunk < 4096 || chunk % 4096)
+        return vssp_err(err, len, -EINVAL, "chunk size must be a multiple of 4 KiB%s%s", "", "");
+    char img[4096];
+    if (vssp_loop_backing(vol->source, img, sizeof img, NULL, NULL) < 0)
+        return 0; /* detached, or not ours any more */
+    struct ustate *s = *state;
+    if (!s && !(s = *state = calloc(1, sizeof *s)))
+        return -ENOMEM;
+    uint64_t t0 = mono_us();
+    if (s->pos == 0 && t0 / 1000 < s->next_walk)
+        return 0;
+    if (s->copied > MAX_COPIES * s->size) { /* see MAX_COPIES */
+        if (s->capped)
+            return 0;
+        s->capped = true;
+        return vssp_err(err, len, -ECANCELED,
+                        "copying '%s' does not make its chunks whole: stopped until the next shadow",
+                        img, NULL);
+    }
+    if (s->pos == 0 && s->walked) { /* written since the last walk began? */
+        struct stat q;
+        if (stat(img, &q) == 0 && q.st_ctim.tv_sec == s->last_ctime.tv_sec &&
+            q.st_ctim.tv_nsec == s->last_ctime.tv_nsec)
+            return 0;
+    }
+    /* Write access: the copies want it (XFS's FALLOC_FL_UNSHARE_RANGE too). */
+    int fd = open(img, O_RDWR | O_CLOEXEC | O_NOFOLLOW | ops->open_flags);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : vssp_err(err, len, -errno, "cannot open '%s'", img, NULL);
+    struct statfs sf;
+    struct stat st;
+    int r = 0;
+    if (fstatfs(fd, &sf) < 0 || (unsigned long)sf.f_type != ops->fs_magic || fstat(fd, &st) < 0 ||
+        (ops->wanted && ops->wanted(fd) != 1))
+        goto out; /* not an image this provider unshares: nothing to do */
+    if (st.st_dev != s->dev || st.st_ino != s->ino || s->chunk != chunk) {
+        memset(s, 0, sizeof *s);
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        s->chunk = chunk;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    s->size = size;
+    if (s->pos == 0) {
+        s->walk_us = 0;
+        s->unshared = false;
+        s->walk_ctime = st.st_ctim;
+    }
+    struct fiemap *fm = calloc(1, sizeof *fm + BATCH * sizeof(struct fiemap_extent));
+    if (!fm) {
+        r = -ENOMEM;
+        goto out;
+    }
+    /* A batch of scattered chunks fills over several steps (a walk of a
+     * fragmented btrfs image covers a few chunks a step; copying each
+     * step's few would cost a freeze each); one of adjacent chunks is
+     * copied or dropped by the step that made it. */
+    struct batch *bt = &s->bt;
+    if (!ops->scattered)
+        memset(bt, 0, sizeof *bt);
+    bt->no_room = false;
+    /* Start at a chunk boundary, so that a chunk is judged as a whole. */
+    uint64_t start = s->pos / chunk * chunk, resume = 0;
+    struct cur c = { .idx = start / chunk };
+    bt->max = run_max(ops, s->dev, chunk);
+    bool end = false, stop = false, later = false;
+    uint64_t budget_us = (uint64_t)budget_ms * 1000;
+    while (!end && !stop) {
+        memset(fm, 0, sizeof *fm);
+        fm->fm_start = start;
+        fm->fm_length = FIEMAP_MAX_OFFSET - start;
+        fm->fm_extent_count = BATCH;
+        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+            r = vssp_err(err, len, -errno, "cannot read the extents of '%s'", img, NULL);
+            break;
+        }
+        if (fm->fm_mapped_extents == 0)
+            end = true;
+        for (unsigned i = 0; i < fm->fm_mapped_extents && !stop; i++) {
+            const struct fiemap_extent *e = &fm->fm_extents[i];
+            bool shared = e->fe_flags & FIEMAP_EXTENT_SHARED;
+            /* Unwritten extents hold no data: neither copy (XFS's unshare
+             * and btrfs's SEEK_DATA skip them) makes them the image's
+             * own, so they must not make a chunk qualify, or it would
+             * qualify for ever. */
+            bool data = !(e->fe_flags & FIEMAP_EXTENT_UNWRITTEN);
+            uint64_t a = e->fe_logical < start ? start : e->fe_logical;
+            uint64_t b = e->fe_logical + e->fe_length; /* [a, b) */
+            for (uint64_t k = a / chunk; k * chunk < b && !stop; k++) {
+                if (k != c.idx) {
+                    /* c is judged whole: it joins the batch, or (unless
+                     * the copy takes scattered ranges) ends it */
+                    if (c.shared && c.priv)
+                        r = batch_add(ops, vol, fd, bt, s, c.idx, size, min_free, err, len);
+                    else if (!ops->scattered)
+                        r = copy_batch(ops, vol, fd, bt, s, size, min_free, err, len);
+                    if (r < 0 || bt->no_room || (r > 0 && mono_us() - t0 >= budget_us)) {
+                        /* an error, no room, or the step's time is up; a
+                         * batch not copied yet is judged again next time */
+                        stop = true;
+                        later = r >= 0 && bt->no_room;
+                        resume = bt->n > 0 && !ops->scattered ? bt->first * chunk : k * chunk;
+                        break;
+                    }
+                    c = (struct cur){ .idx = k };
+                }
+                if (data && shared)
+                    c.shared = true;
+                else if (data)
+                    c.priv = true;
+            }
+            if (stop)
+                break;
+            start = b;
+            if (e->fe_flags & FIEMAP_EXTENT_LAST)
+                end = true;
+        }
+        if (!end && !stop && mono_us() - t0 >= budget_us) {
+            /* The step's time is up. The batch is copied now (scattered:
+             * kept for the next step); the chunk being judged is looked at
+             * again (its end is not known yet). */
+            if (!ops->scattered)
+                r = copy_batch(ops, vol, fd, bt, s, size, min_free, err, len);
+            stop = true;
+            later = r >= 0 && bt->no_room;
+            resume = c.idx * chunk;
+        }
+    }
+    free(fm);
+    if (r >= 0 && end) {
+        if (c.shared && c.priv)
+            r = batch_add(ops, vol, fd, bt, s, c.idx, size, min_free, err, len);
+        if (r >= 0)
+            r = copy_batch(ops, vol, fd, bt, s, size, min_free, err, len);
+        later = r >= 0 && bt->no_room;
+    }
+    if (r < 0 || later || !ops->scattered) {
+        bt->n = 0; /* dropped: judged again by the next walk */
+        bt->nr = 0;
+    }
+    s->walk_us += mono_us() - t0;
+    uint64_t wait = s->walk_us * DUTY / 1000;
+    if (wait > MAX_WAIT_MS)
+        wait = MAX_WAIT_MS;
+    if (r < 0 || later) {
+        /* an error, or no room: the next walk starts over, later */
+        s->pos = 0;
+        s->walked = false;
+        s->next_walk = mono_us() / 1000 + wait;
+        if (r > 0)
+            r = 0;
+    } else if (stop) {
+        s->pos = resume;
+        r = 1;
+    } else {
+        /* A walk that copied something looks again at once (the writes
+         * go on); one that found nothing waits for a write, and a while. */
+        r = s->unshared ? 1 : 0;
+        s->pos = 0;
+        s->walked = !s->unshared;
+        s->last_ctime = s->walk_ctime;
+        s->next_walk = s->unshared ? 0 : mono_us() / 1000 + wait;
+    }
+out:
+    close(fd);
+    return r;
+}

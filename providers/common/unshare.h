@@ -1,0 +1,53 @@
+/*
+ * unshare.h - the coarse unsharing walk the built-in providers share
+ * (docs/providers.md, "Unsharing"): it finds, with FIEMAP, the chunks of a
+ * managed volume's live image that hold both blocks written since a
+ * shadow and blocks still shared with it, and hands them to the
+ * provider's copy in batches. Internal to the providers; not installed.
+ */
+#ifndef VSS_PROVIDERS_UNSHARE_H
+#define VSS_PROVIDERS_UNSHARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vss_volume_info;
+
+/* One range of the image, in bytes. */
+struct vssp_range {
+    uint64_t off, len;
+};
+
+/* How a provider copies. */
+struct vssp_unshare_ops {
+    unsigned long fs_magic; /* the pool filesystem's f_type: other images are left alone */
+    int open_flags;         /* for the image, besides O_RDWR | O_CLOEXEC | O_NOFOLLOW */
+    /* Ranges of one batch may be apart (else a batch is one range of
+     * adjacent chunks). */
+    bool scattered;
+    /* A copy's time aimed at, in us (the walk sizes batches by the pace of
+     * the last copies; 0: 25 ms). */
+    unsigned target_us;
+    /*
+     * Whether the open image is one to unshare at all (after the fs_magic
+     * check; NULL: yes). @return 1 yes, 0 no.
+     */
+    int (*wanted)(int fd);
+    /*
+     * Copies the batch's ranges so that they stop sharing storage, leaving
+     * their content as it is. *copy_us may be set to the time of the part
+     * that grows with the bytes (the pace is learnt from it; left alone,
+     * from the whole call). @return 0, or negative with err filled.
+     */
+    int (*copy)(const struct vss_volume_info *vol, int fd, const struct vssp_range *r, size_t n,
+                uint64_t *copy_us, char *err, size_t len);
+};
+
+/* unshare_step and unshare_free of the provider interface, for ops. */
+int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
+                      void **state, uint64_t chunk, uint64_t min_free, unsigned budget_ms,
+                      char *err, size_t len);
+void vssp_unshare_free(void *state);
+
+#endif
