@@ -53,9 +53,12 @@ static void thaw_all(struct flush_job *job)
 static int arm(struct flush_job *job)
 {
     int fds[MAX_SET_VOLUMES];
-    for (size_t i = 0; i < job->n_vols; i++)
+    const char *paths[MAX_SET_VOLUMES];
+    for (size_t i = 0; i < job->n_vols; i++) {
         fds[i] = job->vols[i].fd;
-    int r = freeze_record_write(job);
+        paths[i] = job->vols[i].path;
+    }
+    int r = freeze_record_write(paths, job->n_vols);
     if (r == 0)
         r = watchdog_arm(fds, job->n_vols, job->hold_timeout_ms);
     if (r < 0) {

@@ -368,8 +368,13 @@ int watchdog_disarm(void);
 void watchdog_stop(void);
 /* Thaws filesystems left frozen by a previous run (freeze record). */
 void freeze_record_recover(void);
-int freeze_record_write(const struct flush_job *job);
+/* Records the mount points about to be frozen (thawed by the next vssd
+ * should both processes die); cleared after the thaw. */
+int freeze_record_write(const char *const *paths, size_t n);
 void freeze_record_clear(void);
+
+/* host.c: the services vssd offers its providers (struct vss_host). */
+extern const struct vss_host vssd_host;
 
 /* rcu.c: /sys/kernel/rcu_expedited on for a hold (flush thread only). */
 int rcu_expedite_begin(void);

@@ -64,6 +64,8 @@ static int provider_add(const struct vss_provider *src, void *dl, const char *or
             return r;
         }
     }
+    if (p->p.set_host)
+        p->p.set_host(&vssd_host);
     p->dl = dl;
     p->loaded = true;
     snprintf(p->state_dir, sizeof p->state_dir, "%s/providers/%s", D.cfg.state_dir, p->p.id);

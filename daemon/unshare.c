@@ -244,7 +244,7 @@ int unshare_want(const struct volume *v, struct provider *p, uint64_t min_free)
     if (log)
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
            "provider '%s' cannot unshare the live data of '%s' (its writes are copied block by "
-           "block meanwhile): %s", p->p.name, v->info.mountpoint, msg[0] ? msg : vss_strerror(err));
+           "block meanwhile): %s", p->p.name, v->mountpoint, msg[0] ? msg : vss_strerror(err));
     return j ? 0 : -ENOMEM;
 }
 

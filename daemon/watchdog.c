@@ -225,18 +225,18 @@ static void record_path(char *buf, size_t len)
     snprintf(buf, len, "%s/frozen", D.cfg.run_dir);
 }
 
-int freeze_record_write(const struct flush_job *job)
+int freeze_record_write(const char *const *paths, size_t n)
 {
     char path[PATH_MAX + 16];
     record_path(path, sizeof path);
     size_t cap = 1, off = 0;
-    for (size_t i = 0; i < job->n_vols; i++)
-        cap += strlen(job->vols[i].path) + 1;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(paths[i]) + 1;
     char *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
-    for (size_t i = 0; i < job->n_vols; i++)
-        off += (size_t)sprintf(buf + off, "%s\n", job->vols[i].path);
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)sprintf(buf + off, "%s\n", paths[i]);
     /* The run directory is a tmpfs: the record only has to outlive vssd,
      * not a reboot (a reboot thaws everything anyway). */
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -51,6 +51,30 @@ struct vss_volume_info {
     const char *letter;        /* mapped drive letter "F:" or "" */
 };
 
+/**
+ * What vssd offers its providers (set_host). Members are only ever added
+ * at the end; check struct_size.
+ */
+struct vss_host {
+    size_t struct_size;
+    /**
+     * Freezes the volume's filesystem (FIFREEZE of vol->mountpoint) for
+     * unshare_step, with vssd's freeze watchdog armed first: the watchdog
+     * thaws it after timeout_ms even if vssd hangs or dies. Returns 0, or
+     * a negative errno with errbuf filled (-EBUSY: frozen by someone
+     * else). One freeze at a time, from unshare_step only, thawed before
+     * unshare_step returns.
+     */
+    int (*freeze)(const struct vss_volume_info *vol, unsigned timeout_ms, char *errbuf,
+                  size_t errlen);
+    /**
+     * Thaws what freeze froze and disarms the watchdog. Returns 0, or
+     * -ETIMEDOUT when the watchdog had thawed it first (the writes went on
+     * since then).
+     */
+    int (*thaw)(void);
+};
+
 /** One shadow being created or operated on. */
 struct vss_provider_shadow {
     vss_id shadow_id;
@@ -140,6 +164,11 @@ struct vss_provider {
      * on either way. Optional (check struct_size).
      */
     int (*settle)(struct vss_provider_shadow *sh);
+    /**
+     * Once after load, before any other call: the services vssd offers,
+     * valid until unload. Optional (check struct_size).
+     */
+    void (*set_host)(const struct vss_host *host);
 };
 
 /** The longest a provider's settle may take. */
