@@ -61,6 +61,7 @@
 
 #include <vss/provider.h>
 
+#include "btrfs.h"
 #include "loopimg.h"
 
 #define SHADOW_DIR_NATIVE ".vss-shadows"
@@ -699,4 +700,7 @@ const struct vss_provider vss_btrfs_provider = {
     .storage_query = bp_storage_query,
     .pre_freeze = bp_pre_freeze,
     .settle = bp_settle,
+    .unshare_step = bp_unshare_step,
+    .unshare_free = bp_unshare_free,
+    .set_host = bp_set_host,
 };

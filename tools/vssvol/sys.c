@@ -289,8 +289,18 @@ int do_mount(const char *dev, const char *target, const char *fs, const char *op
 
 int do_umount(const char *target, char *err, size_t len)
 {
-    if (umount2(target, UMOUNT_NOFOLLOW) < 0) {
-        int r = -errno;
+    /* EBUSY is asked again for up to 2 s: after a shadow, vssd's unsharing
+     * holds short freezes of a volume on a btrfs pool (tens of ms, an fd
+     * on the mount point held by vssd and its watchdog meanwhile); a
+     * volume kept busy by its users stays refused. */
+    int r = 0;
+    for (int i = 0; i < 40; i++) {
+        r = umount2(target, UMOUNT_NOFOLLOW) < 0 ? -errno : 0;
+        if (r != -EBUSY)
+            break;
+        usleep(50000);
+    }
+    if (r < 0) {
         if (r == -EBUSY)
             snprintf(err, len, "cannot unmount '%s': it is busy (files open, a process working "
                      "in it, or something mounted below it)", target);

@@ -1,0 +1,125 @@
+# lib-unshare.sh: what the unsharing tests share (provider-reflink.sh (g),
+# unshare-btrfs.sh). Sourced after lib.sh, with IMG (the live image of the
+# volume at $T/F) and UNSHARE_PROVIDER (the provider's id) set.
+# mixed: the 1 MiB chunks of the live image holding both shared and
+# unshared blocks of data (filefrag -v, 4 KiB blocks; unwritten extents
+# hold no data, and no copy makes them the image's own).
+mixed() {
+    filefrag -v -b4096 "$IMG" 2>/dev/null | python3 -c '
+import re, sys
+sh, pv = set(), set()
+for l in sys.stdin:
+    m = re.match(r"\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+\d+\.\.\s*\d+:\s+\d+:\s*(.*)", l)
+    if not m:
+        continue
+    a, b, flags = int(m.group(1)), int(m.group(2)), m.group(3)
+    if "unwritten" in flags:
+        continue
+    for c in range(a // 256, b // 256 + 1):
+        (sh if "shared" in flags else pv).add(c)
+print(len(sh & pv))'
+}
+# mixed_diag: the extents of the half-shared chunks (filefrag -v), as diag.
+mixed_diag() {
+    filefrag -v -b4096 "$IMG" 2>/dev/null | python3 -c '
+import re, sys
+ext, sh, pv = [], set(), set()
+for l in sys.stdin:
+    m = re.match(r"\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+\d+\.\.\s*\d+:\s+\d+:\s*(.*)", l)
+    if not m:
+        continue
+    a, b, flags = int(m.group(1)), int(m.group(2)), m.group(3)
+    ext.append((a, b, l.rstrip()))
+    if "unwritten" in flags:
+        continue
+    for c in range(a // 256, b // 256 + 1):
+        (sh if "shared" in flags else pv).add(c)
+for c in sorted(sh & pv)[:3]:
+    for a, b, l in ext:
+        if a // 256 <= c <= b // 256:
+            print("# chunk %d: %s" % (c, l))'
+}
+# dio_writer FILE BLOCKS MAP STOP: four threads of direct 4 KiB writes at
+# random blocks (thread t owns the blocks b % 4 == t); each block says
+# which write it holds; the last write of each block goes to MAP at STOP.
+dio_writer() {
+    python3 - "$@" <<'PY'
+import json, mmap, os, random, struct, sys, threading
+path, nblk, out, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+last, N = {}, 4
+def writer(t):
+    fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+    buf, rnd, seq = mmap.mmap(-1, 4096), random.Random(5 + t), 0
+    while not os.path.exists(stop):
+        seq += 1
+        b = rnd.randrange(nblk // N) * N + t
+        buf.seek(0)
+        buf.write(struct.pack("<QQ", b, seq) * 256)
+        os.pwrite(fd, buf, b * 4096)
+        last[b] = seq
+    os.close(fd)
+ts = [threading.Thread(target=writer, args=(t,)) for t in range(N)]
+for th in ts: th.start()
+for th in ts: th.join()
+json.dump(last, open(out, "w"))
+PY
+}
+# dio_start MAP [FILE]: dio_writer on FILE (F/dio) in the background;
+# dio_stop: ends it, its exit status in DW_RC.
+dio_start() {
+    rm -f "$T/dio.stop"
+    dio_writer "${2:-$T/F/dio}" $((48 * 256)) "$1" "$T/dio.stop" &
+    DW=$!; _pids+=("$DW")
+}
+dio_stop() { touch "$T/dio.stop"; wait "$DW"; DW_RC=$?; forget_pid "$DW"; }
+check_blocks() {
+    python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+last = {int(k): v for k, v in json.load(open(sys.argv[2])).items()}
+data, bad = open(sys.argv[1], "rb").read(), 0
+for b, seq in last.items():
+    if data[b * 4096:(b + 1) * 4096] != struct.pack("<QQ", b, seq) * 256:
+        bad += 1
+print("# %d blocks checked against their last direct write, %d wrong" % (len(last), bad))
+sys.exit(1 if bad or not last else 0)
+PY
+}
+# under_shadow REQ MAP CONFIG...: vssd restarted with CONFIG, a persistent
+# shadow of F: (the requestor's status in REQ_RC, the id in SID_W), 1 s of
+# direct writes (DW_RC, their map in MAP), 1.5 s for the unsharing.
+under_shadow() {
+    local req="$1" map="$2"; shift 2
+    stop_vssd
+    write_config "$@"
+    start_vssd || exit 1
+    "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$req" 2>&1
+    REQ_RC=$?
+    SID_W=$(sid_of "$req")
+    dio_start "$map"
+    sleep 1; dio_stop
+    sleep 1.5
+}
+# kill_while_unsharing REQ MAP WORK: a persistent shadow of F: (its id in
+# SID_K, the requestor's output in REQ), direct writes (their map in MAP)
+# and a kill -9 of vssd 1.5 s in; checks that the writes went on, that
+# nothing is left frozen and no write lost, and that the restarted vssd
+# finishes the WORK ("unsharing", "rewriting").
+kill_while_unsharing() {
+    "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$1" 2>&1
+    ok $? "another persistent shadow of F:"
+    SID_K=$(sid_of "$1")
+    dio_start "$2"
+    sleep 1.5
+    local w0; w0=$(jget "$(vssd_status)" "d['unshare']['work_steps']")
+    kill -9 "$VSSD_PID"; wait "$VSSD_PID" 2>/dev/null; forget_pid "$VSSD_PID"
+    sleep 0.5; dio_stop
+    is "$DW_RC" 0 "the direct writes go on through a kill -9 of vssd (it had done $w0 unsharing steps)"
+    check "F is writable (nothing left frozen)" not_frozen "$T/F"
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    check_blocks "$T/F/dio" "$2"
+    ok $? "every block holds its last direct write after the kill"
+    diag "half-shared chunks when vssd restarts: $(mixed)"
+    start_vssd || exit 1
+    for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
+    is "$(mixed)" 0 "the restarted vssd finishes the $3"
+}

@@ -1,0 +1,126 @@
+#!/bin/bash
+# Coarse unsharing on a btrfs pool (providers/btrfs/unshare-btrfs.c, the
+# walk in providers/common/unshare.c): a managed volume F made by vssvol on
+# a loop-backed btrfs pool (ext4 in a NOCOW image, loop with direct I/O):
+#  (a) with a shadow of F, four threads of direct 4 KiB writes at random
+#      blocks of a file: vssd rewrites every chunk they touched (no 1 MiB
+#      chunk of the live image is left half shared), every block holds its
+#      last write, the shadow's image did not change, F is not left frozen
+#      and no freeze record is left;
+#  (b) a kill -9 of vssd while it rewrites: the writes go on, F is not left
+#      frozen, no write is lost, and the restarted vssd finishes;
+#  (c) F frozen by someone else: vssd says so, copies nothing and leaves
+#      F frozen (only its owner thaws it);
+#  (d) a copy-on-write image (vssvol create --cow) is not rewritten.
+. "$(dirname "$0")/lib.sh"
+
+BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
+VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
+command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
+vv() { OUT=$("$VSSVOL" "$@" 2>&1); RC=$?; }
+sid_of() { sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$1" | head -1; }
+
+# --- the pool: btrfs on a loop device, mounted at $T/P; F in it
+truncate -s 3G "$T/pool.img"
+PLOOP=$(losetup -f --show "$T/pool.img") || exit 1
+_loops+=("$PLOOP")
+mkfs.btrfs -q -f "$PLOOP" >/dev/null 2>&1 || { echo "Bail out! mkfs.btrfs failed"; exit 1; }
+mkdir -p "$T/P"
+mount "$PLOOP" "$T/P" || exit 1
+_mounts+=("$T/P")
+write_config
+start_vssd || exit 1
+vv pool init --path "$T/P"
+ok $RC "vssvol pool init --path accepts the btrfs pool"
+vv create F --size 512M --mount "$T/F" --letter F:
+ok $RC "vssvol create F on the btrfs pool"
+[ "$RC" = 0 ] || printf '%s\n' "$OUT" | sed 's/^/#   /'
+IMG="$T/P/volumes/F/F.img"
+UNSHARE_PROVIDER=$BTRFS_ID
+. "$(dirname "$0")/lib-unshare.sh"
+like "$(lsattr "$IMG" 2>&1)" "^[^ ]*C" "F's image is NOCOW"
+
+# --- (a) rewriting what the writes touched
+dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
+alloc0=$(stat -c %b "$IMG")
+"$TREQ" --volume F: --provider "$BTRFS_ID" --persistent --nowriters > "$T/req1.out" 2>&1
+ok $? "a persistent shadow of F: before direct random writes"
+SID1=$(sid_of "$T/req1.out")
+snap1=$(sha256sum < "$T/P/shadows/$SID1/F.img" | cut -d' ' -f1)
+dio_start "$T/dio.map"
+sleep 3
+dio_stop
+is "$DW_RC" 0 "the direct writer's writes all succeeded"
+t0=$(date +%s%N)
+for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
+is "$(mixed)" 0 "no 1 MiB chunk of the live image is left half shared ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the writes)"
+[ "$(mixed)" = 0 ] || mixed_diag
+st=$(vssd_status)
+diag "unshare: $(jget "$st" "d['unshare']")"
+ok "$([ "$(jget "$st" "d['unshare']['work_steps']")" -gt 0 ]; echo $?)" \
+    "vssd's unsharing worker did the work (vssadmin status counters)"
+unlike "$(grep -i "unshar\|freeze" "$T/vssd.log")" "cannot|error" "and reported no error"
+alloc1=$(stat -c %b "$IMG")
+diag "the live image's allocated 512-byte blocks: $alloc0 before the shadow, $alloc1 after the copies"
+check "F is not left frozen" not_frozen "$T/F"
+check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check_blocks "$T/F/dio" "$T/dio.map"
+ok $? "every block holds its last direct write"
+is "$(sha256sum < "$T/P/shadows/$SID1/F.img" | cut -d' ' -f1)" "$snap1" "the shadow's image is unchanged"
+is "$(cat "/sys/block/$(basename "$(findmnt -rn -o SOURCE "$T/F")")/loop/dio" 2>&1)" "1" \
+    "F's loop device still does direct I/O"
+
+# --- (b) kill -9 of vssd while it rewrites
+kill_while_unsharing "$T/req2.out" "$T/dio2.map" rewriting
+check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
+
+# --- (c) F frozen by someone else: the writes of a shadow's first pass
+# made while vssd is stopped, then F frozen, then vssd started.
+"$TREQ" --volume F: --provider "$BTRFS_ID" --persistent --nowriters > "$T/req3.out" 2>&1
+ok $? "a third persistent shadow of F:"
+stop_vssd
+dio_start "$T/dio3.map"
+sleep 1; dio_stop
+_mounts+=("$T/F") # so that the cleanup thaws it, should the test end here
+fsfreeze -f "$T/F" # (its own metadata writes count too)
+n3=$(mixed)
+ok "$([ "${n3:-0}" -gt 0 ]; echo $?)" "with vssd stopped, the writes leave $n3 chunks half shared"
+start_vssd || { fsfreeze -u "$T/F"; exit 1; }
+for _ in $(seq 50); do grep -q "frozen by someone else" "$T/vssd.log" && break; sleep 0.1; done
+like "$(cat "$T/vssd.log")" "unshare the live data of '$T/F'.*cannot freeze '$T/F'.*frozen by someone else" \
+    "vssd says F is frozen by someone else"
+check "and leaves it frozen" is_frozen "$T/F"
+is "$(mixed)" "$n3" "nothing was copied"
+fsfreeze -u "$T/F"
+ok $? "F's owner thaws it"
+check "F is writable" not_frozen "$T/F"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check_blocks "$T/F/dio" "$T/dio3.map"
+ok $? "every block holds its last direct write"
+"$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
+ok $? "deleting F's shadows"
+
+# --- (d) a copy-on-write image is left alone
+vv create G --size 256M --cow --mount "$T/G"
+ok $RC "vssvol create G --cow"
+[ "$RC" = 0 ] || printf '%s\n' "$OUT" | sed 's/^/#   /'
+IMG="$T/P/volumes/G/G.img"
+unlike "$(lsattr "$IMG" 2>&1)" "^[^ ]*C" "G's image copies on write"
+dd if=/dev/urandom of="$T/G/dio" bs=1M count=48 conv=fsync status=none
+"$TREQ" --volume "$T/G" --provider "$BTRFS_ID" --persistent --nowriters > "$T/req4.out" 2>&1
+ok $? "a persistent shadow of G"
+dio_start "$T/dio4.map" "$T/G/dio"
+sleep 1; dio_stop
+sleep 1.5
+n4=$(mixed)
+ok "$([ "${n4:-0}" -gt 0 ]; echo $?)" "G's written chunks stay half shared ($n4): not rewritten"
+check_blocks "$T/G/dio" "$T/dio4.map"
+ok $? "every block holds its last direct write"
+"$VSSADMIN" delete shadows /all /quiet >/dev/null 2>&1
+ok $? "deleting the shadows"
+vv remove G --force && vv remove F --force
+ok $RC "vssvol remove G and F"
+
+plan "$_n"
+done_testing
