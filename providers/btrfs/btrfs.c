@@ -32,9 +32,11 @@
  *    a shadow that never got one is not an error;
  *  - nothing is kept in memory between calls (commit, settle and
  *    pre_freeze run on vssd's flush thread, storage_query on its query
- *    worker, everything else on its main thread), except the ids of the
- *    snapshots delete_shadow removed and settle has not yet waited for
- *    (a short list under its own mutex).
+ *    worker, unshare_step on its unsharing worker, everything else on its
+ *    main thread), except the ids of the snapshots delete_shadow removed
+ *    and settle has not yet waited for (a short list under its own
+ *    mutex), vssd's services (set_host, once at load) and the unsharing
+ *    state vssd keeps per volume for unshare_step (unshare-btrfs.c).
  */
 #include <dirent.h>
 #include <endian.h>
