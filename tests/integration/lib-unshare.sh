@@ -123,3 +123,27 @@ kill_while_unsharing() {
     for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
     is "$(mixed)" 0 "the restarted vssd finishes the $3"
 }
+# shadow_then_writes REQ MAP: F/dio filled, a persistent shadow of F: (its
+# id in SID_U, its image's sha256 in SNAP_U), 3 s of direct writes (their
+# map in MAP); checks that the writes succeeded, that no chunk is left half
+# shared within 30 s (the extents of those left, if any) and that vssd's
+# worker did the work.
+shadow_then_writes() {
+    dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
+    "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$1" 2>&1
+    ok $? "a persistent shadow of F: before direct random writes"
+    SID_U=$(sid_of "$1")
+    SNAP_U=$(sha256sum < "$T/P/shadows/$SID_U/F.img" | cut -d' ' -f1)
+    dio_start "$2"
+    sleep 3
+    dio_stop
+    is "$DW_RC" 0 "the direct writer's writes all succeeded"
+    local t0; t0=$(date +%s%N)
+    for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
+    is "$(mixed)" 0 "no 1 MiB chunk of the live image is left half shared ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the writes)"
+    [ "$(mixed)" = 0 ] || mixed_diag
+    local st; st=$(vssd_status)
+    diag "unshare: $(jget "$st" "d['unshare']")"
+    ok "$([ "$(jget "$st" "d['unshare']['work_steps']")" -gt 0 ]; echo $?)" \
+        "vssd's unsharing worker did the work (vssadmin status counters)"
+}

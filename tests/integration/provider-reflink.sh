@@ -171,22 +171,9 @@ ok "$([ "${used:-0}" -ge $((4 << 20)) ]; echo $?)" "shadow storage 'used' counts
 IMG="$T/P/volumes/F/F.img"
 UNSHARE_PROVIDER=$REFLINK_ID
 . "$(dirname "$0")/lib-unshare.sh"
-dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
-"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/req4.out" 2>&1
-ok $? "a persistent shadow of F: before direct random writes"
-SID4=$(sid_of "$T/req4.out")
-snap4=$(sha256sum < "$T/P/shadows/$SID4/F.img" | cut -d' ' -f1)
-dio_start "$T/dio.map"
-sleep 3
-dio_stop
-is "$DW_RC" 0 "the direct writer's writes all succeeded"
-t0=$(date +%s%N)
-for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
-is "$(mixed)" 0 "no 1 MiB chunk of the live image is left half shared ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the writes)"
-st=$(vssd_status)
-diag "unshare: $(jget "$st" "d['unshare']")"
-ok "$([ "$(jget "$st" "d['unshare']['work_steps']")" -gt 0 ]; echo $?)" \
-    "vssd's unsharing worker did the work (vssadmin status counters)"
+shadow_then_writes "$T/req4.out" "$T/dio.map"
+SID4=$SID_U
+snap4=$SNAP_U
 sync; echo 3 > /proc/sys/vm/drop_caches
 check_blocks "$T/F/dio" "$T/dio.map"
 ok $? "every block holds its last direct write"

@@ -42,27 +42,10 @@ UNSHARE_PROVIDER=$BTRFS_ID
 like "$(lsattr "$IMG" 2>&1)" "^[^ ]*C" "F's image is NOCOW"
 
 # --- (a) rewriting what the writes touched
-dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
-alloc0=$(stat -c %b "$IMG")
-"$TREQ" --volume F: --provider "$BTRFS_ID" --persistent --nowriters > "$T/req1.out" 2>&1
-ok $? "a persistent shadow of F: before direct random writes"
-SID1=$(sid_of "$T/req1.out")
-snap1=$(sha256sum < "$T/P/shadows/$SID1/F.img" | cut -d' ' -f1)
-dio_start "$T/dio.map"
-sleep 3
-dio_stop
-is "$DW_RC" 0 "the direct writer's writes all succeeded"
-t0=$(date +%s%N)
-for _ in $(seq 300); do [ "$(mixed)" = 0 ] && break; sleep 0.1; done
-is "$(mixed)" 0 "no 1 MiB chunk of the live image is left half shared ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the writes)"
-[ "$(mixed)" = 0 ] || mixed_diag
-st=$(vssd_status)
-diag "unshare: $(jget "$st" "d['unshare']")"
-ok "$([ "$(jget "$st" "d['unshare']['work_steps']")" -gt 0 ]; echo $?)" \
-    "vssd's unsharing worker did the work (vssadmin status counters)"
+shadow_then_writes "$T/req1.out" "$T/dio.map"
+SID1=$SID_U
+snap1=$SNAP_U
 unlike "$(grep -i "unshar\|freeze" "$T/vssd.log")" "cannot|error" "and reported no error"
-alloc1=$(stat -c %b "$IMG")
-diag "the live image's allocated 512-byte blocks: $alloc0 before the shadow, $alloc1 after the copies"
 check "F is not left frozen" not_frozen "$T/F"
 no_record # (a last batch may still be thawing)
 check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
