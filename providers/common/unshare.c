@@ -1,7 +1,7 @@
 /*
  * unshare.c - coarse unsharing, the walk the built-in providers share
  * (docs/providers.md, "Unsharing"); the copies are the providers' own
- * (reflink: unshare-xfs.c; btrfs: btrfs-unshare.c).
+ * (reflink: unshare-xfs.c; btrfs: unshare-btrfs.c).
  *
  * A shadow of a managed volume shares every block of the live image (a
  * reflink clone on XFS, a subvolume snapshot on btrfs). The first write to
@@ -10,25 +10,24 @@
  * random-write rate until every block was written once
  * (bench/volume-io.sh). Here, while the volume has shadows, each aligned
  * chunk of the live image that holds both blocks written since a shadow
- * (extents FIEMAP does not flag SHARED) and blocks still shared (holes
- * and unwritten extents count as neither) is handed
- * to the provider's copy, which makes the whole chunk the live image's
- * own, so that its later first writes go in place. The shadows keep their
- * blocks.
+ * (extents FIEMAP does not flag SHARED) and blocks still shared (holes and
+ * unwritten extents count as neither) is handed to the provider's copy,
+ * which makes the whole chunk the live image's own, so that its later
+ * first writes go in place. The shadows keep their blocks.
  *
  * Batches: neighbouring chunks that each qualify go together, and with a
  * provider whose copy takes scattered ranges (btrfs: one freeze of the
- * volume a batch), chunks apart too; a batch holds up to MAX_RUN bytes,
- * and no more than the last copies' pace copies in RUN_TARGET_US or the
- * provider's own target (a write
- * waits for the copy; the pace leaves out what a copy costs whatever its
- * size, such as btrfs's freeze); the pace is kept per pool filesystem, so that a new
- * shadow's first copies need not learn it again. Every copy keeps the
- * volume's writes out while it runs, and one per 1 MiB chunk, back to
- * back, left the writer a few writes between them: 2,400-2,600 IOPS for
- * the first 5 s after a shadow, against 17,000-25,000 with runs
- * (docs/benchmarks.md, "Unsharing in runs"). Which chunks are copied does
- * not depend on the batches, only how many copies copy them.
+ * volume a batch), chunks apart too. A batch holds up to MAX_RUN bytes,
+ * and no more than the last copies' pace copies in the provider's target
+ * time (RUN_TARGET_US unless it says): a write waits for the copy. The
+ * pace leaves out what a copy costs whatever its size (btrfs's freeze),
+ * and is kept per pool filesystem, so that a new shadow's first copies
+ * need not learn it again. Every copy keeps the volume's writes out while
+ * it runs, and one per 1 MiB chunk, back to back, left the writer a few
+ * writes between them: 2,400-2,600 IOPS for the first 5 s after a shadow,
+ * against 17,000-25,000 with runs (docs/benchmarks.md, "Unsharing in
+ * runs"). Which chunks are copied does not depend on the batches, only how
+ * many copies copy them.
  *
  * Cost: a chunk is copied whole once it has one write, so the shadows'
  * storage grows in chunk units; chunks never written are not copied.
@@ -40,8 +39,8 @@
  * a chunk that does not qualify and when the step stops; a walk of the
  * extent map resumes where the last step stopped (at an uncopied batch's
  * first chunk, unless scattered: that batch is kept in the state and the
- * walk resumes after it); a batch is dropped on an error or want of room; a walk that copied something
- * is followed by another at once, and one that found nothing by the next
+ * walk resumes after it); a batch is dropped on an error or want of room;
+ * a walk that copied something is followed by another at once, and one that found nothing by the next
  * only once the image was written since it began (its ctime moved) and
  * min(DUTY times its cost, MAX_WAIT_MS) has passed (vssd starts from a
  * fresh state after a new shadow); nothing is copied when it would leave
@@ -106,7 +105,6 @@ struct ustate {
     struct timespec walk_ctime, last_ctime;
     struct batch bt;       /* scattered: kept from step to step */
     uint64_t copied;       /* bytes copied since the state began */
-    uint64_t size;         /* the image's, at the last step */
     bool capped;           /* MAX_COPIES reached (and said) */
 };
 
@@ -258,14 +256,6 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
     uint64_t t0 = mono_us();
     if (s->pos == 0 && t0 / 1000 < s->next_walk)
         return 0;
-    if (s->copied > MAX_COPIES * s->size) { /* see MAX_COPIES */
-        if (s->capped)
-            return 0;
-        s->capped = true;
-        return vssp_err(err, len, -ECANCELED,
-                        "copying '%s' does not make its chunks whole: stopped until the next shadow",
-                        img, NULL);
-    }
     if (s->pos == 0 && s->walked) { /* written since the last walk began? */
         struct stat q;
         if (stat(img, &q) == 0 && q.st_ctim.tv_sec == s->last_ctime.tv_sec &&
@@ -289,7 +279,14 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
         s->chunk = chunk;
     }
     uint64_t size = (uint64_t)st.st_size;
-    s->size = size;
+    if (s->copied > MAX_COPIES * size) { /* see MAX_COPIES */
+        if (!s->capped)
+            r = vssp_err(err, len, -ECANCELED,
+                         "copying '%s' does not make its chunks whole: stopped until the next "
+                         "shadow", img, NULL);
+        s->capped = true;
+        goto out;
+    }
     if (s->pos == 0) {
         s->walk_us = 0;
         s->unshared = false;
