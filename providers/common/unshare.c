@@ -10,10 +10,14 @@
  * random-write rate until every block was written once
  * (bench/volume-io.sh). Here, while the volume has shadows, each aligned
  * chunk of the live image that holds both blocks written since a shadow
- * (extents FIEMAP does not flag SHARED) and blocks still shared (holes and
- * unwritten extents count as neither) is handed to the provider's copy,
- * which makes the whole chunk the live image's own, so that its later
- * first writes go in place. The shadows keep their blocks.
+ * and blocks still shared (holes and unwritten extents count as neither)
+ * is handed to the provider's copy, which makes the whole chunk the live
+ * image's own, so that its later first writes go in place. The shadows
+ * keep their blocks.
+ *
+ * Which blocks are which, the provider's map says (btrfs: its file extent
+ * items' generations, unshare-btrfs.c); by default FIEMAP's SHARED flag,
+ * with which XFS marks blocks another file still refers to.
  *
  * Batches: neighbouring chunks that each qualify go together, and with a
  * provider whose copy takes scattered ranges (btrfs: one freeze of the
@@ -67,7 +71,7 @@
 #include "loopimg.h"
 #include "unshare.h"
 
-#define BATCH 512   /* extents per FIEMAP call */
+#define BATCH 512   /* extents per map call */
 #define DUTY 10     /* after a walk that found nothing: DUTY x its cost ... */
 #define MAX_WAIT_MS 30000 /* ... or this, whichever is less, before the next.
                            * Walks cost about 2.5 us an extent (1.65 s for
@@ -241,6 +245,33 @@ static int batch_add(const struct vssp_unshare_ops *ops, const struct vss_volume
     return r;
 }
 
+/* The default map: FIEMAP. */
+static int fiemap_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n,
+                      char *err, size_t len)
+{
+    (void)err, (void)len;
+    *n = 0;
+    struct fiemap *fm = calloc(1, sizeof *fm + max * sizeof(struct fiemap_extent));
+    if (!fm)
+        return -ENOMEM;
+    fm->fm_start = start;
+    fm->fm_length = FIEMAP_MAX_OFFSET - start;
+    fm->fm_extent_count = (uint32_t)max;
+    int r = ioctl(fd, FS_IOC_FIEMAP, fm) < 0 ? -errno : 0;
+    for (uint32_t i = 0; r == 0 && i < fm->fm_mapped_extents; i++) {
+        const struct fiemap_extent *f = &fm->fm_extents[i];
+        e[i] = (struct vssp_extent){
+            .off = f->fe_logical, .len = f->fe_length,
+            .flags = (f->fe_flags & FIEMAP_EXTENT_SHARED ? VSSP_EXT_SHARED : 0) |
+                     (f->fe_flags & FIEMAP_EXTENT_UNWRITTEN ? VSSP_EXT_UNWRITTEN : 0) |
+                     (f->fe_flags & FIEMAP_EXTENT_LAST ? VSSP_EXT_LAST : 0)
+        };
+        *n = i + 1;
+    }
+    free(fm);
+    return r;
+}
+
 int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
                       void **state, uint64_t chunk, uint64_t min_free, unsigned budget_ms,
                       char *err, size_t len)
@@ -292,8 +323,8 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
         s->unshared = false;
         s->walk_ctime = st.st_ctim;
     }
-    struct fiemap *fm = calloc(1, sizeof *fm + BATCH * sizeof(struct fiemap_extent));
-    if (!fm) {
+    struct vssp_extent *ex = calloc(BATCH, sizeof *ex);
+    if (!ex) {
         r = -ENOMEM;
         goto out;
     }
@@ -312,26 +343,25 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
     bool end = false, stop = false, later = false;
     uint64_t budget_us = (uint64_t)budget_ms * 1000;
     while (!end && !stop) {
-        memset(fm, 0, sizeof *fm);
-        fm->fm_start = start;
-        fm->fm_length = FIEMAP_MAX_OFFSET - start;
-        fm->fm_extent_count = BATCH;
-        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
-            r = vssp_err(err, len, -errno, "cannot read the extents of '%s'", img, NULL);
+        size_t n = 0;
+        r = (ops->map ? ops->map : fiemap_map)(fd, start, ex, BATCH, &n, err, len);
+        if (r < 0) {
+            if (!err[0])
+                vssp_err(err, len, r, "cannot read the extents of '%s'", img, NULL);
             break;
         }
-        if (fm->fm_mapped_extents == 0)
+        if (n == 0)
             end = true;
-        for (unsigned i = 0; i < fm->fm_mapped_extents && !stop; i++) {
-            const struct fiemap_extent *e = &fm->fm_extents[i];
-            bool shared = e->fe_flags & FIEMAP_EXTENT_SHARED;
+        for (size_t i = 0; i < n && !stop; i++) {
+            const struct vssp_extent *e = &ex[i];
+            bool shared = e->flags & VSSP_EXT_SHARED;
             /* Unwritten extents hold no data: neither copy (XFS's unshare
              * and btrfs's SEEK_DATA skip them) makes them the image's
              * own, so they must not make a chunk qualify, or it would
              * qualify for ever. */
-            bool data = !(e->fe_flags & FIEMAP_EXTENT_UNWRITTEN);
-            uint64_t a = e->fe_logical < start ? start : e->fe_logical;
-            uint64_t b = e->fe_logical + e->fe_length; /* [a, b) */
+            bool data = !(e->flags & VSSP_EXT_UNWRITTEN);
+            uint64_t a = e->off < start ? start : e->off;
+            uint64_t b = e->off + e->len; /* [a, b) */
             for (uint64_t k = a / chunk; k * chunk < b && !stop; k++) {
                 if (k != c.idx) {
                     /* c is judged whole: it joins the batch, or (unless
@@ -358,7 +388,7 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
             if (stop)
                 break;
             start = b;
-            if (e->fe_flags & FIEMAP_EXTENT_LAST)
+            if (e->flags & VSSP_EXT_LAST)
                 end = true;
         }
         if (!end && !stop && mono_us() - t0 >= budget_us) {
@@ -372,7 +402,7 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
             resume = c.idx * chunk;
         }
     }
-    free(fm);
+    free(ex);
     if (r >= 0 && end) {
         if (c.shared && c.priv)
             r = batch_add(ops, vol, fd, bt, s, c.idx, size, min_free, err, len);

@@ -19,7 +19,17 @@ struct vssp_range {
     uint64_t off, len;
 };
 
-/* How a provider copies. */
+/* One extent of the image as the walk sees it (struct vssp_unshare_ops,
+ * map). */
+struct vssp_extent {
+    uint64_t off, len;
+    unsigned flags; /* VSSP_EXT_* */
+};
+#define VSSP_EXT_SHARED 1u    /* a write there is copied: a shadow shares it */
+#define VSSP_EXT_UNWRITTEN 2u /* allocated, no data: neither shared nor written */
+#define VSSP_EXT_LAST 4u      /* the image's last extent */
+
+/* How a provider walks and copies. */
 struct vssp_unshare_ops {
     unsigned long fs_magic; /* the pool filesystem's f_type: other images are left alone */
     int open_flags;         /* for the image, besides O_RDWR | O_CLOEXEC | O_NOFOLLOW */
@@ -34,6 +44,14 @@ struct vssp_unshare_ops {
      * check; NULL: yes). @return 1 yes, 0 no.
      */
     int (*wanted)(int fd);
+    /*
+     * The image's extents from start on (the first may begin before it),
+     * at most max of them, in order; *n = 0 past the last. NULL: FIEMAP,
+     * with its SHARED and UNWRITTEN flags. @return 0, or negative with err
+     * filled.
+     */
+    int (*map)(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n, char *err,
+               size_t len);
     /*
      * Copies the batch's ranges so that they stop sharing storage, leaving
      * their content as it is. *copy_us may be set to the time of the part
