@@ -334,15 +334,14 @@ static int search(struct search *q, uint64_t lo, uint64_t hi, struct vssp_extent
     }
 }
 
-static int btrfs_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n,
-                     char *err, size_t len)
+static int btrfs_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n)
 {
     *n = 0;
     struct stat st;
     struct search q = { .fd = fd, .start = start };
     int r = fstat(fd, &st) < 0 ? -errno : root_info(fd, &q.tree, &q.last_snap);
     if (r < 0)
-        return vssp_err(err, len, r, "cannot read the image's subvolume%s%s", "", "");
+        return r;
     q.ino = st.st_ino;
     if (!(q.sa = malloc(sizeof *q.sa + SEARCH_BUF)))
         return -ENOMEM;
@@ -361,7 +360,7 @@ static int btrfs_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, 
         r = search(&q, start, (__u64)-1, e + k, max - k, &m, &any, &more);
     free(q.sa);
     if (r < 0)
-        return vssp_err(err, len, r, "cannot search the image's extents%s%s", "", "");
+        return r;
     *n = k + m;
     if (*n > 0 && !more)
         e[*n - 1].flags |= VSSP_EXT_LAST;

@@ -246,10 +246,8 @@ static int batch_add(const struct vssp_unshare_ops *ops, const struct vss_volume
 }
 
 /* The default map: FIEMAP. */
-static int fiemap_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n,
-                      char *err, size_t len)
+static int fiemap_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n)
 {
-    (void)err, (void)len;
     *n = 0;
     struct fiemap *fm = calloc(1, sizeof *fm + max * sizeof(struct fiemap_extent));
     if (!fm)
@@ -344,10 +342,9 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
     uint64_t budget_us = (uint64_t)budget_ms * 1000;
     while (!end && !stop) {
         size_t n = 0;
-        r = (ops->map ? ops->map : fiemap_map)(fd, start, ex, BATCH, &n, err, len);
+        r = (ops->map ? ops->map : fiemap_map)(fd, start, ex, BATCH, &n);
         if (r < 0) {
-            if (!err[0])
-                vssp_err(err, len, r, "cannot read the extents of '%s'", img, NULL);
+            vssp_err(err, len, r, "cannot read the extents of '%s'", img, NULL);
             break;
         }
         if (n == 0)

@@ -47,11 +47,9 @@ struct vssp_unshare_ops {
     /*
      * The image's extents from start on (the first may begin before it),
      * at most max of them, in order; *n = 0 past the last. NULL: FIEMAP,
-     * with its SHARED and UNWRITTEN flags. @return 0, or negative with err
-     * filled.
+     * with its SHARED and UNWRITTEN flags. @return 0 or a negative errno.
      */
-    int (*map)(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n, char *err,
-               size_t len);
+    int (*map)(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n);
     /*
      * Copies the batch's ranges so that they stop sharing storage, leaving
      * their content as it is. *copy_us may be set to the time of the part
