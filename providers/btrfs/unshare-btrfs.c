@@ -267,11 +267,12 @@ struct search {
     struct btrfs_ioctl_search_args_v2 *sa;
 };
 
-/* One item as the walk sees it; false if the walk leaves it out. */
+/* One item (its header h, its data after it) as the walk sees it; false
+ * if the walk leaves it out. */
 static bool as_extent(const struct search *q, const struct btrfs_ioctl_search_header *h,
-                      struct vssp_extent *e)
+                      const void *data, struct vssp_extent *e)
 {
-    const struct btrfs_file_extent_item *fi = (const void *)(h + 1);
+    const struct btrfs_file_extent_item *fi = data; /* packed: any alignment */
     if (h->type != BTRFS_EXTENT_DATA_KEY || h->objectid != q->ino || h->len < sizeof *fi ||
         fi->type == BTRFS_FILE_EXTENT_INLINE || fi->compression || fi->encryption ||
         fi->other_encoding || le64toh(fi->disk_bytenr) == 0)
@@ -306,14 +307,17 @@ static int search(struct search *q, uint64_t lo, uint64_t hi, struct vssp_extent
             return -errno;
         if (sa->key.nr_items == 0)
             return 0;
+        /* The items follow one another unaligned: each header is copied. */
         const char *p = (const char *)sa->buf;
+        struct btrfs_ioctl_search_header h;
         for (__u32 i = 0; i < sa->key.nr_items; i++) {
-            const struct btrfs_ioctl_search_header *h = (const void *)p;
-            p += sizeof *h + h->len;
-            if (h->objectid == q->ino && h->type == BTRFS_EXTENT_DATA_KEY)
+            memcpy(&h, p, sizeof h);
+            const char *data = p + sizeof h;
+            p = data + h.len;
+            if (h.objectid == q->ino && h.type == BTRFS_EXTENT_DATA_KEY)
                 *any = true;
             struct vssp_extent x;
-            if (!as_extent(q, h, &x))
+            if (!as_extent(q, &h, data, &x))
                 continue;
             if (max == 0) {
                 *e = x; /* keep the last */
@@ -325,12 +329,9 @@ static int search(struct search *q, uint64_t lo, uint64_t hi, struct vssp_extent
                 e[(*n)++] = x;
             }
         }
-        const struct btrfs_ioctl_search_header *h = (const void *)sa->buf;
-        for (__u32 i = 1; i < sa->key.nr_items; i++)
-            h = (const void *)((const char *)(h + 1) + h->len);
-        if (h->offset >= hi)
+        if (h.offset >= hi) /* h: the last item */
             return 0;
-        lo = h->offset + 1;
+        lo = h.offset + 1;
     }
 }
 
