@@ -21,6 +21,9 @@
  * back with direct I/O (no page cache, so nothing to keep coherent), and
  * the filesystem is thawed.
  *
+ * Which chunks the walk (providers/common/unshare.c) hands to the copy,
+ * btrfs_map says, from the image's file extent items (below).
+ *
  * Invariants:
  *  - a byte is written back only while the volume is frozen and its loop
  *    device has no write in flight, and only with what was read from the
@@ -34,6 +37,9 @@
  *    write-back can still be started (a thaw it made anyway, which takes a
  *    single write-back of 4 MiB stuck for 9 s, is reported as an error);
  *  - the freeze is always thawed before returning;
+ *  - the map only chooses chunks: whatever it says (it reads the tree
+ *    while the volume writes), a copy writes back only what it read in
+ *    the same freeze, so a stale answer costs copies, never data;
  *  - only NOCOW images are copied: a copy-on-write image writes every
  *    block to a new extent anyway (`vssvol create --cow`).
  */
@@ -218,8 +224,9 @@ static int btrfs_copy(const struct vss_volume_info *vol, int fd, const struct vs
  * each extent whether another root refers to it (a walk of back
  * references), and while it does so the volume's direct writes to the
  * image wait: a walk of a fragmented image alone cut the writes after a
- * shadow from 25,000 to 3,000 IOPS (docs/benchmarks.md, "The walk's
- * cost"). The tree search takes no lock of the image, and its answer is
+ * shadow from 25,000 to 3,000 IOPS (docs/benchmarks.md, "What stop 16
+ * tried"). The tree search takes no lock the image's writes wait for
+ * (only the tree's own, leaf by leaf), and its answer is
  * the one btrfs's NOCOW writes act on: a data extent written at or before
  * the subvolume's last snapshot (its root item's last_snapshot) is copied
  * on its next write, whether or not a snapshot still shares it

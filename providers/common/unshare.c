@@ -44,12 +44,13 @@
  * extent map resumes where the last step stopped (at an uncopied batch's
  * first chunk, unless scattered: that batch is kept in the state and the
  * walk resumes after it); a batch is dropped on an error or want of room;
- * a walk that copied something is followed by another at once, and one that found nothing by the next
- * only once the image was written since it began (its ctime moved) and
- * min(DUTY times its cost, MAX_WAIT_MS) has passed (vssd starts from a
- * fresh state after a new shadow); nothing is copied when it would leave
- * less than min_free bytes free, nor once a state copied MAX_COPIES times
- * the image's size; fds are closed before returning.
+ * a walk that copied something is followed by another at once, and one
+ * that found nothing by the next only once the image was written since it
+ * began (its ctime moved) and min(DUTY times its cost, MAX_WAIT_MS) has
+ * passed (vssd starts from a fresh state after a new shadow); nothing is
+ * copied when it would leave less than min_free bytes free, nor once a
+ * state copied MAX_COPIES times the image's size; fds are closed before
+ * returning.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,10 +75,10 @@
 #define BATCH 512   /* extents per map call */
 #define DUTY 10     /* after a walk that found nothing: DUTY x its cost ... */
 #define MAX_WAIT_MS 30000 /* ... or this, whichever is less, before the next.
-                           * Walks cost about 2.5 us an extent (1.65 s for
-                           * 655,000): with a cap of 1 s, a big fragmented
-                           * image, written all the time, would keep a CPU
-                           * busy 1.65 s of every 2.65 s */
+                           * FIEMAP walks cost about 2.5 us an extent
+                           * (1.65 s for 655,000): with a cap of 1 s, a big
+                           * fragmented image, written all the time, would
+                           * keep a CPU busy 1.65 s of every 2.65 s */
 #define MAX_RUN (16u << 20) /* bytes one copy takes, at most (or one chunk) */
 #define RUN_TARGET_US 25000 /* a copy's time aimed at: a write may wait that long */
 #define MAX_RANGES 64       /* ranges in a batch */
