@@ -22,7 +22,7 @@
  * the filesystem is thawed.
  *
  * Which chunks the walk (providers/common/unshare.c) hands to the copy,
- * btrfs_map says, from the image's file extent items (below).
+ * bp_map says, from the image's file extent items (below).
  *
  * Invariants:
  *  - a byte is written back only while the volume is frozen and its loop
@@ -342,7 +342,7 @@ static int search(struct search *q, uint64_t lo, uint64_t hi, struct vssp_extent
     }
 }
 
-static int btrfs_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n)
+int bp_map(int fd, uint64_t start, struct vssp_extent *e, size_t max, size_t *n)
 {
     *n = 0;
     struct stat st;
@@ -381,7 +381,7 @@ static const struct vssp_unshare_ops btrfs_ops = {
     .scattered = true, /* one freeze a batch, wherever its chunks are */
     .target_us = COPY_TARGET_US,
     .wanted = nocow,
-    .map = btrfs_map,
+    .map = bp_map,
     .copy = btrfs_copy,
 };
 

@@ -22,13 +22,7 @@ sid_of() { sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$1" | head -1; }
 no_record() { for _ in $(seq 20); do [ -e "$VSS_ROOT/run/vss/frozen" ] || return 0; sleep 0.05; done; }
 
 # --- the pool: btrfs on a loop device, mounted at $T/P; F in it
-truncate -s 3G "$T/pool.img"
-PLOOP=$(losetup -f --show "$T/pool.img") || exit 1
-_loops+=("$PLOOP")
-mkfs.btrfs -q -f "$PLOOP" >/dev/null 2>&1 || { echo "Bail out! mkfs.btrfs failed"; exit 1; }
-mkdir -p "$T/P"
-mount "$PLOOP" "$T/P" || exit 1
-_mounts+=("$T/P")
+make_volume P 3072 btrfs || { echo "Bail out! cannot make a btrfs on a loop device"; exit 1; }
 write_config
 start_vssd || exit 1
 vv pool init --path "$T/P"
