@@ -25,28 +25,18 @@ K=1024; M=$((1024 * 1024))
 dwrite() { dd if=/dev/urandom of="$F" bs="$2" count=1 seek="$1" oflag=direct,seek_bytes \
               iflag=fullblock conv=notrunc status=none; }
 map() { "$MAP" "$F" "$@" 2>&1; }
-# fiemap FILE: FIEMAP's extents as "OFFSET LENGTH FLAGS" (S shared, U unwritten, L last)
+# fiemap FILE: FIEMAP's extents (filefrag -v, 4 KiB blocks, as lib-unshare.sh
+# reads them) as "OFFSET LENGTH FLAGS" in bytes (S shared, U unwritten, L last)
 fiemap() {
-    python3 - "$1" <<'PY'
-import fcntl, struct, sys
-fd = open(sys.argv[1], 'rb')
-start, out = 0, []
-while True:
-    hdr = struct.pack('=QQIIII', start, (1 << 64) - 1 - start, 0, 0, 256, 0)
-    buf = bytearray(hdr + b'\0' * (56 * 256))
-    fcntl.ioctl(fd, 0xC020660B, buf)
-    n = struct.unpack_from('=I', buf, 20)[0]
-    if n == 0:
-        break
-    for i in range(n):
-        lo, ph, ln, _, _, fl = struct.unpack_from('=QQQQQI', buf, 32 + 56 * i)
-        f = ('S' if fl & 0x2000 else '') + ('U' if fl & 0x800 else '') + ('L' if fl & 1 else '')
-        out.append('%d %d %s' % (lo, ln, f or '-'))
-        start = lo + ln
-    if out[-1].endswith('L'):
-        break
-print('\n'.join(out))
-PY
+    filefrag -v -b4096 "$1" 2>/dev/null | python3 -c '
+import re, sys
+for l in sys.stdin:
+    m = re.match(r"\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+\d+\.\.\s*\d+:\s+\d+:\s*(.*)", l)
+    if not m:
+        continue
+    a, b, fl = int(m.group(1)), int(m.group(2)), m.group(3)
+    f = ("S" if "shared" in fl else "") + ("U" if "unwritten" in fl else "") + ("L" if "last" in fl else "")
+    print(a * 4096, (b - a + 1) * 4096, f or "-")'
 }
 # blocks: extent lines on stdin -> runs of 4 KiB blocks "FIRST-LAST:STATE"
 # (S shared, - own, U unwritten; holes left out), the L flag dropped
