@@ -25,7 +25,7 @@ struct vssp_extent {
     uint64_t off, len;
     unsigned flags; /* VSSP_EXT_* */
 };
-#define VSSP_EXT_SHARED 1u    /* a write there is copied: a shadow shares it */
+#define VSSP_EXT_SHARED 1u    /* a write there is copied (the provider says when) */
 #define VSSP_EXT_UNWRITTEN 2u /* allocated, no data: neither shared nor written */
 #define VSSP_EXT_LAST 4u      /* the image's last extent */
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,17 @@
 
 int main(int argc, char **argv)
 {
-    char *end = NULL;
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: vss-test-btrfs-map FILE START [MAX]\n");
         return 2;
     }
-    uint64_t start = strtoull(argv[2], &end, 10);
-    size_t max = argc > 3 ? (size_t)strtoul(argv[3], NULL, 10) : 512;
-    if (*end || max == 0 || max > 4096) {
+    char *end1 = NULL, *end2 = NULL;
+    errno = 0;
+    uint64_t start = strtoull(argv[2], &end1, 10);
+    unsigned long max = argc > 3 ? strtoul(argv[3], &end2, 10) : 512;
+    bool bad = errno || !argv[2][0] || *end1 || argv[2][0] == '-' ||
+               (argc > 3 && (!argv[3][0] || *end2));
+    if (bad || max == 0 || max > 4096) {
         fprintf(stderr, "vss-test-btrfs-map: START must be a number of bytes, MAX 1-4096\n");
         return 2;
     }

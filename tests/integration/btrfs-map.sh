@@ -132,6 +132,8 @@ is "$(map 0 | blocks)" \
 like "$("$MAP" "$T/P.img" 0 2>&1; echo "rc=$?")" "rc=1" "a file not on btrfs: a failed call, exit status 1"
 out=$("$MAP" "$F" nope 2>&1); rc=$?
 like "$out rc=$rc" "START must be.* rc=2" "a bad START: usage error, exit status 2"
+out=$("$MAP" "$F" 0 2x 2>&1); rc=$?
+like "$out rc=$rc" "MAX 1-4096.* rc=2" "a bad MAX: usage error, exit status 2"
 
 plan $_n
 done_testing
