@@ -31,11 +31,14 @@
  *  - only data is written back: holes and unwritten extents (vssvol's
  *    images are sparse) are skipped (SEEK_DATA), so a copy never allocates
  *    pool space the image did not use;
- *  - no piece is started later than COPY_DEADLINE_MS after the freeze was
- *    asked for (the watchdog is armed then), far inside the watchdog's
- *    FREEZE_TIMEOUT_MS, so the watchdog never thaws the volume while a
- *    write-back can still be started (a thaw it made anyway, which takes a
- *    single write-back of 4 MiB stuck for 9 s, is reported as an error);
+ *  - no piece is read, and none written back, later than
+ *    COPY_DEADLINE_MS after the freeze was asked for (the watchdog is
+ *    armed then), far inside the watchdog's FREEZE_TIMEOUT_MS, so the
+ *    watchdog never thaws the volume while a write-back can still be
+ *    started (a thaw it made anyway, under a write-back stuck in the
+ *    device for 9 s, is reported as an error; a direct write of the
+ *    volume that overlaps a write-back already under way waits for it,
+ *    btrfs's ordered extent, so the volume's write still lands last);
  *  - the freeze is always thawed before returning;
  *  - the map only chooses chunks: whatever it says (it reads the tree
  *    while the volume writes), a copy writes back only what it read in
@@ -153,6 +156,13 @@ static int rewrite_range(const struct vss_volume_info *vol, int fd, uint64_t off
             if (got != (ssize_t)k)
                 return vssp_err(err, len, got < 0 ? -errno : -EIO,
                                 "cannot read the image of '%s'", vol->mountpoint, NULL);
+            /* Again before writing back: a read stuck past the deadline
+             * must not be followed by a write-back that the watchdog's
+             * thaw could let a write of the volume overtake. */
+            if (mono_ms() - frozen_at > COPY_DEADLINE_MS)
+                return vssp_err(err, len, -ETIMEDOUT,
+                                "reading a batch of the image of '%s' was too slow, stopped",
+                                vol->mountpoint, NULL);
             ssize_t put = pwrite(fd, buf, k, (off_t)off);
             if (put != (ssize_t)k)
                 return vssp_err(err, len, put < 0 ? -errno : -EIO,
