@@ -51,7 +51,9 @@
 # Environment: VSS_BUILD, BENCH_POOLS ("btrfs"; "btrfs xfs" for both),
 # BENCH_VOL_SIZE (2G), BENCH_FILE_SIZE (1G), BENCH_POOL_SIZE (16G),
 # BENCH_RUNTIME (20), BENCH_READ_RUNTIME (6), BENCH_ROUNDS (2),
-# BENCH_IODEPTH (16), BENCH_ENGINE (libaio), BENCH_KEEP=1. Needs fio
+# BENCH_IODEPTH (16), BENCH_ENGINE (libaio), BENCH_UNSHARE_CHUNK and
+# BENCH_UNSHARE_AHEAD (vss.conf's unshare_chunk and unshare_ahead; vssd's
+# defaults when unset), BENCH_KEEP=1. Needs fio
 # (scripts/install-deps). Exit status: 0 if every goal is met, 1 if one is
 # missed, 2 on error. With the defaults about 7 minutes for the btrfs pool
 # here (6 min 40 s at stop 10, defrag and Nd included), of which fio is 5:
@@ -135,7 +137,8 @@ run() {
         die "fio failed ($st)"
     set -- $r
     IOPS[$st]="${IOPS[$st]:-} $1"
-    note "$(printf '%-6s %4ss round %d %-4s %8s IOPS  load %s' "$pool" "$SECONDS" "$round" "$st" "$1" "$(load)")"
+    note "$(printf '%-6s %4ss round %d %-4s %8s IOPS  load %s  pool used %s MiB' "$pool" "$SECONDS" \
+        "$round" "$st" "$1" "$(load)" "$(df -B1M --output=used "$POOLDIR" 2>/dev/null | tail -1 | tr -d ' ')")"
 }
 # tsprofile LOG TARGET: "FIRST5 LAST5 FROM" of a per-second IOPS log: the
 # mean IOPS of its first and of its last 5 seconds, and the second from
@@ -163,9 +166,11 @@ echo "== I/O on managed volumes and shadows (issue 3)"
 echo "   $(nproc) CPUs, $(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r), $(fio --version)"
 echo "   volume ${VOL_SIZE} ext4, fio file ${FILE_SIZE} (preconditioned), randwrite 4k direct $ENGINE iodepth $IODEPTH ${RUNTIME} s;"
 echo "   reads ${READ_RUNTIME} s: seq 1M iodepth 4, rand 4k iodepth 16; $ROUNDS rounds of N0 P, then of S1 S10 N, back to back"
+echo "   vssd: unshare_chunk ${BENCH_UNSHARE_CHUNK:-1M (default)}, unshare_ahead ${BENCH_UNSHARE_AHEAD:-no (default)}"
 echo "   load average at start: $(load)"
 
-write_config ${BENCH_UNSHARE_CHUNK:+"unshare_chunk = $BENCH_UNSHARE_CHUNK"}
+write_config ${BENCH_UNSHARE_CHUNK:+"unshare_chunk = $BENCH_UNSHARE_CHUNK"} \
+    ${BENCH_UNSHARE_AHEAD:+"unshare_ahead = $BENCH_UNSHARE_AHEAD"}
 start_vssd || exit 2
 for pool in $POOLS; do
     L=${LETTER[$pool]}

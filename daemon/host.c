@@ -87,8 +87,14 @@ static int host_thaw(void)
     return r;
 }
 
+static int host_unshare_ahead(void)
+{
+    return D.cfg.unshare_ahead ? 1 : 0;
+}
+
 const struct vss_host vssd_host = {
     .struct_size = sizeof(struct vss_host),
     .freeze = host_freeze,
     .thaw = host_thaw,
+    .unshare_ahead = host_unshare_ahead,
 };

@@ -271,8 +271,11 @@ static int handler(void *user, const char *section, const char *name, const char
                             "not '%s'", name, value);
             c->unshare_chunk = b;
             return 1;
-        } else if (!strcmp(name, "syslog") || !strcmp(name, "expedite_freeze")) {
-            if (!parse_bool(value, name[0] == 's' ? &c->syslog : &c->expedite_freeze))
+        } else if (!strcmp(name, "syslog") || !strcmp(name, "expedite_freeze") ||
+                   !strcmp(name, "unshare_ahead")) {
+            bool *dstb = name[0] == 's' ? &c->syslog : name[0] == 'e' ? &c->expedite_freeze
+                                                                       : &c->unshare_ahead;
+            if (!parse_bool(value, dstb))
                 return fail(p, line, "'%s' wants yes or no, not '%s'", name, value);
             return 1;
         }

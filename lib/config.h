@@ -42,6 +42,9 @@ struct vss_config {
     /* Coarse unsharing: chunk rewritten whole once a shadowed volume wrote
      * into it (daemon/unshare.c); 0 = off. Default 1 MiB. */
     int64_t unshare_chunk;
+    /* Right after a shadow, copy every chunk holding shared data, not only
+     * those written since (docs/vssd.md, "unshare_ahead"). Default no. */
+    bool unshare_ahead;
     bool syslog;
     bool expedite_freeze;           /* expedited RCU during a hold (vssd) */
     struct vss_letter *letters;

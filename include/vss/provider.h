@@ -73,6 +73,14 @@ struct vss_host {
      * since then).
      */
     int (*thaw)(void);
+    /**
+     * Whether unshare_step should copy, right after a shadow, every chunk
+     * of the live image that holds shared data, written since or not
+     * (vss.conf "unshare_ahead"), rather than only the chunks the volume
+     * writes into. Present when struct_size covers it (absent or NULL:
+     * no). Returns 1 or 0.
+     */
+    int (*unshare_ahead)(void);
 };
 
 /** One shadow being created or operated on. */

@@ -398,7 +398,8 @@ static const struct vssp_unshare_ops btrfs_ops = {
 int bp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t chunk,
                     uint64_t min_free, unsigned budget_ms, char *err, size_t len)
 {
-    return vssp_unshare_step(&btrfs_ops, vol, state, chunk, min_free, budget_ms, err, len);
+    return vssp_unshare_step(&btrfs_ops, vol, state, chunk, min_free, budget_ms, vssp_ahead(host),
+                             err, len);
 }
 
 void bp_unshare_free(void *state)

@@ -36,9 +36,17 @@
  * Cost: a chunk is copied whole once it has one write, so the shadows'
  * storage grows in chunk units; chunks never written are not copied.
  *
+ * The pass ahead (vssd's unshare_ahead, off by default): a fresh state
+ * first notes, in one walk, every chunk that holds shared data, and
+ * copies each once, written or not, before the walk above takes over
+ * (ahead_step). Chunks copied before the volume's first writes reach them
+ * cost the writes nothing more; the price is a copy of all the volume's
+ * data after each shadow.
+ *
  * Invariants: a chunk is copied only while it holds a written block and
- * a shared one, so the work ends by itself once every written chunk is
- * whole; a batch holds only such chunks, in order, each once, and is
+ * a shared one (the pass ahead: only while it held shared data at the
+ * pass's walk, and once), so the work ends by itself once every written
+ * chunk is whole; a batch holds only such chunks, in order, each once, and is
  * copied when it is full, when the walk ends, and (unless scattered) past
  * a chunk that does not qualify and when the step stops; a walk of the
  * extent map resumes where the last step stopped (at an uncopied batch's
@@ -57,6 +65,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +120,12 @@ struct ustate {
     struct batch bt;       /* scattered: kept from step to step */
     uint64_t copied;       /* bytes copied since the state began */
     bool capped;           /* MAX_COPIES reached (and said) */
+    /* The pass ahead (unshare_ahead): */
+    bool ahead_over;       /* ended (or never began): the walk */
+    bool noted;            /* its walk ended */
+    uint64_t nchunks;
+    uint64_t *shb;         /* per chunk: held shared data at its walk */
+    uint64_t *done;        /* per chunk: copied */
 };
 
 static uint64_t mono_us(void)
@@ -120,9 +135,37 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void bit_set(uint64_t *b, uint64_t k)
+{
+    b[k / 64] |= (uint64_t)1 << (k % 64);
+}
+
+/* Ends the pass ahead, if any: the walk takes over, from the start. */
+static void ahead_end(struct ustate *s)
+{
+    free(s->shb);
+    free(s->done);
+    s->shb = s->done = NULL;
+    s->ahead_over = true;
+    s->pos = 0;
+    s->walked = false;
+    s->next_walk = 0;
+}
+
+bool vssp_ahead(const struct vss_host *host)
+{
+    return host &&
+           host->struct_size >= offsetof(struct vss_host, unshare_ahead) +
+                                    sizeof host->unshare_ahead &&
+           host->unshare_ahead && host->unshare_ahead() == 1;
+}
+
 void vssp_unshare_free(void *state)
 {
-    free(state);
+    struct ustate *s = state;
+    if (s)
+        ahead_end(s);
+    free(s);
 }
 
 /* What the chunk being looked at holds. */
@@ -210,6 +253,11 @@ static int copy_batch(const struct vssp_unshare_ops *ops, const struct vss_volum
     if (r < 0)
         return r;
     s->copied += total;
+    if (s->done) /* whole chunks: the last one may end at the end of the file */
+        for (size_t i = 0; i < nr; i++)
+            for (uint64_t k = bt->r[i].off / s->chunk;
+                 k * s->chunk < bt->r[i].off + bt->r[i].len && k < s->nchunks; k++)
+                bit_set(s->done, k);
     if (us == 0)
         us = mono_us() - t0;
     uint64_t per_mib = us * (1u << 20) / total + 1, pace = pace_get(s->dev);
@@ -271,9 +319,107 @@ static int fiemap_map(int fd, uint64_t start, struct vssp_extent *e, size_t max,
     return r;
 }
 
+#define AHEAD_OVER 2 /* ahead_step: the walk goes on from here */
+
+/*
+ * A step of the pass ahead (unshare_ahead): one walk, made right after a
+ * shadow while the image is still whole (a few extents), notes the chunks
+ * that hold shared data; then each is copied once, in order, in runs as
+ * the walk makes them, whether the volume wrote into it yet or not. A
+ * chunk copied before its first writes is copied in one piece, and those
+ * writes go in place; one copied after them is copied around each (XFS:
+ * an allocation and a remap per piece), and each of them was a copy on
+ * write. The price: every chunk holding data is copied after each shadow
+ * (docs/vssd.md, "unshare_ahead"). Once all are copied, or when a copy
+ * would leave too little room, the walk takes over. @return as
+ * vssp_unshare_step, or AHEAD_OVER.
+ */
+static int ahead_step(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
+                      int fd, struct ustate *s, const char *img, uint64_t size, uint64_t min_free,
+                      uint64_t t0, uint64_t budget_us, char *err, size_t len)
+{
+    uint64_t chunk = s->chunk;
+    if (!s->shb) {
+        s->nchunks = (size + chunk - 1) / chunk;
+        size_t words = (size_t)((s->nchunks + 63) / 64) + 1;
+        s->shb = calloc(words, sizeof *s->shb);
+        s->done = calloc(words, sizeof *s->done);
+        if (!s->shb || !s->done) {
+            ahead_end(s);
+            return AHEAD_OVER;
+        }
+        s->pos = 0;
+        s->noted = false;
+    }
+    if (!s->noted) {
+        struct vssp_extent *ex = calloc(BATCH, sizeof *ex);
+        if (!ex)
+            return -ENOMEM;
+        int r = 0;
+        bool end = false;
+        while (!end && mono_us() - t0 < budget_us) {
+            size_t n = 0;
+            r = (ops->map ? ops->map : fiemap_map)(fd, s->pos, ex, BATCH, &n);
+            if (r < 0) {
+                vssp_err(err, len, r, "cannot read the extents of '%s'", img, NULL);
+                break;
+            }
+            end = n == 0;
+            for (size_t i = 0; i < n; i++) {
+                const struct vssp_extent *e = &ex[i];
+                uint64_t a = e->off < s->pos ? s->pos : e->off, b = e->off + e->len;
+                /* Unwritten extents hold no data (see the walk below). */
+                if ((e->flags & VSSP_EXT_SHARED) && !(e->flags & VSSP_EXT_UNWRITTEN))
+                    for (uint64_t k = a / chunk; k * chunk < b && k < s->nchunks; k++)
+                        bit_set(s->shb, k);
+                if (b > s->pos)
+                    s->pos = b;
+                if (e->flags & VSSP_EXT_LAST)
+                    end = true;
+            }
+        }
+        free(ex);
+        if (r < 0)
+            return r;
+        if (!end)
+            return 1; /* the walk goes on next step */
+        s->noted = true;
+    }
+    struct batch *bt = &s->bt;
+    memset(bt, 0, sizeof *bt);
+    bt->max = run_max(ops, s->dev, chunk);
+    bool any = false, stop = false;
+    int r = 0;
+    uint64_t words = (s->nchunks + 63) / 64;
+    for (uint64_t w = 0; w < words && !stop; w++) {
+        for (uint64_t due = s->shb[w] & ~s->done[w]; due && !stop; due &= due - 1) {
+            uint64_t k = w * 64 + (uint64_t)__builtin_ctzll(due);
+            if (k >= s->nchunks)
+                break;
+            any = true;
+            r = batch_add(ops, vol, fd, bt, s, k, size, min_free, err, len);
+            stop = r < 0 || bt->no_room || (r > 0 && mono_us() - t0 >= budget_us);
+        }
+    }
+    if (!stop)
+        r = copy_batch(ops, vol, fd, bt, s, size, min_free, err, len);
+    bool no_room = bt->no_room;
+    bt->n = 0; /* a batch not copied (time up, an error) is copied next step */
+    bt->nr = 0;
+    if (r < 0)
+        return r;
+    if (!any || no_room) {
+        /* All copied, or no room for more: the walk takes over (it waits
+         * for room its own way, and copies only what is written). */
+        ahead_end(s);
+        return AHEAD_OVER;
+    }
+    return 1;
+}
+
 int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
                       void **state, uint64_t chunk, uint64_t min_free, unsigned budget_ms,
-                      char *err, size_t len)
+                      bool ahead, char *err, size_t len)
 {
     if (chunk < 4096 || chunk % 4096)
         return vssp_err(err, len, -EINVAL, "chunk size must be a multiple of 4 KiB%s%s", "", "");
@@ -303,6 +449,7 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
         (ops->wanted && ops->wanted(fd) != 1))
         goto out; /* not an image this provider unshares: nothing to do */
     if (st.st_dev != s->dev || st.st_ino != s->ino || s->chunk != chunk) {
+        ahead_end(s);
         memset(s, 0, sizeof *s);
         s->dev = st.st_dev;
         s->ino = st.st_ino;
@@ -316,6 +463,13 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
                          "shadow", img, NULL);
         s->capped = true;
         goto out;
+    }
+    if (ahead && !s->ahead_over) {
+        r = ahead_step(ops, vol, fd, s, img, size, min_free, t0, (uint64_t)budget_ms * 1000, err,
+                       len);
+        if (r != AHEAD_OVER)
+            goto out;
+        r = 0;
     }
     if (s->pos == 0) {
         s->walk_us = 0;

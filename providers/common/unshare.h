@@ -60,10 +60,16 @@ struct vssp_unshare_ops {
                 uint64_t *copy_us, char *err, size_t len);
 };
 
-/* unshare_step and unshare_free of the provider interface, for ops. */
+/* unshare_step and unshare_free of the provider interface, for ops; ahead:
+ * vss_host's unshare_ahead (right after a shadow, every chunk holding
+ * shared data is copied, not only those written since). */
 int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volume_info *vol,
                       void **state, uint64_t chunk, uint64_t min_free, unsigned budget_ms,
-                      char *err, size_t len);
+                      bool ahead, char *err, size_t len);
 void vssp_unshare_free(void *state);
+/* Whether vssd asks for the pass ahead (vss_host's unshare_ahead; a host
+ * without it, or none: no). */
+struct vss_host;
+bool vssp_ahead(const struct vss_host *host);
 
 #endif

@@ -452,4 +452,5 @@ const struct vss_provider vss_reflink_provider = {
     .pre_freeze = rp_pre_freeze,
     .unshare_step = rp_unshare_step,
     .unshare_free = rp_unshare_free,
+    .set_host = rp_set_host,
 };

@@ -76,5 +76,8 @@ struct vss_volume_info;
 int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t chunk,
                     uint64_t min_free, unsigned budget_ms, char *err, size_t len);
 void rp_unshare_free(void *state);
+/* vssd's services (unshare_ahead), kept for rp_unshare_step. */
+struct vss_host;
+void rp_set_host(const struct vss_host *host);
 
 #endif

@@ -47,10 +47,18 @@ static const struct vssp_unshare_ops xfs_ops = {
     .copy = xfs_copy,
 };
 
+static const struct vss_host *host;
+
+void rp_set_host(const struct vss_host *h)
+{
+    host = h;
+}
+
 int rp_unshare_step(const struct vss_volume_info *vol, void **state, uint64_t chunk,
                     uint64_t min_free, unsigned budget_ms, char *err, size_t len)
 {
-    return vssp_unshare_step(&xfs_ops, vol, state, chunk, min_free, budget_ms, err, len);
+    return vssp_unshare_step(&xfs_ops, vol, state, chunk, min_free, budget_ms, vssp_ahead(host),
+                             err, len);
 }
 
 void rp_unshare_free(void *state)

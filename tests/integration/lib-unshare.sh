@@ -147,3 +147,68 @@ shadow_then_writes() {
     ok "$([ "$(jget "$st" "d['unshare']['work_steps']")" -gt 0 ]; echo $?)" \
         "vssd's unsharing worker did the work (vssadmin status counters)"
 }
+# shared_chunks: the 1 MiB chunks of the live image holding shared data.
+shared_chunks() {
+    filefrag -v -b4096 "$IMG" 2>/dev/null | python3 -c '
+import re, sys
+sh = set()
+for l in sys.stdin:
+    m = re.match(r"\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+\d+\.\.\s*\d+:\s+\d+:\s*(.*)", l)
+    if m and "shared" in m.group(3) and "unwritten" not in m.group(3):
+        sh.update(range(int(m.group(1)) // 256, int(m.group(2)) // 256 + 1))
+print(len(sh))'
+}
+# dio_sum: the sha256 of F/dio as the volume holds it (read past the page cache).
+dio_sum() { dd if="$T/F/dio" iflag=direct bs=1M status=none | sha256sum | cut -d' ' -f1; }
+# ahead_pass REQ1 REQ2 MAP: unshare_ahead (docs/vssd.md). With vssd's
+# defaults, a shadow of F: and no write since leaves F/dio's chunks shared;
+# with unshare_ahead = yes a second one, no write since either, leaves no
+# chunk of the live image holding shared data, and neither the live F/dio
+# nor the shadow's image changed; then a third (its map in MAP, its id in
+# SID_A) with direct writes during the pass ahead: every block holds its
+# last write. vssd runs with its defaults again at the end.
+ahead_pass() {
+    stop_vssd
+    write_config
+    start_vssd || exit 1
+    dd if=/dev/urandom of="$T/F/dio" bs=1M count=48 conv=fsync status=none
+    local sum0; sum0=$(dio_sum)
+    "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$1" 2>&1
+    ok $? "a persistent shadow of F:, no write after it (vssd's defaults)"
+    local s0; s0=$(sid_of "$1")
+    sleep 2
+    local n; n=$(shared_chunks)
+    ok "$([ "${n:-0}" -ge 48 ]; echo $?)" "2 s later $n chunks still hold shared data: only written chunks are copied"
+    "$VSSADMIN" delete shadows /shadow="$s0" /quiet >/dev/null 2>&1
+    ok $? "deleting that shadow"
+    stop_vssd
+    write_config "unshare_ahead = yes"
+    start_vssd || exit 1
+    "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$2" 2>&1
+    ok $? "with unshare_ahead = yes, a persistent shadow of F:, no write after it"
+    local s1; s1=$(sid_of "$2")
+    local snap; snap=$(sha256sum < "$T/P/shadows/$s1/F.img" | cut -d' ' -f1)
+    local t0; t0=$(date +%s%N)
+    for _ in $(seq 300); do [ "$(shared_chunks)" = 0 ] && break; sleep 0.1; done
+    is "$(shared_chunks)" 0 "no chunk of the live image holds shared data $(( ($(date +%s%N) - t0) / 1000000 )) ms later: the pass ahead copied them unwritten"
+    is "$(dio_sum)" "$sum0" "F/dio holds what it held"
+    is "$(sha256sum < "$T/P/shadows/$s1/F.img" | cut -d' ' -f1)" "$snap" "the shadow's image is unchanged"
+    "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$2.2" 2>&1
+    ok $? "another shadow of F:, then direct writes during its pass ahead"
+    SID_A=$(sid_of "$2.2")
+    dio_start "$3"
+    sleep 1.5
+    dio_stop
+    is "$DW_RC" 0 "the direct writer's writes all succeeded"
+    for _ in $(seq 300); do [ "$(shared_chunks)" = 0 ] && break; sleep 0.1; done
+    is "$(shared_chunks)" 0 "no chunk of the live image holds shared data"
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    check_blocks "$T/F/dio" "$3"
+    ok $? "every block holds its last direct write"
+    "$VSSADMIN" delete shadows /shadow="$s1" /quiet >/dev/null 2>&1 &&
+        "$VSSADMIN" delete shadows /shadow="$SID_A" /quiet >/dev/null 2>&1
+    ok $? "deleting the shadows of the pass ahead"
+    stop_vssd
+    write_config
+    start_vssd || exit 1
+}

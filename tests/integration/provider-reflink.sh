@@ -19,7 +19,9 @@
 #      of vssd while it unshares loses no write and the restarted vssd
 #      finishes; when a copy would leave less than twice the storage
 #      reserve free, nothing is unshared and no shadow is deleted; with
-#      unshare_chunk = 0 nothing is unshared;
+#      unshare_chunk = 0 nothing is unshared; with unshare_ahead = yes
+#      every chunk holding data is unshared right after a shadow (none is
+#      with the defaults), no write lost (lib-unshare.sh, ahead_pass);
 #  (f) delete removes the shadow's directory; a vssd restart keeps a
 #      persistent shadow and its exposure.
 . "$(dirname "$0")/lib.sh"
@@ -213,6 +215,8 @@ ok "$([ "${n:-0}" -gt 0 ]; echo $?)" "the writes' chunks stay half shared ($n ch
 "$VSSADMIN" delete shadows /shadow="$SID4" /quiet >/dev/null 2>&1 &&
     "$VSSADMIN" delete shadows /shadow="$SID5" /quiet >/dev/null 2>&1
 ok $? "deleting the shadows of (g)"
+# unshare_ahead: every chunk holding data copied right after a shadow
+ahead_pass "$T/req8.out" "$T/req9.out" "$T/dio8.map"
 stop_vssd
 write_config
 start_vssd || exit 1

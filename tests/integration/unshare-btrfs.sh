@@ -11,7 +11,10 @@
 #      frozen, no write is lost, and the restarted vssd finishes;
 #  (c) F frozen by someone else: vssd says so, copies nothing and leaves
 #      F frozen (only its owner thaws it);
-#  (d) a copy-on-write image (vssvol create --cow) is not rewritten.
+#  (d) a copy-on-write image (vssvol create --cow) is not rewritten;
+#  (e) with unshare_ahead = yes every chunk holding data is copied right
+#      after a shadow (none is with the defaults), content and shadow
+#      unchanged, no write lost (lib-unshare.sh, ahead_pass).
 . "$(dirname "$0")/lib.sh"
 
 BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
@@ -80,6 +83,10 @@ check_blocks "$T/F/dio" "$T/dio3.map"
 ok $? "every block holds its last direct write"
 "$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
 ok $? "deleting F's shadows"
+
+# --- (e) unshare_ahead: right after a shadow, every chunk holding data is
+# copied, written since or not
+ahead_pass "$T/req5.out" "$T/req6.out" "$T/dio5.map"
 
 # --- (d) a copy-on-write image is left alone
 vv create G --size 256M --cow --mount "$T/G"

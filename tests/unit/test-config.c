@@ -100,6 +100,8 @@ static void test_defaults_under_root(void **state)
     assert_true(f->c.syslog);
     assert_int_equal(f->c.n_letters, 0);
     assert_int_equal(f->c.unshare_chunk, 1 << 20);
+    assert_false(f->c.unshare_ahead);
+    assert_true(f->c.expedite_freeze);
 }
 
 static void test_no_root(void **state)
@@ -151,7 +153,9 @@ static void test_keys(void **state)
                   "syslog = no\n"
                   "requestor_group = backup\n"
                   "provider_modules = /a.so /b.so\n"
-                  "unshare_chunk = 4M\n");
+                  "unshare_chunk = 4M\n"
+                  "unshare_ahead = yes\n"
+                  "expedite_freeze = no\n");
     assert_int_equal(load(f), 0);
     assert_true(f->c.conf_found);
     assert_string_equal(f->c.socket, "/tmp/x.sock");
@@ -162,6 +166,8 @@ static void test_keys(void **state)
     assert_string_equal(f->c.requestor_group, "backup");
     assert_string_equal(f->c.provider_modules, "/a.so /b.so");
     assert_int_equal(f->c.unshare_chunk, 4 << 20);
+    assert_true(f->c.unshare_ahead);
+    assert_false(f->c.expedite_freeze);
     write_conf(f, "[vssd]\nunshare_chunk = 0\n");
     assert_int_equal(load(f), 0);
     assert_int_equal(f->c.unshare_chunk, 0);
@@ -286,6 +292,7 @@ static void test_bad_values(void **state)
         "[vssd]\nunshare_chunk = 65537\n",    /* not 4K steps */
         "[vssd]\nunshare_chunk = 10%\n",
         "[vssd]\nunshare_chunk = big\n",
+        "[vssd]\nunshare_ahead = sometimes\n",
         "this is not ini\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
