@@ -124,8 +124,7 @@ struct ustate {
     bool ahead_over;       /* ended (or never began): the walk */
     bool noted;            /* its walk ended */
     uint64_t nchunks;
-    uint64_t *shb;         /* per chunk: held shared data at its walk */
-    uint64_t *done;        /* per chunk: copied */
+    uint64_t *due;         /* per chunk: held shared data at its walk, not copied since */
 };
 
 static uint64_t mono_us(void)
@@ -140,12 +139,16 @@ static void bit_set(uint64_t *b, uint64_t k)
     b[k / 64] |= (uint64_t)1 << (k % 64);
 }
 
+static void bit_clear(uint64_t *b, uint64_t k)
+{
+    b[k / 64] &= ~((uint64_t)1 << (k % 64));
+}
+
 /* Ends the pass ahead, if any: the walk takes over, from the start. */
 static void ahead_end(struct ustate *s)
 {
-    free(s->shb);
-    free(s->done);
-    s->shb = s->done = NULL;
+    free(s->due);
+    s->due = NULL;
     s->ahead_over = true;
     s->pos = 0;
     s->walked = false;
@@ -253,11 +256,11 @@ static int copy_batch(const struct vssp_unshare_ops *ops, const struct vss_volum
     if (r < 0)
         return r;
     s->copied += total;
-    if (s->done) /* whole chunks: the last one may end at the end of the file */
+    if (s->due) /* whole chunks: the last one may end at the end of the file */
         for (size_t i = 0; i < nr; i++)
             for (uint64_t k = bt->r[i].off / s->chunk;
                  k * s->chunk < bt->r[i].off + bt->r[i].len && k < s->nchunks; k++)
-                bit_set(s->done, k);
+                bit_clear(s->due, k);
     if (us == 0)
         us = mono_us() - t0;
     uint64_t per_mib = us * (1u << 20) / total + 1, pace = pace_get(s->dev);
@@ -339,12 +342,10 @@ static int ahead_step(const struct vssp_unshare_ops *ops, const struct vss_volum
                       uint64_t t0, uint64_t budget_us, char *err, size_t len)
 {
     uint64_t chunk = s->chunk;
-    if (!s->shb) {
+    if (!s->due) {
         s->nchunks = (size + chunk - 1) / chunk;
-        size_t words = (size_t)((s->nchunks + 63) / 64) + 1;
-        s->shb = calloc(words, sizeof *s->shb);
-        s->done = calloc(words, sizeof *s->done);
-        if (!s->shb || !s->done) {
+        s->due = calloc((size_t)((s->nchunks + 63) / 64) + 1, sizeof *s->due);
+        if (!s->due) {
             ahead_end(s);
             return AHEAD_OVER;
         }
@@ -371,7 +372,7 @@ static int ahead_step(const struct vssp_unshare_ops *ops, const struct vss_volum
                 /* Unwritten extents hold no data (see the walk below). */
                 if ((e->flags & VSSP_EXT_SHARED) && !(e->flags & VSSP_EXT_UNWRITTEN))
                     for (uint64_t k = a / chunk; k * chunk < b && k < s->nchunks; k++)
-                        bit_set(s->shb, k);
+                        bit_set(s->due, k);
                 if (b > s->pos)
                     s->pos = b;
                 if (e->flags & VSSP_EXT_LAST)
@@ -392,7 +393,7 @@ static int ahead_step(const struct vssp_unshare_ops *ops, const struct vss_volum
     int r = 0;
     uint64_t words = (s->nchunks + 63) / 64;
     for (uint64_t w = 0; w < words && !stop; w++) {
-        for (uint64_t due = s->shb[w] & ~s->done[w]; due && !stop; due &= due - 1) {
+        for (uint64_t due = s->due[w]; due && !stop; due &= due - 1) {
             uint64_t k = w * 64 + (uint64_t)__builtin_ctzll(due);
             if (k >= s->nchunks)
                 break;

@@ -1,9 +1,11 @@
 /*
  * unshare.h - the coarse unsharing walk the built-in providers share
- * (docs/providers.md, "Unsharing"): it finds, with FIEMAP, the chunks of a
- * managed volume's live image that hold both blocks written since a
- * shadow and blocks still shared with it, and hands them to the
- * provider's copy in batches. Internal to the providers; not installed.
+ * (docs/providers.md, "Unsharing"): it finds, with the provider's map
+ * (FIEMAP by default), the chunks of a managed volume's live image that
+ * hold both blocks written since a shadow and blocks still shared with it
+ * (with the pass ahead, first every chunk holding shared data), and hands
+ * them to the provider's copy in batches. Internal to the providers; not
+ * installed.
  */
 #ifndef VSS_PROVIDERS_UNSHARE_H
 #define VSS_PROVIDERS_UNSHARE_H
