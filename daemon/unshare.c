@@ -10,9 +10,10 @@
  * instead copies, in one piece, each chunk (`unshare_chunk`, default
  * 1 MiB) that the volume has written since a shadow, so that the rest of
  * the chunk is written in place (with `unshare_ahead`, first every chunk
- * that holds shared data, written or not: vss_host's unshare_ahead). This worker calls it for every volume
- * that has shadows, round robin, in steps of about STEP_MS, one after the
- * other while there is work and every IDLE_MS otherwise.
+ * that holds shared data, written or not: vss_host's unshare_ahead). This
+ * worker calls it for every volume that has shadows, round robin, in steps
+ * of about STEP_MS, one after the other while there is work and every
+ * IDLE_MS otherwise.
  *
  * Who says which volumes: the shadow storage monitor (storage.c), at each
  * of its full checks (every second and at once after a new shadow), with

@@ -133,7 +133,7 @@ shadow_then_writes() {
     "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$1" 2>&1
     ok $? "a persistent shadow of F: before direct random writes"
     SID_U=$(sid_of "$1")
-    SNAP_U=$(sha256sum < "$T/P/shadows/$SID_U/F.img" | cut -d' ' -f1)
+    SNAP_U=$(sum_of "$T/P/shadows/$SID_U/F.img")
     dio_start "$2"
     sleep 3
     dio_stop
@@ -158,6 +158,8 @@ for l in sys.stdin:
         sh.update(range(int(m.group(1)) // 256, int(m.group(2)) // 256 + 1))
 print(len(sh))'
 }
+# sum_of FILE: its sha256.
+sum_of() { sha256sum < "$1" | cut -d' ' -f1; }
 # dio_sum: the sha256 of F/dio as the volume holds it (read past the page cache).
 dio_sum() { dd if="$T/F/dio" iflag=direct bs=1M status=none | sha256sum | cut -d' ' -f1; }
 # ahead_pass REQ1 REQ2 MAP: unshare_ahead (docs/vssd.md). With vssd's
@@ -178,7 +180,8 @@ ahead_pass() {
     local s0; s0=$(sid_of "$1")
     sleep 2
     local n; n=$(shared_chunks)
-    ok "$([ "${n:-0}" -ge 48 ]; echo $?)" "2 s later $n chunks still hold shared data: only written chunks are copied"
+    ok "$([ "${n:-0}" -ge 48 ]; echo $?)" \
+        "2 s later $n chunks still hold shared data: only written chunks are copied"
     "$VSSADMIN" delete shadows /shadow="$s0" /quiet >/dev/null 2>&1
     ok $? "deleting that shadow"
     stop_vssd
@@ -187,12 +190,14 @@ ahead_pass() {
     "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$2" 2>&1
     ok $? "with unshare_ahead = yes, a persistent shadow of F:, no write after it"
     local s1; s1=$(sid_of "$2")
-    local snap; snap=$(sha256sum < "$T/P/shadows/$s1/F.img" | cut -d' ' -f1)
+    local snap; snap=$(sum_of "$T/P/shadows/$s1/F.img")
     local t0; t0=$(date +%s%N)
     for _ in $(seq 300); do [ "$(shared_chunks)" = 0 ] && break; sleep 0.1; done
-    is "$(shared_chunks)" 0 "no chunk of the live image holds shared data $(( ($(date +%s%N) - t0) / 1000000 )) ms later: the pass ahead copied them unwritten"
+    local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    is "$(shared_chunks)" 0 \
+        "no chunk of the live image holds shared data $ms ms later: copied, unwritten"
     is "$(dio_sum)" "$sum0" "F/dio holds what it held"
-    is "$(sha256sum < "$T/P/shadows/$s1/F.img" | cut -d' ' -f1)" "$snap" "the shadow's image is unchanged"
+    is "$(sum_of "$T/P/shadows/$s1/F.img")" "$snap" "the shadow's image is unchanged"
     "$TREQ" --volume F: --provider "$UNSHARE_PROVIDER" --persistent --nowriters > "$2.2" 2>&1
     ok $? "another shadow of F:, then direct writes during its pass ahead"
     SID_A=$(sid_of "$2.2")

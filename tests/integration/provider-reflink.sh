@@ -179,7 +179,7 @@ snap4=$SNAP_U
 sync; echo 3 > /proc/sys/vm/drop_caches
 check_blocks "$T/F/dio" "$T/dio.map"
 ok $? "every block holds its last direct write"
-is "$(sha256sum < "$T/P/shadows/$SID4/F.img" | cut -d' ' -f1)" "$snap4" \
+is "$(sum_of "$T/P/shadows/$SID4/F.img")" "$snap4" \
     "the shadow's image is unchanged"
 is "$(cat "/sys/block/${FLOOP#/dev/}/loop/dio" 2>&1)" "1" "F's loop device still does direct I/O"
 # kill -9 of vssd while it unshares: no write lost, nothing left frozen

@@ -49,7 +49,7 @@ check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
 sync; echo 3 > /proc/sys/vm/drop_caches
 check_blocks "$T/F/dio" "$T/dio.map"
 ok $? "every block holds its last direct write"
-is "$(sha256sum < "$T/P/shadows/$SID1/F.img" | cut -d' ' -f1)" "$snap1" "the shadow's image is unchanged"
+is "$(sum_of "$T/P/shadows/$SID1/F.img")" "$snap1" "the shadow's image is unchanged"
 is "$(cat "/sys/block/$(basename "$(findmnt -rn -o SOURCE "$T/F")")/loop/dio" 2>&1)" "1" \
     "F's loop device still does direct I/O"
 
