@@ -636,20 +636,42 @@ static void op_set_storage(struct conn *c, int64_t id, json_object *req, bool de
     json_object *arr = storage_assoc_load();
     json_object *out = json_object_new_array();
     bool found = false;
+    char old_on[PATH_MAX] = "";
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *a = json_object_array_get_idx(arr, i);
         if (pj_str(a, "volume") && !strcmp(pj_str(a, "volume"), v.mountpoint)) {
             found = true;
+            snprintf(old_on, sizeof old_on, "%s", pj_str(a, "on") ? pj_str(a, "on") : "");
             continue;
         }
         json_object_array_add(out, json_object_get(a));
     }
     json_object_put(arr);
     bool create = pj_bool(req, "create", false);
-    if ((del || !create) && !found) {
+    /* The implicit association (listed for a volume with shadows and none
+     * of its own, on itself) can be resized like a saved one: the resize
+     * saves it. It cannot be deleted: it is implied again at once. */
+    bool implicit = false;
+    for (struct shadow *sh = shadows; sh && !found; sh = sh->next)
+        implicit = implicit || !strcmp(sh->vol.name, v.name);
+    if (implicit)
+        snprintf(old_on, sizeof old_on, "%s", v.mountpoint);
+    if (!create && !found && !(implicit && !del)) {
         json_object_put(out);
-        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, "no shadow storage association for that volume",
-                   NULL);
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND,
+                   implicit ? "that volume has no shadow storage association of its own (the one "
+                              "listed is the default, on itself, while it has shadow copies): "
+                              "nothing to delete"
+                            : "no shadow storage association for that volume", NULL);
+        return;
+    }
+    /* Resize changes the maximum only; /on= must name where the storage is. */
+    if (!create && !del && onspec && strcmp(on.mountpoint, old_on) != 0) {
+        json_object_put(out);
+        snprintf(err, sizeof err, "the shadow storage association of that volume is on '%s', not "
+                 "on '%s': give /on=%s, or delete the association and add a new one",
+                 old_on, on.mountpoint, old_on);
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
         return;
     }
     if (create && found) {
