@@ -1,7 +1,8 @@
 #!/bin/bash
 # vssvol end to end, on real loop devices and a real btrfs pool image:
 #  (a) usage: --help for the tool and every command, bad inputs exit 1
-#      with a message naming the value, pools that can neither snapshot nor
+#      with a message naming the value (also a volume whose format alone
+#      would not fit in the pool), pools that can neither snapshot nor
 #      reflink refused (exit 2; XFS with reflink: provider-reflink.sh);
 #  (b) pool init (the embedded default image under the test's VSS_ROOT),
 #      idempotent; create F (ext4) and G (xfs) with letters: mounted on
@@ -136,6 +137,9 @@ bad "a letter that is taken" "drive F: belongs to volume 'F'" create H --size 64
 mkdir -p "$T/full"; touch "$T/full/file"
 bad "a mount point that is not empty" "'$T/full' is not empty" create H --size 64M --mount "$T/full"
 bad "an xfs volume that is too small" "too small for xfs" create H --size 64M --fs xfs --mount "$T/H"
+bad "an ext4 volume whose format cannot fit in the pool (refused before mkfs runs)" \
+    "formatting a 100 TiB ext4 volume writes about [0-9.]+ GiB \(inode tables and journal\), more than the" \
+    create H --size 100T --mount "$T/H"
 check "no half-made volume was left" test ! -e "$POOL/volumes/H"
 vv list
 like "$OUT" "F +F: +256 MiB +ext4 +attached +/dev/loop[0-9]+ +yes +$T/F" "list shows F attached and registered"

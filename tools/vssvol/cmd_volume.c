@@ -138,6 +138,58 @@ static int make_image(struct ctx *c, struct vol *v, bool cow)
 }
 
 /* Undoes a partial create: unmount, delete the subvolume (directory), the directory we made. */
+/*
+ * About how many bytes formatting the image writes, from the mkfs tool's
+ * own dry run (the image is sparse: these are what it first takes from the
+ * pool). ext4, formatted with lazy_itable_init=0 and lazy_journal_init=0:
+ * its inode tables (mke2fs -n's inode count x 256 bytes, mke2fs.conf's
+ * ext4 inode size), its journal (e2fsprogs' default size: 4 MiB to
+ * 1 GiB by the filesystem's size) and two bitmaps per group of 32768
+ * blocks. XFS (mkfs.xfs -N): its log, zeroed, and 64 KiB of headers per
+ * allocation group. An estimate: it exists to refuse a volume whose
+ * format cannot fit in the pool (a 100 TiB ext4 volume writes 1.6 TiB of
+ * inode tables; the format then runs for hours against a full pool).
+ * @return 0 with *need set, or -errno (no estimate: the caller goes on).
+ */
+static int format_need(const char *fs, const char *img, uint64_t *need)
+{
+    char out[4096], err[512];
+    *need = 0;
+    if (!strcmp(fs, "xfs")) {
+        char *argv[] = { "mkfs.xfs", "-N", "-f", (char *)img, NULL };
+        if (run_cmd_output(argv, out, sizeof out, err, sizeof err) < 0)
+            return -EIO;
+        const char *l = strstr(out, "=internal log");
+        const char *a = strstr(out, "agcount=");
+        unsigned long long bsize, blocks, ags;
+        if (!l || !a || sscanf(l, "=internal log bsize=%llu blocks=%llu", &bsize, &blocks) != 2 ||
+            sscanf(a, "agcount=%llu", &ags) != 1)
+            return -EPROTO;
+        *need = bsize * blocks + ags * 65536;
+        return 0;
+    }
+    char *argv[] = { "mke2fs", "-n", "-F", "-t", "ext4", (char *)img, NULL };
+    if (run_cmd_output(argv, out, sizeof out, err, sizeof err) < 0)
+        return -EIO;
+    const char *l = strstr(out, "Creating filesystem with ");
+    unsigned long long blocks, bk, inodes;
+    if (!l || sscanf(l, "Creating filesystem with %llu %lluk blocks and %llu inodes", &blocks, &bk,
+                     &inodes) != 3)
+        return -EPROTO;
+    /* e2fsprogs' default journal size, in blocks, by filesystem blocks. */
+    static const struct { uint64_t below, journal; } js[] = {
+        { 32768, 1024 }, { 256 << 10, 4096 }, { 512 << 10, 8192 }, { 4096 << 10, 16384 },
+        { 8192 << 10, 32768 }, { 16384 << 10, 65536 }, { 32768 << 10, 131072 },
+        { UINT64_MAX, 262144 },
+    };
+    uint64_t journal = 0;
+    for (size_t i = 0; i < sizeof js / sizeof js[0] && !journal; i++)
+        if (blocks < js[i].below)
+            journal = js[i].journal;
+    *need = (uint64_t)inodes * 256 + (journal + (blocks / 32768 + 1) * 2) * bk * 1024;
+    return 0;
+}
+
 static void create_rollback(struct ctx *c, const struct vol *v, bool mounted, bool made_dir)
 {
     char err[PATH_MAX + 256];
@@ -261,6 +313,18 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
         return VSSVOL_EXIT_FAILED;
     }
     progress_done(c, t0);
+    uint64_t need;
+    if (statvfs(st->pool_path, &sv) == 0 && format_need(o->fs, img, &need) == 0 &&
+        need > (uint64_t)sv.f_bavail * sv.f_frsize) {
+        char nd[32], fr[32];
+        size_format(need, nd, sizeof nd);
+        size_format((uint64_t)sv.f_bavail * sv.f_frsize, fr, sizeof fr);
+        say_err("formatting a %s %s volume writes about %s (%s), more than the %s free in the "
+                "pool; give a smaller --size or make room in the pool", sz, o->fs, nd,
+                strcmp(o->fs, "xfs") ? "inode tables and journal" : "log and group headers", fr);
+        create_rollback(c, &v, false, made_dir);
+        return VSSVOL_EXIT_USAGE;
+    }
 
     int lfd;
     bool dio;

@@ -238,8 +238,8 @@ static const char exit_help[] =
 
 static void print_general_help(FILE *f)
 {
-    fputs("vssvol - managed volumes for vss: loop images in a btrfs pool, shadowed by\n"
-          "the btrfs provider\n"
+    fputs("vssvol - managed volumes for vss: loop images in a btrfs or XFS pool,\n"
+          "shadowed by the btrfs or reflink provider\n"
           "\n"
           "Usage: vssvol [--root DIR] [--socket PATH] [--quiet] COMMAND [ARGS] [OPTIONS]\n"
           "\n"

@@ -216,8 +216,16 @@ int loop_detach(const char *dev)
 
 int run_cmd(char *const argv[], char *err, size_t len)
 {
-    /* The tool's output is only interesting when it fails: keep it in a
-     * temporary file and quote its last line then. */
+    return run_cmd_output(argv, NULL, 0, err, len);
+}
+
+int run_cmd_output(char *const argv[], char *out, size_t outlen, char *err, size_t len)
+{
+    /* The tool's output is only interesting when it fails, or to a caller
+     * that asks for it: keep it in a temporary file, quote its last line
+     * on failure. */
+    if (out && outlen)
+        out[0] = '\0';
     FILE *log = tmpfile();
     pid_t pid = fork();
     if (pid < 0) {
@@ -235,6 +243,8 @@ int run_cmd(char *const argv[], char *err, size_t len)
             dup2(fileno(log), 1);
             dup2(fileno(log), 2);
         }
+        if (out)
+            setenv("LC_ALL", "C", 1); /* output to be parsed: untranslated */
         execvp(argv[0], argv);
         fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -256,6 +266,10 @@ int run_cmd(char *const argv[], char *err, size_t len)
             snprintf(last, sizeof last, "not found (install it)");
         snprintf(err, len, "'%s' failed%s%s", argv[0], last[0] ? ": " : "", last);
         r = -EIO;
+    } else if (out && outlen && log) {
+        rewind(log);
+        size_t n = fread(out, 1, outlen - 1, log);
+        out[n] = '\0';
     }
     if (log)
         fclose(log);

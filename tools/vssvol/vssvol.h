@@ -132,6 +132,9 @@ int loop_attach(const char *image, char *dev, size_t devlen, int *fd, bool *dio,
 int loop_detach(const char *dev);
 /* Runs argv (a NULL-terminated exec vector), its output to a log unless it fails. */
 int run_cmd(char *const argv[], char *err, size_t len);
+/* run_cmd, with the tool's output (stdout and stderr, LC_ALL=C) in out
+ * when it succeeds (truncated to outlen - 1 bytes). */
+int run_cmd_output(char *const argv[], char *out, size_t outlen, char *err, size_t len);
 /* Filesystem type blkid finds on dev ("" if none). */
 void probe_fs(const char *dev, char *out, size_t len);
 /* mount(2) of dev at target. @return 0 or -errno with err set. */
