@@ -17,10 +17,12 @@
  * filesystem never answers).
  *
  * Invariants: a shadow still being created (state "creating") is never
- * deleted or exposed from here; an admin Identify or storage listing
+ * deleted or exposed from here; an expose request mounts only at an empty
+ * directory that is not a mount point (nothing is hidden under it); an admin Identify or storage listing
  * never replies on a connection that closed (admin_conn_gone); a pending
  * request is freed only when its last query or Identify came back.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +271,51 @@ static int target_path(const char *target, char *out, size_t len, char *err, siz
     return 0;
 }
 
+/*
+ * An exposure needs a directory of its own: an empty one that is not a
+ * mount point (as Windows wants an empty NTFS folder). Mounting over a
+ * directory with files, or over another mount, would hide what is there
+ * (expose ID /etc) until the unexpose.
+ * @return 0, or -errno with err set.
+ */
+static int expose_dir_ok(const char *path, char *err, size_t len)
+{
+    struct stat st, up;
+    char parent[PATH_MAX + 4];
+    snprintf(parent, sizeof parent, "%s/..", path);
+    if (stat(path, &st) < 0 || stat(parent, &up) < 0) {
+        int r = -errno;
+        snprintf(err, len, "cannot use '%s': %s", path, strerror(-r));
+        return r;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, len, "'%s' is not a directory: expose at an empty directory", path);
+        return -ENOTDIR;
+    }
+    if (st.st_dev != up.st_dev || st.st_ino == up.st_ino) {
+        snprintf(err, len, "'%s' is a mount point: expose at an empty directory that is not one",
+                 path);
+        return -EBUSY;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        int r = -errno;
+        snprintf(err, len, "cannot read '%s': %s", path, strerror(-r));
+        return r;
+    }
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)))
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    if (!empty) {
+        snprintf(err, len, "'%s' is not empty: the shadow copy would hide what it holds; expose at "
+                 "an empty directory (or a path that does not exist yet: it is created)", path);
+        return -ENOTEMPTY;
+    }
+    return 0;
+}
+
 static void op_expose(struct conn *c, int64_t id, json_object *req)
 {
     vss_id shid;
@@ -307,6 +354,11 @@ static void op_expose(struct conn *c, int64_t id, json_object *req)
     r = mkdir_p(path, 0755);
     if (r < 0) {
         snprintf(err, sizeof err, "cannot create '%s': %s", path, strerror(-r));
+        conn_reply(c, id, r, err, NULL);
+        return;
+    }
+    r = expose_dir_ok(path, err, sizeof err);
+    if (r < 0) {
         conn_reply(c, id, r, err, NULL);
         return;
     }

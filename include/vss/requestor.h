@@ -119,7 +119,9 @@ VSS_API int vss_requestor_delete_snapshots(vss_requestor *r, const vss_id *id,
 VSS_API int vss_requestor_delete_volume_shadows(vss_requestor *r, const char *volume,
                                                 bool oldest, long *deleted);
 /**
- * Exposes a shadow read-only at a directory or a mapped drive letter.
+ * Exposes a shadow read-only at a directory or a mapped drive letter. The
+ * directory is created if missing; it must be empty and not a mount point
+ * (-ENOTEMPTY, -EBUSY: the shadow would hide what is there).
  * @param exposed receives the path used (caller frees), may be NULL.
  */
 VSS_API int vss_requestor_expose(vss_requestor *r, const vss_id *shadow,

@@ -5,7 +5,7 @@
 # of the exposed shadows, auto-release versus persistent shadows, and the
 # vssadmin listings of all of it.
 . "$(dirname "$0")/lib.sh"
-plan 39
+plan 44
 
 write_config
 make_volume F 32 || exit 1
@@ -52,6 +52,22 @@ is "$(writer_state Alpha)" "State: [1] Stable|Last error: No error" "back to Sta
 is "$(shadow_count)" "2" "the persistent shadows stay after release"
 check "F: is writable (thawed)" not_frozen "$T/F"
 check "G: is writable (thawed)" not_frozen "$T/G"
+
+# Exposing needs an empty directory that is not a mount point: a shadow
+# mounted over files (or over another mount) would hide them.
+DS="$VSS_BUILD/tools/diskshadow/diskshadow"
+ds_run() { printf '%s\n' "$@" > "$T/x.dsh"; (cd "$T" && "$DS" /s "$T/x.dsh" 2>&1); }
+SH1=$("$VSSADMIN" list shadows --json | python3 -c '
+import json, sys
+print([s["id"] for s in json.load(sys.stdin) if s.get("exposed", "").endswith("/exp/1")][0])')
+out=$(ds_run "unexpose $T/exp/1")
+like "$out" "is no longer exposed" "unexpose the shadow of G:"
+mkdir -p "$T/full" "$T/mnt"; echo keep > "$T/full/file"
+mount -t tmpfs none "$T/mnt" && _mounts+=("$T/mnt")
+like "$(ds_run "expose $SH1 $T/full")" "'$T/full' is not empty" "expose at a directory with files is refused"
+is "$(cat "$T/full/file")" "keep" "and the files stay visible"
+like "$(ds_run "expose $SH1 $T/mnt")" "'$T/mnt' is a mount point" "expose at a mount point is refused"
+like "$(ds_run "expose $SH1 $T/exp/1")" "successfully exposed" "expose at the empty directory again"
 
 # Front-end writers freeze before back-end ones.
 a=$(grep -n '"event": *1203\|"event":1203' "$VSS_ROOT/var/lib/vss/events.jsonl" | head -1)
