@@ -56,8 +56,11 @@ diag_all() { printf '%s\n' "$1" | sed 's/^/# /'; }
 HOLD_TIMEOUT_MS=8000 write_config
 start_vssd || exit 1
 mkdir -p "$T/run" "$T/work" "$T/S"
-out=$("$VSSVOL" pool init --size 1G 2>&1) &&
-    out=$("$VSSVOL" create F --size 256M --mount "$T/F" --letter F: 2>&1)
+# F: holds about 180 MB of mail by the end (600 deliveries/s of 2,500
+# bytes for about 2 minutes, more when the machine is busy): at 256M it
+# filled up under make check's parallel load (452 refusals in (c) and (d)).
+out=$("$VSSVOL" pool init --size 2G 2>&1) &&
+    out=$("$VSSVOL" create F --size 512M --mount "$T/F" --letter F: 2>&1)
 ok $? "the embedded default: a btrfs pool image and a managed volume F: (vssvol)"
 [ "$(findmnt -rn -o FSTYPE "$T/F")" = ext4 ] || { diag "$out"; exit 1; }
 start_storesvc || exit 1
@@ -152,6 +155,7 @@ is "$ds_fail" "0" "$BACKUPS full and $NC copy backups through diskshadow under l
 is "$btrfs_shadows" "$((BACKUPS + NC))" "every shadow was made by the btrfs provider (the seed's script too)"
 is "$cleanup_fail" "0" "each was unexposed and deleted (unexpose S:, delete shadows all)"
 is "$(shadow_count)" "0" "no shadow left"
+diag "F: after (a): $(df -h --output=used,avail "$T/F" | tail -1) (used, available)"
 is "$LOAD_RC" "0" "storectl load: no delivery failed"
 like "$(cat "$T/rec-a.out")" " [1-9][0-9]* delivered, 0 failed, 0 connection errors" \
     "the load delivered all along: $(( ${D1:-0} - ${D0:-0} )) deliveries"
@@ -314,4 +318,5 @@ out=$(for r in rec-pre rec-a rec-b rec-c rec-d rec-d2; do
         "$CTL" verify --record "$T/$r" --db "$T/F/db/mailbox.edb" 2>&1 || echo "FAILED $r"; done)
 unlike "$out" "FAILED" "the final database holds every delivery acknowledged in the whole test"
 diag "$(printf '%s\n' "$out" | awk '/deliveries recorded/ {n += $2} END {print n " acknowledged deliveries in all"}')"
+diag "F: at the end: $(df -h --output=used,avail "$T/F" | tail -1) (used, available)"
 done_testing
