@@ -372,6 +372,15 @@ vv remove G --force
 ok $RC "remove G --force"
 is "$("$VSSVOL" list --json | tr -d ' \n' | sed -n 's/.*"volumes":\(\[[^]]*\]\).*/\1/p')" "[]" "no volumes left"
 
+# A state file damaged by something else: refused, named, left as it is.
+cp "$STATE/vssvol.json" "$T/state.json"
+printf '{"version": 1, "pool": {' > "$STATE/vssvol.json"
+vv list
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "vssvol.json' is not valid JSON.*restore it from a backup"
+ok $? "a damaged state file: exit 2, it is not valid JSON, restore it"
+is "$(cat "$STATE/vssvol.json")" '{"version": 1, "pool": {' "and vssvol left it as it was"
+cp "$T/state.json" "$STATE/vssvol.json"
+
 diag "hold_us in event 1209: $(grep -h '"event": *1209' "$STATE/events.jsonl" 2>/dev/null |
     sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p' | tr '\n' ' ')"
 plan "$_n"

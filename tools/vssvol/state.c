@@ -38,8 +38,12 @@ int state_load(struct ctx *c, char *err, size_t len)
     json_object *root = json_tokener_parse(data);
     free(data);
     if (!root || pj_int(root, "version", 0) != 1) {
+        snprintf(err, len, "'%s' is %s; it is written whole (temporary file, fsync, rename), so "
+                 "something else changed it: restore it from a backup (it records the pool and the "
+                 "volumes; vssvol changes nothing without it)", c->state_path,
+                 !root ? "not valid JSON"
+                       : "not a vssvol state file of version 1 (a newer vssvol's, or another file)");
         json_object_put(root);
-        snprintf(err, len, "'%s' is not a vssvol state file (version 1)", c->state_path);
         return -EINVAL;
     }
     json_object *pool = pj_obj(root, "pool");
