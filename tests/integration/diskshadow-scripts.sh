@@ -9,7 +9,7 @@
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 71
+plan 73
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"
@@ -106,6 +106,7 @@ run_case metadata-load "$CASES/metadata-load.dsh" 0
 is "$(shadow_count)" "0" "metadata-load: DELETE SHADOWS SET %VSS_SHADOW_SET% used the loaded alias"
 
 run_case unsupported "$CASES/unsupported.dsh" 2
+run_case add-missing "$CASES/add-missing.dsh" 2
 run_case help "$CASES/help.dsh" 0
 
 printf 'echo "hook sees $Greeting"\n' >"$T/work/hook.sh"

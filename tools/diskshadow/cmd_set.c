@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <vss/requestor.h>
@@ -296,8 +297,17 @@ static int check_volume(struct ds *d, char *spec, size_t len, enum volspec_kind 
     }
     if (!it) {
         vss_list_free(vols);
+        struct stat st;
+        if (src && src[0] == '/' && stat(src, &st) < 0) {
+            int e = errno;
+            const char *why = e == ENOENT ? "does not exist" : strerror(e);
+            if (!strcmp(spec, src))
+                return ds_fail(d, -e, "volume '%s' %s", spec, why);
+            return ds_fail(d, -e, "volume '%s': '%s' %s", spec, src, why);
+        }
         return ds_fail(d, VSS_E_VOLUME_NOT_SUPPORTED, "volume '%s' is not supported by any "
-                       "shadow copy provider (or is not a volume)", spec);
+                       "shadow copy provider (or is not a volume): 'vssadmin list volumes' "
+                       "lists those that are", spec);
     }
     if (kind == VOLSPEC_NAME) {
         const char *p = vss_item_str(it, "path");
