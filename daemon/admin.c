@@ -606,6 +606,25 @@ static void storage_item(struct admin_req *a, const struct volume *v, json_objec
     a->waiting++;
 }
 
+/* A growable list of volume names (\\?\Volume{guid}\). */
+struct names {
+    char (*v)[sizeof((struct volume *)0)->name];
+    size_t n, cap;
+};
+
+static void names_add(struct names *l, const char *name)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 16;
+        void *nv = realloc(l->v, nc * sizeof *l->v);
+        if (!nv)
+            return; /* out of memory: the volume may be listed twice */
+        l->v = nv;
+        l->cap = nc;
+    }
+    snprintf(l->v[l->n++], sizeof *l->v, "%s", name);
+}
+
 static void op_list_storage(struct conn *c, int64_t id, json_object *req)
 {
     const char *vol = pj_str(req, "volume");
@@ -623,15 +642,16 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
     a->deadline = now_ms() + D.cfg.storage_query_timeout_ms;
     a->waiting = 1; /* this function's own hold, dropped below */
     json_object *arr = storage_assoc_load();
-    char listed[64][64];
-    size_t n_listed = 0;
+    /* The volumes listed so far, so that a volume is listed once: its
+     * saved association, else one implicit association for all its
+     * shadows. Growable: any number of volumes. */
+    struct names listed = { 0 };
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *as = json_object_array_get_idx(arr, i);
         struct volume v;
         if (volume_resolve(pj_str(as, "volume"), &v, err, sizeof err) < 0)
             continue;
-        if (n_listed < 64)
-            memcpy(listed[n_listed++], v.name, sizeof v.name);
+        names_add(&listed, v.name);
         if (vol && strcmp(v.name, vname) != 0)
             continue;
         storage_item(a, &v, as);
@@ -640,18 +660,18 @@ static void op_list_storage(struct conn *c, int64_t id, json_object *req)
     /* Implicit associations: attached volumes with shadows and none of their own. */
     for (struct shadow *sh = shadows; sh; sh = sh->next) {
         bool seen = false;
-        for (size_t k = 0; k < n_listed && !seen; k++)
-            seen = !strcmp(listed[k], sh->vol.name);
+        for (size_t k = 0; k < listed.n && !seen; k++)
+            seen = !strcmp(listed.v[k], sh->vol.name);
         if (seen || (vol && strcmp(sh->vol.name, vname) != 0))
             continue;
-        if (n_listed < 64)
-            memcpy(listed[n_listed++], sh->vol.name, sizeof sh->vol.name);
+        names_add(&listed, sh->vol.name);
         struct volume v;
         if (volume_resolve(sh->vol.mountpoint, &v, err, sizeof err) < 0 ||
             strcmp(v.name, sh->vol.name) != 0)
             continue;
         storage_item(a, &v, NULL);
     }
+    free(listed.v);
     if (--a->waiting == 0)
         list_storage_done(a);
 }

@@ -2,7 +2,7 @@
 # vssadmin against a live vssd: the Windows listing layouts, create and
 # delete shadows, shadow storage associations, --json, and exit codes.
 . "$(dirname "$0")/lib.sh"
-plan 33
+plan 35
 
 write_config
 make_volume F 16 || exit 1
@@ -73,5 +73,24 @@ like "$("$V" list shadowstorage /for=F:)" "Maximum Shadow Copy Storage space: .*
 like "$("$V" list shadowstorage)" "Maximum Shadow Copy Storage space: UNBOUNDED" "resize to UNBOUNDED"
 
 like "$("$V" list shadows --json)" '"set_id": *"\{' "list shadows --json is JSON with the fields"
+
+# Many volumes with shadows and no association of their own: each is
+# listed once, with one default association (the listing used to keep 64
+# names, and listed a volume past the 64th once per shadow). 66 small
+# ext4 volumes, the test provider told to do nothing; the first volume has
+# two shadows, the oldest, so the listing comes to them last.
+provider_ctl "mode=noop"
+n_fail=0
+for i in 1 $(seq 66); do
+    { [ -d "$T/m$i" ] || make_volume "m$i" 8 >/dev/null 2>&1; } &&
+        "$V" create shadow /for="$T/m$i" >/dev/null 2>&1 || n_fail=$((n_fail + 1))
+done
+is "$n_fail" "0" "67 shadows of 66 volumes"
+out=$("$V" list shadowstorage --json | python3 -c '
+import json, re, sys
+d = json.load(sys.stdin)
+many = [s["volume"] for s in d if re.search(r"/m[0-9]+$", s.get("volume", ""))]
+print(len(many), len(set(many)))')
+is "$out" "66 66" "list shadowstorage: each of the 66 listed once"
 
 done_testing
