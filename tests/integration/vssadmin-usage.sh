@@ -108,7 +108,7 @@ expect_no_daemon() {
     fi
 }
 
-echo "1..53"
+echo "1..55"
 
 # --- help (11 + 5) ---------------------------------------------------------
 expect_help "vssadmin --help" "Usage: vssadmin" --help
@@ -146,6 +146,12 @@ expect_usage "bad /maxsize= percentage" "invalid maximum size '150%'" resize sha
 expect_usage "zero /maxsize=" "invalid maximum size '0'" add shadowstorage /for=F: /on=S: --maxsize=0
 expect_usage "bad /maxsize= text" "invalid maximum size 'lots'" add shadowstorage /for=F: /on=S: --maxsize lots
 expect_usage "relative volume" "'srv/F' is not a volume" create shadow /for=srv/F
+mkdir -p "$TMP/dir/sub"
+mp=$(findmnt -n -o TARGET -T "$TMP/dir/sub")
+expect_usage "a directory on a volume is not one (/for=)" \
+    "'$TMP/dir/sub' is a directory on the volume mounted at '$mp', not a volume" create shadow /for="$TMP/dir/sub"
+expect_usage "nor for /on=" "'$TMP/dir' is a directory on the volume mounted at '$mp'" \
+    add shadowstorage /for=F: /on="$TMP/dir"
 # shellcheck disable=SC1003 # a literal Windows volume name
 expect_usage "bad volume name" "invalid volume name" list shadows '/for=\\?\Volume{nope}\'
 expect_usage "unknown option" "unknown option '/bogus'" list writers /bogus

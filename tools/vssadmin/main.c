@@ -14,11 +14,13 @@
  * help and --version print to stdout and exit 0.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <vss/requestor.h>
 
@@ -319,6 +321,42 @@ static void objects_of(const char *verb, char *buf, size_t len)
     }
 }
 
+/* Whether path is the root of a mount: 1, 0, or -1 if the kernel cannot
+ * tell or the path cannot be looked up (vssd says why then). */
+static int mount_root(const char *path)
+{
+    struct statx stx;
+    if (statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, &stx) < 0 ||
+        !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+        return -1;
+    return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+}
+
+/*
+ * A path given as a volume must be a mount point: a directory on a volume
+ * is not a volume (Windows refuses C:\dir as well), and vssd would take
+ * the volume it is on. Names that volume in err.
+ * @return 0, or -EINVAL with err set.
+ */
+static int volspec_path_check(const char *path, char *err, size_t len)
+{
+    if (mount_root(path) != 0)
+        return 0;
+    char up[VOLSPEC_MAX + 1];
+    snprintf(up, sizeof up, "%s", path);
+    char *slash;
+    while ((slash = strrchr(up, '/')) && slash != up) {
+        *slash = '\0';
+        if (mount_root(up) == 1)
+            break;
+    }
+    if (slash == up)
+        up[1] = '\0';
+    snprintf(err, len, "'%s' is a directory on the volume mounted at '%s', not a volume: give '%s' "
+             "or its drive letter", path, up, up);
+    return -EINVAL;
+}
+
 /*
  * Checks the options against the command (allowed, required, the rules of
  * delete shadows and list shadowstorage) and normalizes their values into
@@ -350,12 +388,14 @@ static int check_values(const struct tool_args *cl, const struct command *c,
     }
     if (cl->given & OPT_FOR) {
         const char *v = cl->val[bit_index(OPT_FOR)];
-        if (volspec_normalize(v, o->for_vol, sizeof o->for_vol, &o->for_kind, err, sizeof err))
+        if (volspec_normalize(v, o->for_vol, sizeof o->for_vol, &o->for_kind, err, sizeof err) ||
+            (o->for_kind == VOLSPEC_PATH && volspec_path_check(o->for_vol, err, sizeof err)))
             return usage_error("invalid %s value: %s", spelled(cl, OPT_FOR, sp, sizeof sp), err);
     }
     if (cl->given & OPT_ON) {
         const char *v = cl->val[bit_index(OPT_ON)];
-        if (volspec_normalize(v, o->on_vol, sizeof o->on_vol, &o->on_kind, err, sizeof err))
+        if (volspec_normalize(v, o->on_vol, sizeof o->on_vol, &o->on_kind, err, sizeof err) ||
+            (o->on_kind == VOLSPEC_PATH && volspec_path_check(o->on_vol, err, sizeof err)))
             return usage_error("invalid %s value: %s", spelled(cl, OPT_ON, sp, sizeof sp), err);
     }
     if (cl->given & OPT_SHADOW) {
