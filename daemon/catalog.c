@@ -143,8 +143,11 @@ int catalog_load(void)
     if (!root || pj_int(root, "version", 0) != 1 || !arr) {
         json_object_put(root);
         ev(EV_CATALOG_ERROR, EVL_ERROR, NULL,
-           "'%s' is not a vss catalog (version 1); move it away to start with an empty one",
-           catalog_path);
+           "'%s' is %s; vssd writes it whole, so something else changed it. Restore it from a "
+           "backup if there is one. Moving it away starts vssd with an empty catalog, and the "
+           "shadow copies it recorded then stay on disk, unknown to vssd: delete them by hand "
+           "(docs/vssd.md, \"The catalog\")", catalog_path,
+           !root ? "not valid JSON" : "not a vss catalog of version 1");
         return -EINVAL;
     }
     struct shadow **tail = &shadows;

@@ -6,7 +6,7 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 37
+plan 41
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
 # vssd switches expedited RCU on for a hold (daemon/rcu.c); the tests give
@@ -143,5 +143,21 @@ is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "0:" \
 out=$("$TREQ" --volume F: 2>&1)
 is "$(cat "$VSS_TEST_RCU_KNOB")" "0" "after a normal set expedited RCU is off again"
 like "$(events_since_start)" '"event":1305' "event 1305 (stale freeze thawed)"
+
+# --- 6. A catalog changed by something else: vssd does not start, and says
+# what to do; with the catalog restored it starts with every shadow.
+CAT="$VSS_ROOT/var/lib/vss/catalog.json"
+stop_vssd
+cp "$CAT" "$T/catalog.good"
+head -c 40 "$T/catalog.good" > "$CAT"
+"$VSSD" --foreground > "$T/vssd-bad.log" 2>&1
+is "$?" "2" "a damaged catalog: vssd exits 2 (start-up failed)"
+like "$(cat "$T/vssd-bad.log")" "catalog.json' is not valid JSON.*Restore it from a backup" \
+    "naming the catalog, what is wrong and what to do"
+is "$(head -c 40 "$T/catalog.good")" "$(cat "$CAT")" "and leaves the catalog as it was"
+cp "$T/catalog.good" "$CAT"
+n_before=$(grep -c '"id"' "$CAT")
+start_vssd || exit 1
+is "$(shadow_count)" "$n_before" "restored, vssd starts with its shadows"
 
 done_testing
