@@ -55,6 +55,7 @@ struct rstate {
     store_inst *inst;
     struct rdb d[MAX_DBS + 1];
     uint32_t lowest_present, last;
+    uint32_t start;             /* the generation redo starts at */
     bool have_beyond;
 };
 
@@ -64,6 +65,27 @@ static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
+}
+
+/*
+ * Whether the database at path (as logged; under db_dir with /d) is a
+ * Dirty Shutdown file of this log stream with DB signature sign_db, and
+ * if so its Log Required low generation in *gmin. Reads the header only.
+ */
+static bool dirty_log_required(store_inst *inst, const char *path, const uint8_t *sign_db,
+                               uint32_t *gmin)
+{
+    char *p = inst->db_dir ? path_join(inst->db_dir, base_name(path)) : strdup(path);
+    store_db *db = NULL;
+    bool dirty = p && db_open_file(inst, p, 0, &db) == 0 &&
+                 memcmp(db->hdr + H_SIGNDB, sign_db, 28) == 0 &&
+                 rd32(db->hdr + H_STATE) == DBSTATE_DIRTY &&
+                 memcmp(db->hdr + H_SIGNLOG, inst->sign_log, 28) == 0;
+    if (dirty)
+        *gmin = rd32(db->hdr + H_GENMIN);
+    db_free(db);
+    free(p);
+    return dirty;
 }
 
 /*
@@ -138,6 +160,18 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
                    "Database %s requires logfiles %u-%u in order to recover successfully. "
                    "Recovery could only locate logfiles %u-%u.", path, gmin, gmax,
                    rs->lowest_present, rs->last);
+        return JET_errRequiredLogFilesMissing;
+    }
+    /* Log Required below where redo started (a file restored from a backup,
+     * attached by a record past the checkpoint, so redo could not start
+     * earlier for it): its changes from gmin on would be skipped and the
+     * file then marked consistent without them. Never: -543 */
+    if (gmin < rs->start) {
+        event_emit(inst, 452, STORE_EV_ERROR,
+                   "Database %s requires logfiles %u-%u in order to recover successfully, but "
+                   "recovery started at logfile %u (the checkpoint). Move %s.chk away to "
+                   "replay from the lowest logfile present.", path, gmin, gmax, rs->start,
+                   inst->base);
         return JET_errRequiredLogFilesMissing;
     }
     /* Log Committed above the last log: transactions that were acknowledged
@@ -418,6 +452,28 @@ int recover_run(store_inst *inst)
         ckpt = chk.ckpt;
     }
     free(cpath);
+    /* A dirty database the checkpoint names may need logs older than the
+     * checkpoint's: a file restored from a backup beside newer logs and
+     * E00.chk. Redo then starts at the beginning of its Log Required low
+     * generation; below the logs present, rdb_open says -543. Starting at
+     * the checkpoint would skip its changes and mark it Clean Shutdown
+     * without them. Only a generation below the checkpoint's: in the
+     * checkpoint's own generation the records before it may be diffs of
+     * pages a crash tore, which only their later full images repair. A live
+     * database is below only after a crash between E00.chk's write and its
+     * header's (page.c), when no page write was in flight, and the dbtime
+     * rule makes the records already in the files a no-op. */
+    if (have_chk)
+        for (int i = 0; i < MAX_DBS; i++) {
+            uint32_t gmin;
+            if (chk.att[i].dbid &&
+                dirty_log_required(inst, chk.att[i].path, chk.att[i].sign_db, &gmin) &&
+                gmin < start && gmin >= rs.lowest_present) {
+                start = gmin;
+                ckpt = LGPOS(gmin, LOG_HDR);
+            }
+        }
+    rs.start = start;
     /* logs must be contiguous from start: the first gap ends the replay
      * (anything above it is -528 later; nothing at start is -509) */
     rs.last = start - 1;

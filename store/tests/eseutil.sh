@@ -94,6 +94,46 @@ check "/r after a death during a backup" sh -c "[ $(rc) = 0 ]"
 run "$E" /mh "$D/fz/priv1.edb"
 check "after /r no backup is in progress" sh -c "grep -q 'State: Clean Shutdown' '$D/last' && grep -A1 '^Current Full Backup:$' '$D/last' | grep -q 'Log Gen: 0-0 ' && grep -A1 '^Current Shadow copy backup:$' '$D/last' | grep -q 'Log Gen: 0-0 '"
 
+# A database file copied right after a crash, restored beside the logs and
+# checkpoint of a store that went on: redo must not start at the later
+# checkpoint, which would mark the file Clean Shutdown without what came
+# between. (1) the store went on and crashed again (E00.chk names the
+# database): redo starts at the file's Log Required by itself; (2) it went
+# on and closed cleanly (E00.chk names no database; the file is attached
+# by a later log): -543, saying to move E00.chk away, which then works.
+for how in crash clean; do
+    rm -rf "$D/rs"; mkdir "$D/rs"
+    "$T" run "$D/rs" 4 >"$D/rs.acks" 2>"$D/rs.err" &
+    pid=$!
+    sleep 0.6
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    cp "$D/rs/priv1.edb" "$D/rs.edb"
+    if [ $how = crash ]; then "$T" more "$D/rs" 3000 crash; else "$T" more "$D/rs" 3000; fi
+    cp "$D/rs.edb" "$D/rs/priv1.edb"
+    run "$E" /mk "$D/rs/E00.chk"
+    ck=$(sed -n 's/^      Checkpoint: (0x\([0-9A-F]*\),.*/\1/p' "$D/last")
+    run "$E" /mh "$D/rs/priv1.edb"
+    req=$(sed -n 's/^     Log Required: \([0-9]*\)-.*/\1/p' "$D/last")
+    check "$how: the restored file needs generation $req, below the checkpoint's $((0x${ck:-0}))" \
+        sh -c "[ -n '$req' ] && [ '$req' -lt $((0x${ck:-0})) ]"
+    run "$E" /r E00 /l "$D/rs" /s "$D/rs"
+    if [ $how = clean ]; then
+        check "clean: /r refuses (-543) and says to move E00.chk away" \
+            sh -c "[ $(rc) = 1 ] && grep -q 'error -543' '$D/last'"
+        run "$E" /r E00 /l "$D/rs" /s "$D/rs" /v
+        check "clean: the event names the generations and E00.chk" \
+            grep -q "requires logfiles $req-.*recovery started at logfile .*Move E00.chk away" "$D/last"
+        run "$E" /mh "$D/rs/priv1.edb"
+        check "clean: the file is left Dirty Shutdown" grep -q 'State: Dirty Shutdown' "$D/last"
+        mv "$D/rs/E00.chk" "$D/rs/E00.chk.away"
+        run "$E" /r E00 /l "$D/rs" /s "$D/rs"
+    fi
+    check "$how: /r of the restored file succeeds" sh -c "[ $(rc) = 0 ]"
+    check "$how: every commit acknowledged before the crash ($(wc -l <"$D/rs.acks")) is in it" \
+        "$T" verify "$D/rs" "$D/rs.acks"
+done
+
 # kill -9 in the middle of a multi-threaded workload
 for round in 1 2 3; do
     rm -rf "$D/k"; mkdir "$D/k"

@@ -9,6 +9,10 @@
  *                                       process dies during a full freeze
  *   storetool run DIR THREADS           writers until killed; prints each
  *                                       acknowledged key on stdout
+ *   storetool more DIR OPS [crash]      recover, attach DIR/priv1.edb, run
+ *                                       workload ops 0..OPS-1 again, close
+ *                                       cleanly (the checkpoint moves on);
+ *                                       crash: flush, then die without closing
  *   storetool verify DIR ACKFILE        recover, check every acknowledged key
  *                                       and its value, then /k and /g
  */
@@ -120,6 +124,21 @@ int main(int argc, char **argv)
                 if ((r = wl_run(in, db, j)) < 0)
                     return fail("op", r);
             _exit(0);                   /* no clean shutdown */
+        }
+        return (r = store_close(in)) < 0 ? fail("close", r) : 0;
+    }
+    if (!strcmp(argv[1], "more")) {
+        if ((r = store_open(&p, &in)) < 0)
+            return fail("recover", r);
+        if ((r = store_db_attach(in, dbpath, &db)) < 0)
+            return fail("attach", r);
+        unsigned ops = (unsigned)atoi(argv[3]);
+        for (unsigned j = 0; j < ops; j++)
+            if ((r = wl_run(in, db, j)) < 0)
+                return fail("op", r);
+        if (argc > 4 && !strcmp(argv[4], "crash")) {
+            store_flush(in);
+            _exit(0);                   /* no clean shutdown: E00.chk names the database */
         }
         return (r = store_close(in)) < 0 ? fail("close", r) : 0;
     }
