@@ -13,7 +13,9 @@
  * a corrupt, truncated or foreign file gives an error line and exit status
  * 1, never a crash; the exit status is 0 only after "Operation completed".
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -535,8 +537,26 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
     if (d)
         printf("   Database Directory: %s\n", d);
     printf("\nPerforming soft recovery...\n");
-    if (strlen(base) != 3)
-        return -EINVAL;
+    /* No log and no checkpoint of that base: a wrong base name or /l. The
+     * engine would start a new log stream there (right for a new store,
+     * never what a recovery means) */
+    const char *ld = l ? l : ".", *sd = s ? s : ld;
+    char chk[PATH_MAX + 8];
+    snprintf(chk, sizeof chk, "%s/%s.chk", sd, base);
+    bool found = access(chk, F_OK) == 0;
+    DIR *dir = found ? NULL : opendir(ld);
+    struct dirent *e;
+    while (dir && !found && (e = readdir(dir))) {
+        size_t n = strlen(e->d_name);
+        found = !strncasecmp(e->d_name, base, 3) && n > 7 && !strcmp(e->d_name + n - 4, ".log");
+    }
+    if (dir)
+        closedir(dir);
+    if (!found) {
+        fprintf(stderr, "eseutil: no log files %s*.log in '%s' and no %s.chk in '%s': check the "
+                "base name and /l\n", base, ld, base, sd);
+        return JET_errFileNotFound;
+    }
     struct store_params p = {
         .base = base, .log_dir = l ? l : ".", .sys_dir = s ? s : (l ? l : "."), .db_dir = d,
         .flags = flags | STORE_NO_TMP_AHEAD, .vfs = V,
@@ -560,12 +580,19 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
     return store_close(inst);
 }
 
-/* Takes the value of a switch: "/lpath" or "/l path". */
+/* Whether a is one of the switches (/x or -x), which cannot be a path. */
+static bool is_switch(const char *a)
+{
+    return (a[0] == '/' || a[0] == '-') && a[1] && !a[2] && strchr("lsdiatovLSDIATOV", a[1]);
+}
+
+/* Takes the value of a switch: "/lpath" or "/l path"; NULL if none (the
+ * switch ends the line, or the next argument is another switch). */
 static const char *optval(int argc, char **argv, int *i)
 {
     if (argv[*i][2])
         return argv[*i] + 2;
-    if (*i + 1 < argc)
+    if (*i + 1 < argc && !is_switch(argv[*i + 1]))
         return argv[++*i];
     return NULL;
 }
@@ -596,10 +623,23 @@ int main(int argc, char **argv)
             fprintf(stderr, "eseutil: unexpected argument '%s'\n", a);
             return 2;
         }
-        switch (a[1] | 0x20) {
-        case 'l': l = optval(argc, argv, &i); break;
-        case 's': s = optval(argc, argv, &i); break;
-        case 'd': d = optval(argc, argv, &i); break;
+        char sw = (char)(a[1] | 0x20);
+        const char *v = NULL;
+        if (strchr("lsd", sw) && !(v = optval(argc, argv, &i))) {
+            /* without it /d would recover the databases where the logs say,
+             * not the copies meant */
+            fprintf(stderr, "eseutil: option %s needs a directory (/%c<path> or /%c <path>)\n",
+                    a, sw, sw);
+            return 2;
+        }
+        if (!strchr("lsd", sw) && a[2]) {
+            fprintf(stderr, "eseutil: unknown option '%s'\n", a);
+            return 2;
+        }
+        switch (sw) {
+        case 'l': l = v; break;
+        case 's': s = v; break;
+        case 'd': d = v; break;
         case 'i': flags |= STORE_IGNORE_MISSING; break;
         case 'a': flags |= STORE_ALLOW_LOST_LOGS; break;
         case 't': trunc = true; break;
@@ -609,6 +649,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "eseutil: unknown option '%s'\n", a);
             return 2;
         }
+    }
+    if (file && !strcmp(mode, "/r") && strlen(file) != 3) {
+        fprintf(stderr, "eseutil: /r needs the log files' base name, 3 characters such as E00, "
+                "not '%s'\n", file);
+        return 2;
     }
     banner();
     if (!file) {

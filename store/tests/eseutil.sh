@@ -61,6 +61,26 @@ else
     ok "# SKIP required log $name is the current log"
 fi
 
+# command lines that would recover the wrong files: refused before anything is touched
+mkdir "$D/u2"; "$T" gen "$D/u2" 100 crash
+run "$E" /r E00 /l "$D/u2" /d
+check "/r with /d and no directory: usage error (2), naming /d" \
+    sh -c "[ $(rc) = 2 ] && grep -q 'option /d needs a directory' '$D/last'"
+run "$E" /r E00 /l "$D/u2" /d /v
+check "/r with /d followed by another switch: usage error (2)" sh -c "[ $(rc) = 2 ]"
+run "$E" /mh "$D/u2/priv1.edb"
+check "and the database the logs name was left Dirty Shutdown" grep -q 'State: Dirty Shutdown' "$D/last"
+run "$E" /r E01 /l "$D/u2"
+check "/r with a base name that has no logs: -1811, naming the base and the directory" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'no log files E01\*.log in' '$D/last' && grep -q 'error -1811' '$D/last'"
+check "and no log stream was started for it" sh -c "! ls '$D/u2' | grep -q '^E01'"
+run "$E" /r E000 /l "$D/u2"
+check "/r with a base name of 4 characters: usage error (2)" \
+    sh -c "[ $(rc) = 2 ] && grep -q '3 characters such as E00' '$D/last'"
+run "$E" /r E00 /l "$D/u2" /anything
+check "a switch that only starts like one (/anything for /a): usage error (2)" \
+    sh -c "[ $(rc) = 2 ] && grep -q \"unknown option '/anything'\" '$D/last'"
+
 # corrupt, truncated and foreign inputs: an error, never a crash
 head -c 100000 /dev/urandom >"$D/junk"
 for mode in /mh /ml /mk /k /g; do
