@@ -11,10 +11,13 @@
  *  4. Close writes nothing once the instance is poisoned (sticky errors).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "storeint.h"
 
@@ -95,6 +98,8 @@ static void inst_free(store_inst *inst)
     free(inst->log_dir);
     free(inst->sys_dir);
     free(inst->db_dir);
+    if (inst->lock_fd >= 0)
+        close(inst->lock_fd);
     pthread_mutex_destroy(&inst->flush_mu);
     pthread_mutex_destroy(&inst->apply_mu);
     pthread_mutex_destroy(&inst->io_mu);
@@ -117,6 +122,7 @@ int store_open(const struct store_params *p, store_inst **out)
     r = -ENOMEM;
     if (!(inst = calloc(1, sizeof *inst)))
         goto fail;
+    inst->lock_fd = -1;
     inst->p = *p;
     memcpy(inst->base, p->base, 4);
     inst->p.base = inst->base;
@@ -147,6 +153,20 @@ int store_open(const struct store_params *p, store_inst **out)
     inst->p.log_dir = inst->log_dir;
     inst->p.sys_dir = inst->sys_dir;
     inst->p.db_dir = inst->db_dir;
+    /* One instance per log directory: a second one (another storesvc, an
+     * eseutil /r against a running store) would recover and write the same
+     * logs and databases beside the first, and lose what either commits.
+     * An exclusive flock on the directory, held until inst_free (released
+     * by the kernel if the process dies). A directory that cannot be
+     * opened is left to recovery to report. */
+    inst->lock_fd = open(inst->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (inst->lock_fd >= 0 && flock(inst->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        r = errno == EWOULDBLOCK ? JET_errFileAccessDenied : -errno;
+        event_emit(inst, 490, STORE_EV_ERROR,
+                   "The log directory %s is in use by another instance of the database engine "
+                   "(%s): stop it first.", inst->log_dir, strerror(errno));
+        goto fail;
+    }
     if ((r = recover_run(inst)) < 0)
         goto fail;
     if ((r = log_make_reserves(inst)) < 0)

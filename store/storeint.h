@@ -205,6 +205,7 @@ struct store_inst {
     struct store_params p;
     char base[4];
     char *log_dir, *sys_dir, *db_dir;
+    int lock_fd;                    /* the log directory, flock()ed: one instance */
     const store_vfs *vfs;
     uint8_t sign_log[28];
     pthread_mutex_t flush_mu, apply_mu, io_mu, tmp_mu, hdr_mu, mu;

@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 51
+plan 55
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -55,6 +55,18 @@ like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" \
 grep -q "clean shutdown" "$T/storesvc.log"
 ok $? "and storesvc logs its clean shutdown"
 start_storesvc || exit 1
+
+# One engine per log directory: a second storesvc, or an eseutil /r, on the
+# files of a running one would recover and write them beside it.
+out=$(timeout 20 "$SVC" --foreground --db-dir "$T/F/db" --log-dir "$T/F/logs" \
+    --control-socket "$T/run/ctl2.sock" --lmtp-socket "$T/run/lmtp2.sock" 2>&1); rc=$?
+is "$rc" "2" "a second storesvc on the same log directory exits 2"
+like "$out" "in use by another instance" "saying the log directory is in use"
+out=$("$ESEUTIL" /r E00 /l "$T/F/logs" /d "$T/F/db" 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "error -1032 (JET_errFileAccessDenied"
+ok $? "eseutil /r against the running store: -1032, nothing replayed"
+is "$(stat_of store.deliveries >/dev/null; "$CTL" stats >/dev/null 2>&1; echo $?)" "0" \
+    "the running storesvc still answers"
 
 # --- (b) LMTP with a real client
 if command -v swaks >/dev/null; then
