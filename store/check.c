@@ -58,6 +58,28 @@ int store_check_checksums(const store_vfs *vfs, const char *path, struct store_c
     if (w & HDRW_SHADOW_BAD)
         say(report, ctx, "WARNING: shadow header has a checksum error.");
     uint64_t npages = size / PAGE_SIZE > 2 ? size / PAGE_SIZE - 2 : 0;
+    /* A truncated file has no bad page in what is left: its length must
+     * hold whole pages, the space root at least, and (Clean Shutdown: no
+     * growth can be in flight) every page the space root counts */
+    bool clean = rd32(hdr + H_STATE) == DBSTATE_CLEAN;
+    if (size % PAGE_SIZE || npages < PGNO_SPACE) {
+        say(report, ctx, "ERROR: the file is truncated: %llu bytes, %s",
+            (unsigned long long)size, size % PAGE_SIZE ? "not a whole number of 32 KiB pages"
+                                                       : "no page after the headers");
+        r = JET_errDatabaseCorrupted;
+        goto fail;
+    }
+    if ((r = read_full(f, chunk, PAGE_SIZE, (PGNO_SPACE + 1) * PAGE_SIZE)) < 0)
+        goto fail;
+    if (page_verify(chunk, PGNO_SPACE, NULL) == 0 && rd32(chunk + P_SR_PGNOLAST) > npages) {
+        say(report, ctx, "%s: the space root counts %u pages, the file holds %llu%s",
+            clean ? "ERROR" : "WARNING", rd32(chunk + P_SR_PGNOLAST), (unsigned long long)npages,
+            clean ? ": it is truncated" : " (a Dirty Shutdown file: recovery may extend it)");
+        if (clean) {
+            st->truncated = true;
+            r = JET_errDatabaseCorrupted;
+        }
+    }
     for (uint64_t p = 0; p < npages; p += 32) {
         uint64_t n = npages - p < 32 ? npages - p : 32;
         if ((r = read_full(f, chunk, n * PAGE_SIZE, (p + 2) * PAGE_SIZE)) < 0)
@@ -83,7 +105,7 @@ int store_check_checksums(const store_vfs *vfs, const char *path, struct store_c
             }
         }
     }
-    r = st->bad_checksums ? JET_errDatabaseCorrupted : 0;
+    r = st->bad_checksums || st->truncated ? JET_errDatabaseCorrupted : 0;
 fail:
     if (f)
         vfs->close(f);

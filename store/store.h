@@ -251,6 +251,7 @@ struct store_check_stats {
     uint64_t highest_dbtime;
     uint32_t highest_dbtime_pgno;
     uint64_t records, long_values, tables, pages_reachable;
+    bool truncated;             /* /k: a Clean file shorter than its space root says */
 };
 /** Page checksums of a database file (no recovery). -1206 if any is bad.
  *  report(ctx, line) receives one line per bad page (may be NULL). */

@@ -90,6 +90,18 @@ done
 head -c 5000 "$D/a/E00.log" >"$D/E00.log"
 run "$E" /ml "$D/E00.log"
 check "/ml on a truncated log fails cleanly" sh -c "[ $(rc) = 1 ]"
+head -c 65536 "$D/a/priv1.edb" >"$D/hdrs.edb"
+run "$E" /k "$D/hdrs.edb"
+check "/k on a database cut after its two headers: -1206, truncated" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'ERROR: the file is truncated: 65536 bytes' '$D/last' && grep -q 'error -1206' '$D/last'"
+head -c 100000 "$D/a/priv1.edb" >"$D/odd.edb"
+run "$E" /k "$D/odd.edb"
+check "/k on a database cut inside a page: -1206" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'not a whole number of 32 KiB pages' '$D/last'"
+head -c $((32768 * 6)) "$D/a/priv1.edb" >"$D/short.edb"
+run "$E" /k "$D/short.edb"
+check "/k on a Clean database shorter than its space root says: -1206" \
+    sh -c "[ $(rc) = 1 ] && grep -Eq 'ERROR: the space root counts [0-9]+ pages, the file holds 4: it is truncated' '$D/last'"
 head -c 40000 "$D/a/priv1.edb" >"$D/trunc.edb"
 run "$E" /g "$D/trunc.edb"
 check "/g on a truncated database fails cleanly" sh -c "[ $(rc) = 1 ]"
