@@ -230,7 +230,8 @@ static int dump_log(const char *path, const char *chkdir)
     snprintf(cname, sizeof cname, "%s.chk", bn);
     cp = path_join(chkdir, cname);
     struct chk_data ck;
-    if (cp && chk_read(V, cp, &ck) == 0 && memcmp(ck.sign_log, lc.h.sign_log, 28) == 0) {
+    bool have_ck = cp && chk_read(V, cp, &ck) == 0 && memcmp(ck.sign_log, lc.h.sign_log, 28) == 0;
+    if (have_ck) {
         lgpos_format(ck.ckpt, a, sizeof a);
         printf("      Checkpoint: %s\n", a);
     } else {
@@ -264,6 +265,11 @@ static int dump_log(const char *path, const char *chkdir)
         printf("ERROR: Mismatched log generation (file name 0x%X, header 0x%X)\n", g, lc.h.gen);
         return JET_errLogGenerationMismatch;
     }
+    if (is_cur && have_ck && lc.last < ck.ckpt) {
+        printf("ERROR: Log damaged (unusable): it ends at %s, before the checkpoint; records "
+               "that were durable cannot be read\n", a);
+        return JET_errLogFileCorrupt;
+    }
     if (lc.torn)
         printf("Log Damaged (PATCHABLE) -- soft recovery will fix this\n");
     printf("Integrity check passed for log file: %s\n", path);
@@ -285,6 +291,8 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
     }
     uint32_t lo = ls.n ? ls.gens[0] : 0, hi = ls.n ? ls.gens[ls.n - 1] : 0;
     struct logcheck cur;
+    struct chk_data ck;
+    bool have_ck = false;
     char *cp = NULL, nm[32];
     snprintf(nm, sizeof nm, "%s.log", base);
     if (ls.have_cur) {
@@ -297,6 +305,12 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
         if (!lo)
             lo = cur.h.gen;
         hi = cur.h.gen;
+        /* the checkpoint beside it, to tell a torn tail from damage to what was durable */
+        char kn[16];
+        snprintf(kn, sizeof kn, "%s.chk", base);
+        char *kp = path_join(dir, kn);
+        have_ck = kp && chk_read(V, kp, &ck) == 0 && memcmp(ck.sign_log, cur.h.sign_log, 28) == 0;
+        free(kp);
     }
     printf("     Log generation range: 0x%X-0x%X\n\n", lo, hi);
     uint8_t sign[28], prev_tm[8];
@@ -367,6 +381,13 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
         memcpy(prev_tm, lc.h.tm_create, 8);
         have_sign = true;
         expect = g + 1;
+        if (is_cur && have_ck && lc.last < ck.ckpt) {
+            printf("      Log file: %s - ERROR: Log damaged (unusable): it ends before the "
+                   "checkpoint; records that were durable cannot be read\n", p);
+            free(p);
+            r = JET_errLogFileCorrupt;
+            goto out;
+        }
         if (lc.torn)
             printf("      Log file: %s - OK (Log Damaged (PATCHABLE) -- soft recovery will fix this)\n", p);
         else if (quiet_ok)

@@ -598,6 +598,21 @@ int recover_run(store_inst *inst)
             r = JET_errLogFileCorrupt;
             goto fail;
         }
+        /* E00.log ends at its first invalid record. A torn tail lies past
+         * the last fdatasync; E00.chk is written only after the pages of
+         * durable records were flushed, so it never points past that. An
+         * invalid record before the checkpoint is damage to what was
+         * durable, and everything logged after it would be dropped as if
+         * never written: -501, never a silent truncation */
+        if (is_cur && have_chk && LGPOS(g, it.off) < chk.ckpt) {
+            uint32_t co = (uint32_t)chk.ckpt;
+            event_emit(inst, 415, STORE_EV_ERROR,
+                       "Log file %s.log is damaged at (0x%X,%X,%X), before the checkpoint "
+                       "(0x%X,%X,%X): records that were durable cannot be read.", inst->base, g,
+                       it.off >> 9, it.off & 511, LGGEN(chk.ckpt), co >> 9, co & 511);
+            r = JET_errLogFileCorrupt;
+            goto fail;
+        }
         event_emit(inst, 301, STORE_EV_INFO,
                    "The database engine has finished replaying logfile %s%08X.log.",
                    inst->base, g);

@@ -81,6 +81,25 @@ run "$E" /r E00 /l "$D/u2" /anything
 check "a switch that only starts like one (/anything for /a): usage error (2)" \
     sh -c "[ $(rc) = 2 ] && grep -q \"unknown option '/anything'\" '$D/last'"
 
+# One damaged byte early in E00.log, before the checkpoint: damage to what
+# was durable, not a torn tail (which lies past the last fdatasync, and so
+# past any checkpoint): -501 from /ml and /r, never a silent truncation.
+mkdir "$D/md"
+"$T" gen "$D/md" 300 clean && "$T" more "$D/md" 30 crash
+cp -r "$D/md" "$D/md2"
+printf '\132' | dd of="$D/md2/E00.log" bs=1 seek=$((4096 + 300)) conv=notrunc 2>/dev/null
+run "$E" /ml "$D/md2/E00.log"
+check "/ml of E00.log damaged before the checkpoint: -501" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'before the checkpoint; records that were durable cannot be read' '$D/last' && ! grep -q 'Integrity check passed' '$D/last'"
+run "$E" /ml E00 /l "$D/md2"
+check "/ml of the set: -501, naming E00.log" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'E00.log - ERROR: Log damaged (unusable): it ends before the checkpoint' '$D/last'"
+run "$E" /r E00 /l "$D/md2" /v
+check "/r: -501 with event 415, nothing dropped silently" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'error -501' '$D/last' && grep -q 'Event 415.*before the checkpoint' '$D/last'"
+run "$E" /r E00 /l "$D/md" /s "$D/md"
+check "the same store undamaged recovers" sh -c "[ $(rc) = 0 ]"
+
 # corrupt, truncated and foreign inputs: an error, never a crash
 head -c 100000 /dev/urandom >"$D/junk"
 for mode in /mh /ml /mk /k /g; do
