@@ -50,11 +50,16 @@ static struct {
     FILE *record, *latency;
     pthread_mutex_t mu;
     unsigned long long delivered, failed, conn_errors, started;
+    bool connected_once;            /* some client got storesvc's 250 to LHLO */
+    int last_conn_err;              /* -errno of the last failed connection */
     double *lat;
     size_t nlat, caplat;
     double t_start;
 } L = { .clients = 4, .mailboxes = 10, .duration = 10, .size = 2048, .prefix = "load",
         .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* How long load keeps trying when storesvc was never reached. */
+#define UNREACHABLE_S 5.0
 
 static void on_signal(int s)
 {
@@ -306,17 +311,27 @@ static void *client_thread(void *arg)
     while (!stop_flag && now_s() < end) {
         if (c->fd < 0) {
             char text[512];
-            if (lmtp_connect(c) < 0 || read_reply(c, text, sizeof text) != 220 ||
+            int cr = lmtp_connect(c);
+            if (cr < 0 || read_reply(c, text, sizeof text) != 220 ||
                 send_all(c->fd, "LHLO storectl\r\n", 15) < 0 || read_reply(c, text, sizeof text) != 250) {
                 pthread_mutex_lock(&L.mu);
                 L.conn_errors++;
+                L.last_conn_err = cr < 0 ? cr : -EPROTO;
+                /* never reached at all: give up after a few seconds (a
+                 * storesvc restarting in the middle of a run is waited for) */
+                bool give_up = !L.connected_once && now_s() - L.t_start >= UNREACHABLE_S;
                 pthread_mutex_unlock(&L.mu);
                 if (c->fd >= 0)
                     close(c->fd);
                 c->fd = -1;
+                if (give_up)
+                    break;
                 usleep(100000);
                 continue;
             }
+            pthread_mutex_lock(&L.mu);
+            L.connected_once = true;
+            pthread_mutex_unlock(&L.mu);
         }
         if (interval > 0) {
             double d = next - now_s();
@@ -445,6 +460,16 @@ int cmd_load(int argc, char **argv)
         fprintf(stderr, "storectl: load: --prefix '%s' is too long\n", L.prefix);
         return EX_USAGE;
     }
+    if (L.tcp) {
+        const char *colon = strrchr(L.tcp, ':');
+        char *pe = NULL;
+        long port = colon ? strtol(colon + 1, &pe, 10) : 0;
+        if (!colon || colon == L.tcp || !pe || *pe || port < 1 || port > 65535) {
+            fprintf(stderr, "storectl: load: invalid --tcp '%s' (expected HOST:PORT, the port "
+                    "1 to 65535)\nTry 'storectl load --help'.\n", L.tcp);
+            return EX_USAGE;
+        }
+    }
     if (!L.lmtp)
         L.lmtp = ctl_default_lmtp();
     if (record && !(L.record = fopen(record, "ae"))) {
@@ -499,5 +524,11 @@ int cmd_load(int argc, char **argv)
     free(L.lat);
     free(cl);
     free(th);
+    if (!L.connected_once && L.conn_errors) {
+        fprintf(stderr, "storectl: load: cannot reach storesvc's LMTP at '%s' (%s): is storesvc "
+                "running? (--lmtp SOCKET or --tcp HOST:PORT)\n",
+                L.tcp ? L.tcp : L.lmtp, strerror(-L.last_conn_err));
+        return EX_UNREACHABLE;
+    }
     return L.failed ? EX_FAIL : EX_OK;
 }

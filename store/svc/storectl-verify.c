@@ -225,7 +225,7 @@ int cmd_verify(int argc, char **argv, const char *sock)
         return EX_FAIL;
     }
     struct vec rec = { 0 }, db = { 0 };
-    size_t total = 0, later = 0, bad_lines = 0;
+    size_t total = 0, later = 0, bad_lines = 0, cut = 0;
     char line[512];
     while (fgets(line, sizeof line, f)) {
         struct ent e = { 0 };
@@ -233,7 +233,12 @@ int cmd_verify(int argc, char **argv, const char *sock)
         unsigned long long uid, size, hash;
         if (sscanf(line, "%llu %127s %llu %llu %llx", &e.ack, name, &uid, &size, &hash) != 5 ||
             strlen(name) > MB_NAME_MAX) {
-            bad_lines++;                        /* e.g. a line cut by a killed generator */
+            /* the last line cut by a killed generator has no newline; any
+             * other line that is not a record means a wrong or damaged file */
+            if (strchr(line, '\n'))
+                bad_lines++;
+            else
+                cut++;
             continue;
         }
         total++;
@@ -249,6 +254,12 @@ int cmd_verify(int argc, char **argv, const char *sock)
             break;
     }
     fclose(f);
+    if (bad_lines) {
+        fprintf(stderr, "storectl: verify: %zu lines of '%s' are not delivery records: give the "
+                "file written by 'storectl load --record'\n", bad_lines, record);
+        free(rec.v);
+        return EX_FAIL;
+    }
     qsort(rec.v, rec.n, sizeof *rec.v, cmp_ent);
     int rc = EX_OK;
     if (!dbpath)
@@ -282,8 +293,8 @@ int cmd_verify(int argc, char **argv, const char *sock)
            "%zu damaged (%zu messages in the %s)\n",
            total, rec.n, before ? " (acknowledged before the limit)" : "", present, missing, damaged,
            db.n, dbpath ? "database" : "checked mailboxes");
-    if (bad_lines)
-        printf("verify: %zu unreadable record lines skipped\n", bad_lines);
+    if (cut)
+        printf("verify: the last record line was cut (a killed load) and skipped\n");
     (void)later;
     free(rec.v);
     free(db.v);

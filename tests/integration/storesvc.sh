@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 55
+plan 58
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -43,6 +43,16 @@ ok $? "storectl --help exits 0"
 is "$?" "1" "storectl: an unknown command exits 1"
 "$CTL" stats >/dev/null 2>&1
 is "$?" "3" "storectl: storesvc not running exits 3"
+out=$("$CTL" load --lmtp "$T/run/none.sock" --count 2 --duration 2 2>&1); rc=$?
+[ $rc = 3 ] && printf '%s' "$out" | grep -q "cannot reach storesvc's LMTP at '$T/run/none.sock'"
+ok $? "storectl load with nothing to connect to: exit 3, naming the socket"
+out=$("$CTL" load --tcp localhost --count 2 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --tcp 'localhost'"
+ok $? "storectl load --tcp without a port: usage error"
+printf 'garbage line\n' > "$T/garbage.rec"
+out=$("$CTL" verify --record "$T/garbage.rec" 2>&1); rc=$?
+[ $rc = 2 ] && printf '%s' "$out" | grep -q "1 lines of '$T/garbage.rec' are not delivery records"
+ok $? "storectl verify of a file that holds no records: exit 2, saying so"
 
 start_storesvc || exit 1
 ok 0 "storesvc started with its files on F: and registered its writer"
