@@ -325,10 +325,24 @@ int main(int argc, char **argv)
     cfg.config_path = conf_path;
     if (conf || access(conf_path, F_OK) == 0) {
         struct ini_state s = { 0 };
+        struct stat cs;
+        if (stat(conf_path, &cs) == 0 && !S_ISREG(cs.st_mode)) {
+            fprintf(stderr, "storesvc: '%s' is not a configuration file (not a regular file)\n",
+                    conf_path);
+            free_config();
+            return 1;
+        }
+        errno = 0;
         int line = ini_parse(conf_path, ini_cb, &s);
-        if (line < 0 || (line > 0 && !s.err)) {
-            fprintf(stderr, "storesvc: cannot read '%s'%s%s\n", conf_path,
-                    line > 0 ? ": syntax error on line " : "", "");
+        if (line < 0) {
+            fprintf(stderr, "storesvc: cannot read '%s': %s\n", conf_path,
+                    line == -1 && errno ? strerror(errno) : "out of memory");
+            free_config();
+            return 1;
+        }
+        if (line > 0 && !s.err) {
+            fprintf(stderr, "storesvc: '%s' line %d: syntax error (expected 'key = value' or "
+                    "'[section]')\n", conf_path, line);
             free_config();
             return 1;
         }

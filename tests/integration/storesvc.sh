@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 58
+plan 60
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -33,6 +33,13 @@ out=$("$SVC" --help 2>&1); rc=$?
 ok $? "storesvc --help exits 0 and lists the options"
 out=$("$SVC" --bogus 2>&1); rc=$?
 is "$rc" "1" "storesvc: an unknown option exits 1"
+printf '[store]\nthis is not a setting\n' > "$T/bad.conf"
+out=$("$SVC" --config "$T/bad.conf" --check-config 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "'$T/bad.conf' line 2: syntax error"
+ok $? "storesvc: a configuration syntax error names the file and the line"
+out=$("$SVC" --config "$T" --check-config 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "is not a configuration file"
+ok $? "storesvc: --config naming a directory is refused"
 out=$("$SVC" --max-connections 0 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid max_connections '0'"
 ok $? "storesvc: a bad value is named"
