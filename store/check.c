@@ -53,15 +53,19 @@ int store_check_checksums(const store_vfs *vfs, const char *path, struct store_c
         say(report, ctx, "ERROR: database header is corrupt or not a database");
         goto fail;
     }
+    /* One header copy may be torn by a crash while it was rewritten, and
+     * recovery rewrites both; a Clean Shutdown file had no write in flight */
+    bool clean = rd32(hdr + H_STATE) == DBSTATE_CLEAN;
     if (w & HDRW_PRIMARY_BAD)
-        say(report, ctx, "WARNING: primary header has a checksum error.");
+        say(report, ctx, "%s: primary header has a checksum error.", clean ? "ERROR" : "WARNING");
     if (w & HDRW_SHADOW_BAD)
-        say(report, ctx, "WARNING: shadow header has a checksum error.");
+        say(report, ctx, "%s: shadow header has a checksum error.", clean ? "ERROR" : "WARNING");
+    if (clean && (w & (HDRW_PRIMARY_BAD | HDRW_SHADOW_BAD)))
+        st->bad_checksums++;
     uint64_t npages = size / PAGE_SIZE > 2 ? size / PAGE_SIZE - 2 : 0;
     /* A truncated file has no bad page in what is left: its length must
      * hold whole pages, the space root at least, and (Clean Shutdown: no
      * growth can be in flight) every page the space root counts */
-    bool clean = rd32(hdr + H_STATE) == DBSTATE_CLEAN;
     if (size % PAGE_SIZE || npages < PGNO_SPACE) {
         say(report, ctx, "ERROR: the file is truncated: %llu bytes, %s",
             (unsigned long long)size, size % PAGE_SIZE ? "not a whole number of 32 KiB pages"

@@ -448,27 +448,33 @@ static void report_line(void *ctx, const char *line)
     (void)ctx;
 }
 
+/* The file type in a header (1 database, 3 log, 4 checkpoint), 0 for
+ * anything else (short, foreign, random), or -errno if it cannot be read. */
 static int file_type(const char *path)
 {
     store_file *f;
     uint8_t b[4096];
-    if (V->open(V, path, STORE_O_RDONLY, &f) < 0)
-        return -1;
-    int r = read_full(f, b, sizeof b, 0);
+    int r = V->open(V, path, STORE_O_RDONLY, &f);
+    if (r < 0)
+        return r;
+    r = read_full(f, b, sizeof b, 0);
     V->close(f);
+    if (r < 0)
+        return r;
     if (r < 671)
         return 0;
-    return (int)rd32(b + 667);
+    uint32_t t = rd32(b + 667);
+    return t == 1 || t == 3 || t == 4 ? (int)t : 0;
 }
 
 static int cmd_k(const char *arg, const char *logdir)
 {
     printf("Initiating CHECKSUM mode...\n");
     int t = file_type(arg);
-    if (t < 0 && strlen(arg) == 3)
+    if (t == -ENOENT && strlen(arg) == 3)
         return verify_set(logdir ? logdir : ".", arg, true);
     if (t < 0)
-        return -ENOENT;
+        return t;
     if (t == 3) {
         struct logcheck lc;
         int r = check_log(arg, strlen(base_of(arg)) == 7, &lc);

@@ -121,6 +121,14 @@ head -c $((32768 * 6)) "$D/a/priv1.edb" >"$D/short.edb"
 run "$E" /k "$D/short.edb"
 check "/k on a Clean database shorter than its space root says: -1206" \
     sh -c "[ $(rc) = 1 ] && grep -Eq 'ERROR: the space root counts [0-9]+ pages, the file holds 4: it is truncated' '$D/last'"
+cp "$D/a/priv1.edb" "$D/hbad.edb"
+printf '\132' | dd of="$D/hbad.edb" bs=1 seek=200 conv=notrunc 2>/dev/null
+run "$E" /k "$D/hbad.edb"
+check "/k on a Clean database whose primary header copy is damaged: -1206" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'ERROR: primary header has a checksum error' '$D/last'"
+head -c 100000 /dev/urandom >"$D/rnd.edb"
+run "$E" /k "$D/rnd.edb"
+check "/k on random bytes: -1206, not 'file not found'" sh -c "[ $(rc) = 1 ] && grep -q 'error -1206' '$D/last'"
 head -c 40000 "$D/a/priv1.edb" >"$D/trunc.edb"
 run "$E" /g "$D/trunc.edb"
 check "/g on a truncated database fails cleanly" sh -c "[ $(rc) = 1 ]"
