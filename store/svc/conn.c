@@ -76,6 +76,13 @@ int conn_listen_tcp(const char *hostport, char *err, size_t len)
         snprintf(err, len, "invalid lmtp_tcp '%s' (want HOST:PORT)", hostport);
         return -EINVAL;
     }
+    /* getaddrinfo takes "99999" and binds its low 16 bits */
+    char *pe = NULL;
+    long port = strtol(colon + 1, &pe, 10);
+    if (*pe || port < 1 || port > 65535) {
+        snprintf(err, len, "invalid lmtp_tcp '%s': the port must be 1 to 65535", hostport);
+        return -EINVAL;
+    }
     memcpy(host, hostport, (size_t)(colon - hostport));
     host[colon - hostport] = '\0';
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

@@ -184,8 +184,40 @@ static void cmd_mail(struct lmtp *s, const char *arg)
         reply(s, "501 5.5.4 syntax: MAIL FROM:<address>");
         return;
     }
-    const char *sz = strcasestr(params, "SIZE=");
-    if (sz && strtoull(sz + 5, NULL, 10) > s->cfg->max_message_size) {
+    /* The parameters LHLO announced, each a whole KEY[=VALUE] word:
+     * SIZE=digits (RFC 1870), BODY=7BIT|8BITMIME (RFC 6152); anything
+     * else is 555 (RFC 5321 4.1.1.11) */
+    unsigned long long size = 0;
+    for (const char *w = params; *w;) {
+        while (*w == ' ')
+            w++;
+        size_t n = strcspn(w, " ");
+        if (!n)
+            break;
+        char word[128];
+        snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), w);
+        w += n;
+        if (!strncasecmp(word, "SIZE=", 5)) {
+            const char *v = word + 5;
+            if (!*v || strlen(v) > 20 || strspn(v, "0123456789") != strlen(v)) {
+                free(from);
+                reply(s, "501 5.5.4 syntax: SIZE=<number of bytes>");
+                return;
+            }
+            size = strtoull(v, NULL, 10);
+        } else if (!strncasecmp(word, "BODY=", 5)) {
+            if (strcasecmp(word + 5, "7BIT") && strcasecmp(word + 5, "8BITMIME")) {
+                free(from);
+                reply(s, "501 5.5.4 syntax: BODY=7BIT or BODY=8BITMIME");
+                return;
+            }
+        } else {
+            free(from);
+            reply(s, "555 5.5.4 MAIL parameter '%s' is not supported", word);
+            return;
+        }
+    }
+    if (size > s->cfg->max_message_size) {
         free(from);
         reply(s, "552 5.3.4 message size exceeds the limit of %zu bytes", s->cfg->max_message_size);
         return;

@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 60
+plan 66
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -40,6 +40,11 @@ ok $? "storesvc: a configuration syntax error names the file and the line"
 out=$("$SVC" --config "$T" --check-config 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "is not a configuration file"
 ok $? "storesvc: --config naming a directory is refused"
+mkdir -p "$T/p/db" "$T/p/logs"
+out=$(timeout 20 "$SVC" --foreground --no-writer --db-dir "$T/p/db" --log-dir "$T/p/logs" \
+    --control-socket "$T/run/p.sock" --lmtp-socket "$T/run/pl.sock" --lmtp-tcp 127.0.0.1:99999 2>&1)
+[ $? = 2 ] && printf '%s' "$out" | grep -q "the port must be 1 to 65535"
+ok $? "storesvc: an lmtp_tcp port above 65535 is refused (not bound modulo 65536)"
 out=$("$SVC" --max-connections 0 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid max_connections '0'"
 ok $? "storesvc: a bad value is named"
@@ -101,6 +106,24 @@ if command -v swaks >/dev/null; then
 else
     for i in 1 2 3 4 5 6; do echo "ok $((_n + 1)) # SKIP swaks not installed"; _n=$((_n + 1)); done
 fi
+# MAIL parameters: only the announced ones, whole words, with valid values.
+mail_reply() { python3 - "$STORESVC_LMTP" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline().decode()
+        if l[3:4] != "-": return l.strip()
+reply(); s.sendall(b"LHLO t\r\n"); reply()
+s.sendall(("MAIL FROM:<a@b> " + sys.argv[2] + "\r\n").encode()); print(reply())
+PY
+}
+like "$(mail_reply 'SIZE=100 BODY=8BITMIME')" "^250 " "MAIL with SIZE=100 BODY=8BITMIME: 250"
+like "$(mail_reply 'SIZE=abc')" "^501 5.5.4 syntax: SIZE=" "SIZE=abc: 501, not accepted"
+like "$(mail_reply 'SIZE=-5')" "^501 " "SIZE=-5: 501, not 552"
+like "$(mail_reply 'XSIZE=5')" "^555 5.5.4 MAIL parameter 'XSIZE=5' is not supported" \
+    "an unknown parameter (containing SIZE=): 555"
+like "$(mail_reply 'SIZE=999999999999')" "^552 5.3.4" "a SIZE over the limit: 552"
 "$CTL" delete alice 1 >/dev/null 2>&1
 ok $? "storectl delete"
 "$CTL" read alice 1 >/dev/null 2>&1
