@@ -18,9 +18,10 @@
  *
  * Invariants: a shadow still being created (state "creating") is never
  * deleted or exposed from here; an expose request mounts only at an empty
- * directory that is not a mount point (nothing is hidden under it); an admin Identify or storage listing
- * never replies on a connection that closed (admin_conn_gone); a pending
- * request is freed only when its last query or Identify came back.
+ * directory that is not a mount point (nothing is hidden under it); an
+ * admin Identify or storage listing never replies on a connection that
+ * closed (admin_conn_gone); a pending request is freed only when its last
+ * query or Identify came back.
  */
 #include <dirent.h>
 #include <errno.h>

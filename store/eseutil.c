@@ -575,7 +575,7 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
     struct dirent *e;
     while (dir && !found && (e = readdir(dir))) {
         size_t n = strlen(e->d_name);
-        found = !strncasecmp(e->d_name, base, 3) && n > 7 && !strcmp(e->d_name + n - 4, ".log");
+        found = !strncasecmp(e->d_name, base, 3) && n >= 7 && !strcmp(e->d_name + n - 4, ".log");
     }
     if (dir)
         closedir(dir);

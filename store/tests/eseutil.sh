@@ -74,6 +74,9 @@ run "$E" /r E01 /l "$D/u2"
 check "/r with a base name that has no logs: -1811, naming the base and the directory" \
     sh -c "[ $(rc) = 1 ] && grep -q 'no log files E01\*.log in' '$D/last' && grep -q 'error -1811' '$D/last'"
 check "and no log stream was started for it" sh -c "! ls '$D/u2' | grep -q '^E01'"
+mkdir "$D/one"; "$T" gen "$D/one" 3 crash; rm -f "$D/one/E00.chk" "$D/one/E00tmp.log"
+run "$E" /r E00 /l "$D/one"
+check "/r of a store whose only log is E00.log, without E00.chk, still runs" sh -c "[ $(rc) = 0 ]"
 run "$E" /r E000 /l "$D/u2"
 check "/r with a base name of 4 characters: usage error (2)" \
     sh -c "[ $(rc) = 2 ] && grep -q '3 characters such as E00' '$D/last'"

@@ -137,7 +137,6 @@ static int make_image(struct ctx *c, struct vol *v, bool cow)
     return 0;
 }
 
-/* Undoes a partial create: unmount, delete the subvolume (directory), the directory we made. */
 /*
  * About how many bytes formatting the image writes, from the mkfs tool's
  * own dry run (the image is sparse: these are what it first takes from the
@@ -190,6 +189,7 @@ static int format_need(const char *fs, const char *img, uint64_t *need)
     return 0;
 }
 
+/* Undoes a partial create: unmount, delete the subvolume (directory), the directory we made. */
 static void create_rollback(struct ctx *c, const struct vol *v, bool mounted, bool made_dir)
 {
     char err[PATH_MAX + 256];

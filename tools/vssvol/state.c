@@ -42,7 +42,8 @@ int state_load(struct ctx *c, char *err, size_t len)
                  "something else changed it: restore it from a backup (it records the pool and the "
                  "volumes; vssvol changes nothing without it)", c->state_path,
                  !root ? "not valid JSON"
-                       : "not a vssvol state file of version 1 (a newer vssvol's, or another file)");
+                       : "not a vssvol state file of version 1 (a newer vssvol's, or another "
+                         "file)");
         json_object_put(root);
         return -EINVAL;
     }
