@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "storeint.h"
+#include "vss-build.h"
 
 static uint64_t t_start;
 static const store_vfs *V;
@@ -31,7 +32,7 @@ static const store_vfs *V;
 static void banner(void)
 {
     printf("\nExtensible Storage Engine Utilities for vss (mail store)\n"
-           "Version 0.1.0\nCopyright (C) the vss authors. MIT licensed.\n\n");
+           "Version %s\nCopyright (C) the vss authors. MIT licensed.\n\n", VSS_VERSION);
 }
 
 static int finish(int err)
@@ -68,10 +69,12 @@ static void usage(FILE *f)
         "        /i         ignore mismatched or missing database attachments\n"
         "        /a         allow recovery to lose committed data (missing logs)\n"
         "        /t         truncate (delete) the log files after a successful recovery\n"
-        "        /v         print the engine's events (300-302, 452, 494, ...)\n"
+        "        /v         print all the engine's events (300-302, ...); its errors\n"
+        "                   (452, 494, 415, ...) are printed without it too\n"
         "  /k <file>|<base>      verify checksums of a database, a log or a log set\n"
         "  /g <database>         verify logical integrity (needs Clean Shutdown)\n"
-        "  --help, /?            this help\n\n"
+        "  --help, /?            this help\n"
+        "  --version             print the version\n\n"
         "An option's path may follow it directly (/lpath) or as the next argument.\n");
 }
 
@@ -546,14 +549,18 @@ static void progress(void)
            "          ...................................................\n");
 }
 
+static bool verbose;
+
+/* The engine's events: all with /v; without it the errors only (they say
+ * which file, which generations: what the final error code cannot). */
 static void print_event(void *ctx, int id, int level, const char *msg)
 {
     (void)ctx;
+    if (!verbose && level != STORE_EV_ERROR)
+        return;
     printf("          Event %d (%s): %s\n", id,
            level == STORE_EV_ERROR ? "error" : level == STORE_EV_WARNING ? "warning" : "info", msg);
 }
-
-static bool verbose;
 
 static int cmd_r(const char *base, const char *l, const char *s, const char *d,
                  unsigned flags, bool trunc)
@@ -587,7 +594,7 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
     struct store_params p = {
         .base = base, .log_dir = l ? l : ".", .sys_dir = s ? s : (l ? l : "."), .db_dir = d,
         .flags = flags | STORE_NO_TMP_AHEAD, .vfs = V,
-        .event = verbose ? print_event : NULL,
+        .event = print_event,
     };
     store_inst *inst;
     int r = store_open(&p, &inst);
@@ -628,11 +635,19 @@ int main(int argc, char **argv)
 {
     t_start = mono_us();
     V = store_vfs_posix();
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "/?") || !strcmp(argv[1], "-?")) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "/?") ||
+        !strcmp(argv[1], "-?")) {
         banner();
         usage(stdout);
-        return argc < 2 ? 2 : 0;
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("eseutil (vss) %s\n", VSS_VERSION);
+        return 0;
     }
     char mode[8] = "";
     snprintf(mode, sizeof mode, "%s", argv[1]);

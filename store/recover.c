@@ -613,9 +613,13 @@ int recover_run(store_inst *inst)
             r = JET_errLogFileCorrupt;
             goto fail;
         }
-        event_emit(inst, 301, STORE_EV_INFO,
-                   "The database engine has finished replaying logfile %s%08X.log.",
-                   inst->base, g);
+        if (is_cur)
+            event_emit(inst, 301, STORE_EV_INFO,
+                       "The database engine has finished replaying logfile %s.log.", inst->base);
+        else
+            event_emit(inst, 301, STORE_EV_INFO,
+                       "The database engine has finished replaying logfile %s%08X.log.",
+                       inst->base, g);
         if (is_cur && it.saw_roll)
             cur_rolled = true;          /* crash inside a roll-over, before rename 1 */
         if (g == rs.last) {

@@ -20,6 +20,11 @@ rc() { cat "$D/rc"; }
 
 run "$E" --help
 check "--help exits 0 and lists /mh" sh -c "[ $(rc) = 0 ] && grep -q '/mh' '$D/last'"
+"$E" >"$D/o1" 2>"$D/o2"; echo $? >"$D/rc"
+check "no arguments: exit 2, the usage on stderr, nothing on stdout" \
+    sh -c "[ $(rc) = 2 ] && [ ! -s '$D/o1' ] && grep -q 'Usage: eseutil' '$D/o2'"
+run "$E" --version
+check "--version exits 0 and prints the version" sh -c "[ $(rc) = 0 ] && grep -q '^eseutil (vss) [0-9]' '$D/last'"
 
 mkdir "$D/a"
 check "clean store generated" "$T" gen "$D/a" 300 clean
@@ -57,6 +62,7 @@ if [ -f "$D/c/$name" ]; then
     rm -f "$D/c/$name" "$D/c/E00.chk"
     run "$E" /r E00 /l"$D/c" /s"$D/c" /d"$D/c"
     check "/r with a missing required log gives -543" sh -c "[ $(rc) = 1 ] && grep -q '^Operation terminated with error -543 (JET_errRequiredLogFilesMissing, The required log files for recovery is missing.) after [0-9.]* seconds.$' '$D/last'"
+    check "and says which generations, without /v (event 452)" grep -q "Event 452 (error): .*requires logfiles $req-" "$D/last"
 else
     ok "# SKIP required log $name is the current log"
 fi
