@@ -70,7 +70,7 @@ static void usage(FILE *f)
         "        /a         allow recovery to lose committed data (missing logs)\n"
         "        /t         truncate (delete) the log files after a successful recovery\n"
         "        /v         print all the engine's events (300-302, ...); its errors\n"
-        "                   (452, 494, 415, ...) are printed without it too\n"
+        "                   and warnings (452, 494, 415, 523...) are printed without it\n"
         "  /k <file>|<base>      verify checksums of a database, a log or a log set\n"
         "  /g <database>         verify logical integrity (needs Clean Shutdown)\n"
         "  --help, /?            this help\n"
@@ -551,12 +551,13 @@ static void progress(void)
 
 static bool verbose;
 
-/* The engine's events: all with /v; without it the errors only (they say
- * which file, which generations: what the final error code cannot). */
+/* The engine's events: all with /v; without it the errors and warnings
+ * only (they say which file, which generations, what was lost: what the
+ * final line cannot). */
 static void print_event(void *ctx, int id, int level, const char *msg)
 {
     (void)ctx;
-    if (!verbose && level != STORE_EV_ERROR)
+    if (!verbose && level == STORE_EV_INFO)
         return;
     printf("          Event %d (%s): %s\n", id,
            level == STORE_EV_ERROR ? "error" : level == STORE_EV_WARNING ? "warning" : "info", msg);

@@ -183,6 +183,11 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
                    path, gcom, rs->last);
         return JET_errCommittedLogFilesMissing;
     }
+    if (gcom > rs->last)
+        event_emit(inst, 523, STORE_EV_WARNING,
+                   "Database %s had committed logfiles up to %u; only %u found. It is recovered "
+                   "without the transactions of logfiles %u-%u, as /a allows: they are lost.",
+                   path, gcom, rs->last, rs->last + 1, gcom);
     return 0;
 }
 

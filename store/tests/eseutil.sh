@@ -109,6 +109,15 @@ check "/r: -501 with event 415, nothing dropped silently" \
 run "$E" /r E00 /l "$D/md" /s "$D/md"
 check "the same store undamaged recovers" sh -c "[ $(rc) = 0 ]"
 
+# /a accepts losing committed logs, and says what was lost
+mkdir "$D/lost"; "$T" gen "$D/lost" 300 crash; rm -f "$D/lost/E00.log"
+run "$E" /r E00 /l "$D/lost"
+check "/r without the log that holds committed transactions: -582, naming them" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'error -582' '$D/last' && grep -q 'Event 523 (error): .*requires committed logfiles' '$D/last'"
+run "$E" /r E00 /l "$D/lost" /a
+check "/r /a succeeds and warns what it lost" \
+    sh -c "[ $(rc) = 0 ] && grep -q 'Event 523 (warning): .*as /a allows: they are lost' '$D/last'"
+
 # corrupt, truncated and foreign inputs: an error, never a crash
 head -c 100000 /dev/urandom >"$D/junk"
 for mode in /mh /ml /mk /k /g; do
