@@ -262,8 +262,10 @@ int durable_file_replace(const store_vfs *v, const char *path, const void *buf, 
         goto fail;
     }
     r = v->rename(v, tmp, path);
-    if (r < 0)
+    if (r < 0) {
+        v->unlink(v, tmp);              /* ours; path is as it was (a directory, say) */
         goto fail;
+    }
     dir = dir_of(path);
     r = dir ? v->sync_dir(v, dir) : -ENOMEM;
 fail:
