@@ -63,16 +63,19 @@ int store_check_checksums(const store_vfs *vfs, const char *path, struct store_c
     if (clean && (w & (HDRW_PRIMARY_BAD | HDRW_SHADOW_BAD)))
         st->bad_checksums++;
     uint64_t npages = size / PAGE_SIZE > 2 ? size / PAGE_SIZE - 2 : 0;
-    /* A truncated file has no bad page in what is left: its length must
-     * hold whole pages, the space root at least, and (Clean Shutdown: no
-     * growth can be in flight) every page the space root counts */
-    if (size % PAGE_SIZE || npages < PGNO_SPACE) {
-        say(report, ctx, "ERROR: the file is truncated: %llu bytes, %s",
-            (unsigned long long)size, size % PAGE_SIZE ? "not a whole number of 32 KiB pages"
-                                                       : "no page after the headers");
+    /* A truncated file has no bad page in what is left: it must hold the
+     * space root at least, and (Clean Shutdown: no growth can be in
+     * flight) every page the space root counts. A partial page past those
+     * is a growth the disk refused (a full disk): harmless */
+    if (npages < PGNO_SPACE) {
+        say(report, ctx, "ERROR: the file is truncated: %llu bytes, no page after the headers",
+            (unsigned long long)size);
         r = JET_errDatabaseCorrupted;
         goto fail;
     }
+    if (size % PAGE_SIZE)
+        say(report, ctx, "WARNING: the file ends with %llu bytes of a page (a growth cut short, "
+            "as by a full disk)", (unsigned long long)(size % PAGE_SIZE));
     if ((r = read_full(f, chunk, PAGE_SIZE, (PGNO_SPACE + 1) * PAGE_SIZE)) < 0)
         goto fail;
     if (page_verify(chunk, PGNO_SPACE, NULL) == 0 && rd32(chunk + P_SR_PGNOLAST) > npages) {
