@@ -56,9 +56,9 @@ diag_all() { printf '%s\n' "$1" | sed 's/^/# /'; }
 HOLD_TIMEOUT_MS=8000 write_config
 start_vssd || exit 1
 mkdir -p "$T/run" "$T/work" "$T/S"
-# F: holds about 180 MB of mail by the end (600 deliveries/s of 2,500
-# bytes for about 2 minutes, more when the machine is busy): at 256M it
-# filled up under make check's parallel load (452 refusals in (c) and (d)).
+# F: holds about 180-230 MB of mail by the end (600 deliveries/s of 2,500
+# bytes for as long as the backups take: 87-111 s for part (a) here): at
+# 256M it filled up on a slow run (452 refusals in (c) and (d)).
 out=$("$VSSVOL" pool init --size 2G 2>&1) &&
     out=$("$VSSVOL" create F --size 512M --mount "$T/F" --letter F: 2>&1)
 ok $? "the embedded default: a btrfs pool image and a managed volume F: (vssvol)"
