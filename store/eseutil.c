@@ -205,6 +205,27 @@ static int check_log(const char *path, bool is_cur, struct logcheck *lc)
     return 0;
 }
 
+/* Reads dir/BASE.chk into *ck: true if it is there, valid and of the
+ * stream sign_log (the checkpoint of these logs). */
+static bool chk_beside(const char *dir, const char *base, const uint8_t *sign_log,
+                       struct chk_data *ck)
+{
+    char name[16];
+    snprintf(name, sizeof name, "%s.chk", base);
+    char *p = path_join(dir, name);
+    bool ok = p && chk_read(V, p, ck) == 0 && memcmp(ck->sign_log, sign_log, 28) == 0;
+    free(p);
+    return ok;
+}
+
+/* E00.log that ends before the checkpoint: damage to durable records, not
+ * a torn tail (docs/store-format.md 3.3). */
+static bool cut_before_ckpt(const struct logcheck *lc, bool is_cur, bool have_ck,
+                            const struct chk_data *ck)
+{
+    return is_cur && have_ck && lc->last < ck->ckpt;
+}
+
 static int dump_log(const char *path, const char *chkdir)
 {
     struct logcheck lc;
@@ -229,18 +250,14 @@ static int dump_log(const char *path, const char *chkdir)
     printf("      Base name: %s\n      Log file: %s\n", bn, path);
     uint32_t g = log_name_parse(bn, name);
     printf("      lGeneration: %u (0x%X)\n", lc.h.gen, lc.h.gen);
-    char *cp = NULL, cname[16];
-    snprintf(cname, sizeof cname, "%s.chk", bn);
-    cp = path_join(chkdir, cname);
     struct chk_data ck;
-    bool have_ck = cp && chk_read(V, cp, &ck) == 0 && memcmp(ck.sign_log, lc.h.sign_log, 28) == 0;
+    bool have_ck = chk_beside(chkdir, bn, lc.h.sign_log, &ck);
     if (have_ck) {
         lgpos_format(ck.ckpt, a, sizeof a);
         printf("      Checkpoint: %s\n", a);
     } else {
         printf("      Checkpoint: NOT AVAILABLE\n");
     }
-    free(cp);
     lt(lc.h.tm_create, a, sizeof a);
     printf("      creation time: %s\n", a);
     lt(lc.h.tm_prev, a, sizeof a);
@@ -268,7 +285,7 @@ static int dump_log(const char *path, const char *chkdir)
         printf("ERROR: Mismatched log generation (file name 0x%X, header 0x%X)\n", g, lc.h.gen);
         return JET_errLogGenerationMismatch;
     }
-    if (is_cur && have_ck && lc.last < ck.ckpt) {
+    if (cut_before_ckpt(&lc, is_cur, have_ck, &ck)) {
         printf("ERROR: Log damaged (unusable): it ends at %s, before the checkpoint; records "
                "that were durable cannot be read\n", a);
         return JET_errLogFileCorrupt;
@@ -309,11 +326,7 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
             lo = cur.h.gen;
         hi = cur.h.gen;
         /* the checkpoint beside it, to tell a torn tail from damage to what was durable */
-        char kn[16];
-        snprintf(kn, sizeof kn, "%s.chk", base);
-        char *kp = path_join(dir, kn);
-        have_ck = kp && chk_read(V, kp, &ck) == 0 && memcmp(ck.sign_log, cur.h.sign_log, 28) == 0;
-        free(kp);
+        have_ck = chk_beside(dir, base, cur.h.sign_log, &ck);
     }
     printf("     Log generation range: 0x%X-0x%X\n\n", lo, hi);
     uint8_t sign[28], prev_tm[8];
@@ -384,7 +397,7 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
         memcpy(prev_tm, lc.h.tm_create, 8);
         have_sign = true;
         expect = g + 1;
-        if (is_cur && have_ck && lc.last < ck.ckpt) {
+        if (cut_before_ckpt(&lc, is_cur, have_ck, &ck)) {
             printf("      Log file: %s - ERROR: Log damaged (unusable): it ends before the "
                    "checkpoint; records that were durable cannot be read\n", p);
             free(p);

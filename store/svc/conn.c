@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "svc.h"
 
 #define MAX_CONN_TABLE 4096
@@ -70,24 +71,15 @@ int conn_listen_unix(const char *path, char *err, size_t len)
 
 int conn_listen_tcp(const char *hostport, char *err, size_t len)
 {
-    char host[256];
-    const char *colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host || !colon[1]) {
-        snprintf(err, len, "invalid lmtp_tcp '%s' (want HOST:PORT)", hostport);
+    char host[256], port[8];
+    if (hostport_split(hostport, host, sizeof host, port, sizeof port) < 0) {
+        snprintf(err, len, "invalid lmtp_tcp '%s' (want HOST:PORT; the port must be 1 to 65535)",
+                 hostport);
         return -EINVAL;
     }
-    /* getaddrinfo takes "99999" and binds its low 16 bits */
-    char *pe = NULL;
-    long port = strtol(colon + 1, &pe, 10);
-    if (*pe || port < 1 || port > 65535) {
-        snprintf(err, len, "invalid lmtp_tcp '%s': the port must be 1 to 65535", hostport);
-        return -EINVAL;
-    }
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai;
-    int r = getaddrinfo(host, colon + 1, &hints, &ai);
+    int r = getaddrinfo(host, port, &hints, &ai);
     if (r != 0) {
         snprintf(err, len, "invalid lmtp_tcp '%s': %s", hostport, gai_strerror(r));
         return -EINVAL;

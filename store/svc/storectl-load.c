@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "msgkey.h"
 #include "storectl.h"
 
@@ -93,14 +94,11 @@ static int lmtp_connect(struct client *c)
 {
     int fd;
     if (L.tcp) {
-        char host[256];
-        const char *colon = strrchr(L.tcp, ':');
-        if (!colon || (size_t)(colon - L.tcp) >= sizeof host)
+        char host[256], port[8];
+        if (hostport_split(L.tcp, host, sizeof host, port, sizeof port) < 0)
             return -EINVAL;
-        memcpy(host, L.tcp, (size_t)(colon - L.tcp));
-        host[colon - L.tcp] = '\0';
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
-        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+        if (getaddrinfo(host, port, &hints, &ai) != 0)
             return -EINVAL;
         fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
@@ -460,11 +458,9 @@ int cmd_load(int argc, char **argv)
         fprintf(stderr, "storectl: load: --prefix '%s' is too long\n", L.prefix);
         return EX_USAGE;
     }
+    char tcp_host[256], tcp_port[8];
     if (L.tcp) {
-        const char *colon = strrchr(L.tcp, ':');
-        char *pe = NULL;
-        long port = colon ? strtol(colon + 1, &pe, 10) : 0;
-        if (!colon || colon == L.tcp || !pe || *pe || port < 1 || port > 65535) {
+        if (hostport_split(L.tcp, tcp_host, sizeof tcp_host, tcp_port, sizeof tcp_port) < 0) {
             fprintf(stderr, "storectl: load: invalid --tcp '%s' (expected HOST:PORT, the port "
                     "1 to 65535)\nTry 'storectl load --help'.\n", L.tcp);
             return EX_USAGE;
