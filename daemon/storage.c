@@ -81,6 +81,7 @@
 #define REACT_MS 350    /* detection + deletion + space back (margin: rate x this) */
 #define RETRY_MS 10000  /* after a failed deletion */
 #define RATE_WINDOW_MS 200 /* shortest window of a consumption rate */
+#define RATE_HOLD_MS 10000 /* a consumption rate falls with this time constant */
 
 struct mvol {                   /* a monitored volume: it has shadows */
     char vname[64];
@@ -198,16 +199,27 @@ static uint64_t storage_key(const char *path)
 
 /* A free-space sample. The consumption rate is measured over at least
  * RATE_WINDOW_MS: btrfs accounts space in steps (a commit can take tens of
- * MiB at once), and a step over a few milliseconds is no rate. */
+ * MiB at once), and a step over a few milliseconds is no rate. It rises
+ * at once to a faster window, and falls towards slower ones with a time
+ * constant of RATE_HOLD_MS: writers come in bursts (a checkpoint, a copy, a
+ * batch), and the margin must still hold the next burst when it starts.
+ * When it fell by half in each quiet window, a second between two 64 MiB
+ * bursts left almost no margin, and the next burst took a 512 MiB pool
+ * from 78 MiB free to 16 MiB (reserve 51 MiB) before the monitor reacted
+ * (tests/integration/storage.sh, on a loaded machine). */
 static void sample(struct mstore *s, uint64_t avail, uint64_t now)
 {
     if (!s->have_avail || now < s->ref_ms) {
         s->ref_avail = avail;
         s->ref_ms = now;
     } else if (now >= s->ref_ms + RATE_WINDOW_MS) {
+        uint64_t dt = now - s->ref_ms;
         uint64_t drop = s->ref_avail > avail ? s->ref_avail - avail : 0;
-        uint64_t inst = drop * 1000 / (now - s->ref_ms);
-        s->rate = inst > s->rate ? (s->rate + 3 * inst) / 4 : (s->rate + inst) / 2;
+        uint64_t inst = drop * 1000 / dt;
+        if (inst > s->rate)
+            s->rate = (s->rate + 3 * inst) / 4;
+        else
+            s->rate -= (s->rate - inst) * (dt < RATE_HOLD_MS ? dt : RATE_HOLD_MS) / RATE_HOLD_MS;
         s->ref_avail = avail;
         s->ref_ms = now;
     }
