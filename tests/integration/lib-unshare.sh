@@ -39,37 +39,54 @@ for c in sorted(sh & pv)[:3]:
         if a // 256 <= c <= b // 256:
             print("# chunk %d: %s" % (c, l))'
 }
-# dio_writer FILE BLOCKS MAP STOP: four threads of direct 4 KiB writes at
-# random blocks (thread t owns the blocks b % 4 == t); each block says
-# which write it holds; the last write of each block goes to MAP at STOP.
+# dio_writer FILE BLOCKS MAP STOP READY: four threads of direct 4 KiB
+# writes at random blocks (thread t owns the blocks b % 4 == t); each block
+# says which write it holds; READY is made once every thread has written
+# (or failed to); the last write of each block goes to MAP at STOP. A
+# thread whose write fails makes the exit status 1.
 dio_writer() {
     python3 - "$@" <<'PY'
 import json, mmap, os, random, struct, sys, threading
-path, nblk, out, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-last, N = {}, 4
+path, nblk, out, stop, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+last, N, failed = {}, 4, []
+first = [threading.Event() for _ in range(N)]
 def writer(t):
-    fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
-    buf, rnd, seq = mmap.mmap(-1, 4096), random.Random(5 + t), 0
-    while not os.path.exists(stop):
-        seq += 1
-        b = rnd.randrange(nblk // N) * N + t
-        buf.seek(0)
-        buf.write(struct.pack("<QQ", b, seq) * 256)
-        os.pwrite(fd, buf, b * 4096)
-        last[b] = seq
-    os.close(fd)
+    seq = 0
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        buf, rnd = mmap.mmap(-1, 4096), random.Random(5 + t)
+        while seq == 0 or not os.path.exists(stop):
+            seq += 1
+            b = rnd.randrange(nblk // N) * N + t
+            buf.seek(0)
+            buf.write(struct.pack("<QQ", b, seq) * 256)
+            os.pwrite(fd, buf, b * 4096)
+            last[b] = seq
+            first[t].set()
+        os.close(fd)
+    except OSError as e:
+        failed.append("thread %d, write %d: %s" % (t, seq, e))
+    finally:
+        first[t].set()
 ts = [threading.Thread(target=writer, args=(t,)) for t in range(N)]
 for th in ts: th.start()
+for e in first: e.wait()
+open(ready, "w").close()
 for th in ts: th.join()
 json.dump(last, open(out, "w"))
+for f in failed: print("# dio_writer: " + f)
+sys.exit(1 if failed else 0)
 PY
 }
-# dio_start MAP [FILE]: dio_writer on FILE (F/dio) in the background;
+# dio_start MAP [FILE]: dio_writer on FILE (F/dio) in the background,
+# returning once every thread has written (at most 30 s: a start slowed
+# by a loaded machine must not shorten the writes the caller times);
 # dio_stop: ends it, its exit status in DW_RC.
 dio_start() {
-    rm -f "$T/dio.stop"
-    dio_writer "${2:-$T/F/dio}" $((48 * 256)) "$1" "$T/dio.stop" &
+    rm -f "$T/dio.stop" "$T/dio.ready"
+    dio_writer "${2:-$T/F/dio}" $((48 * 256)) "$1" "$T/dio.stop" "$T/dio.ready" &
     DW=$!; _pids+=("$DW")
+    for _ in $(seq 300); do [ -e "$T/dio.ready" ] && break; sleep 0.1; done
 }
 dio_stop() { touch "$T/dio.stop"; wait "$DW"; DW_RC=$?; forget_pid "$DW"; }
 check_blocks() {
