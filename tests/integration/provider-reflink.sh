@@ -83,6 +83,10 @@ like "$out" "Provider Id: \\$REFLINK_ID" "with its fixed id"
 vv pool init --path "$T/P"
 ok $RC "vssvol pool init --path accepts XFS with reflink"
 like "$OUT" "XFS with reflink" "and says it is XFS with reflink"
+vv create C --size 512M --mount "$T/C" --cow
+is "$RC" "1" "create --cow on the XFS pool is a usage error (exit 1)"
+like "$OUT" "btrfs pools only" "which says --cow is for btrfs pools"
+check "and leaves nothing behind" test ! -e "$T/P/volumes/C" -a ! -e "$T/C"
 vv create F --size 512M --mount "$T/F" --letter F:
 ok $RC "vssvol create F on the XFS pool"
 [ "$RC" = 0 ] || printf '%s\n' "$OUT" | sed 's/^/#   /'

@@ -280,6 +280,11 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
     int ex = pool_ensure(c);
     if (ex)
         return ex;
+    if (o->cow && !on_btrfs(st->pool_path)) {
+        say_err("--cow applies to btrfs pools only: the pool '%s' is XFS, where every image is "
+                "copy-on-write once a shadow shares it (leave --cow out)", st->pool_path);
+        return VSSVOL_EXIT_USAGE;
+    }
     bool made_dir;
     ex = check_mount_dir(o->mount, &made_dir);
     if (ex)
