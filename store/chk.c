@@ -119,6 +119,11 @@ int chk_write(store_inst *inst, uint64_t ckpt)
     int r = durable_file_replace(inst->vfs, p, b, sizeof b);
     if (is_nospace(r))
         r = write_in_place(inst, p, b, sizeof b);
+    if (r < 0 && r != JET_errDiskFull)
+        event_emit(inst, 486, STORE_EV_ERROR,
+                   "An attempt to replace the checkpoint file \"%s\" failed with system error "
+                   "%d (%s). The operation will fail with error %d (JET_errDiskIO).", p,
+                   -r, strerror(-r), JET_errDiskIO);  /* the vfs returns -errno */
     free(p);
     if (r == JET_errDiskFull)
         return r;                       /* nothing written: not sticky */

@@ -301,8 +301,11 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
 {
     struct logset ls;
     int r = logset_scan(V, dir, base, &ls);
-    if (r < 0)
+    if (r < 0) {
+        printf("\nERROR: cannot read the log directory '%s': %s\n", dir,
+               r > -1000 ? strerror(-r) : "see the error below");
         return r;
+    }
     printf("Verifying log files...\n     Base name: %s\n", base);
     if (!ls.n && !ls.have_cur) {
         printf("\nERROR: no log files found\n");
@@ -589,6 +592,22 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
      * engine would start a new log stream there (right for a new store,
      * never what a recovery means) */
     const char *ld = l ? l : ".", *sd = s ? s : ld;
+    /* each directory named must be one: a /d that is not would make
+     * recovery look the databases up where the logs say, or fail with an
+     * error that names no path */
+    const char *sw[3][2] = { { "/l", l }, { "/s", s }, { "/d", d } };
+    for (int k = 0; k < 3; k++) {
+        struct stat sb;
+        if (!sw[k][1])
+            continue;
+        int e = stat(sw[k][1], &sb) < 0 ? errno : S_ISDIR(sb.st_mode) ? 0 : ENOTDIR;
+        if (e) {
+            fflush(stdout);
+            fprintf(stderr, "eseutil: the %s directory '%s': %s\n", sw[k][0], sw[k][1],
+                    strerror(e));
+            return JET_errFileNotFound;
+        }
+    }
     char chk[PATH_MAX + 8];
     snprintf(chk, sizeof chk, "%s/%s.chk", sd, base);
     bool found = access(chk, F_OK) == 0;
@@ -601,6 +620,7 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
     if (dir)
         closedir(dir);
     if (!found) {
+        fflush(stdout);
         fprintf(stderr, "eseutil: no log files %s*.log in '%s' and no %s.chk in '%s': check the "
                 "base name and /l\n", base, ld, base, sd);
         return JET_errFileNotFound;

@@ -83,6 +83,17 @@ check "and no log stream was started for it" sh -c "! ls '$D/u2' | grep -q '^E01
 mkdir "$D/one"; "$T" gen "$D/one" 3 crash; rm -f "$D/one/E00.chk" "$D/one/E00tmp.log"
 run "$E" /r E00 /l "$D/one"
 check "/r of a store whose only log is E00.log, without E00.chk, still runs" sh -c "[ $(rc) = 0 ]"
+mkdir "$D/chkd"; "$T" gen "$D/chkd" 100 crash; rm -f "$D/chkd/E00.chk"; mkdir "$D/chkd/E00.chk"
+run "$E" /r E00 /l "$D/chkd"
+check "/r with E00.chk a directory: -1022, naming the checkpoint file and the cause (event 486)" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'error -1022' '$D/last' && grep -q 'Event 486 (error): .*checkpoint file \"$D/chkd/E00.chk\" failed with system error 21 (Is a directory)' '$D/last'"
+check "and leaves no E00.chk.tmp" test ! -e "$D/chkd/E00.chk.tmp"
+run "$E" /r E00 /l "$D/u2" /d "$D/nonexistent"
+check "/r with a /d directory that does not exist: -1811, naming it" \
+    sh -c "[ $(rc) = 1 ] && grep -q \"the /d directory '$D/nonexistent': No such file or directory\" '$D/last' && grep -q 'error -1811' '$D/last'"
+run "$E" /ml E00 /l "$D/nonexistent"
+check "/ml of a log directory that does not exist names it" \
+    sh -c "[ $(rc) = 1 ] && grep -q \"cannot read the log directory '$D/nonexistent'\" '$D/last'"
 run "$E" /r E000 /l "$D/u2"
 check "/r with a base name of 4 characters: usage error (2)" \
     sh -c "[ $(rc) = 2 ] && grep -q '3 characters such as E00' '$D/last'"
