@@ -35,6 +35,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "svc.h"
 #include "util.h"
 #include "vss-build.h"
@@ -107,6 +108,27 @@ static int parse_num(const char *v, unsigned long long max, unsigned long long *
     return 0;
 }
 
+/* bytes, or a number with K, M or G (binary: 256K, 32M) */
+static int parse_size(const char *v, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || v[0] == '-')
+        return -EINVAL;
+    unsigned shift = 0;
+    if (*end) {
+        const char *u = strchr("KMG", *end);
+        if (!u || end[1])
+            return -EINVAL;
+        shift = 10u * (unsigned)(u - "KMG" + 1);
+    }
+    if (x > (max >> shift))
+        return -EINVAL;
+    *out = x << shift;
+    return 0;
+}
+
 static int parse_bool(const char *v, bool *out)
 {
     if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on"))
@@ -118,22 +140,31 @@ static int parse_bool(const char *v, bool *out)
     return 0;
 }
 
+static char conf_err[512];
+
 static int add_database(const char *name)
 {
-    if (!name[0] || strchr(name, '/') || strlen(name) > 200)
+    if (!name[0] || strchr(name, '/') || strlen(name) > 200) {
+        snprintf(conf_err, sizeof conf_err, "invalid database name '%.200s': 1 to 200 "
+                 "characters without '/' (the file is db_dir/NAME.edb)", name);
         return -EINVAL;
+    }
     for (size_t i = 0; i < cfg.ndbs; i++)
-        if (strcmp(cfg.databases[i], name) == 0)
+        if (strcmp(cfg.databases[i], name) == 0) {
+            snprintf(conf_err, sizeof conf_err, "database '%s' is given twice", name);
             return -EEXIST;
-    if (cfg.ndbs == SVC_MAX_DBS)
+        }
+    if (cfg.ndbs == SVC_MAX_DBS) {
+        snprintf(conf_err, sizeof conf_err, "too many databases ('%s' is number %zu): one "
+                 "instance serves at most %d; run another storesvc, with its own directories, "
+                 "for more", name, cfg.ndbs + 1, SVC_MAX_DBS);
         return -E2BIG;
+    }
     if (!(cfg.databases[cfg.ndbs] = strdup(name)))
         return -ENOMEM;
     cfg.ndbs++;
     return 0;
 }
-
-static char conf_err[512];
 
 /* One key of [storesvc] or one long option (same names, '-' or '_'). */
 static int set_key(const char *key, const char *v)
@@ -160,12 +191,27 @@ static int set_key(const char *key, const char *v)
         char *copy = strdup(v), *save = NULL;
         if (!copy)
             return -ENOMEM;
+        size_t added = 0;
         for (char *t = strtok_r(copy, ", \t", &save); t && r == 0; t = strtok_r(NULL, ", \t", &save))
-            r = add_database(t);
+            if ((r = add_database(t)) == 0)
+                added++;
         free(copy);
+        if (r < 0)
+            return r;                   /* add_database said why */
+        if (!added) {
+            snprintf(conf_err, sizeof conf_err, "invalid %s '%s': give at least one database "
+                     "name", key, v);
+            return -EINVAL;
+        }
     } else if (!strcmp(k, "lmtp_socket")) {
         r = set_str(&cfg.lmtp_socket, v);
     } else if (!strcmp(k, "lmtp_tcp")) {
+        char host[256], port[8];
+        if (hostport_split(v, host, sizeof host, port, sizeof port) < 0) {
+            snprintf(conf_err, sizeof conf_err, "invalid %s '%s' (want HOST:PORT; the port must "
+                     "be 1 to 65535)", key, v);
+            return -EINVAL;
+        }
         r = set_str(&cfg.lmtp_tcp, v);
     } else if (!strcmp(k, "control_socket")) {
         r = set_str(&cfg.control_socket, v);
@@ -174,7 +220,7 @@ static int set_key(const char *key, const char *v)
     } else if (!strcmp(k, "vss_socket")) {
         r = set_str(&cfg.vss_socket, v);
     } else if (!strcmp(k, "max_message_size")) {
-        if ((r = parse_num(v, 1ull << 31, &n)) == 0 && n < 1024)
+        if ((r = parse_size(v, 1ull << 31, &n)) == 0 && n < 1024)
             r = -EINVAL;
         cfg.max_message_size = (size_t)n;
     } else if (!strcmp(k, "max_connections")) {
@@ -197,8 +243,11 @@ static int set_key(const char *key, const char *v)
         r = parse_num(v, 600000, &n);
         cfg.flush_interval_ms = (unsigned)n;
     } else if (!strcmp(k, "log_size")) {
-        if ((r = parse_num(v, 64u << 20, &n)) == 0 && n < (64u << 10))
-            r = -EINVAL;
+        if ((r = parse_size(v, 64u << 20, &n)) < 0 || n < (64u << 10) || n % 4096) {
+            snprintf(conf_err, sizeof conf_err, "invalid %s '%s': 64K to 64M, a multiple of "
+                     "4K", key, v);
+            return -EINVAL;
+        }
         cfg.log_size = (uint32_t)n;
     } else if (!strcmp(k, "auto_create")) {
         r = parse_bool(v, &cfg.auto_create);
@@ -423,12 +472,22 @@ int main(int argc, char **argv)
         }
     }
     if (check) {
+        /* every setting of docs/storesvc.md's table */
         printf("configuration: %s\nbase: %s\ndb_dir: %s\nlog_dir: %s\nsystem_path: %s\n"
-               "lmtp_socket: %s\nlmtp_tcp: %s\ncontrol_socket: %s\nfreeze_timeout_ms: %u\n"
+               "lmtp_socket: %s\nlmtp_tcp: %s\ncontrol_socket: %s\nlog_file: %s\n"
+               "vss_socket: %s\nmax_message_size: %zu\nmax_connections: %u\n"
+               "max_recipients: %u\nidle_timeout_s: %u\nfreeze_timeout_ms: %u\n"
+               "flush_interval_ms: %u\nlog_size: %u\ncircular_logging: %s\n"
                "auto_create: %s\nwriter: %s\ndatabases:",
                cfg.config_path, cfg.base, cfg.db_dir, cfg.log_dir, cfg.sys_dir, cfg.lmtp_socket,
-               cfg.lmtp_tcp ? cfg.lmtp_tcp : "(none)", cfg.control_socket, cfg.freeze_timeout_ms,
-               cfg.auto_create ? "yes" : "no", cfg.writer ? "yes" : "no");
+               cfg.lmtp_tcp ? cfg.lmtp_tcp : "(none)", cfg.control_socket,
+               cfg.log_file ? cfg.log_file : "(stderr)",
+               cfg.vss_socket ? cfg.vss_socket : "(libvss's default)", cfg.max_message_size,
+               cfg.max_connections, cfg.max_recipients, cfg.idle_timeout_s,
+               cfg.freeze_timeout_ms, cfg.flush_interval_ms,
+               cfg.log_size ? (unsigned)cfg.log_size : 1u << 20, /* the engine's default */
+               cfg.circular ? "yes" : "no", cfg.auto_create ? "yes" : "no",
+               cfg.writer ? "yes" : "no");
         for (size_t i = 0; i < cfg.ndbs; i++)
             printf(" %s", cfg.databases[i]);
         printf("\n");

@@ -257,10 +257,13 @@ static int deliver_one(struct client *c)
     double t0 = now_s();
     int r = send_all(c->fd, head, (size_t)hn), ok = 0;
     int codes[3] = { 0 };
+    char first_bad[1024] = "";          /* the first refusal: why the others followed */
     for (int k = 0; k < 3 && r == 0; k++) {
         codes[k] = read_reply(c, text, sizeof text);
         if (codes[k] < 0)
             r = codes[k];
+        else if (!first_bad[0] && codes[k] != (k == 2 ? 354 : 250))
+            snprintf(first_bad, sizeof first_bad, "%s", text);
     }
     if (r == 0 && codes[2] == 354) {
         r = send_all(c->fd, wire, wlen);
@@ -289,7 +292,7 @@ static int deliver_one(struct client *c)
         }
     } else if (r == 0) {
         fprintf(stderr, "storectl: load: %s refused (MAIL %d, RCPT %d, DATA %d): %s\n", mbox,
-                codes[0], codes[1], codes[2], text);
+                codes[0], codes[1], codes[2], first_bad[0] ? first_bad : text);
         if (send_all(c->fd, "RSET\r\n", 6) == 0 && read_reply(c, NULL, 0) < 0)
             r = -ECONNRESET;
     }
@@ -422,10 +425,15 @@ int cmd_load(int argc, char **argv)
         if (strchr("crdnms", opt)) {
             errno = 0;
             v = strtod(optarg, &end);
-            if (errno || end == optarg || *end || v < 0 || !isfinite(v)) {
-                fprintf(stderr, "storectl: load: invalid --%s '%s'\nTry 'storectl load --help'.\n",
-                        o[opt == 'c' ? 2 : opt == 'r' ? 3 : opt == 'd' ? 4 : opt == 'n' ? 5 :
-                          opt == 'm' ? 6 : 7].name, optarg);
+            /* counts are whole numbers (1.5 clients was taken for 1), and
+             * bounded before the casts below */
+            bool whole = strchr("cnms", opt) != NULL;
+            if (errno || end == optarg || *end || v < 0 || !isfinite(v) || v > 1e15 ||
+                (whole && v != floor(v))) {
+                fprintf(stderr, "storectl: load: invalid --%s '%s'%s\nTry 'storectl load "
+                        "--help'.\n", o[opt == 'c' ? 2 : opt == 'r' ? 3 : opt == 'd' ? 4 :
+                                         opt == 'n' ? 5 : opt == 'm' ? 6 : 7].name, optarg,
+                        whole ? " (a whole number, at most 1e15)" : "");
                 return EX_USAGE;
             }
         }

@@ -370,6 +370,8 @@ int main(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "stats")) {
         print_flat("", rep);
+    } else if (!strcmp(cmd, "delete")) {
+        printf("delete %s %s: done\n", a[0], a[1]);
     } else {
         printf("%s %s: done\n", cmd, a[0]);
     }

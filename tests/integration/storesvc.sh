@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 66
+plan 74
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -43,8 +43,27 @@ ok $? "storesvc: --config naming a directory is refused"
 mkdir -p "$T/p/db" "$T/p/logs"
 out=$(timeout 20 "$SVC" --foreground --no-writer --db-dir "$T/p/db" --log-dir "$T/p/logs" \
     --control-socket "$T/run/p.sock" --lmtp-socket "$T/run/pl.sock" --lmtp-tcp 127.0.0.1:99999 2>&1)
-[ $? = 2 ] && printf '%s' "$out" | grep -q "the port must be 1 to 65535"
+[ $? = 1 ] && printf '%s' "$out" | grep -q "the port must be 1 to 65535"
 ok $? "storesvc: an lmtp_tcp port above 65535 is refused (not bound modulo 65536)"
+out=$("$SVC" --lmtp-tcp 127.0.0.1:0 --check-config 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid lmtp_tcp '127.0.0.1:0'.*1 to 65535"
+ok $? "storesvc --check-config refuses an lmtp_tcp port out of range"
+out=$("$SVC" --database '' --check-config 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "give at least one database name"
+ok $? "storesvc: an empty --database is refused (not the default 'mailbox')"
+out=$("$SVC" --database a,b,c,d,e,f,g,h,i --check-config 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "too many databases ('i' is number 9).*at most 8"
+ok $? "storesvc: a 9th database is refused, naming the limit of 8"
+printf '[storesvc]\nlog_size = 256K\nmax_message_size = 10M\n' > "$T/sz.conf"
+out=$("$SVC" --config "$T/sz.conf" --check-config 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s\n' "$out" | grep -qx "log_size: 262144" &&
+    printf '%s\n' "$out" | grep -qx "max_message_size: 10485760" &&
+    [ "$(printf '%s\n' "$out" | grep -c '^[a-z_]*: ')" = 21 ]
+ok $? "storesvc --check-config takes sizes with K/M and prints all 20 settings"
+printf '[storesvc]\nlog_size = 100000\n' > "$T/sz.conf"
+out=$("$SVC" --config "$T/sz.conf" --check-config 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "line 2: invalid log_size '100000': 64K to 64M, a multiple of 4K"
+ok $? "storesvc: a log_size the engine would refuse at start is a configuration error"
 out=$("$SVC" --max-connections 0 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid max_connections '0'"
 ok $? "storesvc: a bad value is named"
@@ -61,6 +80,9 @@ ok $? "storectl load with nothing to connect to: exit 3, naming the socket"
 out=$("$CTL" load --tcp localhost --count 2 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --tcp 'localhost'"
 ok $? "storectl load --tcp without a port: usage error"
+out=$("$CTL" load --clients 1.5 --count 2 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --clients '1.5' (a whole number"
+ok $? "storectl load --clients 1.5: usage error (it was taken for 1)"
 printf 'garbage line\n' > "$T/garbage.rec"
 out=$("$CTL" verify --record "$T/garbage.rec" 2>&1); rc=$?
 [ $rc = 2 ] && printf '%s' "$out" | grep -q "1 lines of '$T/garbage.rec' are not delivery records"
@@ -124,13 +146,17 @@ like "$(mail_reply 'SIZE=-5')" "^501 " "SIZE=-5: 501, not 552"
 like "$(mail_reply 'XSIZE=5')" "^555 5.5.4 MAIL parameter 'XSIZE=5' is not supported" \
     "an unknown parameter (containing SIZE=): 555"
 like "$(mail_reply 'SIZE=999999999999')" "^552 5.3.4" "a SIZE over the limit: 552"
-"$CTL" delete alice 1 >/dev/null 2>&1
+out=$("$CTL" delete alice 1 2>&1)
 ok $? "storectl delete"
+is "$out" "delete alice 1: done" "which names the mailbox and the message"
 "$CTL" read alice 1 >/dev/null 2>&1
 is "$?" "2" "a deleted message is gone"
 
 # --- (c) the seed's full backup under load
 # a few log generations first, so that the full backup has logs to truncate
+out=$("$CTL" load --clients 1 --count 1 --size 40000000 --prefix big 2>&1); rc=$?
+[ $rc = 2 ] && printf '%s' "$out" | grep -q "refused (MAIL 552, RCPT 503, DATA 503): 552 "
+ok $? "storectl load: a refused delivery quotes the first refusal (552 at MAIL), not the last"
 "$CTL" load --clients 8 --count 1200 --size 4000 --prefix pre >"$T/preload.out" 2>&1
 ok $? "preload: 1200 deliveries ($(cut -c1-60 "$T/preload.out"))"
 load_start "$T/rec-full"
