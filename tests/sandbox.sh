@@ -9,7 +9,8 @@
 # (a frozen superblock outlives the namespace and blocks its writers
 # forever), stops the processes it started (by pid, never by name),
 # unmounts, detaches its loop devices and removes the directory
-# (SANDBOX_KEEP=1 keeps it).
+# (SANDBOX_KEEP=1 keeps it). A sandbox killed before it could clean up is
+# cleaned by the next one to start (sandbox_reap).
 #
 # Environment: VSS_BUILD (the build directory; default build/ at the top).
 
@@ -38,7 +39,31 @@ if [ -z "${VSS_SANDBOX_IN_NS:-}" ]; then
 fi
 unset VSS_SANDBOX_IN_NS   # a script started from here gets its own namespace
 
+# sandbox_reap: what sandboxes killed before their cleanup could run left
+# (meson SIGKILLs a test 0.5 s after its timeout's SIGTERM): each one's
+# directory records its script's pid; where that process is gone, detach
+# the loop devices backed by files in it, turn expedited RCU off if a vssd
+# of it had turned it on (its marker, daemon/rcu.c), and remove it. Its
+# mounts and processes went with its namespace and its process group.
+sandbox_reap() {
+    local d pid
+    for d in /tmp/vss-test.* /tmp/vss-bench.*; do
+        [ -f "$d/.owner" ] || continue
+        pid=$(cat "$d/.owner" 2>/dev/null)
+        [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null || continue
+        losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v t="$d/" 'index($2, t) == 1 {print $1}' |
+            while read -r l; do losetup -d "$l" 2>/dev/null; done
+        if [ -e "$d/root/run/vss/rcu-expedited" ] && [ -w /sys/kernel/rcu_expedited ]; then
+            echo 0 > /sys/kernel/rcu_expedited
+        fi
+        rm -rf "$d"
+        sandbox_say "removed $d, left by a sandbox that was killed (pid $pid)"
+    done
+}
+sandbox_reap
+
 T=$(mktemp -d "/tmp/vss-$SANDBOX_KIND.XXXXXX")
+echo $$ > "$T/.owner"
 export VSS_ROOT="$T/root"
 export VSS_TEST_PROVIDER_CTL="$T/provider.ctl"
 mkdir -p "$VSS_ROOT/etc/vss"
@@ -66,6 +91,7 @@ sandbox_cleanup() {
     losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v t="$T/" 'index($2, t) == 1 {print $1}' |
         while read -r l; do losetup -d "$l" 2>/dev/null; done
     if [ -n "${SANDBOX_KEEP:-}" ]; then
+        rm -f "$T/.owner"       # kept on purpose: not for sandbox_reap
         echo "kept $T" >&2
     else
         rm -rf "$T"

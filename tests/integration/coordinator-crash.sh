@@ -6,7 +6,7 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 41
+plan 43
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
 # vssd switches expedited RCU on for a hold (daemon/rcu.c); the tests give
@@ -121,14 +121,20 @@ ok $([ -n "$WD2" ] && [ "$WD2" != "$WD" ]; echo $?) "a new watchdog replaced it"
 out=$("$TREQ" --volume F: 2>&1)
 like "$out" "result OK" "a backup works with the new watchdog"
 
+# mid_hold: a backup of F: (its requestor in R) whose provider stalls 3 s
+# in commit, 0.3 s into its hold; the watchdog's pid in WD.
+mid_hold() {
+    provider_ctl "stall=commit:3000"
+    "$TREQ" --volume F: > "$T/r.out" 2>&1 &
+    R=$!
+    local n0; n0=$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")
+    for _ in $(seq 200); do [ "$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")" -gt "$n0" ] && break; sleep 0.02; done
+    sleep 0.3
+    WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
+}
+
 # --- 5. vssd and its watchdog both killed mid-hold: the restart thaws from the freeze record.
-provider_ctl "stall=commit:3000"
-"$TREQ" --volume F: > "$T/r.out" 2>&1 &
-R=$!
-n0=$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")
-for _ in $(seq 200); do [ "$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")" -gt "$n0" ] && break; sleep 0.02; done
-sleep 0.3
-WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
+mid_hold
 kill -9 "$WD" "$VSSD_PID"
 wait "$VSSD_PID" 2>/dev/null
 wait $R 2>/dev/null
@@ -143,6 +149,21 @@ is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "0:" \
 out=$("$TREQ" --volume F: 2>&1)
 is "$(cat "$VSS_TEST_RCU_KNOB")" "0" "after a normal set expedited RCU is off again"
 like "$(events_since_start)" '"event":1305' "event 1305 (stale freeze thawed)"
+
+# --- 5b. SIGTERM to vssd and its watchdog mid-hold, SIGKILL 0.3 s later
+# (a harness's timeout: meson signals the process group so): the
+# watchdog thaws and sets expedited RCU back before it exits.
+mid_hold
+kill -TERM "$WD" "$VSSD_PID"
+sleep 0.3
+kill -9 "$VSSD_PID" 2>/dev/null
+wait "$VSSD_PID" 2>/dev/null
+wait $R 2>/dev/null
+provider_ctl ""
+check "SIGTERM then SIGKILL mid-hold: F: is thawed" not_frozen "$T/F"
+is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "0:" \
+    "and the watchdog set expedited RCU back to 0 before it exited"
+start_vssd || exit 1
 
 # --- 6. A catalog changed by something else: vssd does not start, and says
 # what to do; with the catalog restored it starts with every shadow.
