@@ -174,7 +174,7 @@ static int set_key(const char *key, const char *v)
     for (char *p = k; *p; p++)
         if (*p == '-')
             *p = '_';
-    unsigned long long n;
+    unsigned long long n = 0;
     int r = 0;
     if (!strcmp(k, "base")) {
         if (strlen(v) != 3)

@@ -200,6 +200,12 @@ int cmd_verify(int argc, char **argv, const char *sock)
                         optarg);
                 return EX_USAGE;
             }
+            if (before == 0) {          /* not "no limit": a freeze time that was never set */
+                fprintf(stderr, "storectl: verify: --before 0 is no time (writer.last_freeze_start_us "
+                        "is 0 until the writer's first Freeze); leave --before out to check every "
+                        "delivery\n");
+                return EX_USAGE;
+            }
             break;
         }
         case 'h':

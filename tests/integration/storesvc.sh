@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 74
+plan 75
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -87,6 +87,9 @@ printf 'garbage line\n' > "$T/garbage.rec"
 out=$("$CTL" verify --record "$T/garbage.rec" 2>&1); rc=$?
 [ $rc = 2 ] && printf '%s' "$out" | grep -q "1 lines of '$T/garbage.rec' are not delivery records"
 ok $? "storectl verify of a file that holds no records: exit 2, saying so"
+out=$("$CTL" verify --record "$T/garbage.rec" --before 0 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "before 0 is no time"
+ok $? "storectl verify --before 0 (no freeze recorded yet) is a usage error, not 'no limit'"
 
 start_storesvc || exit 1
 ok 0 "storesvc started with its files on F: and registered its writer"
