@@ -557,12 +557,54 @@ static int cmd_g(const char *arg)
 }
 
 /* ---- /r --------------------------------------------------------------- */
-static void progress(void)
+/* ESE's bar: 51 dots for 0-100%, one as each 2% of the log generations
+ * to replay is done, so a long recovery shows it is moving. An event
+ * printed meanwhile ends the line; the bar goes on below it. */
+#define BAR_DOTS 51
+static struct {
+    bool on;                    /* started, not ended */
+    bool midline;               /* dots printed on the current line */
+    int dots;
+} bar;
+
+static void bar_start(void)
 {
     printf("                      Restore Status (%% complete)\n\n"
            "          0    10   20   30   40   50   60   70   80   90  100\n"
-           "          |----|----|----|----|----|----|----|----|----|----|\n"
-           "          ...................................................\n");
+           "          |----|----|----|----|----|----|----|----|----|----|\n");
+    fflush(stdout);
+    bar.on = true;
+    bar.midline = false;
+    bar.dots = 0;
+}
+
+static void bar_to(int dots)
+{
+    if (!bar.on || dots <= bar.dots)
+        return;
+    if (!bar.midline) {
+        printf("          %.*s", bar.dots, "...................................................");
+        bar.midline = true;
+    }
+    for (; bar.dots < dots; bar.dots++)
+        putchar('.');
+    fflush(stdout);
+}
+
+static void bar_progress(void *ctx, uint32_t done, uint32_t total)
+{
+    (void)ctx;
+    bar_to(total ? (int)((uint64_t)done * BAR_DOTS / total) : BAR_DOTS);
+}
+
+/* complete: recovery succeeded (a recovery with nothing to replay, too) */
+static void bar_end(bool complete)
+{
+    if (complete)
+        bar_to(BAR_DOTS);
+    if (bar.midline)
+        putchar('\n');
+    bar.on = bar.midline = false;
 }
 
 static bool verbose;
@@ -575,6 +617,10 @@ static void print_event(void *ctx, int id, int level, const char *msg)
     (void)ctx;
     if (!verbose && level == STORE_EV_INFO)
         return;
+    if (bar.midline) {
+        putchar('\n');
+        bar.midline = false;
+    }
     printf("          Event %d (%s): %s\n", id,
            level == STORE_EV_ERROR ? "error" : level == STORE_EV_WARNING ? "warning" : "info", msg);
 }
@@ -628,11 +674,12 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
     struct store_params p = {
         .base = base, .log_dir = l ? l : ".", .sys_dir = s ? s : (l ? l : "."), .db_dir = d,
         .flags = flags | STORE_NO_TMP_AHEAD, .vfs = V,
-        .event = print_event,
+        .event = print_event, .progress = bar_progress,
     };
     store_inst *inst;
+    bar_start();
     int r = store_open(&p, &inst);
-    progress();
+    bar_end(r == 0);
     if (r < 0)
         return r;
     struct store_recovery_stats st;

@@ -625,6 +625,8 @@ int recover_run(store_inst *inst)
             event_emit(inst, 301, STORE_EV_INFO,
                        "The database engine has finished replaying logfile %s%08X.log.",
                        inst->base, g);
+        if (inst->p.progress)
+            inst->p.progress(inst->p.event_ctx, g - start + 1, rs.last - start + 1);
         if (is_cur && it.saw_roll)
             cur_rolled = true;          /* crash inside a roll-over, before rename 1 */
         if (g == rs.last) {

@@ -131,6 +131,9 @@ struct store_params {
     const store_vfs *vfs;       /* NULL = POSIX */
     store_event_fn event;       /* may be NULL */
     void *event_ctx;
+    /* recovery's progress: after each log generation replayed, done of
+     * total (the generations it replays); may be NULL; event_ctx */
+    void (*progress)(void *ctx, uint32_t done, uint32_t total);
 };
 
 /** Recovery statistics of the last open (see store_recovery_info). */

@@ -50,6 +50,11 @@ check "/mk of the checkpoint" sh -c "[ $(rc) = 0 ] && grep -Eq '^      Checkpoin
 cp -r "$D/b" "$D/c"
 run "$E" /r E00 /l "$D/b" /s "$D/b"
 check "/r recovers" sh -c "[ $(rc) = 0 ] && grep -q 'Performing soft recovery...' '$D/last' && grep -q '^Operation completed successfully' '$D/last'"
+check "and its progress bar is full: 51 dots" grep -qx '          [.]\{51\}' "$D/last"
+mkdir "$D/bar"; "$T" gen "$D/bar" 3000 crash
+run "$E" /r E00 /l "$D/bar" /v
+check "/r /v over several generations: the bar grows as each is replayed, up to 51 dots" \
+    sh -c "[ $(rc) = 0 ] && grep -x '          [.]*' '$D/last' | awk '{ n = length(\$0) - 10; if (n <= last) bad = 1; last = n; lines++ } END { exit !(lines >= 2 && last == 51 && !bad) }'"
 run "$E" /mh "$D/b/priv1.edb"
 check "after /r the database is Clean Shutdown" sh -c "grep -q 'State: Clean Shutdown' '$D/last' && grep -q 'Log Required: 0-0' '$D/last'"
 run "$E" /g "$D/b/priv1.edb"
