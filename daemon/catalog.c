@@ -11,7 +11,12 @@
  *     (a half-made shadow never survives), and so are auto-release
  *     shadows (their sessions died with the previous vssd);
  *  4. every rewrite is durable_replace (temp, fsync, rename, fsync dir);
- *     a failed write is returned and logged, never retried silently.
+ *     a failed write is returned and logged, never retried silently;
+ *  5. after recovery, and when a volume is registered, the complete
+ *     shadows its provider holds (list_shadows) that have no record are
+ *     adopted as persistent: a lost catalog leaks no shadow of a managed
+ *     volume. A record exists before a provider makes anything (1), so a
+ *     shadow being made is never adopted.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -144,8 +149,9 @@ int catalog_load(void)
         json_object_put(root);
         ev(EV_CATALOG_ERROR, EVL_ERROR, NULL,
            "'%s' is %s; vssd writes it whole, so something else changed it. Restore it from a "
-           "backup if there is one. Moving it away starts vssd with an empty catalog, and the "
-           "shadow copies it recorded then stay on disk, unknown to vssd: delete them by hand "
+           "backup if there is one. Moving it away starts vssd with an empty catalog; vssd then "
+           "adopts the managed volumes' shadow copies it finds on disk, without their sets or "
+           "exposures, and native btrfs volumes' snapshots stay to be deleted by hand "
            "(docs/vssd.md, \"The catalog\")", catalog_path,
            !root ? "not valid JSON" : "not a vss catalog of version 1");
         return -EINVAL;
@@ -257,6 +263,77 @@ void catalog_recover(void)
         }
     }
     if (changed)
+        catalog_save();
+}
+
+/* ---- adopting what the providers hold and the catalog does not ------- */
+
+struct adopt {
+    const struct volume *v;
+    struct provider *p;
+    size_t n;
+};
+
+/* Inserts sh so that the list stays newest first (by creation time). */
+static void insert_by_age(struct shadow *sh)
+{
+    struct shadow **pp = &shadows;
+    while (*pp && (*pp)->created > sh->created)
+        pp = &(*pp)->next;
+    sh->next = *pp;
+    *pp = sh;
+}
+
+static void adopt_one(void *ctx, const vss_id *id, const char *device, const char *data,
+                      int64_t created)
+{
+    struct adopt *a = ctx;
+    if (shadow_find(id))
+        return;                         /* known: created, or being created */
+    struct shadow *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return;
+    sh->id = *id;
+    vss_id_generate(&sh->set_id);       /* its set's id went with the catalog */
+    sh->provider_id = a->p->id;
+    sh->set_count = 1;
+    sh->vol = *a->v;
+    volume_fixup(&sh->vol);
+    sh->context = VSS_CTX_APP_ROLLBACK; /* persistent, no auto-release */
+    sh->attributes = VSS_CTX_APP_ROLLBACK | VSS_VOLSNAP_ATTR_DIFFERENTIAL;
+    sh->created = created;
+    sh->state = SH_CREATED;
+    sh->ps.shadow_id = sh->id;
+    sh->ps.set_id = sh->set_id;
+    sh->ps.attributes = sh->attributes;
+    sh->ps.volume = &sh->vol.info;
+    sh->ps.state_dir = a->p->state_dir;
+    snprintf(sh->ps.device, sizeof sh->ps.device, "%s", device);
+    snprintf(sh->ps.data, sizeof sh->ps.data, "%s", data);
+    insert_by_age(sh);
+    a->n++;
+    char ids[VSS_ID_STRLEN];
+    vss_id_format(id, ids);
+    json_object *f = json_object_new_object();
+    pj_set_str(f, "shadow_id", ids);
+    pj_set_str(f, "volume", a->v->mountpoint);
+    pj_set_str(f, "device", device);
+    ev(EV_SHADOW_ADOPTED, EVL_WARNING, f,
+       "shadow %s of '%s' (%s) was not in the catalog: adopted as a persistent shadow copy "
+       "(whether its writers held their writes is not known)", ids, a->v->mountpoint, device);
+}
+
+void catalog_adopt(const struct volume *v, struct provider *p)
+{
+    if (!p->p.list_shadows)
+        return;
+    struct adopt a = { v, p, 0 };
+    char err[256] = "";
+    int r = p->p.list_shadows(&v->info, adopt_one, &a, err, sizeof err);
+    if (r < 0)
+        ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL, "provider '%s' cannot list the shadows of '%s': %s",
+           p->p.name, v->mountpoint, err[0] ? err : vss_strerror(r));
+    if (a.n)
         catalog_save();
 }
 

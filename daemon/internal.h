@@ -176,6 +176,9 @@ struct volume {
 int volume_resolve(const char *spec, struct volume *v, char *err, size_t errlen);
 /* Lists every mounted filesystem some provider supports. */
 json_object *volumes_list(void);
+/* Calls fn for every mounted filesystem some provider supports, with it. */
+struct provider;
+void volumes_each(void (*fn)(const struct volume *v, struct provider *p, void *ctx), void *ctx);
 json_object *volume_to_json(const struct volume *v);
 /* Re-points v->info at v's own fields (after a struct copy). */
 void volume_fixup(struct volume *v);
@@ -239,6 +242,9 @@ int shadow_delete(struct shadow *sh, const char *why);
 size_t shadows_on_volume(const char *vname);
 /* Recovery at start: half-made and orphaned auto-release shadows deleted. */
 void catalog_recover(void);
+/* The complete shadows of v that its provider p holds and the catalog has
+ * no record of (the catalog was lost): recorded as persistent, event 1312. */
+void catalog_adopt(const struct volume *v, struct provider *p);
 void catalog_release(void);
 
 /* ---- sessions (session.c) -------------------------------------------- */
@@ -397,7 +403,7 @@ enum {
     EV_UNEXPOSED = 1303, EV_WATCHDOG_THAW = 1304, EV_STALE_FREEZE = 1305,
     EV_ORPHAN_DELETED = 1306, EV_HALF_MADE_DELETED = 1307, EV_CATALOG_ERROR = 1308,
     EV_STORAGE_LIMIT_DELETED = 1309, EV_STORAGE_RESERVE_DELETED = 1310,
-    EV_STORAGE_AT_RISK = 1311,
+    EV_STORAGE_AT_RISK = 1311, EV_SHADOW_ADOPTED = 1312,
     EV_PROVIDER_LOADED = 1400, EV_PROVIDER_FAILED = 1401, EV_PROVIDER_ERROR = 1402,
     EV_PROTOCOL_ERROR = 1500, EV_ACCESS_DENIED = 1501,
 };

@@ -274,6 +274,13 @@ static void shutdown_all(void)
     events_close();
 }
 
+/* At start: shadows the providers hold that the catalog lost (catalog.c). */
+static void adopt_on(const struct volume *v, struct provider *p, void *ctx)
+{
+    (void)ctx;
+    catalog_adopt(v, p);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -366,6 +373,7 @@ int main(int argc, char **argv)
         return 2;
     }
     catalog_recover();
+    volumes_each(adopt_on, NULL);
     if ((r = bind_socket(err, sizeof err)) < 0) {
         fprintf(stderr, "vssd: %s\n", err[0] ? err : strerror(-r));
         watchdog_stop();

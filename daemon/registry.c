@@ -211,6 +211,9 @@ static void op_register(struct conn *c, int64_t id, json_object *req)
     snprintf(slot->mountpoint, sizeof slot->mountpoint, "%s", mp);
     snprintf(slot->letter, sizeof slot->letter, "%s", l);
     r = registry_save();
+    /* a volume attached after vssd started (vssvol attach at boot): the
+     * shadows its provider holds and the catalog lost are adopted now */
+    catalog_adopt(&v, p);
     json_object *res = json_object_new_object();
     pj_set_str(res, "volume_name", v.name);
     pj_set_id(res, "provider_id", &p->id);

@@ -142,13 +142,12 @@ json_object *volume_to_json(const struct volume *v)
     return o;
 }
 
-json_object *volumes_list(void)
+void volumes_each(void (*fn)(const struct volume *v, struct provider *p, void *ctx), void *ctx)
 {
-    json_object *arr = json_object_new_array();
     struct libmnt_table *tb = mnt_new_table();
     if (!tb || mnt_table_parse_mtab(tb, NULL) < 0) {
         mnt_unref_table(tb);
-        return arr;
+        return;
     }
     struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
     struct libmnt_fs *fs;
@@ -163,11 +162,22 @@ json_object *volumes_list(void)
         char err[256];
         if (provider_choose(&v, NULL, &p, err, sizeof err) < 0)
             continue;
-        json_object *o = volume_to_json(&v);
-        pj_set_id(o, "provider_id", &p->id);
-        json_object_array_add(arr, o);
+        fn(&v, p, ctx);
     }
     mnt_free_iter(it);
     mnt_unref_table(tb);
+}
+
+static void list_one(const struct volume *v, struct provider *p, void *ctx)
+{
+    json_object *o = volume_to_json(v);
+    pj_set_id(o, "provider_id", &p->id);
+    json_object_array_add(ctx, o);
+}
+
+json_object *volumes_list(void)
+{
+    json_object *arr = json_object_new_array();
+    volumes_each(list_one, arr);
     return arr;
 }

@@ -177,6 +177,20 @@ struct vss_provider {
      * valid until unload. Optional (check struct_size).
      */
     void (*set_host)(const struct vss_host *host);
+    /**
+     * The complete shadows of vol this provider holds in its storage,
+     * whatever vssd's catalog says (vssd adopts those it has no record of,
+     * after its catalog was lost): cb once for each, with its id, its
+     * device and private data as commit left them (what delete_shadow,
+     * expose and unexpose need) and its creation time (seconds since the
+     * epoch). A shadow still being made, or one a crash cut short, must
+     * not be listed. Returns 0 or a negative errno. Optional (check
+     * struct_size).
+     */
+    int (*list_shadows)(const struct vss_volume_info *vol,
+                        void (*cb)(void *ctx, const vss_id *id, const char *device,
+                                   const char *data, int64_t created),
+                        void *ctx, char *errbuf, size_t errlen);
 };
 
 /** The longest a provider's settle may take. */

@@ -65,6 +65,7 @@
 
 #include "btrfs.h"
 #include "loopimg.h"
+#include "shadowscan.h"
 
 #define SHADOW_DIR_NATIVE ".vss-shadows"
 
@@ -625,6 +626,39 @@ static int qgroup_excl(int fd, __u64 treeid, uint64_t *excl)
  * volume (walking whole trees is too costly). allocated = used (btrfs
  * allocates on demand); available: free space of the btrfs filesystem.
  */
+/* list_shadows: the snapshots in POOL/shadows that hold this managed
+ * volume's image (a snapshot is made whole or not at all). Native
+ * subvolumes' snapshots are not listed: several subvolumes of one parent
+ * share its .vss-shadows, and nothing in a snapshot's name says whose. */
+struct bp_list {
+    void (*cb)(void *ctx, const vss_id *id, const char *device, const char *data, int64_t created);
+    void *ctx;
+    const char *image;
+};
+
+static void bp_list_one(void *ctx, const vss_id *id, const char *dir, const char *img,
+                        int64_t created)
+{
+    struct bp_list *l = ctx;
+    char data[1024];
+    if ((size_t)snprintf(data, sizeof data, "kind=managed\nsnapshot=%s\nimage=%s\n", dir,
+                         l->image) < sizeof data)
+        l->cb(l->ctx, id, img, data, created);
+}
+
+static int bp_list_shadows(const struct vss_volume_info *vol,
+                           void (*cb)(void *ctx, const vss_id *id, const char *device,
+                                      const char *data, int64_t created),
+                           void *ctx, char *err, size_t len)
+{
+    struct target t;
+    if (resolve(vol, &t, err, len) != 1 || t.kind != KIND_MANAGED)
+        return 0;
+    struct bp_list l = { cb, ctx, t.image };
+    int r = vssp_scan_shadows(t.dir, t.image, false, bp_list_one, &l);
+    return r < 0 ? err_set(err, len, r, "cannot read '%s'", t.dir, NULL) : 0;
+}
+
 static int bp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
                             uint64_t *allocated, uint64_t *available, char *err, size_t len)
 {
@@ -705,4 +739,5 @@ const struct vss_provider vss_btrfs_provider = {
     .unshare_step = bp_unshare_step,
     .unshare_free = bp_unshare_free,
     .set_host = bp_set_host,
+    .list_shadows = bp_list_shadows,
 };

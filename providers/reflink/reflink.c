@@ -51,6 +51,7 @@
 #include <vss/provider.h>
 
 #include "loopimg.h"
+#include "shadowscan.h"
 
 #include "reflink.h"
 #include "util.h"
@@ -392,6 +393,38 @@ static uint64_t unshared_bytes(int fd, const char *path)
  * (a lower bound when several shadows share an extent the live image no
  * longer has). allocated = used; available: free space of the pool.
  */
+/* list_shadows: the directories in the shadows directory that hold this
+ * volume's image, made read-only (0400) by post_commit: one still being
+ * made, or cut short by a crash, is writable and not listed. */
+struct rp_list {
+    void (*cb)(void *ctx, const vss_id *id, const char *device, const char *data, int64_t created);
+    void *ctx;
+    const struct target *t;
+};
+
+static void rp_list_one(void *ctx, const vss_id *id, const char *dir, const char *img,
+                        int64_t created)
+{
+    struct rp_list *l = ctx;
+    char data[1024];
+    if ((size_t)snprintf(data, sizeof data, "kind=reflink\nshadow=%s\nimage=%s\nlive=%s\n", dir,
+                         l->t->name, l->t->image) < sizeof data)
+        l->cb(l->ctx, id, img, data, created);
+}
+
+static int rp_list_shadows(const struct vss_volume_info *vol,
+                           void (*cb)(void *ctx, const vss_id *id, const char *device,
+                                      const char *data, int64_t created),
+                           void *ctx, char *err, size_t len)
+{
+    struct target t;
+    if (resolve(vol, &t, err, len) != 1)
+        return 0;
+    struct rp_list l = { cb, ctx, &t };
+    int r = vssp_scan_shadows(t.dir, t.name, true, rp_list_one, &l);
+    return r < 0 ? err_set(err, len, r, "cannot read '%s'", t.dir, NULL) : 0;
+}
+
 static int rp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
                             uint64_t *allocated, uint64_t *available, char *err, size_t len)
 {
@@ -453,4 +486,5 @@ const struct vss_provider vss_reflink_provider = {
     .unshare_step = rp_unshare_step,
     .unshare_free = rp_unshare_free,
     .set_host = rp_set_host,
+    .list_shadows = rp_list_shadows,
 };

@@ -235,6 +235,23 @@ start_vssd || exit 1
 is "$(shadow_count)" "$n_before" "the persistent shadow survives a vssd restart"
 like "$("$VSSADMIN" list shadows --json 2>&1)" "\"exposed\": *\"$EXP1\"" "its exposure is still listed"
 is "$(sums "$EXP1" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA")" "and still mounted, all A"
+# The catalog lost: the complete shadows of F (their image made read-only
+# by post_commit) are adopted; a half-made one (writable) is not.
+stop_vssd
+mv "$VSS_ROOT/var/lib/vss/catalog.json" "$T/catalog.lost"
+umount "$EXP1"
+HM='{0bad0bad-0000-4000-8000-000000000001}'
+mkdir "$T/P/shadows/$HM" && truncate -s 1M "$T/P/shadows/$HM/F.img" && chmod 600 "$T/P/shadows/$HM/F.img"
+start_vssd || exit 1
+is "$(shadow_count)" "$n_before" "the catalog moved away: vssd adopts F's $n_before shadows"
+ids=$(shadow_ids)
+printf '%s\n' "$ids" | grep -qF "$SID1"; ok $? "among them the exposed one"
+printf '%s\n' "$ids" | grep -qF "$HM"; ok $((1 - $?)) "but not a half-made one (its image still writable)"
+rm -rf "${T:?}/P/shadows/$HM"
+printf 'expose %s %s\n' "$SID1" "$EXP1" > "$T/adopt.dsh"
+(cd "$T" && "$VSS_BUILD/tools/diskshadow/diskshadow" /s "$T/adopt.dsh") > "$T/adopt.out" 2>&1
+ok $? "diskshadow exposes the adopted shadow"
+is "$(sums "$EXP1" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA")" "all A"
 "$VSSADMIN" delete shadows /shadow="$SID1" /quiet >/dev/null 2>&1
 ok $? "deleting the exposed shadow"
 check "its exposure is unmounted" sh -c "! findmnt -rn '$EXP1' >/dev/null"

@@ -228,6 +228,29 @@ is "$(sums "$EXPF" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-F")" "F's s
 is "$(sums "$EXPG" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-G")" "G's shadow is exposed again, all A"
 like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: F:" "F: is registered"
 
+# --- (e2) the catalog lost: vssd adopts the shadows the pool holds
+DS="$VSS_BUILD/tools/diskshadow/diskshadow"
+CAT="$VSS_ROOT/var/lib/vss/catalog.json"
+stop_vssd
+mv "$CAT" "$T/catalog.lost"
+umount "$EXPF" "$EXPG"          # the old exposures: vssd's record of them is gone
+n_ev=$(grep -c '"event":1312' "$VSS_ROOT/var/lib/vss/events.jsonl")
+start_vssd || exit 1
+is "$(shadow_count)" "$n_shadows" "the catalog moved away: vssd adopts the $n_shadows shadows the pool holds"
+ids=$(shadow_ids)
+printf '%s\n' "$ids" | grep -qF "$SF" && printf '%s\n' "$ids" | grep -qF "$SG"
+ok $? "with their ids (F's and G's)"
+is "$(( $(grep -c '"event":1312' "$VSS_ROOT/var/lib/vss/events.jsonl") - n_ev ))" "$n_shadows" \
+    "one event 1312 for each"
+printf 'expose %s %s\nexpose %s %s\n' "$SF" "$EXPF" "$SG" "$EXPG" > "$T/adopt.dsh"
+(cd "$T" && "$DS" /s "$T/adopt.dsh") > "$T/adopt.out" 2>&1
+ok $? "diskshadow exposes the adopted shadows"
+is "$(sums "$EXPF" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-F")" "F's adopted shadow is all A"
+is "$(sums "$EXPG" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-G")" "G's adopted shadow is all A"
+stop_vssd
+start_vssd || exit 1
+is "$(shadow_count)" "$n_shadows" "a restart adopts nothing twice: they are in the catalog now"
+
 # --- (f) remove
 vv remove F
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "volume 'F' has 1 shadow copy"
