@@ -266,6 +266,15 @@ void catalog_recover(void)
         catalog_save();
 }
 
+void shadow_bind(struct shadow *sh, const struct provider *p)
+{
+    sh->ps.shadow_id = sh->id;
+    sh->ps.set_id = sh->set_id;
+    sh->ps.attributes = sh->attributes;
+    sh->ps.volume = &sh->vol.info;
+    sh->ps.state_dir = p->state_dir;
+}
+
 /* ---- adopting what the providers hold and the catalog does not ------- */
 
 struct adopt {
@@ -303,11 +312,7 @@ static void adopt_one(void *ctx, const vss_id *id, const char *device, const cha
     sh->attributes = VSS_CTX_APP_ROLLBACK | VSS_VOLSNAP_ATTR_DIFFERENTIAL;
     sh->created = created;
     sh->state = SH_CREATED;
-    sh->ps.shadow_id = sh->id;
-    sh->ps.set_id = sh->set_id;
-    sh->ps.attributes = sh->attributes;
-    sh->ps.volume = &sh->vol.info;
-    sh->ps.state_dir = a->p->state_dir;
+    shadow_bind(sh, a->p);
     snprintf(sh->ps.device, sizeof sh->ps.device, "%s", device);
     snprintf(sh->ps.data, sizeof sh->ps.data, "%s", data);
     insert_by_age(sh);

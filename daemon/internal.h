@@ -235,6 +235,9 @@ int catalog_load(void);
 /* Writes the catalog durably. Failure is logged and returned. */
 int catalog_save(void);
 struct shadow *shadow_find(const vss_id *id);
+/* Fills sh->ps (what the provider sees) from sh's fields and p; sh->vol
+ * must be in place (ps.volume points into it). */
+void shadow_bind(struct shadow *sh, const struct provider *p);
 json_object *shadow_to_json(const struct shadow *sh);
 /* Deletes through the provider, unexposing first; unlinks and frees. */
 int shadow_delete(struct shadow *sh, const char *why);

@@ -1068,11 +1068,7 @@ static void op_do_snapshot_set(struct session *s, struct conn *c, int64_t id)
         sh->created = wall_s();
         sh->state = SH_CREATING;
         snprintf(sh->owner, sizeof sh->owner, "%s", s->tag);
-        sh->ps.shadow_id = sh->id;
-        sh->ps.set_id = sh->set_id;
-        sh->ps.attributes = sh->attributes;
-        sh->ps.volume = &sh->vol.info;
-        sh->ps.state_dir = v->prov->state_dir;
+        shadow_bind(sh, v->prov);
         sh->next = shadows;
         shadows = sh;
         v->sh = sh;

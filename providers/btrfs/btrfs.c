@@ -299,6 +299,12 @@ static int shadow_target(const struct vss_provider_shadow *sh, struct target *t,
     return 0;
 }
 
+/* A managed volume's shadow's private data (shadow_target reads it back). */
+static int managed_data(char *buf, size_t len, const char *snap, const char *image)
+{
+    return snprintf(buf, len, "kind=managed\nsnapshot=%s\nimage=%s\n", snap, image);
+}
+
 /* ---- the vtable ---- */
 
 static int bp_is_supported(const struct vss_volume_info *vol, char *err, size_t len)
@@ -342,7 +348,7 @@ static int bp_pre_commit(struct vss_provider_shadow *sh)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path of '%s' too long", t.dir, NULL);
     int n;
     if (t.kind == KIND_MANAGED) {
-        n = snprintf(sh->data, sizeof sh->data, "kind=managed\nsnapshot=%s\nimage=%s\n", snap, t.image);
+        n = managed_data(sh->data, sizeof sh->data, snap, t.image);
         snprintf(sh->device, sizeof sh->device, "%s/%s", snap, t.image);
     } else {
         n = snprintf(sh->data, sizeof sh->data, "kind=native\nsnapshot=%s\n", snap);
@@ -641,8 +647,7 @@ static void bp_list_one(void *ctx, const vss_id *id, const char *dir, const char
 {
     struct bp_list *l = ctx;
     char data[1024];
-    if ((size_t)snprintf(data, sizeof data, "kind=managed\nsnapshot=%s\nimage=%s\n", dir,
-                         l->image) < sizeof data)
+    if ((size_t)managed_data(data, sizeof data, dir, l->image) < sizeof data)
         l->cb(l->ctx, id, img, data, created);
 }
 

@@ -151,6 +151,14 @@ static int resolve(const struct vss_volume_info *vol, struct target *t, char *er
     return 1;
 }
 
+/* A shadow's private data (shadow_paths reads it back); track= and the
+ * timings are appended at commit. */
+static int shadow_data(char *buf, size_t len, const char *sdir, const struct target *t)
+{
+    return snprintf(buf, len, "kind=reflink\nshadow=%s\nimage=%s\nlive=%s\n", sdir, t->name,
+                    t->image);
+}
+
 /* The shadow's directory and image name from ps.data. */
 static int shadow_paths(const struct vss_provider_shadow *sh, char *dir, size_t dlen, char *img,
                         size_t ilen)
@@ -204,8 +212,7 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
     if ((size_t)snprintf(sdir, sizeof sdir, "%s/%s", t.dir, id) >= sizeof sdir ||
         (size_t)snprintf(simg, sizeof simg, "%s/%s", sdir, t.name) >= sizeof simg)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path of '%s' too long", t.dir, NULL);
-    int n = snprintf(sh->data, sizeof sh->data, "kind=reflink\nshadow=%s\nimage=%s\nlive=%s\n",
-                     sdir, t.name, t.image);
+    int n = shadow_data(sh->data, sizeof sh->data, sdir, &t);
     if ((size_t)n >= sizeof sh->data)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path '%s' too long", sdir, NULL);
     snprintf(sh->device, sizeof sh->device, "%s", simg);
@@ -407,8 +414,7 @@ static void rp_list_one(void *ctx, const vss_id *id, const char *dir, const char
 {
     struct rp_list *l = ctx;
     char data[1024];
-    if ((size_t)snprintf(data, sizeof data, "kind=reflink\nshadow=%s\nimage=%s\nlive=%s\n", dir,
-                         l->t->name, l->t->image) < sizeof data)
+    if ((size_t)shadow_data(data, sizeof data, dir, l->t) < sizeof data)
         l->cb(l->ctx, id, img, data, created);
 }
 
