@@ -25,7 +25,7 @@
  *
  * Invariants:
  *  - ps.data (kept in the catalog) is "kind=native|managed\nsnapshot=PATH\n"
- *    plus "image=NAME\n" for managed; it is written by pre_commit before
+ *    plus "image=NAME\n" for managed (shadow_data); it is written by pre_commit before
  *    anything exists, so delete_shadow always knows what to remove, and
  *    falls back to resolving the volume again when it is empty;
  *  - a shadow owns exactly one subvolume, named by its shadow id; deleting
@@ -299,10 +299,18 @@ static int shadow_target(const struct vss_provider_shadow *sh, struct target *t,
     return 0;
 }
 
-/* A managed volume's shadow's private data (shadow_target reads it back). */
-static int managed_data(char *buf, size_t len, const char *snap, const char *image)
+/* A shadow's private data and device (shadow_target reads the data back):
+ * the snapshot, plus the image in it for a managed volume. -ENAMETOOLONG
+ * if either does not fit. */
+static int shadow_data(const struct target *t, const char *snap, char *data, size_t dlen,
+                       char *device, size_t devlen)
 {
-    return snprintf(buf, len, "kind=managed\nsnapshot=%s\nimage=%s\n", snap, image);
+    bool managed = t->kind == KIND_MANAGED;
+    int n = managed ? snprintf(data, dlen, "kind=managed\nsnapshot=%s\nimage=%s\n", snap, t->image)
+                    : snprintf(data, dlen, "kind=native\nsnapshot=%s\n", snap);
+    int m = managed ? snprintf(device, devlen, "%s/%s", snap, t->image)
+                    : snprintf(device, devlen, "%s", snap);
+    return (size_t)n >= dlen || (size_t)m >= devlen ? -ENAMETOOLONG : 0;
 }
 
 /* ---- the vtable ---- */
@@ -346,15 +354,7 @@ static int bp_pre_commit(struct vss_provider_shadow *sh)
     char snap[PATH_MAX];
     if ((size_t)snprintf(snap, sizeof snap, "%s/%s", t.dir, id) >= sizeof snap)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path of '%s' too long", t.dir, NULL);
-    int n;
-    if (t.kind == KIND_MANAGED) {
-        n = managed_data(sh->data, sizeof sh->data, snap, t.image);
-        snprintf(sh->device, sizeof sh->device, "%s/%s", snap, t.image);
-    } else {
-        n = snprintf(sh->data, sizeof sh->data, "kind=native\nsnapshot=%s\n", snap);
-        snprintf(sh->device, sizeof sh->device, "%s", snap);
-    }
-    if ((size_t)n >= sizeof sh->data)
+    if (shadow_data(&t, snap, sh->data, sizeof sh->data, sh->device, sizeof sh->device) < 0)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path '%s' too long", snap, NULL);
     return sync_fs_of(t.dir, sh->error, sizeof sh->error);
 }
@@ -626,29 +626,39 @@ static int qgroup_excl(int fd, __u64 treeid, uint64_t *excl)
 }
 
 /*
- * used: the qgroup exclusive bytes of the volume's snapshots when quotas
- * are on; without quotas, for a managed volume, the bytes of each
- * snapshot's image that no other copy shares (FIEMAP), and 0 for a native
- * volume (walking whole trees is too costly). allocated = used (btrfs
- * allocates on demand); available: free space of the btrfs filesystem.
+ * list_shadows: the read-only snapshots in the volume's shadow directory
+ * (POOL/shadows, or .vss-shadows) whose parent is the volume's subvolume
+ * (their parent_uuid is its uuid: several subvolumes of one parent share
+ * its .vss-shadows), holding the image for a managed volume. A snapshot is
+ * made read-only whole or not at all, so each one listed is complete.
+ * Created: the snapshot's otime (its root directory is a copy of the
+ * volume's, birth time included).
  */
-/* list_shadows: the snapshots in POOL/shadows that hold this managed
- * volume's image (a snapshot is made whole or not at all). Native
- * subvolumes' snapshots are not listed: several subvolumes of one parent
- * share its .vss-shadows, and nothing in a snapshot's name says whose. */
 struct bp_list {
     void (*cb)(void *ctx, const vss_id *id, const char *device, const char *data, int64_t created);
     void *ctx;
-    const char *image;
+    const struct target *t;
+    uint8_t uuid[BTRFS_UUID_SIZE]; /* the volume's subvolume */
 };
 
 static void bp_list_one(void *ctx, const vss_id *id, const char *dir, const char *img,
                         int64_t created)
 {
+    (void)img;
+    (void)created;
     struct bp_list *l = ctx;
-    char data[1024];
-    if ((size_t)managed_data(data, sizeof data, dir, l->image) < sizeof data)
-        l->cb(l->ctx, id, img, data, created);
+    int fd = open_dir(dir);
+    struct btrfs_ioctl_get_subvol_info_args si;
+    memset(&si, 0, sizeof si);
+    __u64 flags = 0;
+    bool ours = fd >= 0 && is_subvol_root(fd) && ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &si) >= 0 &&
+                !memcmp(si.parent_uuid, l->uuid, sizeof l->uuid) &&
+                ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) >= 0 && (flags & BTRFS_SUBVOL_RDONLY);
+    if (fd >= 0)
+        close(fd);
+    char data[1024], device[PATH_MAX];
+    if (ours && shadow_data(l->t, dir, data, sizeof data, device, sizeof device) == 0)
+        l->cb(l->ctx, id, device, data, (int64_t)si.otime.sec);
 }
 
 static int bp_list_shadows(const struct vss_volume_info *vol,
@@ -657,13 +667,29 @@ static int bp_list_shadows(const struct vss_volume_info *vol,
                            void *ctx, char *err, size_t len)
 {
     struct target t;
-    if (resolve(vol, &t, err, len) != 1 || t.kind != KIND_MANAGED)
+    if (resolve(vol, &t, err, len) != 1)
         return 0;
-    struct bp_list l = { cb, ctx, t.image };
-    int r = vssp_scan_shadows(t.dir, t.image, false, bp_list_one, &l);
+    struct bp_list l = { .cb = cb, .ctx = ctx, .t = &t };
+    struct btrfs_ioctl_get_subvol_info_args me;
+    memset(&me, 0, sizeof me);
+    int sfd = open_dir(t.src);
+    int r = sfd >= 0 && ioctl(sfd, BTRFS_IOC_GET_SUBVOL_INFO, &me) >= 0 ? 0 : -errno;
+    if (sfd >= 0)
+        close(sfd);
+    if (r < 0)
+        return err_set(err, len, r, "subvolume '%s'", t.src, NULL);
+    memcpy(l.uuid, me.uuid, sizeof l.uuid);
+    r = vssp_scan_shadows(t.dir, t.kind == KIND_MANAGED ? t.image : NULL, false, bp_list_one, &l);
     return r < 0 ? err_set(err, len, r, "cannot read '%s'", t.dir, NULL) : 0;
 }
 
+/*
+ * used: the qgroup exclusive bytes of the volume's snapshots when quotas
+ * are on; without quotas, for a managed volume, the bytes of each
+ * snapshot's image that no other copy shares (FIEMAP), and 0 for a native
+ * volume (walking whole trees is too costly). allocated = used (btrfs
+ * allocates on demand); available: free space of the btrfs filesystem.
+ */
 static int bp_storage_query(const struct vss_volume_info *vol, uint64_t *used,
                             uint64_t *allocated, uint64_t *available, char *err, size_t len)
 {

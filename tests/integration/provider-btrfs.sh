@@ -8,10 +8,11 @@
 #      read-only loop mount, and the whole image of a shadow taken of a
 #      quiet (read-only) volume equals the live image byte for byte;
 #  (c) delete removes the snapshot subvolume (and its exposure);
-#  (d) a vssd restart keeps a persistent shadow and its exposure;
+#  (d) a vssd restart keeps a persistent shadow and its exposure; a lost
+#      catalog: vssd adopts the native and managed shadows, and only those;
 #  (e) vssadmin lists the provider; a volume it cannot serve is refused.
 . "$(dirname "$0")/lib.sh"
-plan 43
+plan 49
 
 BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
 command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
@@ -184,6 +185,40 @@ out=$("$VSSADMIN" list shadows --json 2>&1)
 like "$out" "\"exposed\": *\"$T/expN/0\"" "the native exposure is still listed"
 like "$out" "\"exposed\": *\"$T/expM/0\"" "the managed exposure is still listed"
 is "$(cat "$T/expN/0/text" 2>&1)" "pattern A" "and still mounted with the old content"
+
+# --- (d2) the catalog lost: vssd adopts the native and the managed shadow;
+# not a read-only snapshot of another subvolume, nor a writable one of the
+# volume's, put in its .vss-shadows under shadow ids
+created_of() {  # created_of ID: the shadow's creation time, seconds
+    "$VSSADMIN" list shadows --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for s in (d.get("shadows", d) if isinstance(d, dict) else d):
+    if s["id"] == sys.argv[1]: print(s["created"])' "$1"
+}
+tN=$(created_of "$SIDN")
+btrfs subvolume create "$T/P/other" >/dev/null
+FAKE1='{00000000-0000-4000-8000-0000000000f1}' FAKE2='{00000000-0000-4000-8000-0000000000f2}'
+btrfs subvolume snapshot -r "$T/P/other" "$T/N/.vss-shadows/$FAKE1" >/dev/null
+btrfs subvolume snapshot "$T/N" "$T/N/.vss-shadows/$FAKE2" >/dev/null
+stop_vssd
+mv "$VSS_ROOT/var/lib/vss/catalog.json" "$T/catalog.lost"
+umount "$T/expN/0" "$T/expM/0"   # their record went with the catalog
+start_vssd || exit 1
+ids=$(shadow_ids)
+is "$(shadow_count)" "$n_before" "the catalog moved away: vssd adopts the $n_before shadows"
+printf '%s\n' "$ids" | grep -qF "$SIDN" && printf '%s\n' "$ids" | grep -qF "$SIDM"
+ok $? "the native subvolume's shadow and the managed volume's, by their ids"
+unlike "$ids" "0000000000f[12]" "not another subvolume's snapshot, nor a writable one"
+tA=$(created_of "$SIDN")
+ok "$([ -n "$tN" ] && [ -n "$tA" ] && [ $((tA - tN)) -ge -2 ] && [ $((tA - tN)) -le 2 ]; echo $?)" \
+    "the adopted shadow keeps its creation time (the snapshot's: $tN, adopted $tA)"
+printf 'expose %s %s\nexpose %s %s\n' "$SIDN" "$T/expN/0" "$SIDM" "$T/expM/0" > "$T/adopt.dsh"
+(cd "$T" && "$VSS_BUILD/tools/diskshadow/diskshadow" /s "$T/adopt.dsh") > "$T/adopt.out" 2>&1
+ok $? "diskshadow exposes the adopted shadows"
+is "$(sums "$T/expN/0" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-native")" \
+    "the adopted native shadow exposes pattern A"
+btrfs subvolume delete "$T/N/.vss-shadows/$FAKE1" "$T/N/.vss-shadows/$FAKE2" "$T/P/other" >/dev/null
 
 # delete with exposure: unexposed, snapshot gone
 "$VSSADMIN" delete shadows /shadow="$SIDN" /quiet >/dev/null 2>&1
