@@ -626,7 +626,9 @@ int recover_run(store_inst *inst)
                        "The database engine has finished replaying logfile %s%08X.log.",
                        inst->base, g);
         if (inst->p.progress)
-            inst->p.progress(inst->p.event_ctx, g - start + 1, rs.last - start + 1);
+            /* out of every generation present, so that a gap (-528
+             * below) leaves the bar short of its end */
+            inst->p.progress(inst->p.event_ctx, g - start + 1, newest - start + 1);
         if (is_cur && it.saw_roll)
             cur_rolled = true;          /* crash inside a roll-over, before rename 1 */
         if (g == rs.last) {

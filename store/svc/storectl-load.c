@@ -428,12 +428,18 @@ int cmd_load(int argc, char **argv)
             /* counts are whole numbers (1.5 clients was taken for 1), and
              * bounded before the casts below */
             bool whole = strchr("cnms", opt) != NULL;
-            if (errno || end == optarg || *end || v < 0 || !isfinite(v) || v > 1e15 ||
-                (whole && v != floor(v))) {
-                fprintf(stderr, "storectl: load: invalid --%s '%s'%s\nTry 'storectl load "
-                        "--help'.\n", o[opt == 'c' ? 2 : opt == 'r' ? 3 : opt == 'd' ? 4 :
-                                         opt == 'n' ? 5 : opt == 'm' ? 6 : 7].name, optarg,
-                        whole ? " (a whole number, at most 1e15)" : "");
+            const char *why = end == optarg || *end || isnan(v) ? "not a number"
+                              : v < 0                               ? "negative"
+                              : v > 1e15                            ? "more than 1e15"
+                              : whole && v != floor(v)              ? "not a whole number"
+                                                                    : NULL;
+            if (why) {
+                const char *name = "?";
+                for (const struct option *p = o; p->name; p++)
+                    if (p->val == opt)
+                        name = p->name;
+                fprintf(stderr, "storectl: load: invalid --%s '%s': %s\nTry 'storectl load "
+                        "--help'.\n", name, optarg, why);
                 return EX_USAGE;
             }
         }

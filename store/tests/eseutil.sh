@@ -55,6 +55,12 @@ mkdir "$D/bar"; "$T" gen "$D/bar" 3000 crash
 run "$E" /r E00 /l "$D/bar" /v
 check "/r /v over several generations: the bar grows as each is replayed, up to 51 dots" \
     sh -c "[ $(rc) = 0 ] && grep -x '          [.]*' '$D/last' | awk '{ n = length(\$0) - 10; if (n <= last) bad = 1; last = n; lines++ } END { exit !(lines >= 2 && last == 51 && !bad) }'"
+mkdir "$D/gap"; "$T" gen "$D/gap" 3000 crash
+cg=$("$E" /mk "$D/gap/E00.chk" | sed -n 's/^      Checkpoint: (0x\([0-9A-F]*\),.*/\1/p')
+rm -f "$D/gap/$(printf 'E00%08X.log' $((0x${cg:-0} + 1)))"
+run "$E" /r E00 /l "$D/gap" /a
+check "/r /a with a log missing after the checkpoint's: -528, and the bar stops short of 51 dots" \
+    sh -c "[ $(rc) = 1 ] && grep -q 'error -528 (JET_errMissingLogFile' '$D/last' && grep -x '          [.]*' '$D/last' | awk '{ n = length(\$0) - 10 } END { exit !(n >= 1 && n < 51) }'"
 run "$E" /mh "$D/b/priv1.edb"
 check "after /r the database is Clean Shutdown" sh -c "grep -q 'State: Clean Shutdown' '$D/last' && grep -q 'Log Required: 0-0' '$D/last'"
 run "$E" /g "$D/b/priv1.edb"

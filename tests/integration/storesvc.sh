@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 75
+plan 76
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -81,8 +81,11 @@ out=$("$CTL" load --tcp localhost --count 2 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --tcp 'localhost'"
 ok $? "storectl load --tcp without a port: usage error"
 out=$("$CTL" load --clients 1.5 --count 2 2>&1); rc=$?
-[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --clients '1.5' (a whole number"
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --clients '1.5': not a whole number"
 ok $? "storectl load --clients 1.5: usage error (it was taken for 1)"
+out=$("$CTL" load --count 1e30 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --count '1e30': more than 1e15"
+ok $? "storectl load --count 1e30: usage error, saying which bound"
 printf 'garbage line\n' > "$T/garbage.rec"
 out=$("$CTL" verify --record "$T/garbage.rec" 2>&1); rc=$?
 [ $rc = 2 ] && printf '%s' "$out" | grep -q "1 lines of '$T/garbage.rec' are not delivery records"
