@@ -162,12 +162,15 @@ static void op_query_shadows(struct conn *c, int64_t id, json_object *req)
         }
     }
     json_object *arr = json_object_new_array();
-    /* Oldest first, like vssadmin: the list is newest first, so reverse. */
-    struct shadow *list[4096];
-    size_t n = 0;
-    for (struct shadow *sh = shadows; sh && n < 4096; sh = sh->next)
-        list[n++] = sh;
-    for (size_t i = n; i-- > 0;) {
+    /* Oldest first, like vssadmin. */
+    size_t n;
+    struct shadow **list = shadows_oldest_first(&n);
+    if (!list) {
+        json_object_put(arr);
+        conn_reply(c, id, -ENOMEM, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
         struct shadow *sh = list[i];
         if (hs == 0 && !vss_id_equal(&set, &sh->set_id))
             continue;
@@ -177,6 +180,7 @@ static void op_query_shadows(struct conn *c, int64_t id, json_object *req)
             continue;
         json_object_array_add(arr, shadow_to_json(sh));
     }
+    free(list);
     json_object *res = json_object_new_object();
     json_object_object_add(res, "shadows", arr);
     conn_reply(c, id, 0, NULL, res);
@@ -206,15 +210,16 @@ static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
             return;
         }
     }
-    /* Collect first (deleting changes the list), oldest first. */
-    struct shadow *list[4096];
-    size_t n = 0;
-    for (struct shadow *sh = shadows; sh && n < 4096; sh = sh->next)
-        list[n++] = sh;
-    struct shadow *victims[4096];
-    size_t nv = 0;
-    for (size_t i = n; i-- > 0;) {
-        struct shadow *sh = list[i];
+    /* Collect first (deleting changes the list), oldest first; the
+     * victims are put at the front of the same array. */
+    size_t n, nv = 0;
+    struct shadow **victims = shadows_oldest_first(&n);
+    if (!victims) {
+        conn_reply(c, id, -ENOMEM, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct shadow *sh = victims[i];
         if (sh->state != SH_CREATED)
             continue;
         if ((hs == 0 && !vss_id_equal(&set, &sh->set_id)) ||
@@ -226,6 +231,7 @@ static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
             break;
     }
     if (nv == 0 && (hh == 0 || hs == 0)) {
+        free(victims);
         conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, hh == 0 ? "no shadow copy with that ID" :
                    "no shadow copy set with that ID", NULL);
         return;
@@ -239,12 +245,19 @@ static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
         else if (!first)
             first = r;
     }
-    if (deleted)
-        catalog_save();
+    free(victims);
+    const char *msg = first ? "some shadow copies could not be deleted (see the event log)" : NULL;
+    if (deleted) {
+        int r = catalog_save();
+        if (r < 0 && !first) {
+            first = r;
+            msg = "the shadow copies were deleted, but the catalog could not be written (see "
+                  "the event log): they may be listed again after a restart";
+        }
+    }
     json_object *res = json_object_new_object();
     pj_set_int(res, "deleted", deleted);
-    conn_reply(c, id, first, first ? "some shadow copies could not be deleted (see the event log)"
-                                   : NULL, res);
+    conn_reply(c, id, first, msg, res);
 }
 
 /* Target of expose/unexpose: a mapped letter or an absolute path. */
@@ -342,7 +355,9 @@ static void op_expose(struct conn *c, int64_t id, json_object *req)
         return;
     }
     for (struct shadow *o = shadows; o; o = o->next)
-        if (!strcmp(o->exposed, path)) {
+        if (!strcmp(o->exposed, path) && !exposure_is_ours(o))
+            exposure_forget_stale(o); /* gone: the path is free again */
+        else if (!strcmp(o->exposed, path)) {
             snprintf(err, sizeof err, "'%s' already exposes another shadow copy", path);
             conn_reply(c, id, VSS_E_OBJECT_ALREADY_EXISTS, err, NULL);
             return;
@@ -372,7 +387,18 @@ static void op_expose(struct conn *c, int64_t id, json_object *req)
         return;
     }
     snprintf(sh->exposed, sizeof sh->exposed, "%s", path);
-    catalog_save();
+    struct stat est;
+    sh->exposed_dev = stat(path, &est) == 0 ? est.st_dev : 0;
+    r = catalog_save();
+    if (r < 0) {
+        /* an exposure the catalog does not know would outlive vssd's
+         * record of it: undone */
+        sh->exposed[0] = '\0';
+        p->p.unexpose(&sh->ps, path);
+        conn_reply(c, id, r, "cannot write the shadow catalog (see the event log): the shadow "
+                   "copy was not exposed", NULL);
+        return;
+    }
     char ids[VSS_ID_STRLEN];
     ev(EV_EXPOSED, EVL_INFO, NULL, "shadow %s exposed at '%s'", vss_id_format(&sh->id, ids), path);
     json_object *res = json_object_new_object();
@@ -412,6 +438,15 @@ static void op_unexpose(struct conn *c, int64_t id, json_object *req)
                    NULL);
         return;
     }
+    if (!exposure_is_ours(sh)) {
+        /* not mounted any more, or something else is mounted there: the
+         * record goes, nothing is unmounted */
+        exposure_forget_stale(sh);
+        int r = catalog_save();
+        conn_reply(c, id, r, r < 0 ? "cannot write the shadow catalog (see the event log)" : NULL,
+                   NULL);
+        return;
+    }
     sh->ps.error[0] = '\0';
     int r = p->p.unexpose(&sh->ps, sh->exposed);
     if (r < 0) {
@@ -424,8 +459,9 @@ static void op_unexpose(struct conn *c, int64_t id, json_object *req)
     ev(EV_UNEXPOSED, EVL_INFO, NULL, "shadow %s unexposed from '%s'", vss_id_format(&sh->id, ids),
        sh->exposed);
     sh->exposed[0] = '\0';
-    catalog_save();
-    conn_reply(c, id, 0, NULL, NULL);
+    r = catalog_save();
+    conn_reply(c, id, r, r < 0 ? "unexposed, but the shadow catalog could not be written (see the "
+               "event log): the old exposure may be listed again after a restart" : NULL, NULL);
 }
 
 /* ---- shadow storage associations ------------------------------------- */

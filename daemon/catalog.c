@@ -31,11 +31,32 @@ struct shadow *shadows;
 
 static char catalog_path[PATH_MAX + 32];
 
+/* A shadow being made: its provider's data and device as recorded before
+ * the hold (the flush thread's commit may be writing ps meanwhile). */
+static const char *record_data(const struct shadow *sh)
+{
+    return sh->state == SH_CREATING && sh->saved ? sh->saved_data : sh->ps.data;
+}
+
+static const char *record_device(const struct shadow *sh)
+{
+    return sh->state == SH_CREATING && sh->saved ? sh->saved_device : sh->ps.device;
+}
+
+void shadow_save_prepared(struct shadow *sh)
+{
+    snprintf(sh->saved_data, sizeof sh->saved_data, "%s", sh->ps.data);
+    snprintf(sh->saved_device, sizeof sh->saved_device, "%s", sh->ps.device);
+    sh->saved = true;
+}
+
 static json_object *shadow_record(const struct shadow *sh)
 {
     json_object *o = shadow_to_json(sh);
     pj_set_str(o, "owner", sh->owner);
-    pj_set_str(o, "provider_data", sh->ps.data);
+    pj_set_str(o, "provider_data", record_data(sh));
+    if (sh->exposed[0] && sh->exposed_dev)
+        pj_set_int(o, "exposed_dev", (int64_t)sh->exposed_dev);
     json_object_object_add(o, "vol", volume_to_json(&sh->vol));
     return o;
 }
@@ -67,7 +88,7 @@ json_object *shadow_to_json(const struct shadow *sh)
     pj_set_str(o, "volume", sh->vol.mountpoint);
     pj_set_str(o, "volume_name", sh->vol.name);
     pj_set_str(o, "letter", sh->vol.letter);
-    pj_set_str(o, "device", sh->ps.device);
+    pj_set_str(o, "device", record_device(sh));
     pj_set_id(o, "provider_id", &sh->provider_id);
     struct provider *p = provider_find(&sh->provider_id);
     pj_set_str(o, "provider", p ? p->p.name : "(provider not loaded)");
@@ -121,6 +142,7 @@ static int parse_record(json_object *o, struct shadow *sh)
     sh->state = state && !strcmp(state, "created") ? SH_CREATED : SH_CREATING;
     snprintf(sh->owner, sizeof sh->owner, "%s", pj_str(o, "owner") ? pj_str(o, "owner") : "");
     snprintf(sh->exposed, sizeof sh->exposed, "%s", pj_str(o, "exposed") ? pj_str(o, "exposed") : "");
+    sh->exposed_dev = (dev_t)pj_int(o, "exposed_dev", 0);
     snprintf(sh->ps.device, sizeof sh->ps.device, "%s", pj_str(o, "device") ? pj_str(o, "device") : "");
     snprintf(sh->ps.data, sizeof sh->ps.data, "%s",
              pj_str(o, "provider_data") ? pj_str(o, "provider_data") : "");
@@ -202,6 +224,39 @@ static void unlink_shadow(struct shadow *sh)
         }
 }
 
+bool exposure_is_ours(const struct shadow *sh)
+{
+    if (!sh->exposed[0])
+        return false;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", sh->exposed);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return false;
+    if (slash == parent)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st, pst;
+    if (stat(sh->exposed, &st) < 0 || stat(parent, &pst) < 0 || st.st_dev == pst.st_dev)
+        return false; /* nothing mounted there */
+    return !sh->exposed_dev || st.st_dev == sh->exposed_dev;
+}
+
+void exposure_forget_stale(struct shadow *sh)
+{
+    char ids[VSS_ID_STRLEN];
+    vss_id_format(&sh->id, ids);
+    json_object *f = json_object_new_object();
+    pj_set_str(f, "shadow_id", ids);
+    pj_set_str(f, "path", sh->exposed);
+    ev(EV_UNEXPOSED, EVL_WARNING, f, "shadow %s is no longer mounted at '%s' (a reboot, an "
+       "unmount, or something else mounted there): its exposure is forgotten, nothing is "
+       "unmounted", ids, sh->exposed);
+    sh->exposed[0] = '\0';
+    sh->exposed_dev = 0;
+}
+
 int shadow_delete(struct shadow *sh, const char *why)
 {
     char ids[VSS_ID_STRLEN];
@@ -213,6 +268,8 @@ int shadow_delete(struct shadow *sh, const char *why)
         return VSS_E_PROVIDER_NOT_REGISTERED;
     }
     sh->ps.error[0] = '\0';
+    if (sh->exposed[0] && !exposure_is_ours(sh))
+        exposure_forget_stale(sh); /* never unmount what is not ours */
     if (sh->exposed[0] && p->p.unexpose) {
         int r = p->p.unexpose(&sh->ps, sh->exposed);
         if (r < 0) {
@@ -241,6 +298,20 @@ int shadow_delete(struct shadow *sh, const char *why)
     return 0;
 }
 
+struct shadow **shadows_oldest_first(size_t *n)
+{
+    size_t k = 0;
+    for (struct shadow *sh = shadows; sh; sh = sh->next)
+        k++;
+    struct shadow **v = malloc((k ? k : 1) * sizeof *v);
+    *n = 0;
+    if (!v)
+        return NULL;
+    for (struct shadow *sh = shadows; sh; sh = sh->next)
+        v[k - ++*n] = sh; /* the list is newest first */
+    return v;
+}
+
 void catalog_recover(void)
 {
     bool changed = false;
@@ -253,6 +324,10 @@ void catalog_recover(void)
                 ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
                    "deleted shadow %s: it was being created when vssd stopped", ids);
                 changed = true;
+            } else {
+                /* its storage not reachable yet (a pool mounted after vssd
+                 * started): kept, and retried when the volume appears */
+                sh->pending = true;
             }
         } else if (!(sh->attributes & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE)) {
             if (shadow_delete(sh, "auto-release shadow of a session that ended") == 0) {
@@ -328,17 +403,44 @@ static void adopt_one(void *ctx, const vss_id *id, const char *device, const cha
        "(whether its writers held their writes is not known)", ids, a->v->mountpoint, device);
 }
 
+/* The half-made shadows of v that a previous vssd left and that could not
+ * be deleted at start: deleted now. Whether any record went. */
+static bool delete_pending(const struct volume *v)
+{
+    bool changed = false;
+    for (struct shadow *sh = shadows, *next; sh; sh = next) {
+        next = sh->next;
+        /* by name (a managed volume attached again) or by mount point;
+         * the deletion goes to what the record names, not to v */
+        if (!sh->pending || (strcmp(sh->vol.name, v->name) && strcmp(sh->vol.mountpoint, v->mountpoint)))
+            continue;
+        char ids[VSS_ID_STRLEN];
+        vss_id_format(&sh->id, ids);
+        if (shadow_delete(sh, "half-made when vssd stopped") == 0) {
+            ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
+               "deleted shadow %s: it was being created when vssd stopped", ids);
+            changed = true;
+        }
+    }
+    return changed;
+}
+
 void catalog_adopt(const struct volume *v, struct provider *p)
 {
-    if (!p->p.list_shadows)
+    /* first: a half-made shadow's leftovers must not be adopted */
+    bool changed = delete_pending(v);
+    if (!p->p.list_shadows) {
+        if (changed)
+            catalog_save();
         return;
+    }
     struct adopt a = { v, p, 0 };
     char err[256] = "";
     int r = p->p.list_shadows(&v->info, adopt_one, &a, err, sizeof err);
     if (r < 0)
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL, "provider '%s' cannot list the shadows of '%s': %s",
            p->p.name, v->mountpoint, err[0] ? err : vss_strerror(r));
-    if (a.n)
+    if (a.n || changed)
         catalog_save();
 }
 

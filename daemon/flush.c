@@ -15,7 +15,9 @@
  * Invariants: no path out of the thread leaves a filesystem frozen (every
  * failure after the first FIFREEZE goes through thaw_all); the watchdog is
  * armed before the first FIFREEZE, so a hang or death of this process is
- * covered; the job is owned by the thread until it writes one byte to
+ * covered; no FIFREEZE or commit starts once the hold timeout has passed;
+ * a filesystem someone else froze is never thawed (it fails the set);
+ * the job is owned by the thread until it writes one byte to
  * D.flush_pipe.
  */
 #include <errno.h>
@@ -36,17 +38,33 @@
 static pthread_t flush_thread;
 static atomic_bool running; /* read by the storage query worker (squery.c) */
 
-static void thaw_all(struct flush_job *job)
+/* FITHAW of every filesystem the job froze, in reverse order. @return how
+ * many could not be thawed (an error other than EINVAL: those stay marked
+ * frozen, and the watchdog is left armed to keep trying). */
+static size_t thaw_all(struct flush_job *job)
 {
+    size_t failed = 0;
     for (size_t i = job->n_vols; i-- > 0;) {
         if (!job->vols[i].frozen)
             continue;
-        if (ioctl(job->vols[i].fd, FITHAW, 0) < 0 && errno == EINVAL) {
-            /* EINVAL: not frozen any more - the watchdog thawed it. */
-            job->watchdog_fired = true;
+        if (ioctl(job->vols[i].fd, FITHAW, 0) < 0) {
+            if (errno == EINVAL) {
+                /* EINVAL: not frozen any more - the watchdog thawed it. */
+                job->watchdog_fired = true;
+            } else {
+                int e = errno;
+                failed++;
+                if (job->status == 0) {
+                    job->status = VSS_E_UNEXPECTED;
+                    snprintf(job->error, sizeof job->error, "cannot thaw '%s': %s; the freeze "
+                             "watchdog keeps trying", job->vols[i].path, strerror(e));
+                }
+                continue;
+            }
         }
         job->vols[i].frozen = false;
     }
+    return failed;
 }
 
 /* Arms the watchdog and writes the freeze record; on failure fills job. */
@@ -158,6 +176,18 @@ static void prepare(struct flush_job *job)
         job->flush_us = now_us() - t;
         return;
     }
+    /* ...but never one that someone else froze (fsfreeze -f, another
+     * snapshot tool): FIFREEZE answers EBUSY, and the set fails here
+     * with that filesystem left as it was */
+    for (size_t i = 0; any && i < job->n_vols; i++) {
+        if (freeze_one(job, i) < 0) {
+            disarm(job);
+            job->flush_us = now_us() - t;
+            return;
+        }
+        ioctl(job->vols[i].fd, FITHAW, 0);
+        job->vols[i].frozen = false;
+    }
     for (size_t i = 0; any && i < job->n_shadows; i++) {
         if (!job->prov[i]->pre_freeze)
             continue;
@@ -194,8 +224,16 @@ static void prepare(struct flush_job *job)
     disarm(job);
 }
 
+/* The watchdog's deadline has passed (it counts from the arm, just
+ * before t_arm): nothing more may be frozen or committed. */
+static bool past_deadline(const struct flush_job *job, uint64_t t_arm)
+{
+    return now_us() - t_arm >= (uint64_t)job->hold_timeout_ms * 1000;
+}
+
 static void hold(struct flush_job *job)
 {
+    uint64_t t_arm = now_us();
     if (arm(job) < 0)
         return;
     /* after arm: if this process dies now, the watchdog restores the switch */
@@ -203,11 +241,13 @@ static void hold(struct flush_job *job)
         rcu_expedite_begin();
     uint64_t t0 = now_us(), t1 = t0;
     for (size_t i = 0; i < job->n_vols; i++)
-        if (freeze_one(job, i) < 0)
+        if (past_deadline(job, t_arm) || freeze_one(job, i) < 0)
             goto thaw;
     t1 = now_us();
     job->freeze_us = t1 - t0;
     for (size_t i = 0; i < job->n_shadows; i++) {
+        if (past_deadline(job, t_arm))
+            goto thaw; /* reported below as the hold's timeout */
         int r = job->prov[i]->commit(job->ps[i]);
         if (r < 0) {
             job->status = vss_is_vss_error(r) ? r : VSS_E_UNEXPECTED_PROVIDER_ERROR;
@@ -218,12 +258,13 @@ static void hold(struct flush_job *job)
         }
     }
     job->commit_us = now_us() - t1;
-thaw:
-    thaw_all(job);
+thaw:;
+    size_t stuck = thaw_all(job);
     job->hold_us = now_us() - t0;
     rcu_expedite_end();
-    disarm(job);
-    if (job->watchdog_fired || job->hold_us > (uint64_t)job->hold_timeout_ms * 1000) {
+    if (!stuck)
+        disarm(job); /* else armed: it thaws at the deadline, and again until the next arm */
+    if (job->watchdog_fired || past_deadline(job, t_arm)) {
         job->watchdog_fired = true;
         if (job->status == 0) {
             job->status = VSS_E_HOLD_WRITES_TIMEOUT;

@@ -26,6 +26,7 @@
 #define MAX_SHADOWS_PER_VOLUME 512
 #define MAX_COMPONENTS 1024
 #define MAX_OUTSTANDING 64
+#define OUTSTANDING_RESERVED 16 /* of them, for sessions' events (writers.c) */
 #define HELLO_TIMEOUT_MS 10000
 
 struct conn;
@@ -182,6 +183,10 @@ void volumes_each(void (*fn)(const struct volume *v, struct provider *p, void *c
 json_object *volume_to_json(const struct volume *v);
 /* Re-points v->info at v's own fields (after a struct copy). */
 void volume_fixup(struct volume *v);
+/* Whether upper's storage lies on lower's filesystem: upper's source is a
+ * loop device whose file is on lower (or on a loop device whose file is,
+ * a few levels down). Freezing lower would stall upper's own writes. */
+bool volume_lies_on(const struct volume *upper, const struct volume *lower);
 
 /* ---- registered volumes (registry.c) ---------------------------------- */
 int registry_load(void);
@@ -227,7 +232,17 @@ struct shadow {
     enum shadow_state state;
     char owner[64];             /* boot_id/session number, "" when persistent */
     char exposed[PATH_MAX];     /* "" when not exposed */
+    dev_t exposed_dev;          /* st_dev of the exposure's mount; 0: not known */
     struct vss_provider_shadow ps;
+    /* while being made: ps.data and ps.device as pre_commit left them,
+     * what the catalog records (the commit may be changing ps) */
+    bool saved;
+    char saved_data[sizeof ((struct vss_provider_shadow *)0)->data];
+    char saved_device[sizeof ((struct vss_provider_shadow *)0)->device];
+    /* a half-made shadow of a previous vssd whose provider could not
+     * delete it yet (its storage not reachable): retried when its volume
+     * is registered or found mounted (catalog_adopt) */
+    bool pending;
 };
 extern struct shadow *shadows;
 
@@ -239,14 +254,27 @@ struct shadow *shadow_find(const vss_id *id);
  * must be in place (ps.volume points into it). */
 void shadow_bind(struct shadow *sh, const struct provider *p);
 json_object *shadow_to_json(const struct shadow *sh);
-/* Deletes through the provider, unexposing first; unlinks and frees. */
+/* Every shadow, oldest first, in a malloc'd array (NULL: no memory). */
+struct shadow **shadows_oldest_first(size_t *n);
+/* Keeps what pre_commit wrote for the catalog (before the hold). */
+void shadow_save_prepared(struct shadow *sh);
+/* Whether what is mounted at sh->exposed is the exposure vssd made (the
+ * mount's st_dev as recorded at expose; any mount when not recorded). */
+bool exposure_is_ours(const struct shadow *sh);
+/* Forgets an exposure that is no longer there (event 1303, warning). */
+void exposure_forget_stale(struct shadow *sh);
+/* Deletes through the provider, unexposing first (only an exposure that
+ * is still ours: exposure_is_ours); unlinks and frees. */
 int shadow_delete(struct shadow *sh, const char *why);
 /* Number of shadows of a volume (by its stable volume name). */
 size_t shadows_on_volume(const char *vname);
-/* Recovery at start: half-made and orphaned auto-release shadows deleted. */
+/* Recovery at start: half-made and orphaned auto-release shadows deleted
+ * (a half-made one whose provider cannot yet is kept, pending). */
 void catalog_recover(void);
-/* The complete shadows of v that its provider p holds and the catalog has
- * no record of (the catalog was lost): recorded as persistent, event 1312. */
+/* For a volume found mounted at start or registered: its pending half-made
+ * shadows deleted, then the complete shadows its provider p holds and the
+ * catalog has no record of (the catalog was lost) recorded as persistent,
+ * event 1312. */
 void catalog_adopt(const struct volume *v, struct provider *p);
 void catalog_release(void);
 

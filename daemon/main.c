@@ -253,9 +253,16 @@ static void shutdown_all(void)
         if (poll(&p, 1, (int)D.cfg.hold_timeout_ms + VSS_PROVIDER_SETTLE_MAX_MS + 5000) > 0) {
             char b;
             if (read(D.flush_pipe[0], &b, 1) == 1)
-                session_flush_done();
+                session_flush_done(); /* a prepare ends in an abort (D.stopping) */
         }
     }
+    /* A flush thread stuck in a provider past every bound still uses the
+     * providers' code and the shadows' records: they are left in place
+     * for the exit, and the watchdog (stopped below: EOF) thaws. */
+    bool stuck = flush_running();
+    if (stuck)
+        ev(EV_STOPPING, EVL_ERROR, NULL, "vssd stopping while its flush thread is still in a "
+           "provider: the watchdog thaws the set's filesystems");
     for (struct conn *c = D.conns; c; c = c->next)
         conn_close(c, "vssd stopping");
     conn_reap();
@@ -267,8 +274,10 @@ static void shutdown_all(void)
     bool idle = squery_shutdown();
     idle = unshare_shutdown() && idle;
     storage_release();
-    providers_unload(!idle);
     watchdog_stop();
+    if (stuck)
+        return;
+    providers_unload(!idle);
     catalog_release();
     registry_release();
     events_close();

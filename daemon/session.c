@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -326,6 +327,13 @@ static void fanout(struct session *s, int event, struct writer **ws, size_t n, c
                        : writer_send_event(w, event, s, NULL, event_args(s, w), event_timeout(event));
         if (r == 0)
             s->waiting++;
+        else if (event == VSS_EVENT_PREPARE_SNAPSHOT || event == VSS_EVENT_FREEZE)
+            /* a writer that never got it would not hold its writes, and
+             * its Thaw would still answer "held" */
+            set_fail(s, VSS_E_WRITER_NOT_RESPONDING, "writer '%s' could not be sent %s (%s)",
+                     w->name, vss_event_type_name(event),
+                     r == -ENOTCONN ? "disconnected, or too many events outstanding"
+                                    : vss_strerror(r));
     }
     free(common);
     if (s->waiting == 0) {
@@ -603,7 +611,11 @@ void session_flush_done(void)
         return;
     struct flush_job *job = s->job;
     if (job->mode == FLUSH_PREPARE) {
-        if (job->status == 0 && s->abort_pending)
+        if (job->status == 0 && D.stopping)
+            /* vssd is stopping (shutdown_all waited for this flush): no
+             * Freeze and no hold may start now */
+            session_abort(s, VSS_E_UNEXPECTED, "vssd is stopping");
+        else if (job->status == 0 && s->abort_pending)
             session_abort(s, s->abort_status, s->abort_msg);
         else if (job->status)
             session_abort(s, job->status, job->error);
@@ -692,6 +704,19 @@ static void start_flush(struct session *s)
                 char m[PATH_MAX + 64];
                 snprintf(m, sizeof m, "cannot open '%s': %s", v->vol.mountpoint, strerror(e));
                 session_abort(s, -e, m);
+                return;
+            }
+            /* what is mounted there now must be the volume that was added
+             * (it may have been unmounted, or replaced, since): else the
+             * hold would freeze, and the shadow record, another one */
+            struct stat st;
+            if (fstat(fv->fd, &st) < 0 || st.st_dev != v->vol.dev) {
+                close(fv->fd);
+                char m[PATH_MAX + 128];
+                snprintf(m, sizeof m, "'%s' is no longer the volume that was added to the set "
+                         "(unmounted or replaced since); start the backup again",
+                         v->vol.mountpoint);
+                session_abort(s, VSS_E_OBJECT_NOT_FOUND, m);
                 return;
             }
             snprintf(fv->path, sizeof fv->path, "%s", v->vol.mountpoint);
@@ -937,13 +962,26 @@ static int op_add_to_set(struct session *s, struct conn *c, int64_t id, json_obj
         reply(c, id, r == -ENOENT || r == -EINVAL ? VSS_E_OBJECT_NOT_FOUND : r, err, NULL);
         return 0;
     }
-    for (size_t i = 0; i < s->n_vols; i++)
+    for (size_t i = 0; i < s->n_vols; i++) {
         if (s->vols[i].vol.dev == v->vol.dev) {
             snprintf(err, sizeof err, "volume '%s' is already in the shadow copy set",
                      v->vol.mountpoint);
             reply(c, id, VSS_E_OBJECT_ALREADY_EXISTS, err, NULL);
             return 0;
         }
+        /* one volume's image on another volume of the set: the freeze of
+         * the lower one would stall the upper one's own writes (and its
+         * snapshot) until the hold times out */
+        const struct volume *a = &s->vols[i].vol, *b = &v->vol;
+        bool ab = volume_lies_on(a, b), ba = !ab && volume_lies_on(b, a);
+        if (ab || ba) {
+            snprintf(err, sizeof err, "volume '%s' lies on volume '%s' (its image is stored "
+                     "there), which the set would freeze with it: take them in separate sets",
+                     ab ? a->mountpoint : b->mountpoint, ab ? b->mountpoint : a->mountpoint);
+            reply(c, id, VSS_E_VOLUME_NOT_SUPPORTED, err, NULL);
+            return 0;
+        }
+    }
     vss_id want;
     int ir = pj_id(req, "provider_id", &want);
     if (ir == -EINVAL) {
@@ -1090,6 +1128,16 @@ static void op_do_snapshot_set(struct session *s, struct conn *c, int64_t id)
             session_abort(s, vss_is_vss_error(r) ? r : VSS_E_PROVIDER_VETO, err);
             return;
         }
+    }
+    /* 3. What they will make (private data, device) on disk before they
+     * make it: a vssd that dies from here on leaves records that say what
+     * to delete (catalog_recover). */
+    for (size_t i = 0; i < s->n_vols; i++)
+        shadow_save_prepared(s->vols[i].sh);
+    r = catalog_save();
+    if (r < 0) {
+        session_abort(s, r, "cannot write the shadow catalog");
+        return;
     }
     json_object *f = json_object_new_object();
     pj_set_str(f, "set_id", sid);

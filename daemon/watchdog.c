@@ -9,8 +9,10 @@
  * message, so even if vssd dies right after sending ARM the watchdog
  * holds them and can thaw.
  *
- * Invariants: while armed, the watchdog thaws at the deadline, on EOF
- * (vssd died) and on SIGTERM; it never freezes anything. A freeze record
+ * Invariants: while armed, the watchdog thaws at the deadline and every
+ * WD_RETHAW_MS after it until disarmed (a freeze that was still under way
+ * at the deadline is undone too), on EOF (vssd died) and on SIGTERM; it
+ * never freezes anything; it runs with no signal blocked. A freeze record
  * in the runtime directory lets a restarted vssd thaw what both processes
  * left frozen if they were killed together.
  */
@@ -34,6 +36,9 @@
 
 enum { WD_ARM = 1, WD_DISARM = 2 };
 
+/* After the deadline, how often the set's filesystems are thawed again. */
+#define WD_RETHAW_MS 50
+
 struct wd_msg {
     uint32_t type;
     uint32_t timeout_ms;
@@ -47,6 +52,16 @@ static void wd_on_term(int sig)
 {
     (void)sig;
     wd_term = 1;
+}
+
+/* FITHAW of each fd, keeping them: the number thawed (EINVAL: not frozen). */
+static int thaw_each(const int *fds, size_t n)
+{
+    int thawed = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ioctl(fds[i], FITHAW, 0) == 0)
+            thawed++;
+    return thawed;
 }
 
 static int thaw_all(int *fds, size_t *n)
@@ -74,6 +89,11 @@ static void watchdog_main(int sock)
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    /* a watchdog forked again later inherits vssd's mask, which blocks
+     * SIGTERM for its signalfd: the handler above would never run */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     openlog("vssd-watchdog", LOG_PID, LOG_DAEMON);
 
     for (;;) {
@@ -81,6 +101,8 @@ static void watchdog_main(int sock)
         if (armed && !fired) {
             uint64_t now = now_ms();
             timeout = deadline > now ? (int)(deadline - now) : 0;
+        } else if (armed && n) {
+            timeout = WD_RETHAW_MS;
         }
         struct pollfd p = { .fd = sock, .events = POLLIN };
         int r = poll(&p, 1, timeout);
@@ -98,8 +120,17 @@ static void watchdog_main(int sock)
         }
         if (r < 0)
             continue;
+        if (r == 0 && fired) {
+            /* past the deadline a freeze still under way when it came (a
+             * slow FIFREEZE, a later volume of the set) must not stay:
+             * thawed again until vssd disarms */
+            int k = thaw_each(fds, n);
+            if (k)
+                syslog(LOG_ERR, "[1304] after the hold timeout: thawed %d more filesystems", k);
+            continue;
+        }
         if (r == 0) {
-            int k = thaw_all(fds, &n);
+            int k = thaw_each(fds, n);
             fired = true;
             syslog(LOG_ERR, "[1304] hold timeout: thawed %d frozen filesystems", k);
             /* vssd's flush thread is stuck: it cannot switch expedited RCU off */

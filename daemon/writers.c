@@ -238,10 +238,19 @@ void writers_forget(struct session *s, struct admin_req *a)
     }
 }
 
+/* Whether w can take one more outstanding event: an administrator's
+ * request (list writers) leaves the last OUTSTANDING_RESERVED slots to the
+ * sessions' events, so that refreshing a busy writer's status never keeps
+ * its Freeze, Thaw or Abort from it. */
+static bool can_send(const struct writer *w, const struct admin_req *a)
+{
+    return w->conn && w->n_out < (a ? MAX_OUTSTANDING - OUTSTANDING_RESERVED : MAX_OUTSTANDING);
+}
+
 int writer_send_event(struct writer *w, int event, struct session *s, struct admin_req *a,
                       json_object *args, unsigned timeout_ms)
 {
-    if (!w->conn || w->n_out >= MAX_OUTSTANDING) {
+    if (!can_send(w, a)) {
         json_object_put(args);
         return -ENOTCONN;
     }
@@ -267,7 +276,7 @@ int writer_send_event_text(struct writer *w, int event, struct session *s, struc
     size_t alen = strlen(args_json);
     if (alen < 2 || args_json[0] != '{' || args_json[alen - 1] != '}')
         return -EINVAL;
-    if (!w->conn || w->n_out >= MAX_OUTSTANDING)
+    if (!can_send(w, a))
         return -ENOTCONN;
     int64_t id = ++D.next_event_id;
     char head[128];

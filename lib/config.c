@@ -222,6 +222,9 @@ static int handler(void *user, const char *section, const char *name, const char
                 continue;
             if (!parse_uint(value, nums[i].dst) || *nums[i].dst < nums[i].min)
                 return fail(p, line, "'%s' wants a positive number, not '%s'", name, value);
+            /* a set involves at most 256 writers (vssd's session) */
+            if (nums[i].dst == &c->max_writers && c->max_writers > 256)
+                return fail(p, line, "'%s' is at most 256, not '%s'", name, value);
             return 1;
         }
         char *dst = NULL;

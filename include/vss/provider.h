@@ -115,7 +115,12 @@ struct vss_provider {
     int (*commit)(struct vss_provider_shadow *sh);
     /** After thaw; the shadow is complete once this returns. Optional. */
     int (*post_commit)(struct vss_provider_shadow *sh);
-    /** Deletes a shadow at any stage after pre_commit (also a half-made one). */
+    /**
+     * Deletes a shadow at any stage after pre_commit (also a half-made one).
+     * -EAGAIN when what it recorded cannot be reached now (the filesystem
+     * holding its storage is not mounted): vssd keeps the record and tries
+     * again when the volume is registered or found mounted.
+     */
     int (*delete_shadow)(struct vss_provider_shadow *sh);
     /** Mounts the shadow read-only at target (an existing directory). Optional. */
     int (*expose)(struct vss_provider_shadow *sh, const char *target);

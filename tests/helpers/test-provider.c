@@ -11,8 +11,8 @@
  * variable VSS_TEST_PROVIDER_CTL at every call, lines of key=value:
  *   mode=copy|noop     fail=PHASE[,PHASE]    stall=PHASE:MS    unsupported=1
  *   unshare=MS
- * PHASE is one of support, pre_commit, commit, post_commit, delete, expose,
- * storage. A storage stall comes after the measurement, as with a slow
+ * PHASE is one of support, pre_commit, settle, commit, post_commit, delete,
+ * expose, storage. A storage stall comes after the measurement, as with a slow
  * extent walk, whose answer is out of date by the time it arrives.
  *
  * unshare_step does nothing and says so (0), unless unshare=MS: then each
@@ -291,6 +291,15 @@ static int tp_commit(struct vss_provider_shadow *sh)
     return r;
 }
 
+/* settle (vssd's flush thread, before the writers' Freeze): only the
+ * misbehaviour asked for, e.g. stall=settle:MS for a long prepare flush */
+static int tp_settle(struct vss_provider_shadow *sh)
+{
+    struct ctl c;
+    read_ctl(&c);
+    return misbehave(&c, "settle", sh->error, sizeof sh->error);
+}
+
 static int tp_post_commit(struct vss_provider_shadow *sh)
 {
     struct ctl c;
@@ -467,6 +476,7 @@ static const struct vss_provider tp = {
     .storage_query = tp_storage_query,
     .unshare_step = tp_unshare_step,
     .unshare_free = tp_unshare_free,
+    .settle = tp_settle,
 };
 
 __attribute__((visibility("default"))) const struct vss_provider *vss_provider_init(void);

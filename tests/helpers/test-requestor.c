@@ -11,6 +11,7 @@
  *       [--sleep-before STEP:MS]... [--expose SHADOWDIR] [--no-complete]
  *       [--abort] [--repeat N] [--quiet] [--provider GUID]
  *   vss-test-requestor --restore [--exclude SPEC]...   (PreRestore, PostRestore)
+ *   vss-test-requestor --register NAME --volume MOUNTPOINT  (register_volume)
  *
  * STEP is one of metadata, prepare, snapshot, complete, release. Output,
  * one fact a line: "set {id}", "shadow {id} {volume} {device}",
@@ -91,6 +92,19 @@ static int fail(vss_requestor *r, const char *what, int err)
     return 2;
 }
 
+/* A connected requestor, or NULL (the failure printed, *e set). */
+static vss_requestor *connect_to(const char *sock, int *e)
+{
+    vss_requestor *r = vss_requestor_new();
+    *e = vss_requestor_connect(r, sock, "vss-test-requestor");
+    if (*e < 0) {
+        printf("result FAIL %s connect: %s\n", vss_error_name(*e), vss_strerror(*e));
+        vss_requestor_free(r);
+        return NULL;
+    }
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -112,6 +126,7 @@ int main(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "restore", no_argument, NULL, 'R' },
         { "provider", required_argument, NULL, 'P' },
+        { "register", required_argument, NULL, 'G' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -119,11 +134,11 @@ int main(int argc, char **argv)
     size_t nv = 0, ne = 0, nver = 0, nc = 0;
     int type = VSS_BT_FULL, repeat = 1;
     long ctx = VSS_CTX_BACKUP;
-    const char *expose = NULL;
+    const char *expose = NULL, *register_name = NULL;
     vss_id provider, *want_provider = NULL; /* --provider: else the first that fits */
     bool no_complete = false, do_abort = false, restore = false;
     int o;
-    while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qP:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qP:G:h", opts, NULL)) != -1) {
         switch (o) {
         case 's': sock = optarg; break;
         case 'v': if (nv < MAXN) vols[nv++] = optarg; break;
@@ -166,6 +181,7 @@ int main(int argc, char **argv)
             }
             want_provider = &provider;
             break;
+        case 'G': register_name = optarg; break;
         case 'h':
             printf("usage: vss-test-requestor --volume V [...] (see the source header)\n");
             return 0;
@@ -174,13 +190,10 @@ int main(int argc, char **argv)
     }
     if (restore) {
         /* PreRestore, (the files would be restored here), PostRestore. */
-        vss_requestor *r = vss_requestor_new();
-        int e = vss_requestor_connect(r, sock, "vss-test-requestor");
-        if (e < 0) {
-            printf("result FAIL %s connect: %s\n", vss_error_name(e), vss_strerror(e));
-            vss_requestor_free(r);
+        int e;
+        vss_requestor *r = connect_to(sock, &e);
+        if (!r)
             return 3;
-        }
         if ((e = vss_requestor_init_restore(r)) < 0)
             return fail(r, "init_restore", e);
         for (size_t i = 0; i < ne; i++)
@@ -200,14 +213,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "vss-test-requestor: at least one --volume is needed\n");
         return 1;
     }
-    for (int round = 0; round < repeat; round++) {
-        vss_requestor *r = vss_requestor_new();
-        int e = vss_requestor_connect(r, sock, "vss-test-requestor");
-        if (e < 0) {
-            printf("result FAIL %s connect: %s\n", vss_error_name(e), vss_strerror(e));
-            vss_requestor_free(r);
+    if (register_name) {
+        int e;
+        vss_requestor *r = connect_to(sock, &e);
+        if (!r)
             return 3;
-        }
+        if ((e = vss_requestor_register_volume(r, register_name, vols[0], NULL)) < 0)
+            return fail(r, "register_volume", e);
+        vss_requestor_free(r);
+        printf("result OK\n");
+        return 0;
+    }
+    for (int round = 0; round < repeat; round++) {
+        int e;
+        vss_requestor *r = connect_to(sock, &e);
+        if (!r)
+            return 3;
         vss_id set, ids[MAXN];
         if ((e = vss_requestor_init_backup(r)) < 0)
             return fail(r, "init_backup", e);

@@ -6,7 +6,7 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 43
+plan 53
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
 # vssd switches expedited RCU on for a hold (daemon/rcu.c); the tests give
@@ -39,6 +39,29 @@ is "$(shadow_count)" "0" "after restart the half-made shadow is gone"
 like "$(events_since_start)" '"event":1307' "event 1307 (half-made shadow deleted)"
 check "F: not frozen" not_frozen "$T/F"
 kill "$WRITER_PID" 2>/dev/null
+
+# --- 1b. the same, but at the restart the provider cannot delete the
+# half-made shadow (as when the pool holding it is not mounted yet): the
+# record is kept, unlisted, and deleted once the volume is registered.
+start_writer W --component DB:"$T/F/db" --hang PrepareForSnapshot || exit 1
+: > "$T/W.log"
+"$TREQ" --volume F: --persistent > "$T/r.out" 2>&1 &
+R=$!
+for _ in $(seq 100); do grep -q '^PrepareForSnapshot' "$T/W.log" 2>/dev/null && break; sleep 0.05; done
+kill9_vssd
+wait $R 2>/dev/null
+kill "$WRITER_PID" 2>/dev/null
+provider_ctl "fail=delete"
+start_vssd || exit 1
+like "$(cat "$CAT")" '"state": *"creating"' \
+    "the provider cannot delete the half-made shadow at the restart: its record is kept"
+like "$("$VSSADMIN" list shadows --json 2>&1)" '"state": *"creating"' \
+    "and listed as being created, not as a shadow copy"
+provider_ctl ""
+out=$("$TREQ" --register F1 --volume "$T/F" 2>&1)
+like "$out" "result OK" "the volume is registered"
+unlike "$(cat "$CAT")" '"state": *"creating"' "then the half-made shadow is deleted"
+is "$(grep -c '"event":1307' "$VSS_ROOT/var/lib/vss/events.jsonl")" "2" "with event 1307"
 
 # --- 2. killed during the hold (the provider stalls in commit): the watchdog thaws at once.
 start_writer W --component DB:"$T/F/db" || exit 1
@@ -163,6 +186,48 @@ provider_ctl ""
 check "SIGTERM then SIGKILL mid-hold: F: is thawed" not_frozen "$T/F"
 is "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$RCU_MARK" ] && echo marker)" "0:" \
     "and the watchdog set expedited RCU back to 0 before it exited"
+start_vssd || exit 1
+
+# --- 5c. the same with a watchdog vssd started again after the first was
+# killed: it must not inherit vssd's blocked signals, so it too thaws at
+# SIGTERM, before the SIGKILL a harness sends to the whole group
+WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
+kill -9 "$WD"
+for _ in $(seq 100); do
+    WD2=$(pgrep -P "$VSSD_PID" -x vssd-watchdog); [ -n "$WD2" ] && [ "$WD2" != "$WD" ] && break
+    sleep 0.05
+done
+mid_hold
+kill -TERM "$WD" "$VSSD_PID"
+sleep 0.3
+kill -9 "$WD" "$VSSD_PID" 2>/dev/null
+wait "$VSSD_PID" 2>/dev/null
+wait $R 2>/dev/null
+provider_ctl ""
+check "a watchdog started again: SIGTERM then SIGKILL to both mid-hold, F: is thawed" \
+    not_frozen "$T/F"
+start_vssd || exit 1
+
+# --- 5d. SIGTERM while the set's filesystems are flushed before the Freeze
+# (the provider's settle stalls): vssd stops without asking any writer to
+# freeze and without starting a hold
+start_writer W --component DB:"$T/F/db" || exit 1
+: > "$T/W.log"
+provider_ctl "stall=settle:2000"
+"$TREQ" --volume F: > "$T/r.out" 2>&1 &
+R=$!
+for _ in $(seq 200); do grep -q '^PrepareForSnapshot' "$T/W.log" 2>/dev/null && break; sleep 0.02; done
+sleep 0.5
+n_hold=$(grep -c '"event":1209' "$VSS_ROOT/var/lib/vss/events.jsonl")
+kill -TERM "$VSSD_PID"
+wait "$VSSD_PID" 2>/dev/null
+is "$?" "0" "SIGTERM during the flush before the Freeze: vssd exits 0"
+wait $R 2>/dev/null
+provider_ctl ""
+unlike "$(events_of W)" "Freeze" "no Freeze was sent to the writer"
+is "$(grep -c '"event":1209' "$VSS_ROOT/var/lib/vss/events.jsonl")" "$n_hold" "and no hold ran"
+check "F: is not frozen" not_frozen "$T/F"
+kill "$WRITER_PID" 2>/dev/null
 start_vssd || exit 1
 
 # --- 6. A catalog changed by something else: vssd does not start, and says

@@ -6,7 +6,7 @@
 # states and sticky last errors, that the Abort reached every involved
 # writer, that no shadow is left, and that no filesystem stays frozen.
 . "$(dirname "$0")/lib.sh"
-plan 60
+plan 62
 
 FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
 # expedited RCU during a hold (daemon/rcu.c), on a file of the test's own
@@ -183,5 +183,23 @@ out=$(backup --verify Faulty --exclude Faulty)
 like "$out" "result FAIL VSS_E_OBJECT_NOT_FOUND" "verify of an excluded writer fails the set"
 out=$(backup --verify Faulty --verify '{11111111-2222-4333-8444-555555555555}')
 like "$out" "result OK" "verify of present writers (by name and by class) succeeds"
+
+# --- a volume replaced between add_to_snapshot_set and do_snapshot_set:
+# vssd must not freeze (or shadow) what is mounted there now
+make_volume X 16 || exit 1
+truncate -s 16M "$T/Y.img"
+YLOOP=$(losetup -f --show "$T/Y.img") && _loops+=("$YLOOP")
+mkfs.ext4 -q -F "$YLOOP" >/dev/null 2>&1
+rm -f "$T/go"
+"$TREQ" --volume "$T/X" --nowriters --wait-before snapshot:"$T/go" > "$T/rx.out" 2>&1 &
+R=$!
+for _ in $(seq 200); do grep -q '^waiting snapshot' "$T/rx.out" && break; sleep 0.05; done
+umount "$T/X" && mount "$YLOOP" "$T/X"
+touch "$T/go"
+wait $R
+like "$(cat "$T/rx.out")" "result FAIL .*is no longer the volume that was added" \
+    "a volume replaced before do_snapshot_set: the set fails, saying so"
+is "$(shadow_count)" "0" "and leaves no shadow"
+umount "$T/X"
 
 done_testing

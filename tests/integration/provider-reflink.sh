@@ -146,6 +146,17 @@ grep -o '"provider_data": *"[^"]*"' "$VSS_ROOT/var/lib/vss/catalog.json" 2>/dev/
 like "$(cat "$VSS_ROOT/var/lib/vss/catalog.json" 2>/dev/null)" "track=(trace|scan)" \
     "the provider recorded how it tracked the changes"
 
+# --- (c2) a volume someone else froze (fsfreeze -f): the set fails, and
+# vssd leaves that freeze alone (the reflink provider freezes and thaws the
+# volume before the writers' Freeze; vssd thaws after it only its own)
+fsfreeze -f "$T/F"
+"$TREQ" --volume F: --provider "$REFLINK_ID" --nowriters > "$T/reqfz.out" 2>&1
+like "$(cat "$T/reqfz.out")" "result FAIL .*frozen by someone else" \
+    "a shadow of a volume someone else froze fails, saying so"
+check "and the volume is still frozen: vssd did not thaw someone else's freeze" is_frozen "$T/F"
+fsfreeze -u "$T/F"
+check "it is thawed by its owner" not_frozen "$T/F"
+
 # --- (d) the hold window after fragmenting writes, and under random writes
 if command -v fio >/dev/null; then
     fio --name=bg --filename="$T/F/frag" --size=256M --rw=randwrite --bs=4k --ioengine=libaio \
