@@ -242,6 +242,8 @@ static int resolve(const struct vss_volume_info *vol, struct target *t, char *er
     int r = vssp_loop_backing(vol->source, img, sizeof img, NULL, NULL);
     if (r < 0) {
         snprintf(err, len, r == -ESTALE ? "the loop device's backing file is gone or not visible"
+                 : r == -EDOM ? "the loop device maps only a part of its file (an offset or a "
+                                "size limit): not supported"
                  : "neither btrfs nor a loop device whose image is in a btrfs subvolume");
         return 0;
     }
@@ -349,6 +351,9 @@ static int bp_pre_commit(struct vss_provider_shadow *sh)
     }
     if (mkdir(t.dir, 0700) < 0 && errno != EEXIST)
         return err_set(sh->error, sizeof sh->error, -errno, "cannot create '%s'", t.dir, NULL);
+    int cr = vssp_check_shadow_dir(t.dir, sh->error, sizeof sh->error);
+    if (cr < 0)
+        return cr;
     char id[VSS_ID_STRLEN];
     vss_id_format(&sh->shadow_id, id);
     char snap[PATH_MAX];
@@ -529,6 +534,14 @@ static int bp_delete(struct vss_provider_shadow *sh)
     if (shadow_target(sh, &t, snap, sizeof snap) < 0)
         return 0; /* nothing was recorded and the volume is gone: nothing made */
     int dirfd = open_dir(t.dir);
+    if (dirfd < 0 && errno == ENOENT && sh->data[0]) {
+        /* pre_commit made the directory before it recorded the snapshot:
+         * its filesystem is not mounted (yet), and the snapshot may be
+         * there; the caller keeps the record and tries again */
+        snprintf(sh->error, sizeof sh->error, "'%s' does not exist: is the filesystem holding "
+                 "it mounted?", t.dir);
+        return -EAGAIN;
+    }
     if (dirfd < 0)
         return errno == ENOENT ? 0 : err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", t.dir, NULL);
     struct btrfs_ioctl_vol_args a;

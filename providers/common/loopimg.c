@@ -199,9 +199,25 @@ int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint6
         close(fd);
     if (r == 0 && (stat(out, &st) < 0 || st.st_ino != li.lo_inode || st.st_dev != li.lo_device))
         r = -ESTALE; /* deleted, renamed, or not visible in our mount namespace */
+    if (r == 0 && (li.lo_offset || li.lo_sizelimit))
+        r = -EDOM; /* a part of the file: its shadow's image would not be one */
     if (r == 0 && rdev)
         *rdev = ds.st_rdev;
     if (r == 0 && offset)
         *offset = li.lo_offset;
     return r;
+}
+
+int vssp_check_shadow_dir(const char *dir, char *err, size_t len)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0)
+        return vssp_err(err, len, -errno, "cannot stat '%s'", dir, NULL);
+    if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+        snprintf(err, len, "'%s' is not a directory of root's that only root can write "
+                 "(a symlink, or made by another user?): shadows are not made there; remove it "
+                 "and vssd makes it again", dir);
+        return -EPERM;
+    }
+    return 0;
 }

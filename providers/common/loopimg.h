@@ -51,10 +51,20 @@ int vssp_unexpose(const char *target, char *err, size_t errlen);
 /*
  * A loop device's backing file (from sysfs), checked against the device's
  * inode: -ENODEV if dev is not an attached loop device, -ESTALE if the file
- * was deleted, renamed or is not visible in our mount namespace. rdev and
- * offset (may be NULL) get the device number and the loop offset.
+ * was deleted, renamed or is not visible in our mount namespace, -EDOM if
+ * the device maps only a part of it (an offset or a size limit: a shadow
+ * of the whole file could not be exposed as the volume). rdev and offset
+ * (may be NULL) get the device number and the loop offset.
  */
 int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint64_t *offset);
+
+/*
+ * The directory that holds a volume's shadows is root's own: a real
+ * directory (not a symlink), owned by root, writable by root alone. One
+ * a user could write to, or point elsewhere, would let them swap a shadow
+ * for their own. 0, or -EPERM / -errno with err set.
+ */
+int vssp_check_shadow_dir(const char *dir, char *err, size_t len);
 
 /* KEY's value in a provider's private data ("key=value" lines).
  * @return 0, -ENOENT, -ENAMETOOLONG. */

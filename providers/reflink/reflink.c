@@ -116,6 +116,8 @@ static int resolve(const struct vss_volume_info *vol, struct target *t, char *er
     int r = loop_backing(vol->source, t);
     if (r < 0) {
         snprintf(err, len, r == -ESTALE ? "the loop device's backing file is gone or not visible"
+                 : r == -EDOM ? "the loop device maps only a part of its file (an offset or a "
+                                "size limit): not supported"
                  : "not a loop device whose image is on XFS with reflink");
         return 0;
     }
@@ -207,6 +209,9 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
     }
     if (mkdir(t.dir, 0700) < 0 && errno != EEXIST)
         return err_set(sh->error, sizeof sh->error, -errno, "cannot create '%s'", t.dir, NULL);
+    int cr = vssp_check_shadow_dir(t.dir, sh->error, sizeof sh->error);
+    if (cr < 0)
+        return cr;
     char id[VSS_ID_STRLEN], sdir[PATH_MAX], simg[PATH_MAX];
     vss_id_format(&sh->shadow_id, id);
     if ((size_t)snprintf(sdir, sizeof sdir, "%s/%s", t.dir, id) >= sizeof sdir ||
@@ -335,6 +340,16 @@ static int rp_post_commit(struct vss_provider_shadow *sh)
     }
     if (chmod(simg, 0400) < 0)
         return err_set(sh->error, sizeof sh->error, -errno, "shadow image '%s'", simg, NULL);
+    /* the image's remaps (the pre-clone and the fix-up in the hold) and
+     * its mark made durable before vssd records it "created": a
+     * directory's fsync on XFS forces the log only up to the directory's
+     * own last change */
+    int ifd = open(simg, O_RDONLY | O_CLOEXEC);
+    int ir = ifd >= 0 && fsync(ifd) == 0 ? 0 : -errno;
+    if (ifd >= 0)
+        close(ifd);
+    if (ir < 0)
+        return err_set(sh->error, sizeof sh->error, ir, "cannot sync the shadow image '%s'", simg, NULL);
     int fd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int r = fd >= 0 && fsync(fd) == 0 ? 0 : -errno;
     if (fd >= 0)
@@ -352,14 +367,22 @@ static int rp_delete(struct vss_provider_shadow *sh)
         /* Nothing recorded: pre_commit never got as far as creating anything. */
         return 0;
     }
+    char parent[PATH_MAX];
+    dir_of(sdir, parent, sizeof parent);
+    struct stat st;
+    if (stat(parent, &st) < 0 && errno == ENOENT) {
+        /* pre_commit made it before it recorded the shadow: the pool is
+         * not mounted (yet), and the shadow may be there; the caller keeps
+         * the record and tries again */
+        snprintf(sh->error, sizeof sh->error, "'%s' does not exist: is the pool mounted?", parent);
+        return -EAGAIN;
+    }
     if (unlink(simg) < 0 && errno != ENOENT)
         return err_set(sh->error, sizeof sh->error, -errno, "cannot delete '%s'", simg, NULL);
     if (rmdir(sdir) < 0 && errno != ENOENT)
         return err_set(sh->error, sizeof sh->error, -errno, "cannot delete '%s'", sdir, NULL);
     /* The deletion must survive a crash, or the directory reappears with no
      * catalog record left to find it. */
-    char parent[PATH_MAX];
-    dir_of(sdir, parent, sizeof parent);
     int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);

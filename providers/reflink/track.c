@@ -22,8 +22,11 @@
  *
  * Invariants: the tracing instance is enabled before the pre-clone and
  * removed (events off, rmdir) when the tracker is released; the thread
- * and commit never clone at the same time (t->lock); the registry holds at
- * most MAX_TRACKERS trackers and is guarded by reg_lock.
+ * and commit never clone at the same time (t->lock); a range the thread
+ * failed to re-clone makes commit scan (t->lost), never drops a change;
+ * discard and write-zeroes ranges are re-cloned again inside the hold;
+ * the registry holds at most MAX_TRACKERS trackers and is guarded by
+ * reg_lock.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,8 +71,15 @@ struct tracker {
     size_t line_len;
     struct range *r;
     size_t n_r, cap_r;
+    /* every discard and write-zeroes range seen: the event comes when the
+     * loop device takes the request, before its fallocate runs, so the
+     * thread may re-clone the range too early; re-cloned again inside the
+     * hold, when the frozen filesystem waited for them */
+    struct range *dz;
+    size_t n_dz, cap_dz;
     struct fixup_stats bg;        /* what the thread re-cloned */
-    bool lost;                    /* an unreadable event: trust only a scan */
+    bool lost;                    /* an unreadable event, or a failed re-clone in the
+                                   * thread: trust only a scan */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -251,20 +261,25 @@ static int trace_setup(struct tracker *t, dev_t pool_dev, ino_t ino, dev_t loop_
     return r;
 }
 
-static int range_add(struct tracker *t, uint64_t start, uint64_t len)
+static int list_add(struct range **v, size_t *n, size_t *cap, uint64_t start, uint64_t len)
 {
     if (!len)
         return 0;
-    if (t->n_r == t->cap_r) {
-        size_t cap = t->cap_r ? t->cap_r * 2 : 1024;
-        struct range *nr = realloc(t->r, cap * sizeof *nr);
-        if (!nr)
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        struct range *nv = realloc(*v, c * sizeof *nv);
+        if (!nv)
             return -ENOMEM;
-        t->r = nr;
-        t->cap_r = cap;
+        *v = nv;
+        *cap = c;
     }
-    t->r[t->n_r++] = (struct range){ start, start + len };
+    (*v)[(*n)++] = (struct range){ start, start + len };
     return 0;
+}
+
+static int range_add(struct tracker *t, uint64_t start, uint64_t len)
+{
+    return list_add(&t->r, &t->n_r, &t->cap_r, start, len);
 }
 
 static uint64_t hex_after(const char *line, const char *key, bool *ok)
@@ -294,7 +309,8 @@ static int parse_line(struct tracker *t, const char *line)
         while (s > line && s[-1] >= '0' && s[-1] <= '9')
             s--;
         uint64_t sector = strtoull(s, NULL, 10), n = strtoull(plus + 3, NULL, 10);
-        return range_add(t, sector * 512, n * 512); /* trace mode: loop offset 0 */
+        int r = list_add(&t->dz, &t->n_dz, &t->cap_dz, sector * 512, n * 512);
+        return r < 0 ? r : range_add(t, sector * 512, n * 512); /* trace mode: loop offset 0 */
     }
     return 0;
 }
@@ -368,8 +384,14 @@ static void *catch_up_main(void *arg)
         if (r == 0)
             r = reclone(t, &t->bg);
         pthread_mutex_unlock(&t->lock);
-        if (r < 0)
-            break; /* commit sees the error again, or scans */
+        if (r < 0) {
+            /* a range not re-cloned (ENOSPC on a full pool, ENOMEM):
+             * commit must not trust the events, it scans */
+            pthread_mutex_lock(&t->lock);
+            t->lost = true;
+            pthread_mutex_unlock(&t->lock);
+            break;
+        }
         if (n == 0)
             usleep(1000);
     }
@@ -406,6 +428,7 @@ static void tracker_free(struct tracker *t)
         close(t->dst);
     pthread_mutex_destroy(&t->lock);
     free(t->r);
+    free(t->dz);
     free(t);
 }
 
@@ -490,6 +513,8 @@ int track_finish(const vss_id *id, struct fixup_stats *st)
     if (t->mode == TRACK_SCAN)
         return scan_fixup(t->dst, t->live, t->blk, t->size, st);
     int r = drain(t);
+    for (size_t i = 0; r == 0 && i < t->n_dz; i++)
+        r = range_add(t, t->dz[i].start, t->dz[i].end - t->dz[i].start);
     if (r == 0 && !t->lost && instance_lost(t->inst) == 0)
         return reclone(t, st);
     st->fell_back = true;

@@ -12,7 +12,7 @@
 #      catalog: vssd adopts the native and managed shadows, and only those;
 #  (e) vssadmin lists the provider; a volume it cannot serve is refused.
 . "$(dirname "$0")/lib.sh"
-plan 49
+plan 55
 
 BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
 command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
@@ -143,6 +143,13 @@ diag "shadow storage used by the managed volume's shadow: ${used:-?} bytes"
 ok "$([ "${used:-0}" -ge $((8 << 20)) ] && [ "${used:-0}" -le $((200 << 20)) ]; echo $?)" \
     "shadow storage 'used' counts what the live overwrite unshared (8 MiB..200 MiB)"
 
+# --- (b2) the native volume and the managed one, whose image lies on the
+# pool that the native volume is part of, in one set: refused (freezing
+# the pool's filesystem would stall the managed volume's own writes)
+out=$("$TREQ" --volume "$T/N" --volume "$T/M" --provider "$BTRFS_ID" --nowriters 2>&1)
+like "$out" "result FAIL .*lies on volume '$T/N'" \
+    "a set of a volume and a volume its image lies on is refused, saying why"
+
 # --- (c) delete
 # The quiet shadow's image is held open while it is deleted (a reader):
 # btrfs then hands the deleted subvolume to its cleaner only once the file
@@ -225,8 +232,16 @@ btrfs subvolume delete "$T/N/.vss-shadows/$FAKE1" "$T/N/.vss-shadows/$FAKE2" "$T
 ok $? "deleting the exposed native shadow"
 check "its exposure is unmounted" sh -c "! findmnt -rn '$T/expN/0' >/dev/null"
 check "its snapshot subvolume is gone" test ! -e "$T/N/.vss-shadows/$SIDN"
+# the managed shadow's exposure unmounted by hand, and something else
+# mounted at its path: deleting the shadow must not unmount that
+umount "$T/expM/0"
+mount -t tmpfs -o size=1m othermount "$T/expM/0" && _mounts+=("$T/expM/0")
 "$VSSADMIN" delete shadows /shadow="$SIDM" /quiet >/dev/null 2>&1
-ok $? "deleting the exposed managed shadow"
+ok $? "deleting the managed shadow whose exposure was replaced by another mount"
+is "$(findmnt -rn -o SOURCE "$T/expM/0")" "othermount" "that other mount is left alone"
+like "$(grep '"event":1303' "$VSS_ROOT/var/lib/vss/events.jsonl" | tail -1)" \
+    "no longer mounted at .*nothing is unmounted" "event 1303 says the exposure was forgotten"
+umount "$T/expM/0"
 check "its snapshot subvolume is gone" test ! -e "$T/P/shadows/$SIDM"
 sleep 0.2
 check "and its loop device is released" sh -c "! losetup -n -O BACK-FILE | grep -q '$T/P/shadows'"
@@ -236,6 +251,25 @@ make_volume X 32 || exit 1
 out=$("$TREQ" --volume "$T/X" --provider "$BTRFS_ID" --nowriters 2>&1)
 like "$out" "result FAIL .*add_to_snapshot_set" "a plain ext4 loop volume is refused by the btrfs provider"
 is "$(shadow_count)" "0" "no shadow is left"
+# a loop device over a part of its image (an offset): its shadow, a copy
+# of the whole file, could not be exposed as the volume
+btrfs subvolume create "$T/P/volumes/O" >/dev/null
+truncate -s 64M "$T/P/volumes/O/O.img"
+OLOOP=$(losetup --offset 1048576 -f --show "$T/P/volumes/O/O.img") && _loops+=("$OLOOP")
+mkfs.ext4 -q -F "$OLOOP" >/dev/null 2>&1
+mkdir -p "$T/O" && mount "$OLOOP" "$T/O" && _mounts+=("$T/O")
+out=$("$TREQ" --volume "$T/O" --provider "$BTRFS_ID" --nowriters 2>&1)
+like "$out" "result FAIL .*maps only a part of its file" \
+    "a loop device with an offset into its image is refused, saying why"
+# a shadow directory someone else could write to (made in advance on a
+# volume users can write): no shadow is made there
+btrfs subvolume create "$T/P/data2" >/dev/null
+mkdir -p "$T/N2" && mount -o subvol=data2 "$PLOOP" "$T/N2" && _mounts+=("$T/N2")
+mkdir -m 0777 "$T/N2/.vss-shadows"
+out=$("$TREQ" --volume "$T/N2" --provider "$BTRFS_ID" --nowriters 2>&1)
+like "$out" "result FAIL .*only root can write" \
+    "a .vss-shadows that others can write to is refused, saying why"
+is "$(ls "$T/N2/.vss-shadows" | wc -l)" "0" "and nothing is made in it"
 
 diag "hold_us in event 1209: $(grep -h '"event": *1209' "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null |
     sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p' | tr '\n' ' ')"
