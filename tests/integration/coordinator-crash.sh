@@ -6,7 +6,7 @@
 # watchdog thaws when vssd dies mid-hold, and the freeze record lets a
 # restarted vssd thaw what a killed vssd and watchdog both left frozen.
 . "$(dirname "$0")/lib.sh"
-plan 53
+plan 54
 
 HOLD_TIMEOUT_MS=8000 FREEZE_TIMEOUT_MS=20000 EVENT_TIMEOUT_MS=20000 write_config
 # vssd switches expedited RCU on for a hold (daemon/rcu.c); the tests give
@@ -57,6 +57,8 @@ like "$(cat "$CAT")" '"state": *"creating"' \
     "the provider cannot delete the half-made shadow at the restart: its record is kept"
 like "$("$VSSADMIN" list shadows --json 2>&1)" '"state": *"creating"' \
     "and listed as being created, not as a shadow copy"
+like "$("$VSSADMIN" list shadows 2>&1)" "State: being created \(not usable\)" \
+    "vssadmin says it is not usable"
 provider_ctl ""
 out=$("$TREQ" --register F1 --volume "$T/F" 2>&1)
 like "$out" "result OK" "the volume is registered"

@@ -94,6 +94,11 @@ static void print_shadow(FILE *f, const vss_item *it, const char *host)
     fprintf(f, "         Service Machine: %s\n", machine);
     fprintf(f, "         Provider: '%s'\n", tool_item_s(it, "provider"));
     fprintf(f, "         Type: %s\n", type);
+    const char *state = vss_item_str(it, "state");
+    if (state && !strcmp(state, "creating"))
+        /* not a usable shadow copy: a set being made, or one a vssd that
+         * stopped left half-made, deleted once its storage can be reached */
+        fprintf(f, "         State: being created (not usable)\n");
     fprintf(f, "         Attributes: %s\n\n", attrs);
 }
 
