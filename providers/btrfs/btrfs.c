@@ -591,6 +591,26 @@ static int bp_expose(struct vss_provider_shadow *sh, const char *target)
         snprintf(img, sizeof img, "%s/%s", snap, t.image);
         return expose_image(sh, img, target);
     }
+    /* A detached copy of the snapshot's mount, made read-only, nosuid,
+     * nodev and private before it is attached: a bind mount followed by a
+     * remount would first propagate a writable copy to the peers of a
+     * shared parent (systemd makes / shared), and keep it so there. */
+    int tfd = open_tree(AT_FDCWD, snap, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tfd >= 0) {
+        struct mount_attr ma = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                             MOUNT_ATTR_NODEV,
+                                 .propagation = MS_PRIVATE };
+        int r = mount_setattr(tfd, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0 ||
+                        move_mount(tfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0
+                    ? err_set(sh->error, sizeof sh->error, -errno, "cannot mount '%s' on '%s'",
+                              snap, target)
+                    : 0;
+        close(tfd);
+        return r;
+    }
+    if (errno != ENOSYS)
+        return err_set(sh->error, sizeof sh->error, -errno, "cannot bind '%s' on '%s'", snap, target);
+    /* a kernel older than 5.12: bind, then make it read-only */
     if (mount(snap, target, NULL, MS_BIND, NULL) < 0)
         return err_set(sh->error, sizeof sh->error, -errno, "cannot bind '%s' on '%s'", snap, target);
     if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {

@@ -12,7 +12,7 @@
 #      catalog: vssd adopts the native and managed shadows, and only those;
 #  (e) vssadmin lists the provider; a volume it cannot serve is refused.
 . "$(dirname "$0")/lib.sh"
-plan 55
+plan 56
 
 BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
 command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
@@ -67,6 +67,11 @@ sync
 sums "$T/N" > "$T/sumA-native"
 load_start "$T/N"
 sleep 0.3
+# the exposure's parent a shared mount with a peer (as under systemd's
+# shared /): the copy that propagates to the peer must be read-only too
+mkdir -p "$T/expN" "$T/peerN"
+mount --bind "$T/expN" "$T/expN" && mount --make-shared "$T/expN" && _mounts+=("$T/expN")
+mount --bind "$T/expN" "$T/peerN" && _mounts+=("$T/peerN")
 "$TREQ" --volume "$T/N" --provider "$BTRFS_ID" --persistent --nowriters \
     --expose "$T/expN" > "$T/reqN.out" 2>&1
 ok $? "a persistent shadow of the native subvolume under load"
@@ -86,6 +91,8 @@ is "$(cat "$T/expN/0/text")" "pattern A" "the text file too"
 is "$(btrfs property get -ts "$T/N/.vss-shadows/$SIDN" ro 2>&1)" "ro=true" \
     "the snapshot is a read-only subvolume"
 like "$(findmnt -rn -o OPTIONS "$T/expN/0")" '(^|,)ro,.*nosuid.*nodev' "exposed ro,nosuid,nodev"
+like "$(findmnt -rn -o OPTIONS "$T/peerN/0")" '(^|,)ro,.*nosuid.*nodev' \
+    "and so is its copy in a peer of the shared parent"
 check "the exposure is read-only" sh -c "! touch '$T/expN/0/x' 2>/dev/null"
 
 # --- (b) managed volume: POOL/volumes/V/V.img, loop with direct I/O, ext4
