@@ -387,8 +387,13 @@ int store_snap_truncate(store_inst *inst)
             hi = ls.gens[i];
         }
         logset_free(&ls);
-        if (lo)
-            inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+        /* the deletions are reported (224) only once durable; a failed
+         * directory sync is sticky (docs 8.3) */
+        int rd = lo ? inst->vfs->sync_dir(inst->vfs, inst->log_dir) : 0;
+        if (rd < 0) {
+            fatal_set(inst, JET_errDiskIO);
+            return JET_errDiskIO;
+        }
     }
     pthread_mutex_lock(&inst->mu);
     inst->snap.truncated = true;

@@ -8,7 +8,12 @@
  * so a torn write leaves one good copy; lGenMaxRequired is raised to gen N
  * before any page changed in gen N is written (flush_round raises it, the
  * waypoint); lGenMaxCommitted is raised at each roll-over before the new
- * gen gets records; all header writes hold hdr_mu.
+ * gen gets records; the header's dbtime never goes down and is durable at
+ * or above the dbtime of every page in the file before that page is
+ * written (every header write records the highest dbtime issued plus
+ * DBTIME_RESERVE, and flush_round writes the header first when a page it
+ * is about to write is above that), so dbtimes issued after an open are
+ * above every page on disk; all header writes hold hdr_mu.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -64,7 +69,14 @@ fail:
 int dbhdr_write(store_db *db)
 {
     store_inst *inst = db->inst;
-    wr64(db->hdr + H_DBTIME, __atomic_load_n(&db->dbtime, __ATOMIC_RELAXED));
+    /* the dbtime recorded covers every dbtime issued so far plus a
+     * reserve, and never goes down (docs 5.2): pages written before the
+     * next header write stay below it unless a round raises it again */
+    uint64_t dt = __atomic_load_n(&db->dbtime, __ATOMIC_RELAXED) + DBTIME_RESERVE;
+    if (dt < db->dbtime_hdr)
+        dt = db->dbtime_hdr;
+    db->dbtime_hdr = dt;
+    wr64(db->hdr + H_DBTIME, dt);
     wr32(db->hdr, xor_checksum(db->hdr, PAGE_SIZE));
     int r = write_full(db->f, db->hdr, PAGE_SIZE, 0);
     if (r == 0)
@@ -100,7 +112,10 @@ int db_open_file(store_inst *inst, const char *path, int dbid, store_db **out)
         goto fail;
     if ((r = dbhdr_read(db->f, db->hdr, NULL)) < 0)
         goto fail;
-    db->dbtime = rd64(db->hdr + H_DBTIME);
+    /* no page of the file has a higher dbtime (docs 5.2), so new ones go
+     * above every page on disk (a file an older version wrote may break
+     * the rule: group_log_records also goes above each page's own) */
+    db->dbtime = db->dbtime_hdr = rd64(db->hdr + H_DBTIME);
     *out = db;
     return 0;
 fail:

@@ -16,6 +16,7 @@ static const struct {
 } errs[] = {
     { 0, "JET_errSuccess", "Successful Operation" },
     { JET_errLogFileCorrupt, "JET_errLogFileCorrupt", "Log file is corrupt" },
+    { JET_errBackupInProgress, "JET_errBackupInProgress", "Backup is active already" },
     { JET_errMissingPreviousLogFile, "JET_errMissingPreviousLogFile", "Missing the log file for check point" },
     { JET_errLogGenerationMismatch, "JET_errLogGenerationMismatch", "Log file generation does not match its name" },
     { JET_errInvalidLogSequence, "JET_errInvalidLogSequence", "Timestamp in next log does not match expected" },

@@ -6,7 +6,10 @@
  *  1. After store_open returns 0 every database is Clean Shutdown and
  *     detached; the log is open for appends at a group boundary.
  *  2. Attach logs ATTACH before the header turns Dirty Shutdown; detach
- *     flushes, logs DETACH, then writes Clean Shutdown.
+ *     flushes, logs DETACH, then writes Clean Shutdown, all under flush_mu
+ *     (no freeze starts, none is on: -505 then) and with commits to the
+ *     database refused; it forgets the database only once all of that
+ *     succeeded, else it stays attached with its dirty pages.
  *  3. inst->dbs changes only with flush_mu and apply_mu held.
  *  4. Close writes nothing once the instance is poisoned (sticky errors).
  */
@@ -311,9 +314,9 @@ fail:
     return r;
 }
 
-static void unlink_db(store_inst *inst, store_db *db)
+/* Takes db out of inst->dbs; the caller holds flush_mu (invariant 3). */
+static void unlink_db_locked(store_inst *inst, store_db *db)
 {
-    pthread_mutex_lock(&inst->flush_mu);
     pthread_mutex_lock(&inst->apply_mu);
     if (inst->dbs[db->dbid] == db) {
         inst->dbs[db->dbid] = NULL;
@@ -321,7 +324,21 @@ static void unlink_db(store_inst *inst, store_db *db)
         conflict_forget_db(inst, db->dbid);
     }
     pthread_mutex_unlock(&inst->apply_mu);
+}
+
+static void unlink_db(store_inst *inst, store_db *db)
+{
+    pthread_mutex_lock(&inst->flush_mu);
+    unlink_db_locked(inst, db);
     pthread_mutex_unlock(&inst->flush_mu);
+}
+
+/* Commits that write db are refused from now on (leaving) or again. */
+static void set_leaving(store_inst *inst, store_db *db, bool leaving)
+{
+    pthread_mutex_lock(&inst->apply_mu);
+    db->leaving = leaving;
+    pthread_mutex_unlock(&inst->apply_mu);
 }
 
 /* New database: header copies and the three fixed pages, synced, then attached. */
@@ -435,12 +452,37 @@ store_db *store_db_find(store_inst *inst, const char *path)
     return NULL;
 }
 
+/*
+ * Detach (docs/store-format.md 7.3): flush round, DETACH record, Clean
+ * Shutdown header, then the database is forgotten. flush_mu is held from
+ * start to end, so no freeze begins in the middle (a frozen instance skips
+ * flush rounds: the Clean header would then cover pages never written),
+ * and no commit writes the database from the start (leaving): every
+ * acknowledged commit to it is in the round, none lies between the round
+ * and the DETACH record or after it. A failure at any step leaves the
+ * database attached with its dirty pages, and the handle valid: it is
+ * still Dirty Shutdown and needs its logs, which stay (checkpoints,
+ * backup truncation and circular logging go by the attached headers).
+ */
 int store_db_detach(store_db *db)
 {
     store_inst *inst = db->inst;
     struct buf b = { 0 };
     uint64_t end = 0;
-    int r = flush_round(inst);
+    int r = inst_check(inst);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&inst->flush_mu);
+    pthread_mutex_lock(&inst->mu);
+    bool frozen = inst->snap.frozen;
+    pthread_mutex_unlock(&inst->mu);
+    if (frozen) {
+        /* a freeze only starts with flush_mu held: checked once is enough */
+        pthread_mutex_unlock(&inst->flush_mu);
+        return JET_errBackupInProgress;
+    }
+    set_leaving(inst, db, true);
+    r = flush_round_locked(inst);
     if (r == 0)
         r = rec_frame(&b, REC_DETACH, (uint8_t)db->dbid, NULL, 0);
     if (r == 0)
@@ -450,9 +492,17 @@ int store_db_detach(store_db *db)
         db->detaching = true;
         r = db_mark_clean(db, end);
     }
-    unlink_db(inst, db);
+    if (r < 0) {
+        /* still attached (a failed Clean header write poisoned the
+         * instance: recovery marks it Clean after the DETACH) */
+        set_leaving(inst, db, false);
+        pthread_mutex_unlock(&inst->flush_mu);
+        return r;
+    }
+    unlink_db_locked(inst, db);
+    pthread_mutex_unlock(&inst->flush_mu);
     db_free(db);
-    return r;
+    return 0;
 }
 
 int store_truncate_all_logs(store_inst *inst)
@@ -470,8 +520,9 @@ int store_truncate_all_logs(store_inst *inst)
         r = p ? inst->vfs->unlink(inst->vfs, p) : -ENOMEM;
         free(p);
     }
-    if (r == 0)
-        r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+    /* a failed directory sync is sticky (docs 8.3) */
+    if (r == 0 && (r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0)
+        fatal_set(inst, JET_errDiskIO);
     logset_free(&ls);
     return r;
 }

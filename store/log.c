@@ -16,7 +16,11 @@
  *  4. Any write or sync failure is sticky (fatal_set) and never retried,
  *     except an ENOSPC seen before anything depends on the write (a tmp or
  *     reserve that cannot be created, a group refused before any of it is
- *     appended: docs 8.5). A failed sync is always sticky.
+ *     appended: docs 8.5). A failed sync, of a file or of the log
+ *     directory after a rename, is always sticky, whatever its errno.
+ *  5. Circular recycling goes by the in-memory checkpoint, which a flush
+ *     round moves only after every header's Log Required min (page.c), and
+ *     deletes in increasing order, stopping at the first failure.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -786,8 +790,13 @@ static int use_reserve(store_inst *inst, const char *tmp)
             return -ENOMEM;
         int r = inst->vfs->rename(inst->vfs, p, tmp);
         free(p);
+        if (r == 0 && (r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0) {
+            /* the rename may or may not be durable: a roll-over must not
+             * build on it (docs 8.3, a failed directory sync is sticky) */
+            fatal_set(inst, JET_errDiskIO);
+            return JET_errDiskIO;
+        }
         if (r == 0) {
-            inst->vfs->sync_dir(inst->vfs, inst->log_dir);
             inst->log.reserve_in_use = true;
             inst->log.tmp_ready = true;
             if (__atomic_load_n(&inst->log.reserves_left, __ATOMIC_RELAXED) > 0)
@@ -826,7 +835,11 @@ static int zero_file(store_inst *inst, const char *path, uint32_t size)
         inst->vfs->unlink(inst->vfs, path);
         goto fail;
     }
-    r = inst->vfs->sync_dir(inst->vfs, inst->log_dir);
+    /* nor is a failed directory sync: the callers take ENOSPC for "no
+     * space, nothing happened" and fall back (reserve), which the file,
+     * made and synced, no longer allows */
+    if ((r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0 && is_nospace(r))
+        r = -EIO;
 fail:
     free(zero);
     return r;
@@ -964,7 +977,10 @@ static int prepare_tmp(store_inst *inst, bool with_reserve)
         uint32_t ck = LGGEN(ckpt_get(inst));
         if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
             goto fail;
-        bool reused = false;
+        bool reused = false, changed = false;
+        /* in increasing order, stopping at the first failure, so that the
+         * logs left stay contiguous (as backup truncation does): a gap
+         * would break a recovery that starts at the lowest log */
         for (size_t i = 0; i < ls.n; i++) {
             if (ls.gens[i] >= ck || ls.gens[i] >= inst->log.gen)
                 break;
@@ -973,15 +989,25 @@ static int prepare_tmp(store_inst *inst, bool with_reserve)
             char *p = path_join(inst->log_dir, name);
             if (!p)
                 break;
-            if (!reused && inst->vfs->rename(inst->vfs, p, tmp) == 0)
+            int ri;
+            if (!reused && (ri = inst->vfs->rename(inst->vfs, p, tmp)) == 0)
                 reused = true;
             else
-                inst->vfs->unlink(inst->vfs, p);
+                ri = inst->vfs->unlink(inst->vfs, p);
             free(p);
+            if (ri < 0 && ri != -ENOENT)
+                break;
+            changed = true;
         }
         logset_free(&ls);
+        /* the names changed: durable before anything uses the tmp, and a
+         * failed directory sync is sticky (docs 8.3) */
+        if (changed && (r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0) {
+            fatal_set(inst, JET_errDiskIO);
+            r = JET_errDiskIO;
+            goto fail;
+        }
         if (reused) {
-            inst->vfs->sync_dir(inst->vfs, inst->log_dir);
             inst->log.tmp_ready = true;
             r = 0;
             goto fail;

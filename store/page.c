@@ -23,7 +23,16 @@
  *  7. A new page's blocks are allocated in the file (db_prealloc) before
  *     any log record names it, so writing pages never needs space; a page
  *     write that gets ENOSPC anyway abandons the round without poisoning
- *     (docs/store-format.md 8.5).
+ *     (docs/store-format.md 8.5); so does a round out of memory. Either
+ *     way its pages are dirty again: a page is never taken for written
+ *     when it was not.
+ *  8. dbtimes (docs 5.2): a change gets a dbtime above the database's last
+ *     one and above the page's own; a round writes a page only once its
+ *     database's header records a dbtime at or above the page's, so that
+ *     dbtimes issued after a crash are above every page in the file.
+ *  9. The in-memory checkpoint moves to R only after E00.chk and every
+ *     dirty header's Log Required min say R: circular logging recycles
+ *     below it, and must not take a log a header still requires.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -536,7 +545,14 @@ int group_log_records(store_inst *inst, struct group *g, struct buf *out)
         /* before/after dbtimes are the redo guard (recover.c): a diff applies
          * only to the exact version it was computed from */
         uint64_t before = gp->base ? rd64(gp->base->data + P_DBTIME) : 0;
-        uint64_t after = __atomic_add_fetch(&db->dbtime, 1, __ATOMIC_RELAXED);
+        /* above the database's last dbtime and above the page's own: the
+         * header keeps the first above every page on disk (docs 5.2), the
+         * second holds even for a file whose header an older version left
+         * behind its pages, so redo never skips a change as already done */
+        uint64_t after = db->dbtime + 1;
+        if (after <= before)
+            after = before + 1;
+        __atomic_store_n(&db->dbtime, after, __ATOMIC_RELAXED);
         wr64(gp->work + P_DBTIME, after);
         pthread_mutex_lock(&inst->mu);
         struct pent *pe = cache_find(db, pgno);
@@ -678,35 +694,63 @@ struct flushitem {
     uint32_t pgno;
 };
 
+/* Marks the collected pages dirty again: a round that stops before its
+ * fdatasync without poisoning the instance (no memory, no space, docs
+ * 8.5) leaves every one of them to the next round. */
+static void round_redirty(store_inst *inst, const struct flushitem *items, size_t n)
+{
+    pthread_mutex_lock(&inst->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct pent *pe = cache_find(items[i].db, items[i].pgno);
+        if (pe && !pe->dirty) {
+            pe->dirty = true;
+            inst->dirty_total++;
+        }
+    }
+    pthread_mutex_unlock(&inst->mu);
+}
+
 /*
  * One flush round (docs 7.1): collect dirty versions at R, make the log
- * durable to R, raise the waypoint, write and sync the pages, then move
- * the checkpoint to R in E00.chk and the headers. Skipped while frozen.
+ * durable to R, raise the waypoint and the header's dbtime, write and sync
+ * the pages, then move the checkpoint to R in E00.chk and the headers, and
+ * last in memory. Skipped while frozen.
  */
 int flush_round(store_inst *inst)
+{
+    pthread_mutex_lock(&inst->flush_mu);
+    int r = flush_round_locked(inst);
+    pthread_mutex_unlock(&inst->flush_mu);
+    return r;
+}
+
+int flush_round_locked(store_inst *inst)
 {
     struct flushitem *items = NULL;
     size_t n = 0, cap = 0;
     int r = 0;
-    pthread_mutex_lock(&inst->flush_mu);
     pthread_mutex_lock(&inst->mu);
     bool skip = inst->snap.frozen || inst->fatal;
     r = inst->fatal ? JET_errInstanceUnavailable : 0;
     pthread_mutex_unlock(&inst->mu);
     if (skip)
-        goto out;
+        return r;
+    /* the write buffer first: a round that cannot have it changes nothing */
+    uint8_t *wb = malloc(PAGE_SIZE);
+    if (!wb)
+        return -ENOMEM;
     pthread_mutex_lock(&inst->apply_mu);
     /* R is taken under apply_mu, with every dirty version collected in the
      * same critical section: each of them belongs to a group that ends
      * before R (invariant 4) */
     uint64_t R = log_end_lgpos(inst);
     pthread_mutex_lock(&inst->mu);
-    for (int d = 1; d <= MAX_DBS; d++) {
+    for (int d = 1; d <= MAX_DBS && r == 0; d++) {
         store_db *db = inst->dbs[d];
         if (!db)
             continue;
-        for (size_t b = 0; b < db->hsize; b++)
-            for (struct pent *e = db->hash[b]; e; e = e->hnext) {
+        for (size_t b = 0; b < db->hsize && r == 0; b++)
+            for (struct pent *e = db->hash[b]; e && r == 0; e = e->hnext) {
                 if (e->dirty) {
                     if (n == cap) {
                         size_t nc = cap ? cap * 2 : 256;
@@ -727,19 +771,34 @@ int flush_round(store_inst *inst)
                 prune(inst, e);
             }
     }
-    inst->ckpt_log_bytes = 0;
+    if (r == 0)
+        inst->ckpt_log_bytes = 0;
     pthread_mutex_unlock(&inst->mu);
     pthread_mutex_unlock(&inst->apply_mu);
-    if (r < 0)
+    if (r < 0) {
+        /* out of memory half-way: what was collected is dirty again, so no
+         * page is ever taken for written when it was not */
+        round_redirty(inst, items, n);
         goto unpin;
+    }
     /* write-ahead: the log covering every collected version is durable
      * before any of them is written */
     if ((r = log_wait_durable(inst, R)) < 0)
         goto unpin;
     bool written[MAX_DBS + 1] = { false };
-    for (size_t i = 0; i < n; i++)
-        written[items[i].db->dbid] = true;
-    /* waypoint: Log Required max covers every page about to be written */
+    uint64_t top[MAX_DBS + 1] = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        int d = items[i].db->dbid;
+        uint64_t dt = rd64(items[i].v->data + P_DBTIME);
+        written[d] = true;
+        if (dt > top[d])
+            top[d] = dt;
+    }
+    /* step 3 (docs 7.1): before a page is written, the header of its
+     * database covers it. The waypoint: Log Required max reaches gen(R).
+     * The dbtime (docs 5.2): at or above the page's, so that dbtimes
+     * issued after a crash and an open are above every page in the file,
+     * else redo would skip their records as already applied */
     uint8_t gen_tm[8];
     pthread_mutex_lock(&inst->hdr_mu);
     pthread_mutex_lock(&inst->mu);
@@ -748,32 +807,32 @@ int flush_round(store_inst *inst)
     pthread_mutex_unlock(&inst->mu);
     for (int d = 1; d <= MAX_DBS && r == 0; d++) {
         store_db *db = inst->dbs[d];
-        if (!written[d] || !db || rd32(db->hdr + H_STATE) != DBSTATE_DIRTY ||
-            rd32(db->hdr + H_GENMAX) >= LGGEN(R))
+        if (!written[d] || !db)
             continue;
-        wr32(db->hdr + H_GENMAX, LGGEN(R));
-        if (LGGEN(R) == cur_gen)
-            memcpy(db->hdr + H_GENMAX_CREATE, gen_tm, 8);
-        r = dbhdr_write(db);
+        bool waypoint = rd32(db->hdr + H_STATE) == DBSTATE_DIRTY &&
+                        rd32(db->hdr + H_GENMAX) < LGGEN(R);
+        if (!waypoint && top[d] <= db->dbtime_hdr)
+            continue;
+        if (waypoint) {
+            wr32(db->hdr + H_GENMAX, LGGEN(R));
+            if (LGGEN(R) == cur_gen)
+                memcpy(db->hdr + H_GENMAX_CREATE, gen_tm, 8);
+        }
+        r = dbhdr_write(db);            /* its dbtime covers top[d] */
     }
     pthread_mutex_unlock(&inst->hdr_mu);
     /* write, then one fdatasync per database; a failure poisons the
      * instance, since the versions were already marked clean. Each page
      * is checksummed in a private copy (invariant 6): the version itself
      * stays immutable for the readers that may be copying it right now */
-    uint8_t *wb = n ? malloc(PAGE_SIZE) : NULL;
-    if (n && !wb)
-        r = -ENOMEM;
     store_db *failed_db = NULL;
     for (size_t i = 0; i < n && r == 0; i++) {
         memcpy(wb, items[i].v->data, PAGE_SIZE);
         page_set_checksum(wb, items[i].pgno);
         r = write_full(items[i].db->f, wb, PAGE_SIZE, (uint64_t)(items[i].pgno + 1) * PAGE_SIZE);
-        written[items[i].db->dbid] = true;
         if (r < 0)
             failed_db = items[i].db;
     }
-    free(wb);
     if (is_nospace(r)) {
         /* docs 8.5: the pages are preallocated, so only a copy-on-write
          * filesystem or a file with holes gets here. Nothing was synced and
@@ -781,15 +840,7 @@ int flush_round(store_inst *inst)
          * are dirty again for the next round; one it wrote partly is torn
          * in the file, which its image since the checkpoint covers (7.2),
          * exactly as after a crash in the middle of a round. */
-        pthread_mutex_lock(&inst->mu);
-        for (size_t i = 0; i < n; i++) {
-            struct pent *pe = cache_find(items[i].db, items[i].pgno);
-            if (pe && !pe->dirty) {
-                pe->dirty = true;
-                inst->dirty_total++;
-            }
-        }
-        pthread_mutex_unlock(&inst->mu);
+        round_redirty(inst, items, n);
         db_space_state(inst, failed_db, DBFULL_WRITE, true);
         r = JET_errDiskFull;
         goto unpin;
@@ -811,18 +862,17 @@ int flush_round(store_inst *inst)
     }
     /* checkpoint = R (docs 7.1 step 4): everything logged before R is now
      * in the files, so redo can start at R. The in-memory checkpoint (what
-     * truncation and circular logging go by) moves only once E00.chk says
-     * so: a chk write refused for lack of space leaves both where they were */
+     * truncation and circular logging go by) moves only once E00.chk and
+     * every header's Log Required min say so: a chk write refused for lack
+     * of space leaves all three where they were, and no log below gen(R)
+     * is recycled while a header still names it as needed (a crash then
+     * would leave Log Required min below the lowest log: -543) */
     pthread_mutex_lock(&inst->mu);
     bool advance = R > inst->ckpt;
     pthread_mutex_unlock(&inst->mu);
     if (advance) {
         if ((r = chk_write(inst, R)) < 0)
             goto unpin;
-        pthread_mutex_lock(&inst->mu);
-        if (R > inst->ckpt)
-            inst->ckpt = R;
-        pthread_mutex_unlock(&inst->mu);
         pthread_mutex_lock(&inst->hdr_mu);
         for (int d = 1; d <= MAX_DBS && r == 0; d++) {
             store_db *db = inst->dbs[d];
@@ -835,6 +885,12 @@ int flush_round(store_inst *inst)
             r = dbhdr_write(db);
         }
         pthread_mutex_unlock(&inst->hdr_mu);
+        if (r == 0) {
+            pthread_mutex_lock(&inst->mu);
+            if (R > inst->ckpt)
+                inst->ckpt = R;
+            pthread_mutex_unlock(&inst->mu);
+        }
     }
 unpin:
     pthread_mutex_lock(&inst->mu);
@@ -844,10 +900,58 @@ unpin:
     if (r == 0)
         evict(inst);
     pthread_mutex_unlock(&inst->mu);
-out:
-    pthread_mutex_unlock(&inst->flush_mu);
+    free(wb);
     free(items);
     return r;
+}
+
+/*
+ * Recovery (recover.c): a database whose dbid a replayed ATTACH of another
+ * file took over left inst->dbs before redo ended, with the pages redo
+ * changed still dirty in its cache. They are written here, before the
+ * round that moves the checkpoint past their records, with the header's
+ * dbtime raised first (docs 5.2). Single-threaded: recovery runs before
+ * the flusher starts.
+ */
+long cache_flush_db(store_db *db)
+{
+    store_inst *inst = db->inst;
+    uint8_t *wb = malloc(PAGE_SIZE);
+    uint64_t top = 0;
+    long n = 0;
+    int r = 0;
+    if (!wb)
+        return -ENOMEM;
+    for (size_t b = 0; b < db->hsize; b++)
+        for (struct pent *e = db->hash[b]; e; e = e->hnext)
+            if (e->dirty && rd64(e->head->data + P_DBTIME) > top)
+                top = rd64(e->head->data + P_DBTIME);
+    pthread_mutex_lock(&inst->hdr_mu);
+    if (top > db->dbtime_hdr)
+        r = dbhdr_write(db);            /* sticky on failure */
+    pthread_mutex_unlock(&inst->hdr_mu);
+    if (r < 0)
+        goto out;
+    for (size_t b = 0; b < db->hsize && r == 0; b++)
+        for (struct pent *e = db->hash[b]; e && r == 0; e = e->hnext) {
+            if (!e->dirty)
+                continue;
+            memcpy(wb, e->head->data, PAGE_SIZE);
+            page_set_checksum(wb, e->pgno);
+            r = write_full(db->f, wb, PAGE_SIZE, (uint64_t)(e->pgno + 1) * PAGE_SIZE);
+            e->dirty = false;
+            inst->dirty_total--;
+            n++;
+        }
+    if (r == 0 && n)
+        r = inst->vfs->sync(db->f);
+    if (r < 0) {
+        fatal_set(inst, JET_errDiskIO);
+        r = JET_errDiskIO;
+    }
+out:
+    free(wb);
+    return r < 0 ? r : n;
 }
 
 void cache_free_db(store_db *db)

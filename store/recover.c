@@ -12,6 +12,13 @@
  *     dbtime == before, skip if dbtime >= after, any other dbtime is a lost
  *     flush (-566/-567).
  *  3. Nothing is written to a database before every check has passed.
+ *  4. A dbid names one database at a time. A replayed ATTACH (from the
+ *     checkpoint on) with the DB signature of the file its dbid names
+ *     turns redo of it back on after its DETACH; with another signature
+ *     the previous file is retired (its redone pages written, then marked
+ *     Clean Shutdown like the others) and the new one opened and checked.
+ *  5. The header's dbtime is never lowered: redo raises it to the highest
+ *     dbtime it reads, and Clean Shutdown records it (docs 5.2).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,13 +44,16 @@ int rec_frame(struct buf *b, uint8_t type, uint8_t dbid, const void *payload, si
  * Per-database recovery state, indexed by dbid:
  *   open    the file is open and in inst->dbs (checks passed)
  *   active  its PAGE records are redone: it was Dirty (or Just Created)
- *           when recovery started, or was attached by a replayed ATTACH;
- *           a replayed DETACH clears it, since later records of that dbid
- *           belong to a later attachment that a Clean header already covers
+ *           when recovery started, or was attached again by a replayed
+ *           ATTACH with its DB signature after a replayed DETACH; a
+ *           replayed DETACH clears it (the records of that dbid up to the
+ *           next ATTACH are none of its own)
  *   skip    missing or mismatched and /i given: its records are ignored
+ *   sign    the DB signature of the file (open or skipped) the dbid names
  */
 struct rdb {
     bool open, active, skip;
+    uint8_t sign[28];
 };
 
 /*
@@ -57,6 +67,14 @@ struct rstate {
     uint32_t lowest_present, last;
     uint32_t start;             /* the generation redo starts at */
     bool have_beyond;
+    /* databases whose dbid a replayed ATTACH of another file took over:
+     * out of inst->dbs, their redone pages still dirty in their cache,
+     * written and marked Clean Shutdown at the end (rdb_attach) */
+    struct retired {
+        store_db *db;
+        bool changed;           /* redo changed pages of it */
+    } *retired;
+    size_t nretired;
 };
 
 /* The file name part of a logged path: with /d (db_dir) databases are
@@ -100,6 +118,7 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
         return JET_errLogFileCorrupt;
     if (rs->d[dbid].open || rs->d[dbid].skip)
         return 0;
+    memcpy(rs->d[dbid].sign, sign_db, 28);
     /* the path as logged stays the database's identity (db->path), so the
      * ATTACH records and log headers written after recovery still name it */
     char *p = inst->db_dir ? path_join(inst->db_dir, base_name(path)) : strdup(path);
@@ -189,6 +208,69 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
                    "without the transactions of logfiles %u-%u, as /a allows: they are lost.",
                    path, gcom, rs->last, rs->last + 1, gcom);
     return 0;
+}
+
+/*
+ * A replayed ATTACH (at or after the checkpoint) of dbid. The file the
+ * dbid names now (same DB signature) attached again after its DETACH:
+ * its records are redone again from here, which the dbtime rule makes
+ * safe for the pages already in the file (invariant 2); deciding by "the
+ * dbid is open" instead would leave replay off and mark the file Clean
+ * without every commit after the re-attach. Another file under a dbid
+ * that a database had: that one was detached before (a dbid names one
+ * database at a time), so it is retired, kept open with its redone pages
+ * until the end, and the new file is opened and checked in its place.
+ */
+static int rdb_attach(struct rstate *rs, int dbid, const char *path, const uint8_t *sign_db)
+{
+    store_inst *inst = rs->inst;
+    if (dbid < 1 || dbid > MAX_DBS)
+        return JET_errLogFileCorrupt;
+    struct rdb *d = &rs->d[dbid];
+    if ((d->open || d->skip) && memcmp(d->sign, sign_db, 28) == 0) {
+        if (d->open)
+            d->active = true;
+        return 0;
+    }
+    if (d->open) {
+        struct retired *nr = realloc(rs->retired, (rs->nretired + 1) * sizeof *nr);
+        if (!nr)
+            return -ENOMEM;
+        rs->retired = nr;
+        rs->retired[rs->nretired++] = (struct retired){ inst->dbs[dbid], false };
+        inst->dbs[dbid] = NULL;
+    }
+    memset(d, 0, sizeof *d);
+    return rdb_open(rs, dbid, path, sign_db);
+}
+
+/*
+ * End of recovery for the retired databases (rdb_attach), part 1: their
+ * redone pages are written before the round that moves the checkpoint
+ * past their records.
+ */
+static int retired_flush(struct rstate *rs)
+{
+    for (size_t i = 0; i < rs->nretired; i++) {
+        long n = cache_flush_db(rs->retired[i].db);
+        if (n < 0)
+            return (int)n;
+        rs->retired[i].changed = n > 0;
+    }
+    return 0;
+}
+
+/* Part 2, after TERM (at end): each is marked Clean Shutdown if it was not
+ * or if redo changed it, as the databases still attached are. */
+static int retired_mark_clean(struct rstate *rs, uint64_t end)
+{
+    int r = 0;
+    for (size_t i = 0; i < rs->nretired && r == 0; i++) {
+        store_db *db = rs->retired[i].db;
+        if (rs->retired[i].changed || rd32(db->hdr + H_STATE) != DBSTATE_CLEAN)
+            r = db_mark_clean(db, end);
+    }
+    return r;
 }
 
 /* Redo of one PAGE record with the dbtime rule (invariant 2). */
@@ -583,7 +665,12 @@ int recover_run(store_inst *inst)
                 }
                 memcpy(path, rec + REC_HDR + 30, pl);
                 path[pl] = 0;
-                if ((r = rdb_open(&rs, rec[9], path, rec + REC_HDR)) < 0)
+                /* before the checkpoint an ATTACH only names a file to open
+                 * (E00.chk, written later, decides what is attached there);
+                 * from the checkpoint on it attaches (rdb_attach) */
+                r = apply ? rdb_attach(&rs, rec[9], path, rec + REC_HDR)
+                          : rdb_open(&rs, rec[9], path, rec + REC_HDR);
+                if (r < 0)
                     goto fail;
                 break;
             }
@@ -676,7 +763,7 @@ int recover_run(store_inst *inst)
     /* flush redone pages, checkpoint at the end */
     uint64_t t1 = mono_us();
     inst->rstats.redo_us = t1 - t0;
-    if ((r = flush_round(inst)) < 0)
+    if ((r = retired_flush(&rs)) < 0 || (r = flush_round(inst)) < 0)
         goto fail;
     inst->rstats.flush_us = mono_us() - t1;
     /* the redone pages are in the files (flush_round synced them) before TERM
@@ -695,6 +782,8 @@ int recover_run(store_inst *inst)
             if ((r = db_mark_clean(db, end)) < 0)
                 goto fail;
     }
+    if ((r = retired_mark_clean(&rs, end)) < 0)
+        goto fail;
     inst->rstats.was_clean = inst->rstats.groups_redone == 0 && inst->rstats.groups_undone == 0;
     event_emit(inst, 302, STORE_EV_INFO,
                "The database engine has successfully completed recovery steps "
@@ -712,6 +801,9 @@ fail:
         db_free(inst->dbs[d]);
         inst->dbs[d] = NULL;
     }
+    for (size_t i = 0; i < rs.nretired; i++)
+        db_free(rs.retired[i].db);
+    free(rs.retired);
     free(img);
     free(cur_img);
     free(grp.p);

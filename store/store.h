@@ -23,6 +23,7 @@ extern "C" {
 
 /* ---- error numbers (ESE's) --------------------------------------------- */
 #define JET_errLogFileCorrupt             (-501)
+#define JET_errBackupInProgress           (-505)
 #define JET_errMissingPreviousLogFile     (-509)
 #define JET_errLogGenerationMismatch      (-513)
 #define JET_errInvalidLogSequence         (-515)
@@ -170,13 +171,22 @@ int store_db_create(store_inst *inst, const char *path, store_db **out);
 int store_db_attach(store_inst *inst, const char *path, store_db **out);
 /** Looks up an attached database by path (as attached). NULL if none. */
 store_db *store_db_find(store_inst *inst, const char *path);
-/** Detaches: flush, Clean Shutdown header, DETACH record. */
+/**
+ * Detaches: flush, DETACH record, Clean Shutdown header; frees db on
+ * success. Commits that write db are refused (-EBUSY) once it started.
+ * @return 0; -505 JET_errBackupInProgress while a shadow copy is frozen
+ *         (nothing done: detach after the thaw); or the error of the flush
+ *         or of the log (-1808, -529, -1022, -1090, -ENOMEM...): then db
+ *         stays attached, Dirty Shutdown, with its changes, and the handle
+ *         valid (store_close or a later detach writes it out)
+ */
 int store_db_detach(store_db *db);
 
 /* ---- transactions ------------------------------------------------------ */
 int store_begin(store_inst *inst, store_txn **out);
 /** Durable when it returns 0 (group commit). -1102 on a write conflict
- *  (the transaction is rolled back). The handle is freed in every case. */
+ *  (the transaction is rolled back); -EBUSY if it writes a database whose
+ *  detach has begun (nothing applied). The handle is freed in every case. */
 int store_commit(store_txn *t);
 void store_rollback(store_txn *t);
 

@@ -151,9 +151,14 @@ struct store_db {
     store_file *f;
     uint8_t *hdr;                   /* PAGE_SIZE, decoded on demand (db.c) */
     uint64_t dbtime;                /* last dbtime issued (apply_mu) */
+    uint64_t dbtime_hdr;            /* the header's dbtime: no page of the
+                                     * file has a higher one (hdr_mu; docs 5.2) */
     struct pent **hash;             /* cache (mu) */
     size_t hsize, npages;
-    bool detaching;
+    bool leaving;                   /* store_db_detach under way: commits
+                                     * that write it are refused (apply_mu) */
+    bool detaching;                 /* DETACH logged: log headers and
+                                     * E00.chk no longer name it */
     uint64_t alloc_end;             /* bytes of the file known allocated
                                      * (apply_mu; docs 8.5) */
 };
@@ -331,6 +336,10 @@ enum { DBSTATE_JUST_CREATED = 1, DBSTATE_DIRTY = 2, DBSTATE_CLEAN = 3 };
 #define HDRW_DIFFER 4
 int dbhdr_read(store_file *f, uint8_t *hdr, int *warnings);
 int dbhdr_write(store_db *db);             /* caller holds hdr_mu */
+/* The header's dbtime (docs 5.2) is written as the highest dbtime issued
+ * plus this reserve, so a flush round seldom has to write it first: only
+ * when a page it writes is above db->dbtime_hdr. */
+#define DBTIME_RESERVE 65536u
 const char *dbstate_name(uint32_t s);
 int db_open_file(store_inst *inst, const char *path, int dbid, store_db **out);
 void db_free(store_db *db);
@@ -425,7 +434,12 @@ int group_log_records(store_inst *inst, struct group *g, struct buf *out);
 void group_publish(store_inst *inst, struct group *g, uint64_t seq);
 void group_discard(store_inst *inst, struct group *g);
 int flush_round(store_inst *inst);          /* docs 7.1 */
+int flush_round_locked(store_inst *inst);   /* the same, caller holds flush_mu */
 void cache_free_db(store_db *db);
+/* Recovery: writes the dirty pages of a database no longer in inst->dbs
+ * (its dbid taken over by a replayed ATTACH), header dbtime first, and
+ * fdatasyncs it. @return pages written, or a negative error (sticky) */
+long cache_flush_db(store_db *db);
 uint64_t snap_min(store_inst *inst);        /* mu held */
 /* recovery: direct page access on the newest version, no versions */
 int pg_redo_get(store_db *db, uint32_t pgno, uint8_t **data, bool *valid);

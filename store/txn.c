@@ -603,6 +603,14 @@ int store_commit(store_txn *t)
     wait_not_frozen(inst);
     if ((r = inst_check(inst)) < 0)
         goto unlock;
+    /* a database being detached takes no more commits: its detach flushed
+     * (or is flushing) what it had, and writes Clean Shutdown after its
+     * DETACH record, which a later commit would land past (inst.c) */
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ops[i].db->leaving) {
+            r = -EBUSY;
+            goto unlock;
+        }
     /* first committer wins: the same key (db, table, key bytes) written by
      * a commit newer than our snapshot means we wrote over a value we never
      * saw. The lookup is exact (C1): writes to other keys never conflict.

@@ -266,8 +266,14 @@ int durable_file_replace(const store_vfs *v, const char *path, const void *buf, 
         v->unlink(v, tmp);              /* ours; path is as it was (a directory, say) */
         goto fail;
     }
+    /* after the rename, ENOSPC can no more mean "nothing happened": the
+     * new file may or may not be durable under its name (chk.c would
+     * otherwise write it in place and go on), so a failed directory sync
+     * is an I/O error whatever its errno, as a failed file sync is */
     dir = dir_of(path);
     r = dir ? v->sync_dir(v, dir) : -ENOMEM;
+    if (is_nospace(r))
+        r = -EIO;
 fail:
     free(tmp);
     free(dir);

@@ -185,7 +185,11 @@ static int mount_slot(size_t i, char *err, size_t len)
     struct stat st;
     store_txn *t = NULL;
     int r;
-    if (stat(d->path, &st) == 0) {
+    /* a failed detach below (store.h) leaves the database attached: a
+     * later mount takes that attachment up again */
+    if ((d->h = store_db_find(M.inst, d->path)) != NULL) {
+        r = 0;
+    } else if (stat(d->path, &st) == 0) {
         r = store_db_attach(M.inst, d->path, &d->h);
     } else {
         r = store_db_create(M.inst, d->path, &d->h);
@@ -296,12 +300,16 @@ int ms_dismount(const char *name, char *err, size_t len)
         snprintf(err, len, "database '%s' is not mounted", name);
         r = -EALREADY;
     } else {
+        /* a detach that fails leaves the database attached with all its
+         * changes (store.h): it stays mounted, the dismount can be retried */
         r = store_db_detach(M.dbs[i].h);
-        M.dbs[i].h = NULL;
-        if (r < 0)
-            snprintf(err, len, "dismount of '%s' failed: %s", name, store_strerror_name(r));
-        else
+        if (r < 0) {
+            snprintf(err, len, "dismount of '%s' failed, it stays mounted: %s", name,
+                     store_strerror_name(r));
+        } else {
+            M.dbs[i].h = NULL;
             svc_log(SVC_INFO, "dismounted database '%s' (Clean Shutdown)", name);
+        }
     }
     admin_end(i);
     return r;

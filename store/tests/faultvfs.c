@@ -41,6 +41,9 @@ struct faultvfs {
     char *enospc;
     bool enospc_all;
     bool fail_next;
+    int fail_dir;                   /* next directory sync fails with it */
+    void (*on_sync)(void *, const char *, bool);
+    void *on_sync_arg;
     struct ffile *files;
     pthread_mutex_t mu;
 };
@@ -210,6 +213,8 @@ static int fv_sync(store_file *sf)
 {
     struct ffile *f = (struct ffile *)sf;
     struct faultvfs *fv = f->fv;
+    if (fv->on_sync)
+        fv->on_sync(fv->on_sync_arg, f->path, false);
     pthread_mutex_lock(&fv->mu);
     int r = count_sync(fv);
     if (r == 0)
@@ -275,8 +280,11 @@ static int fv_unlink(const store_vfs *v, const char *p)
 static int fv_sync_dir(const store_vfs *v, const char *dir)
 {
     struct faultvfs *fv = v->ctx;
+    if (fv->on_sync)
+        fv->on_sync(fv->on_sync_arg, dir, true);
     pthread_mutex_lock(&fv->mu);
-    int r = count_sync(fv);
+    int r = fv->fail_dir ? -fv->fail_dir : count_sync(fv);
+    fv->fail_dir = 0;
     pthread_mutex_unlock(&fv->mu);
     return r < 0 ? r : fv->real->sync_dir(fv->real, dir);
 }
@@ -322,6 +330,19 @@ void faultvfs_enospc_every_write(faultvfs *f, bool every_write)
 void faultvfs_fail_next_sync(faultvfs *f)
 {
     f->fail_next = true;
+}
+
+void faultvfs_fail_next_dir_sync(faultvfs *f, int err)
+{
+    pthread_mutex_lock(&f->mu);
+    f->fail_dir = err;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void faultvfs_on_sync(faultvfs *f, void (*fn)(void *arg, const char *path, bool dir), void *arg)
+{
+    f->on_sync = fn;
+    f->on_sync_arg = arg;
 }
 
 void faultvfs_free(faultvfs *f)

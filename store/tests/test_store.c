@@ -1,9 +1,10 @@
 /*
  * test_store.c - cmocka unit tests of the mail store engine, module by
  * module (util, log, page, tree/lv, txn, recover, backup, sticky errors,
- * reserve logs, disk full) and the conditions recovery must detect with ESE's numbers
- * (-543, -582, -530, -515, -501, -1018). Each test works in its own
- * temporary directory, which it removes.
+ * reserve logs, disk full, dbtimes, detach, directory syncs) and the
+ * conditions recovery must detect with ESE's numbers (-543, -582, -530,
+ * -515, -501, -1018). Each test works in its own temporary directory,
+ * which it removes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1655,6 +1656,476 @@ static void test_disk_full_open_quiesced(void **state)
     check_db(tpath("priv1.edb"));
 }
 
+/* ---- dbtime and re-attach across crashes (docs 5.2, 9) ----------------- */
+/*
+ * The header's dbtime (docs 5.2) after a crash with nothing of the
+ * database past the checkpoint: the round wrote pages, the header covers
+ * them, so commits after recovery and a re-attach get dbtimes above every
+ * page on disk, and a second crash redoes them instead of skipping them
+ * as already applied (which lost acknowledged commits).
+ */
+static void test_dbtime_survives_crash(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    for (int i = 0; i < 30; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        put_str(in, db, k, "old");
+    }
+    assert_int_equal(store_flush(in), 0);
+    store_abandon(in);                  /* crash 1: nothing past the checkpoint */
+    uint8_t *h = malloc(PAGE_SIZE);
+    struct store_check_stats cs;
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(store_check_checksums(NULL, tpath("priv1.edb"), &cs, NULL, NULL), 0);
+    assert_true(rd64(h + H_DBTIME) >= cs.highest_dbtime);
+    assert_int_equal(store_open(&p, &in), 0);
+    read_hdr(tpath("priv1.edb"), h);    /* recovery never lowers it */
+    assert_true(rd64(h + H_DBTIME) >= cs.highest_dbtime);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    put_str(in, db, "k0", "new-k0");
+    put_str(in, db, "k5", "new-k5");
+    put_str(in, db, "new", "new");
+    store_abandon(in);                  /* crash 2, before any round */
+    assert_int_equal(store_open(&p, &in), 0);
+    struct store_recovery_stats st;
+    store_recovery_info(in, &st);
+    assert_int_equal(st.groups_redone, 3);
+    assert_int_equal(st.pages_skipped, 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "k0", "new-k0");
+    assert_reads(in, db, "k5", "new-k5");
+    assert_reads(in, db, "new", "new");
+    assert_reads(in, db, "k7", "old");
+    assert_int_equal(store_close(in), 0);
+    free(h);
+    check_db(tpath("priv1.edb"));
+}
+
+/* Writes dbtime into both header copies of path (as an older version of
+ * the engine could leave it: below the pages). */
+static void set_hdr_dbtime(const char *path, uint64_t dbtime)
+{
+    store_file *f;
+    const store_vfs *v = store_vfs_posix();
+    uint8_t *h = malloc(PAGE_SIZE);
+    assert_int_equal(v->open(v, path, 0, &f), 0);
+    assert_int_equal(dbhdr_read(f, h, NULL), 0);
+    wr64(h + H_DBTIME, dbtime);
+    wr32(h, xor_checksum(h, PAGE_SIZE));
+    assert_int_equal(v->pwrite(f, h, PAGE_SIZE, 0), 0);
+    assert_int_equal(v->pwrite(f, h, PAGE_SIZE, PAGE_SIZE), 0);
+    assert_int_equal(v->sync(f), 0);
+    v->close(f);
+    free(h);
+}
+
+/* A file whose header's dbtime is below its pages (left by an older
+ * version): a change still gets a dbtime above the page's own, so redo
+ * after a crash applies it. */
+static void test_dbtime_stale_header(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    for (int i = 0; i < 30; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        put_str(in, db, k, "old");
+    }
+    assert_int_equal(store_close(in), 0);
+    set_hdr_dbtime(tpath("priv1.edb"), 3);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    put_str(in, db, "k0", "new-k0");
+    store_abandon(in);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "k0", "new-k0");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/*
+ * Dismount and mount again, then a crash before the next checkpoint: the
+ * detach's round wrote E00.chk naming the database, so redo replays its
+ * DETACH and then its ATTACH. The ATTACH of the same file (signature)
+ * turns redo of it back on: every commit after the re-mount is there.
+ */
+static void test_reattach_then_crash(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "A", "first");
+    assert_int_equal(store_db_detach(db), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    put_str(in, db, "B", "second");
+    put_str(in, db, "A", "changed");
+    store_abandon(in);
+    assert_int_equal(store_open(&p, &in), 0);
+    struct store_recovery_stats st;
+    store_recovery_info(in, &st);
+    assert_true(st.pages_applied > 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "A", "changed");
+    assert_reads(in, db, "B", "second");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/*
+ * Another file takes the dbid of a database dismounted just before, then
+ * a crash: redo replays the first one's DETACH and the new one's ATTACH
+ * under the same dbid. The new file is recovered (not left Dirty
+ * Shutdown, which no attach would accept again), the old one stays Clean.
+ */
+static void test_dbid_taken_over_then_crash(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    store_db *db2;
+    store_txn *t;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "A", "in priv1");
+    assert_int_equal(store_db_detach(db), 0);
+    assert_int_equal(store_db_create(in, tpath("priv2.edb"), &db2), 0);
+    assert_int_equal(store_begin(in, &t), 0);
+    assert_int_equal(store_table_create(t, db2, WL_TABLE), 0);
+    assert_int_equal(store_commit(t), 0);
+    put_str(in, db2, "X", "in priv2");
+    store_abandon(in);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv2.edb"), &db2), 0);
+    assert_reads(in, db2, "X", "in priv2");
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "A", "in priv1");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+    check_db(tpath("priv2.edb"));
+}
+
+/* ---- detach (docs/store-format.md 7.3) ----------------------------------- */
+/* A detach while a shadow copy is frozen is refused (-505): its flush
+ * round cannot run then, and a Clean header over pages never written
+ * lost commits acknowledged before the freeze, without any crash. */
+static void test_detach_refused_while_frozen(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    put_str(in, db, "A", "first");
+    assert_int_equal(store_flush(in), 0);
+    put_str(in, db, "B", "before the freeze");
+    assert_int_equal(store_snap_begin(in, STORE_BACKUP_COPY), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_db_detach(db), JET_errBackupInProgress);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    assert_reads(in, db, "B", "before the freeze");  /* still attached */
+    put_str(in, db, "C", "after the thaw");
+    assert_int_equal(store_db_detach(db), 0);
+    assert_int_equal(store_close(in), 0);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "A", "first");
+    assert_reads(in, db, "B", "before the freeze");
+    assert_reads(in, db, "C", "after the thaw");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* A commit to the database while its detach is flushing: at the first
+ * sync of the database file (the detach's round) another commit writes
+ * it. It must either fail or be in the file once the database is Clean. */
+struct late_commit {
+    store_inst *in;
+    store_db *db;
+    bool armed, done;
+    int r;
+};
+
+static void late_commit_hook(void *arg, const char *path, bool dir)
+{
+    struct late_commit *lc = arg;
+    size_t n = strlen(path);
+    if (!lc->armed || lc->done || dir || n < 9 || strcmp(path + n - 9, "priv1.edb") != 0)
+        return;
+    lc->done = true;
+    store_txn *t;
+    lc->r = store_begin(lc->in, &t);
+    if (lc->r == 0)
+        lc->r = store_put(t, lc->db, WL_TABLE, "late", 4, "yes", 3);
+    if (lc->r == 0)
+        lc->r = store_commit(t);
+}
+
+static void test_detach_holds_commits_off(void **state)
+{
+    struct late_commit lc = { 0 };
+    faultvfs *fv;
+    struct store_params p;
+    store_inst *in = open_faulty(&fv, &p, &lc.db);
+    lc.in = in;
+    faultvfs_on_sync(fv, late_commit_hook, &lc);
+    put_str(in, lc.db, "A", "first");
+    lc.armed = true;
+    assert_int_equal(store_db_detach(lc.db), 0);
+    assert_true(lc.done);
+    assert_true(lc.r == 0 || lc.r == -EBUSY);
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+    p.vfs = NULL;
+    store_db *db;
+    char s[16];
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "A", "first");
+    /* an acknowledged commit is never lost */
+    assert_int_equal(get_str(in, db, "late", s, sizeof s), lc.r == 0 ? 0 : JET_errRecordNotFound);
+    assert_int_equal(store_close(in), 0);
+}
+
+/*
+ * A detach whose flush round fails (the database volume full for a
+ * moment: -1808, not sticky) leaves the database attached, Dirty, with
+ * its changes: the checkpoint, circular logging and a full backup's
+ * truncation keep the logs it needs, a later detach or close writes it
+ * out, and it mounts again after a restart (it was forgotten Dirty, and
+ * gave -550 for ever).
+ */
+static void test_detach_failure_keeps_db(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    put_str(in, db, "before", "full");
+    assert_int_equal(store_flush(in), 0);
+    put_str(in, db, "k", "acknowledged");
+    faultvfs_enospc(fv, ".edb");
+    faultvfs_enospc_every_write(fv, true);
+    assert_int_equal(store_db_detach(db), JET_errDiskFull);
+    faultvfs_enospc(fv, NULL);
+    faultvfs_enospc_every_write(fv, false);
+    assert_ptr_equal(store_db_find(in, tpath("priv1.edb")), db);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), -EBUSY);
+    assert_reads(in, db, "k", "acknowledged");
+    put_str(in, db, "after", "space");
+    run_ops(in, db, 0, 200);            /* several roll-overs */
+    assert_int_equal(store_flush(in), 0);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    store_abandon(in);                  /* a crash: recovery needs its logs */
+    faultvfs_free(fv);
+    p.vfs = NULL;
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_reads(in, db, "before", "full");
+    assert_reads(in, db, "k", "acknowledged");
+    assert_reads(in, db, "after", "space");
+    assert_int_equal(store_db_detach(db), 0);
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* ---- circular logging and directory syncs (docs 7.1, 8.3) --------------- */
+/*
+ * Circular logging recycles below the in-memory checkpoint. A round moves
+ * it only after the headers' Log Required min: a roll-over that recycles
+ * between E00.chk and those headers (here: at the sync of the first
+ * header write after E00.chk, where the hook also copies the files as a
+ * crash there leaves them) must not delete a log the headers still
+ * require, or the crash leaves a database that needs logs below the
+ * lowest present (-543) although every page is in its file.
+ */
+struct recycle_hook {
+    store_inst *in;
+    int state;                          /* 0 armed, 1 E00.chk synced, 2 done */
+    char copy[300];
+};
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static void recycle_hook(void *arg, const char *path, bool dir)
+{
+    struct recycle_hook *rh = arg;
+    if (dir)
+        return;
+    if (rh->state == 0 && ends_with(path, "E00.chk.tmp")) {
+        rh->state = 1;
+    } else if (rh->state == 1 && ends_with(path, "priv1.edb")) {
+        rh->state = 2;
+        /* a roll-over's tmp, prepared at this very moment */
+        pthread_mutex_lock(&rh->in->tmp_mu);
+        log_prepare_tmp(rh->in);
+        pthread_mutex_unlock(&rh->in->tmp_mu);
+        char cmd[800];
+        snprintf(rh->copy, sizeof rh->copy, "%s/crash", tdir);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/E00* '%s'/priv1.edb '%s'/",
+                 rh->copy, tdir, tdir, rh->copy);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+static void test_circular_recycle_after_headers(void **state)
+{
+    struct recycle_hook rh = { 0 };
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.flags = STORE_CIRCULAR;
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    rh.in = in;
+    run_ops(in, db, 0, 150);            /* several gens past the checkpoint */
+    uint32_t gen = stats_of(in).log_gen;
+    assert_true(LGGEN(stats_of(in).checkpoint) + 2 <= gen);
+    faultvfs_on_sync(fv, recycle_hook, &rh);
+    assert_int_equal(store_flush(in), 0);
+    assert_int_equal(rh.state, 2);
+    faultvfs_on_sync(fv, NULL, NULL);
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+    /* the crash copy recovers, with every op */
+    struct store_params pc = params();
+    pc.flags = STORE_CIRCULAR;
+    pc.log_dir = rh.copy;
+    pc.db_dir = rh.copy;
+    char cdb[400];
+    snprintf(cdb, sizeof cdb, "%s/priv1.edb", rh.copy);
+    assert_int_equal(store_open(&pc, &in), 0);
+    assert_int_equal(store_db_attach(in, cdb, &db), 0);
+    store_txn *t;
+    assert_int_equal(store_begin(in, &t), 0);
+    for (unsigned j = 0; j < 150; j++) {
+        char k[32];
+        void *v;
+        size_t vl;
+        wl_key(j, k, sizeof k);
+        int r = store_get(t, db, WL_TABLE, k, strlen(k), &v, &vl);
+        assert_int_equal(r == 0, wl_exists(j, false, 150));
+        if (r == 0)
+            free(v);
+    }
+    store_rollback(t);
+    assert_int_equal(store_close(in), 0);
+    check_db(cdb);
+}
+
+/* A directory sync that fails is sticky (docs 8.3), whatever its errno.
+ * E00.chk's: ENOSPC there was taken for "no space, nothing happened" and
+ * the file written again in place, not sticky. */
+static void test_dir_sync_error_chk(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    run_ops(in, db, 0, 5);
+    faultvfs_fail_next_dir_sync(fv, ENOSPC);   /* the round's is E00.chk's */
+    assert_int_equal(store_flush(in), JET_errDiskIO);
+    assert_int_equal(stats_of(in).fatal, JET_errDiskIO);
+    store_abandon(in);
+    faultvfs_free(fv);
+}
+
+/* A reserve log renamed to E00tmp.log (the disk is full): its directory
+ * sync was ignored. */
+static void test_dir_sync_error_reserve(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    faultvfs_enospc(fv, "E00tmp.log");
+    faultvfs_fail_next_dir_sync(fv, EIO);
+    pthread_mutex_lock(&in->tmp_mu);
+    int r = log_prepare_tmp(in);
+    pthread_mutex_unlock(&in->tmp_mu);
+    assert_int_equal(r, JET_errDiskIO);
+    assert_int_equal(stats_of(in).fatal, JET_errDiskIO);
+    store_abandon(in);
+    faultvfs_free(fv);
+}
+
+/* The spare E00tmp2.log: ENOSPC from its directory sync is not "no room
+ * for a spare" (the file is made by then). */
+static void test_dir_sync_error_spare(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    faultvfs_fail_next_dir_sync(fv, ENOSPC);
+    assert_int_equal(log_prepare_spare(in), JET_errDiskIO);
+    assert_int_equal(stats_of(in).fatal, JET_errDiskIO);
+    store_abandon(in);
+    faultvfs_free(fv);
+}
+
+/* Circular logging recycling the logs below the checkpoint: its directory
+ * sync was ignored. */
+static void test_dir_sync_error_recycle(void **state)
+{
+    faultvfs *fv = faultvfs_new(0, 1);
+    struct store_params p = params();
+    p.flags = STORE_CIRCULAR;
+    p.vfs = faultvfs_vfs(fv);
+    store_inst *in;
+    assert_int_equal(store_open(&p, &in), 0);
+    store_db *db = make_db(in);
+    run_ops(in, db, 0, 150);
+    assert_int_equal(store_flush(in), 0);
+    assert_true(lowest_log() < LGGEN(stats_of(in).checkpoint));
+    faultvfs_fail_next_dir_sync(fv, EIO);
+    pthread_mutex_lock(&in->tmp_mu);
+    int r = log_prepare_tmp(in);
+    pthread_mutex_unlock(&in->tmp_mu);
+    assert_int_equal(r, JET_errDiskIO);
+    assert_int_equal(stats_of(in).fatal, JET_errDiskIO);
+    store_abandon(in);
+    faultvfs_free(fv);
+}
+
+/* A full backup's truncation: event 224 was reported although the
+ * deletions were not durable. */
+static void test_dir_sync_error_truncate(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    run_ops(in, db, 0, 150);
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_true(lowest_log() < LGGEN(stats_of(in).checkpoint));
+    nevents = 0;
+    faultvfs_fail_next_dir_sync(fv, EIO);
+    assert_int_equal(store_snap_truncate(in), JET_errDiskIO);
+    assert_false(saw_event(224));
+    assert_int_equal(stats_of(in).fatal, JET_errDiskIO);
+    store_snap_abort(in);
+    store_abandon(in);
+    faultvfs_free(fv);
+}
+
 /* ---- fuzz corpus replay ------------------------------------------------- */
 int fuzz_log_one(const uint8_t *data, size_t size);
 int fuzz_page_one(const uint8_t *data, size_t size);
@@ -1728,6 +2199,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_full_checkpoint_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_no_reserve_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_open_quiesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbtime_survives_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbtime_stale_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reattach_then_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbid_taken_over_then_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_refused_while_frozen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_holds_commits_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_failure_keeps_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_circular_recycle_after_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_error_chk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_error_reserve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_error_spare, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_error_recycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_error_truncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_replay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
