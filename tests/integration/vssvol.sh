@@ -162,6 +162,19 @@ like "$cflags" '[(|]NODATASUM[|)]' "and without data checksums (inode flags: ${c
 unlike "$cflags" 'NODATACOW' "but not NODATACOW"
 vv remove C
 ok $RC "remove C"
+# what the pool holds under a name no volume has (a state file older than
+# the pool) is neither replaced nor deleted by a create of that name
+btrfs subvolume create "$POOL/volumes/K" >/dev/null && echo keep > "$POOL/volumes/K/data"
+vv create K --size 64M --mount "$T/K"
+[ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q "volumes/K' already exists but no volume of that name"
+ok $? "create over an unrecorded '$POOL/volumes/K': usage error, saying so"
+is "$(cat "$POOL/volumes/K/data" 2>&1)" "keep" "and what it held is untouched"
+btrfs subvolume delete "$POOL/volumes/K" >/dev/null
+mkdir -p "$T/realK" && ln -s "$T/realK" "$T/linkK"
+vv create K --size 64M --mount "$T/linkK"
+[ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q "is a symbolic link"
+ok $? "create with a --mount that is a symlink: usage error (mount would follow it, vssd not)"
+check "nothing was made for K" test ! -e "$POOL/volumes/K"
 
 # --- (c) a full backup of both volumes, point in time
 write_pattern "$T/F" A
@@ -208,6 +221,26 @@ like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: G:" "G is registered again
 vv attach G
 ok $RC "attach again is harmless"
 like "$OUT" "already attached" "and says so"
+# G's filesystem mounted somewhere else too (a bind mount of a directory of
+# it): detach and remove refuse, and G stays attached and registered
+mkdir -p "$T/bindG" && mount --bind "$T/G" "$T/bindG"
+vv detach G
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "'G' is in use: its filesystem .* is also mounted at '$T/bindG'"
+ok $? "detach of G while a bind mount holds its filesystem: refused, saying so"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: G:" "G stays registered"
+vv list
+like "$OUT" "G +G: +300 MiB +xfs +attached" "and recorded as attached"
+vv attach G
+ns=$(shadow_count)
+vv remove G --force
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "'G' is in use: its filesystem .* is also mounted at '$T/bindG'"
+ok $? "remove --force of G then: refused before anything is deleted"
+check "G's image is there" test -f "$POOL/volumes/G/G.img"
+is "$(shadow_count)" "$ns" "and no shadow of it was deleted"
+umount "$T/bindG"
+vv attach G
+ok $RC "attach G once the bind mount is gone"
+is "$(sums "$T/G" | sha256sum)" "$(sha256sum < "$T/sumB-G")" "G's data is intact"
 
 # --- (e) a simulated reboot
 n_shadows=$(shadow_count)

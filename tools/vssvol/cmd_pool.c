@@ -89,6 +89,17 @@ int pool_ensure(struct ctx *c)
             say_err("cannot create '%s': %s", st->pool_path, strerror(errno));
             return VSSVOL_EXIT_FAILED;
         }
+        /* never a second loop device (and a second mount) on the pool's
+         * image: two block devices over one btrfs corrupt it */
+        char busy[64];
+        for (int i = 0; i < 50 && loop_of_image(st->pool_image, busy, sizeof busy); i++)
+            usleep(20000); /* an autoclear loop device still going away */
+        if (loop_of_image(st->pool_image, busy, sizeof busy)) {
+            say_err("the pool image '%s' is attached as %s but not mounted at '%s' (see "
+                    "'findmnt %s'); unmount it there, or mount it at '%s'", st->pool_image, busy,
+                    st->pool_path, busy, st->pool_path);
+            return VSSVOL_EXIT_FAILED;
+        }
         uint64_t t0 = now_us();
         progress(c, "Mounting the pool image '%s' at '%s'", st->pool_image, st->pool_path);
         int ex = pool_image_mount(c, st->pool_image, st->pool_path);

@@ -189,12 +189,16 @@ static int format_need(const char *fs, const char *img, uint64_t *need)
     return 0;
 }
 
-/* Undoes a partial create: unmount, delete the subvolume (directory), the directory we made. */
+/* Undoes a partial create: unmount, delete the subvolume (directory) this
+ * run made, the mount point directory it made. Nothing is deleted while
+ * the filesystem may still be mounted (an unmount that failed). */
 static void create_rollback(struct ctx *c, const struct vol *v, bool mounted, bool made_dir)
 {
     char err[PATH_MAX + 256];
-    if (mounted && do_umount(v->mountpoint, err, sizeof err) < 0)
-        say_warn("%s", err);
+    if (mounted && do_umount(v->mountpoint, err, sizeof err) < 0) {
+        say_warn("%s; '%s/volumes/%s' is left in place", err, c->st.pool_path, v->name);
+        return;
+    }
     int r = vol_dir_delete(c, v->name);
     if (r < 0 && r != -ENOENT)
         say_warn("cannot delete '%s/volumes/%s': %s", c->st.pool_path, v->name, strerror(-r));
@@ -285,6 +289,19 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
                 "copy-on-write once a shadow shares it (leave --cow out)", st->pool_path);
         return VSSVOL_EXIT_USAGE;
     }
+    /* what is in the pool under that name is not ours to replace, or to
+     * delete on a rollback (a state file restored from an older backup,
+     * two roots sharing a pool) */
+    char exist[PATH_MAX + 96];
+    snprintf(exist, sizeof exist, "%s/volumes/%s", st->pool_path, o->name);
+    struct stat es;
+    if (lstat(exist, &es) == 0) {
+        say_err("'%s' already exists but no volume of that name is recorded (left over from a "
+                "crash, or a state file older than the pool?); look at what it holds, then "
+                "delete it with '%s', or choose another name", exist,
+                on_btrfs(st->pool_path) ? "btrfs subvolume delete" : "rm -r");
+        return VSSVOL_EXIT_USAGE;
+    }
     bool made_dir;
     ex = check_mount_dir(o->mount, &made_dir);
     if (ex)
@@ -313,8 +330,15 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
     uint64_t t0 = now_us();
     progress(c, "Creating '%s' (%s sparse image in %s '%s/volumes/%s')", o->name, sz,
              on_btrfs(st->pool_path) ? "subvolume" : "directory", st->pool_path, o->name);
-    if (make_image(c, &v, o->cow) < 0) {
-        create_rollback(c, &v, false, made_dir);
+    int mr = make_image(c, &v, o->cow);
+    if (mr < 0) {
+        if (mr == -EEXIST) {
+            /* made meanwhile by someone else: not ours to delete */
+            if (made_dir)
+                rmdir(v.mountpoint);
+        } else {
+            create_rollback(c, &v, false, made_dir);
+        }
         return VSSVOL_EXIT_FAILED;
     }
     progress_done(c, t0);
@@ -512,6 +536,45 @@ int cmd_attach(struct ctx *c, const char *name, bool all)
     return worst;
 }
 
+/*
+ * After the unmount: the image's loop device goes away (autoclear; one
+ * attached by hand is detached). If it stays, its filesystem is still
+ * mounted elsewhere (a bind mount of a directory of it, a container's
+ * volume): 0 only once nothing holds the image, else an error that says so
+ * (what then follows, a delete above all, must not happen under a live
+ * filesystem).
+ */
+static int wait_released(const struct vol *v, const char *img);
+
+/* Before an unmount: v's filesystem (on dev) mounted nowhere else. A
+ * volume in use elsewhere is refused with nothing changed. */
+static int not_in_use_elsewhere(const struct vol *v, const char *dev)
+{
+    char where[1024];
+    size_t n = other_mounts_of(dev, v->mountpoint, where, sizeof where);
+    if (!n)
+        return 0;
+    say_err("'%s' is in use: its filesystem (%s) is also mounted at %s; unmount %s first, then "
+            "try again", v->name, dev, where, n == 1 ? "it" : "them");
+    return VSSVOL_EXIT_FAILED;
+}
+
+static int wait_released(const struct vol *v, const char *img)
+{
+    char loop[64];
+    for (int i = 0; i < 50 && loop_of_image(img, loop, sizeof loop); i++) {
+        if (i == 10)
+            loop_detach(loop);
+        usleep(10000);
+    }
+    if (!loop_of_image(img, loop, sizeof loop))
+        return 0;
+    say_err("'%s' is still in use: %s (its image) stays attached, so its filesystem is mounted "
+            "somewhere else too (a bind mount, a container's volume; see 'findmnt %s'); unmount "
+            "it there, then try again", v->name, loop, loop);
+    return VSSVOL_EXIT_FAILED;
+}
+
 int cmd_detach(struct ctx *c, const char *name)
 {
     struct vol *v = state_find(&c->st, name);
@@ -521,21 +584,23 @@ int cmd_detach(struct ctx *c, const char *name)
     }
     char dev[PATH_MAX], err[PATH_MAX + 256], img[PATH_MAX + 80];
     bool other;
+    vol_image(c, v, img, sizeof img);
     if (vol_attached(c, v, dev, sizeof dev, &other)) {
+        int bx = not_in_use_elsewhere(v, dev);
+        if (bx)
+            return bx;
         if (do_umount(v->mountpoint, err, sizeof err) < 0) {
             say_err("%s", err);
             return VSSVOL_EXIT_FAILED;
         }
-        /* autoclear releases the loop device; one attached by hand may stay */
-        vol_image(c, v, img, sizeof img);
-        char loop[64];
-        for (int i = 0; i < 50 && loop_of_image(img, loop, sizeof loop); i++) {
-            if (i == 10)
-                loop_detach(loop);
-            usleep(10000);
-        }
+        int ex = wait_released(v, img);
+        if (ex)
+            return ex; /* still recorded as attached: nothing else changes */
         info(c, "Detached '%s' (unmounted '%s', released %s)", v->name, v->mountpoint, dev);
     } else {
+        int ex = wait_released(v, img);
+        if (ex)
+            return ex;
         info(c, "'%s' is not attached", v->name);
     }
     int r = 0;
@@ -587,6 +652,23 @@ int cmd_remove(struct ctx *c, const char *name, bool force)
         vss_list_free(l);
         return VSSVOL_EXIT_FAILED;
     }
+    /* unmounted, and its image released, before anything is deleted: a
+     * volume in use (a busy mount, a bind mount elsewhere) keeps its
+     * shadows, and nothing is deleted under a live filesystem */
+    char dev[PATH_MAX], err[PATH_MAX + 256], vols[PATH_MAX + 16], img[PATH_MAX + 80];
+    bool other;
+    vol_image(c, v, img, sizeof img);
+    if (vol_attached(c, v, dev, sizeof dev, &other) &&
+        ((ex = not_in_use_elsewhere(v, dev)) != 0 || do_umount(v->mountpoint, err, sizeof err) < 0)) {
+        vss_list_free(l);
+        if (!ex)
+            say_err("%s; nothing was removed", err);
+        return ex ? ex : VSSVOL_EXIT_FAILED;
+    }
+    if ((ex = wait_released(v, img)) != 0) {
+        vss_list_free(l);
+        return ex;
+    }
     for (int i = 0; i < n; i++) {
         const vss_item *it = vss_list_get(l, idx[i]);
         vss_id id;
@@ -597,21 +679,14 @@ int cmd_remove(struct ctx *c, const char *name, bool force)
         if (rc < 0 && rc != VSS_E_OBJECT_NOT_FOUND) {
             vss_list_free(l);
             ex = vssd_fail(c, rc, "delete_shadows");
-            say_err("cannot delete shadow copy %s of '%s'; nothing else was removed",
-                    vss_item_str(it, "id"), name);
+            say_err("cannot delete shadow copy %s of '%s'; nothing else was removed ('%s' is "
+                    "unmounted: 'vssvol attach %s' mounts it again)", vss_item_str(it, "id"), name,
+                    name, name);
             return ex;
         }
         info(c, "Deleted shadow copy %s", vss_item_str(it, "id"));
     }
     vss_list_free(l);
-
-    char dev[PATH_MAX], err[PATH_MAX + 256], vols[PATH_MAX + 16], img[PATH_MAX + 80];
-    bool other;
-    vol_image(c, v, img, sizeof img);
-    if (vol_attached(c, v, dev, sizeof dev, &other) && do_umount(v->mountpoint, err, sizeof err) < 0) {
-        say_err("%s", err);
-        return VSSVOL_EXIT_FAILED;
-    }
     ex = vssd_unregister(c, v);
     if (ex)
         return ex;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -465,6 +466,16 @@ int main(int argc, char **argv)
                                errno == ENOENT ? "does not exist" : strerror(errno));
         if (!strcmp(abs, "/"))
             return usage_error("invalid --mount '/'");
+        /* the last part as it will be mounted on and recorded: not '.' or
+         * '..' (the path would not be the mount point vssd sees), not a
+         * symlink (mount follows it, vssd and the unmount would not) */
+        if (!strcmp(slash + 1, ".") || !strcmp(slash + 1, ".."))
+            return usage_error("invalid --mount '%s': name the directory itself, not '%s'", m,
+                               slash + 1);
+        struct stat ls;
+        if (lstat(abs, &ls) == 0 && S_ISLNK(ls.st_mode))
+            return usage_error("invalid --mount '%s': it is a symbolic link; give the directory "
+                               "it points to", m);
         if ((size_t)snprintf(co.mount, sizeof co.mount, "%s%s%s", rp, strcmp(rp, "/") ? "/" : "",
                              slash + 1) >= sizeof co.mount)
             return usage_error("--mount '%s' is too long", m);

@@ -68,11 +68,17 @@ bool on_xfs(const char *path)
     return statfs(path, &sf) == 0 && sf.f_type == XFS_SUPER_MAGIC;
 }
 
-/* The filesystem mounted at target in /proc/self/mountinfo (the top one). */
+/* The filesystem mounted at target in /proc/self/mountinfo (the top one).
+ * target is canonicalized first: the kernel lists mount points with
+ * symlinks resolved (a state directory reached through one), and the
+ * table lookup compares strings. */
 bool mounted_at(const char *target, char *source, size_t len)
 {
     if (len)
         source[0] = '\0';
+    char real[PATH_MAX];
+    if (realpath(target, real))
+        target = real;
     struct libmnt_table *tb = mnt_new_table();
     if (!tb)
         return false;
@@ -372,4 +378,32 @@ bool dir_empty(const char *dir, char *err, size_t len)
     if (!empty)
         snprintf(err, len, "'%s' is not empty", dir);
     return empty;
+}
+
+size_t other_mounts_of(const char *dev, const char *except, char *list, size_t len)
+{
+    if (len)
+        list[0] = '\0';
+    char real[PATH_MAX];
+    if (realpath(except, real))
+        except = real;
+    struct libmnt_table *tb = mnt_new_table();
+    size_t n = 0, off = 0;
+    if (tb && mnt_table_parse_mtab(tb, NULL) == 0) {
+        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+        struct libmnt_fs *fs;
+        while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
+            const char *src = mnt_fs_get_srcpath(fs), *tgt = mnt_fs_get_target(fs);
+            if (!src || !tgt || strcmp(src, dev) || !strcmp(tgt, except))
+                continue;
+            n++;
+            if (off < len) {
+                int w = snprintf(list + off, len - off, "%s'%s'", off ? ", " : "", tgt);
+                off += w > 0 ? (size_t)w : 0;
+            }
+        }
+        mnt_free_iter(it);
+    }
+    mnt_unref_table(tb);
+    return n;
 }

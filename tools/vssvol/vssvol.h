@@ -138,6 +138,9 @@ int run_cmd_output(char *const argv[], char *out, size_t outlen, char *err, size
 /* Filesystem type blkid finds on dev ("" if none). */
 void probe_fs(const char *dev, char *out, size_t len);
 /* mount(2) of dev at target. @return 0 or -errno with err set. */
+/* How many mounts of block device dev there are besides the one at except
+ * (bind mounts of a directory of it, say); list gets their targets. */
+size_t other_mounts_of(const char *dev, const char *except, char *list, size_t len);
 int do_mount(const char *dev, const char *target, const char *fs, const char *opts,
              char *err, size_t len);
 /* Unmounts target (no lazy unmount). @return 0 or -errno with err set. */
