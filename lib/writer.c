@@ -293,8 +293,10 @@ static bool component_in(json_object *arr, const char *logical_path, const char 
         return false;
     if (!logical_path)
         logical_path = "";
+    /* the last entry for the component: a requestor may report a result
+     * again (a verification that failed after a first "succeeded") */
     size_t n = json_object_array_length(arr);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = n; i-- > 0;) {
         json_object *c = json_object_array_get_idx(arr, i);
         const char *lp = pj_str(c, "logical_path"), *nm = pj_str(c, "name");
         if (nm && !strcmp(nm, name) && !strcmp(lp ? lp : "", logical_path)) {

@@ -175,7 +175,8 @@ VSS_API const char *vss_event_volume(const vss_writer_event *ev, size_t i);
 VSS_API bool vss_event_is_component_selected(const vss_writer_event *ev,
                                              const char *logical_path,
                                              const char *name);
-/** Whether the requestor reported the component backed up (BackupComplete). */
+/** Whether the requestor reported the component backed up (BackupComplete);
+ *  its last report for the component counts. */
 VSS_API bool vss_event_backup_succeeded(const vss_writer_event *ev,
                                         const char *logical_path,
                                         const char *name);

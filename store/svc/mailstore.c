@@ -270,6 +270,25 @@ static int admin_begin(const char *name, char *err, size_t len)
     return i;
 }
 
+int ms_snap_begin(enum store_backup_type type)
+{
+    pthread_mutex_lock(&M.admin_mu);
+    int r = store_snap_begin(M.inst, type);
+    pthread_mutex_unlock(&M.admin_mu);
+    return r;
+}
+
+bool ms_db_mounted(const char *name)
+{
+    int i = find_slot(name);
+    if (i < 0)
+        return false;
+    pthread_rwlock_rdlock(&M.dbs[i].lock);
+    bool m = M.dbs[i].h != NULL;
+    pthread_rwlock_unlock(&M.dbs[i].lock);
+    return m;
+}
+
 static void admin_end(int i)
 {
     pthread_rwlock_unlock(&M.dbs[i].lock);

@@ -98,8 +98,11 @@ json_object *ms_stats_json(void);
  * full): -529, -1808, or -1090 on an instance a full disk poisoned. The
  * caller answers 452 4.3.1 (temporary: the MTA retries). */
 bool ms_disk_full_error(int r);
-/* Whether dismount must be refused: set by the writer during a backup. */
-void ms_set_backup_busy(bool busy);
+/* The engine's backup begins (store_snap_begin) while no mount or
+ * dismount runs: they check for a backup under the same lock. */
+int ms_snap_begin(enum store_backup_type type);
+/* Whether the configured database name is mounted now. */
+bool ms_db_mounted(const char *name);
 /* Paths of database i (of the configuration) for the writer. */
 void ms_counters_get(struct ms_counters *c);
 

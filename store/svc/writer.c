@@ -16,14 +16,19 @@
  *                     vss_event_set_writes_not_held) if the engine's own
  *                     freeze limit fired (2004, -2402) or the durable log
  *                     position moved during the freeze
- *   BackupComplete    full/incremental whose component was reported backed
- *                     up: store_snap_truncate (224/225) + end; copy and
- *                     differential: end (recorded only); otherwise abort
+ *   BackupComplete    every mounted database reported backed up: full and
+ *                     incremental store_snap_truncate (224/225) + end; copy
+ *                     and differential end (recorded only); otherwise abort
+ *                     (nothing truncated, nothing recorded)
  *   Abort, BackupShutdown (backup not completed), vssd gone: store_snap_abort
  *
  * Invariants: the callbacks run on this thread only; W.mu guards the
  * statistics that the control socket reads. The store is never left
  * frozen or "backup in progress" after the backup's requestor is gone.
+ * One backup at a time: the events of another snapshot set than the one
+ * prepared never end, thaw or complete it (its PrepareForBackup is
+ * refused, retryable); a Thaw answers "held" only if the freeze lasted
+ * until that Thaw.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +57,8 @@ static struct {
     pthread_mutex_t mu;
     /* backup state: writer thread only */
     bool prepared, frozen;
+    vss_id set;                 /* the snapshot set of the backup prepared */
+    bool hold_broken;           /* its freeze ended before its Thaw (released) */
     enum store_backup_type type;
     uint64_t freeze_t0, durable_at_freeze;
     /* statistics (mu) */
@@ -104,11 +111,52 @@ static const char *type_name(enum store_backup_type t)
     return (unsigned)t < 4 ? n[t] : "?";
 }
 
+/* Whether ev belongs to the backup prepared (or none is): the set ids
+ * match, or one of them is not known. Another backup's events must not
+ * end, thaw or complete this one. */
+static bool same_set(vss_writer_event *ev)
+{
+    const vss_id *id = vss_event_snapshot_set_id(ev);
+    return !W.prepared || !id || vss_id_is_null(id) || vss_id_is_null(&W.set) ||
+           vss_id_equal(id, &W.set);
+}
+
+/* An event of another backup than the one prepared: logged, left alone. */
+static bool other_set(vss_writer_event *ev)
+{
+    char a[VSS_ID_STRLEN], b[VSS_ID_STRLEN];
+    vss_id_format(vss_event_snapshot_set_id(ev), a);
+    vss_id_format(&W.set, b);
+    svc_log(SVC_WARN, "writer: %s of shadow copy set %s ignored: the backup in progress is "
+            "set %s", vss_event_type_name(vss_event_type(ev)), a, b);
+    return true;
+}
+
+/* Starts the engine's backup for ev's set; mount and dismount are held off
+ * while it starts (ms_snap_begin), so no database changes under it. */
+static int begin(vss_writer_event *ev, enum store_backup_type type)
+{
+    int r = ms_snap_begin(type);
+    if (r < 0)
+        return r;
+    W.type = type;
+    W.prepared = true;
+    W.hold_broken = false;
+    const vss_id *id = vss_event_snapshot_set_id(ev);
+    if (id)
+        W.set = *id;
+    else
+        memset(&W.set, 0, sizeof W.set);
+    return 0;
+}
+
 /* Ends whatever backup the engine holds (abort): the store keeps serving. */
 static void release(const char *why)
 {
     if (!W.prepared)
         return;
+    if (W.frozen)
+        W.hold_broken = true; /* its Thaw must not answer "held" */
     int r = store_snap_abort(ms_inst());
     if (r < 0 && r != JET_errOSSnapshotInvalidSequence)
         svc_log(SVC_WARN, "writer: abort of the shadow copy failed: %s", store_strerror(r));
@@ -133,15 +181,18 @@ static bool on_prepare_backup(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
+    if (W.prepared && !same_set(ev))
+        /* another backup is being copied (vssd lets a new set start
+         * before the last one's BackupComplete): ESE refuses, retryable */
+        return veto(ev, VSS_E_WRITERERROR_RETRYABLE, JET_errOSSnapshotNotAllowed,
+                    "PrepareForBackup (another backup is in progress)");
     if (W.prepared)
-        release("a new backup started before the previous one ended");
-    W.type = map_type(vss_event_backup_type(ev));
-    int r = store_snap_begin(ms_inst(), W.type);
+        release("PrepareForBackup again for the same set");
+    int r = begin(ev, map_type(vss_event_backup_type(ev)));
     if (r < 0)
         return veto(ev, r == JET_errOSSnapshotNotAllowed ? VSS_E_WRITERERROR_RETRYABLE
                                                          : VSS_E_WRITERERROR_NONRETRYABLE,
                     r, "PrepareForBackup");
-    W.prepared = true;
     pthread_mutex_lock(&W.mu);
     W.backups++;
     pthread_mutex_unlock(&W.mu);
@@ -153,12 +204,13 @@ static bool on_prepare_snapshot(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
+    if (!same_set(ev))
+        return veto(ev, VSS_E_WRITERERROR_RETRYABLE, JET_errOSSnapshotNotAllowed,
+                    "PrepareForSnapshot (another backup is in progress)");
     if (!W.prepared) {              /* a set without PrepareForBackup: a copy */
-        W.type = STORE_BACKUP_COPY;
-        int r = store_snap_begin(ms_inst(), W.type);
+        int r = begin(ev, STORE_BACKUP_COPY);
         if (r < 0)
             return veto(ev, VSS_E_WRITERERROR_RETRYABLE, r, "PrepareForSnapshot");
-        W.prepared = true;
     }
     /* the backup's one flush round (PrepareForBackup did not flush), as
      * close to the freeze as the writer gets: the checkpoint is then in
@@ -178,7 +230,7 @@ static bool on_freeze(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
-    if (!W.prepared)
+    if (!W.prepared || !same_set(ev))
         return veto(ev, VSS_E_WRITERERROR_RETRYABLE, JET_errOSSnapshotInvalidSequence, "Freeze");
     W.freeze_t0 = mono_us();
     uint64_t start = real_us();
@@ -206,8 +258,18 @@ static bool on_thaw(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
-    if (!W.frozen)
+    if (!same_set(ev))
+        return other_set(ev);
+    if (!W.frozen) {
+        if (W.prepared && W.hold_broken) {
+            /* released during the freeze (an Abort, libvss's own timeout
+             * with vssd gone): the writes were not held to the end */
+            svc_log(SVC_WARN, "writer: Thaw: the freeze had already ended; writes were not held");
+            note(ev, "writes were not held for the whole freeze (released before the Thaw)");
+            vss_event_set_writes_not_held(ev);
+        }
         return true;
+    }
     struct store_stats st;
     store_get_stats(ms_inst(), &st);
     bool slipped = st.log_durable != W.durable_at_freeze;
@@ -245,13 +307,20 @@ static bool on_post_snapshot(vss_writer_event *ev, void *ud)
     return true;
 }
 
-/* Whether the requestor reported any of our components backed up. */
-static bool any_succeeded(vss_writer_event *ev)
+/* Whether the requestor reported every mounted database backed up: the
+ * logs are the instance's, shared by all of them, so a backup that holds
+ * one database only neither truncates them nor stamps the others. */
+static bool all_succeeded(vss_writer_event *ev)
 {
-    for (size_t i = 0; i < W.cfg->ndbs; i++)
-        if (vss_event_backup_succeeded(ev, "", W.cfg->databases[i]))
-            return true;
-    return false;
+    size_t mounted = 0;
+    for (size_t i = 0; i < W.cfg->ndbs; i++) {
+        if (!ms_db_mounted(W.cfg->databases[i]))
+            continue;
+        mounted++;
+        if (!vss_event_backup_succeeded(ev, "", W.cfg->databases[i]))
+            return false;
+    }
+    return mounted > 0;
 }
 
 static bool on_backup_complete(vss_writer_event *ev, void *ud)
@@ -260,13 +329,15 @@ static bool on_backup_complete(vss_writer_event *ev, void *ud)
     note(ev, NULL);
     if (!W.prepared)
         return true;
+    if (!same_set(ev))
+        return other_set(ev);
     store_inst *inst = ms_inst();
     int r = 0;
     bool truncating = W.type == STORE_BACKUP_FULL || W.type == STORE_BACKUP_INCREMENTAL;
-    if (truncating && !any_succeeded(ev)) {
-        svc_log(SVC_WARN, "writer: BackupComplete: no database was reported backed up; "
-                          "logs are not truncated");
-        release("BackupComplete without success");
+    if (!all_succeeded(ev)) {
+        svc_log(SVC_WARN, "writer: BackupComplete: not every mounted database was reported "
+                          "backed up; nothing is truncated or recorded");
+        release("BackupComplete without success for every database");
         return true;
     }
     if (truncating) {
@@ -305,6 +376,8 @@ static bool on_abort(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
+    if (!same_set(ev))
+        return other_set(ev);
     release("Abort");
     return true;
 }
@@ -313,6 +386,8 @@ static bool on_backup_shutdown(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
+    if (!same_set(ev))
+        return other_set(ev);
     release("BackupShutdown before BackupComplete");
     return true;
 }

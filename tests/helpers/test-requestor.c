@@ -9,7 +9,7 @@
  *       [--persistent] [--nowriters] [--exclude SPEC]... [--verify SPEC]...
  *       [--component CLASS:NAME]... [--wait-before STEP:FILE]...
  *       [--sleep-before STEP:MS]... [--expose SHADOWDIR] [--no-complete]
- *       [--abort] [--repeat N] [--quiet] [--provider GUID]
+ *       [--abort] [--repeat N] [--quiet] [--provider GUID] [--succeeded]
  *   vss-test-requestor --restore [--exclude SPEC]...   (PreRestore, PostRestore)
  *   vss-test-requestor --register NAME --volume MOUNTPOINT  (register_volume)
  *
@@ -127,6 +127,7 @@ int main(int argc, char **argv)
         { "restore", no_argument, NULL, 'R' },
         { "provider", required_argument, NULL, 'P' },
         { "register", required_argument, NULL, 'G' },
+        { "succeeded", no_argument, NULL, 'Y' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -136,9 +137,9 @@ int main(int argc, char **argv)
     long ctx = VSS_CTX_BACKUP;
     const char *expose = NULL, *register_name = NULL;
     vss_id provider, *want_provider = NULL; /* --provider: else the first that fits */
-    bool no_complete = false, do_abort = false, restore = false;
+    bool no_complete = false, do_abort = false, restore = false, succeeded = false;
     int o;
-    while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qP:G:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "s:v:t:x:pne:V:c:w:S:E:Nar:qP:G:Yh", opts, NULL)) != -1) {
         switch (o) {
         case 's': sock = optarg; break;
         case 'v': if (nv < MAXN) vols[nv++] = optarg; break;
@@ -182,6 +183,7 @@ int main(int argc, char **argv)
             want_provider = &provider;
             break;
         case 'G': register_name = optarg; break;
+        case 'Y': succeeded = true; break;
         case 'h':
             printf("usage: vss-test-requestor --volume V [...] (see the source header)\n");
             return 0;
@@ -241,7 +243,6 @@ int main(int argc, char **argv)
         vss_list *md = NULL;
         if ((e = vss_requestor_gather_writer_metadata(r, &md)) < 0)
             return fail(r, "gather_writer_metadata", e);
-        vss_list_free(md);
         for (size_t i = 0; i < nc; i++) {
             char cls[64];
             const char *colon = strchr(comps[i], ':');
@@ -307,9 +308,25 @@ int main(int argc, char **argv)
                 return fail(r, "abort_backup", e);
         } else if (!no_complete) {
             before(ST_COMPLETE);
+            /* --succeeded: every component of every writer backed up, as
+             * a requestor reports once its copy is made */
+            for (size_t i = 0; succeeded && i < vss_list_count(md); i++) {
+                const vss_item *w = vss_list_get(md, i);
+                const vss_list *cl = vss_item_list(w, "components");
+                vss_id inst;
+                if (vss_item_id(w, "instance_id", &inst) < 0)
+                    continue;
+                for (size_t k = 0; cl && k < vss_list_count(cl); k++) {
+                    const vss_item *c = vss_list_get(cl, k);
+                    if ((e = vss_requestor_set_backup_succeeded(r, &inst,
+                             vss_item_str(c, "logical_path"), vss_item_str(c, "name"), true)) < 0)
+                        return fail(r, "set_backup_succeeded", e);
+                }
+            }
             if ((e = vss_requestor_backup_complete(r)) < 0)
                 return fail(r, "backup_complete", e);
         }
+        vss_list_free(md);
         before(ST_RELEASE);
         if ((e = vss_requestor_release(r)) < 0)
             return fail(r, "release", e);

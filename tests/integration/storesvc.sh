@@ -17,7 +17,7 @@
 #      inconsistent-snapshot error, deliveries go on, none fails, the
 #      store is not left in a backup.
 . "$(dirname "$0")/lib.sh"
-plan 76
+plan 83
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -206,7 +206,7 @@ is "$(shadow_count)" "0" "seed cleanup: the shadow copy is deleted"
 # --- (d) a copy backup truncates nothing
 before_low=$(lowest_log)
 load_start "$T/rec-copy"
-"$TREQ" --volume F: --type copy >"$T/req-copy.out" 2>&1
+"$TREQ" --volume F: --type copy --succeeded >"$T/req-copy.out" 2>&1
 is "$?" "0" "a copy backup of F: with the writer under load"
 load_stop
 is "$LOAD_RC" "0" "no delivery failed"
@@ -214,6 +214,30 @@ is "$(event_count 2009)" "1" "event 2009: copy backup prepared"
 is "$(event_count 224)/$(event_count 225)" "1/0" "no truncation event after the copy backup"
 is "$(lowest_log)" "$before_low" "the oldest log is still there"
 like "$(grep 'BackupComplete (copy)' "$T/storesvc.log")" "recorded, nothing truncated" "the writer says so"
+
+# --- (d2) two backups overlapping: vssd lets a set start while the last
+# one is being copied; the writer refuses the second (retryable), and the
+# first completes and truncates as its own. A full backup whose requestor
+# reports no success truncates and records nothing.
+rm -f "$T/goA"
+"$TREQ" --volume F: --succeeded --wait-before complete:"$T/goA" >"$T/reqA.out" 2>&1 &
+RA=$!
+for _ in $(seq 300); do grep -q '^waiting complete' "$T/reqA.out" && break; sleep 0.05; done
+n224=$(event_count 224)
+"$TREQ" --volume F: --succeeded >"$T/reqB.out" 2>&1
+like "$(cat "$T/reqB.out")" "result FAIL" "a second backup while the first is being copied fails"
+like "$(grep 'PrepareForBackup (another backup is in progress)' "$T/storesvc.log")" "writer:" \
+    "the writer refused its PrepareForBackup, saying why"
+touch "$T/goA"
+wait $RA
+like "$(cat "$T/reqA.out")" "result OK" "the first backup then completes"
+is "$(event_count 224)" "$((n224 + 1))" "and truncates the logs as its own (event 224)"
+n224=$(event_count 224)
+"$TREQ" --volume F: >"$T/reqC.out" 2>&1
+like "$(cat "$T/reqC.out")" "result OK" "a full backup whose requestor reports no component backed up"
+is "$(event_count 224)" "$n224" "truncates nothing"
+like "$(grep 'not every mounted database was reported backed up' "$T/storesvc.log")" "writer:" \
+    "and the writer says why"
 
 # --- (e) the engine's freeze limit is exceeded
 stop_pid "$SVC_PID"
