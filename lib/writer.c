@@ -522,7 +522,9 @@ int vss_writer_connect(vss_writer *w, const char *socket)
         client_close(c);
         return -ENOMEM;
     }
-    r = client_call(c, req, NULL, 0);
+    /* bounded, like hello's: a vssd that accepts but never answers must
+     * not keep the caller (a service stopping, say) waiting for ever */
+    r = client_call(c, req, NULL, 30000);
     json_object_put(req);
     if (r < 0) {
         client_close(c);

@@ -144,6 +144,7 @@ VSS_API int vss_writer_set_ops(vss_writer *w, const struct vss_writer_ops *ops,
 
 /**
  * Connects to vssd and registers (socket NULL: vss_default_socket()).
+ * Waits at most 30 s for vssd's answers (-ETIMEDOUT after that).
  * @return 0, -errno of connect, VSS_E_ACCESS_DENIED (this uid may not
  * register this writer class), VSS_E_WRITER_ALREADY_SUBSCRIBED.
  */

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hostport.h"
@@ -552,11 +553,21 @@ static int run(bool foreground)
     sd_notify(0, "READY=1\nSTATUS=serving");
     daemon_ready(&ready, cfg.log_file != NULL); /* a log file: stderr stays for what fails before it */
     rc = 0;
+    /* after a failed accept (EMFILE, ENFILE: too many connections for the
+     * process's fd limit) the listeners stay readable: they are left out
+     * of the poll for a while, so the loop does not spin, and it is logged
+     * once per spell */
+    uint64_t accept_pause_until = 0;
+    bool accept_failing = false;
     while (!svc_stopping) {
         struct pollfd p[4] = { { .fd = sigfd, .events = POLLIN } };
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+        bool paused = now_ms < accept_pause_until;
         for (int i = 0; i < 3; i++)
-            p[i + 1] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
-        if (poll(p, 4, -1) < 0) {
+            p[i + 1] = (struct pollfd){ .fd = paused ? -1 : lfd[i], .events = POLLIN };
+        if (poll(p, 4, paused ? (int)(accept_pause_until - now_ms) : -1) < 0) {
             if (errno == EINTR)
                 continue;
             svc_log(SVC_ERR, "poll: %s", strerror(errno));
@@ -574,8 +585,17 @@ static int run(bool foreground)
             if (!(p[i + 1].revents & POLLIN))
                 continue;
             int fd = accept4(lfd[i], NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0)
+            if (fd >= 0) {
                 conn_accepted(fd, i == 2 ? CONN_CONTROL : CONN_LMTP, &cfg);
+                accept_failing = false;
+            } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+                if (!accept_failing)
+                    svc_log(SVC_ERR, "cannot accept a connection: %s (new connections wait; "
+                            "raise the file descriptor limit or lower max_connections)",
+                            strerror(errno));
+                accept_failing = true;
+                accept_pause_until = now_ms + 100;
+            }
         }
     }
     sd_notify(0, "STOPPING=1");

@@ -91,6 +91,9 @@ bad "an option of another command" "'--force' is not valid for 'create'" \
 bad "--size with --path" "only for the pool image" pool init --path "$T" --size 1G
 vv --root "$T/other" list
 like "$OUT" "No pool" "--root: another root has no pool"
+vv --root "$T/other" attach --all
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "No pool: nothing to attach"
+ok $? "attach --all with no pool (a boot before 'pool init'): exit 0, nothing to do"
 vv --root "$T/other" pool init --path "$T"
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "neither snapshot nor reflink"
 ok $? "a pool directory on a filesystem that can do neither is refused (exit 2, says what works)"

@@ -480,6 +480,12 @@ int vol_command_start(struct ctx *c, const char *name)
 int cmd_attach(struct ctx *c, const char *name, bool all)
 {
     struct state *st = &c->st;
+    if (all && st->pool_kind == POOL_NONE) {
+        /* at boot (vssvol-attach.service) on a machine with no pool yet:
+         * nothing is recorded, so nothing is to be brought back */
+        info(c, "No pool: nothing to attach");
+        return 0;
+    }
     int ex = vol_command_start(c, name);
     if (ex)
         return ex;
