@@ -82,8 +82,14 @@ static void print_writers(vss_requestor *r)
     vss_list_free(l);
 }
 
+/* The writers' metadata of the backup under way (--succeeded reports
+ * their components at BackupComplete); freed on every way out. */
+static vss_list *md;
+
 static int fail(vss_requestor *r, const char *what, int err)
 {
+    vss_list_free(md);
+    md = NULL;
     printf("result FAIL %s %s: %s\n", vss_error_name(err), what,
            vss_requestor_last_message(r)[0] ? vss_requestor_last_message(r) : vss_strerror(err));
     print_writers(r);
@@ -240,7 +246,8 @@ int main(int argc, char **argv)
                                                 false)) < 0)
             return fail(r, "set_backup_state", e);
         before(ST_METADATA);
-        vss_list *md = NULL;
+        vss_list_free(md);
+        md = NULL;
         if ((e = vss_requestor_gather_writer_metadata(r, &md)) < 0)
             return fail(r, "gather_writer_metadata", e);
         for (size_t i = 0; i < nc; i++) {
@@ -249,12 +256,14 @@ int main(int argc, char **argv)
             vss_id cid;
             if (!colon || (size_t)(colon - comps[i]) >= sizeof cls) {
                 fprintf(stderr, "bad --component '%s'\n", comps[i]);
+                vss_list_free(md);
                 return 1;
             }
             memcpy(cls, comps[i], (size_t)(colon - comps[i]));
             cls[colon - comps[i]] = '\0';
             if (vss_id_parse(cls, &cid) < 0) {
                 fprintf(stderr, "bad class in '%s'\n", comps[i]);
+                vss_list_free(md);
                 return 1;
             }
             if ((e = vss_requestor_add_component(r, &cid, "", colon + 1)) < 0)
@@ -327,6 +336,7 @@ int main(int argc, char **argv)
                 return fail(r, "backup_complete", e);
         }
         vss_list_free(md);
+        md = NULL;
         before(ST_RELEASE);
         if ((e = vss_requestor_release(r)) < 0)
             return fail(r, "release", e);
