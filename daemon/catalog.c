@@ -312,6 +312,19 @@ struct shadow **shadows_oldest_first(size_t *n)
     return v;
 }
 
+/* A half-made shadow of a previous vssd deleted through its provider
+ * (event 1307). 0, or the provider's error (the record is kept). */
+static int delete_half_made(struct shadow *sh)
+{
+    char ids[VSS_ID_STRLEN];
+    vss_id_format(&sh->id, ids);
+    int r = shadow_delete(sh, "half-made when vssd stopped");
+    if (r == 0)
+        ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
+           "deleted shadow %s: it was being created when vssd stopped", ids);
+    return r;
+}
+
 void catalog_recover(void)
 {
     bool changed = false;
@@ -320,9 +333,7 @@ void catalog_recover(void)
         char ids[VSS_ID_STRLEN];
         vss_id_format(&sh->id, ids);
         if (sh->state == SH_CREATING) {
-            if (shadow_delete(sh, "half-made when vssd stopped") == 0) {
-                ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
-                   "deleted shadow %s: it was being created when vssd stopped", ids);
+            if (delete_half_made(sh) == 0) {
                 changed = true;
             } else {
                 /* its storage not reachable yet (a pool mounted after vssd
@@ -414,13 +425,8 @@ static bool delete_pending(const struct volume *v)
          * the deletion goes to what the record names, not to v */
         if (!sh->pending || (strcmp(sh->vol.name, v->name) && strcmp(sh->vol.mountpoint, v->mountpoint)))
             continue;
-        char ids[VSS_ID_STRLEN];
-        vss_id_format(&sh->id, ids);
-        if (shadow_delete(sh, "half-made when vssd stopped") == 0) {
-            ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
-               "deleted shadow %s: it was being created when vssd stopped", ids);
+        if (delete_half_made(sh) == 0)
             changed = true;
-        }
     }
     return changed;
 }

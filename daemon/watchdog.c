@@ -64,14 +64,12 @@ static int thaw_each(const int *fds, size_t n)
     return thawed;
 }
 
+/* thaw_each, then the fds are closed: the watchdog is done with them. */
 static int thaw_all(int *fds, size_t *n)
 {
-    int thawed = 0;
-    for (size_t i = 0; i < *n; i++) {
-        if (ioctl(fds[i], FITHAW, 0) == 0)
-            thawed++;
+    int thawed = thaw_each(fds, *n);
+    for (size_t i = 0; i < *n; i++)
         close(fds[i]);
-    }
     *n = 0;
     return thawed;
 }
