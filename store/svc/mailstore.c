@@ -12,7 +12,9 @@
  *  - the mailbox table (in memory, rebuilt from "mailboxes" and "meta" at
  *    mount) maps a name to its slot; entries are never freed before
  *    ms_close, so a pointer taken under M.mu stays valid; UIDs are handed
- *    out under M.mu, so two deliveries never write the same key;
+ *    out under M.mu, so two deliveries never write the same key, and a
+ *    deleted one is never handed out again, also after a restart (the
+ *    mailbox row's UID floor, raised by the delete);
  *  - a delivery is one transaction (message + meta), acknowledged only
  *    after store_commit returned 0 (durable).
  */
@@ -133,8 +135,6 @@ static int scan_mailbox(void *ctx, const void *key, size_t klen, const void *val
 {
     struct scan_ctx *s = ctx;
     char name[MB_NAME_MAX + 1];
-    (void)val;
-    (void)vlen;
     if (mb_name_normalize(key, klen, name) < 0)
         return 0;                       /* not ours: skip */
     pthread_mutex_lock(&M.mu);
@@ -146,7 +146,7 @@ static int scan_mailbox(void *ctx, const void *key, size_t klen, const void *val
                 M.dbs[m->db].name, M.dbs[s->db].name, M.dbs[m->db].name);
     if (m && m->db == s->db) {
         m->count = m->bytes = 0;
-        m->next_uid = 1;
+        m->next_uid = mb_uid_floor(val, vlen); /* raised by scan_meta */
     }
     pthread_mutex_unlock(&M.mu);
     if (!m) {
@@ -701,11 +701,43 @@ int ms_read(const char *mailbox, uint64_t uid, void **data, size_t *len)
 }
 
 struct delete_ctx {
+    struct mbox *m;
+    const char *name;
     store_db *db;
+    uint64_t uid;
     const uint8_t *key;
     size_t klen;
     uint64_t size;              /* out: the message's size, from its meta */
 };
+
+/* Keeps a deleted UID from being handed out again after a restart (the
+ * next UID is then the highest stored plus one): the mailbox's row holds a
+ * floor for it, raised in the deleting transaction when the UID is at or
+ * above it. It is raised to the next UID in memory, past every UID handed
+ * out, so deletes of older messages leave the row alone (and do not
+ * conflict with each other on it). */
+static int raise_uid_floor(store_txn *t, struct delete_ctx *c)
+{
+    void *val = NULL;
+    size_t vlen = 0;
+    int r = store_get(t, c->db, T_MAILBOXES, c->name, strlen(c->name), &val, &vlen);
+    if (r == JET_errRecordNotFound)
+        vlen = 0;                       /* no row: one with the floor is made */
+    else if (r < 0)
+        return r;
+    uint8_t row[16] = { 0 };
+    if (vlen)
+        memcpy(row, val, vlen < 8 ? vlen : 8);  /* the creation time */
+    uint64_t floor = mb_uid_floor(val, vlen);
+    free(val);
+    if (c->uid < floor)
+        return 0;
+    pthread_mutex_lock(&M.mu);
+    floor = c->m->next_uid;
+    pthread_mutex_unlock(&M.mu);
+    mb_put_u64le(row + 8, floor);
+    return store_put(t, c->db, T_MAILBOXES, c->name, strlen(c->name), row, sizeof row);
+}
 
 static int delete_body(store_txn *t, void *ctx)
 {
@@ -720,6 +752,8 @@ static int delete_body(store_txn *t, void *ctx)
         r = store_del(t, c->db, T_MESSAGES, c->key, c->klen);
     if (r == 0)
         r = store_del(t, c->db, T_META, c->key, c->klen);
+    if (r == 0)
+        r = raise_uid_floor(t, c);
     return r;
 }
 
@@ -735,7 +769,7 @@ int ms_delete(const char *mailbox, uint64_t uid)
     store_db *db = M.dbs[m->db].h;
     uint8_t key[MB_KEY_MAX];
     size_t klen = mb_key(name, uid, key);
-    struct delete_ctx dc = { db, key, klen, 0 };
+    struct delete_ctx dc = { m, name, db, uid, key, klen, 0 };
     r = txn_retry(delete_body, &dc, NULL);
     if (r == 0) {
         pthread_mutex_lock(&M.mu);

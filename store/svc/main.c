@@ -9,13 +9,18 @@
  * Configuration: the [storesvc] section of FILE (default
  * ROOT/etc/vss/storesvc.conf, optional), then the command-line options,
  * which win. Exit status: 0 after a clean stop, 1 for a usage or
- * configuration error, 2 when the service cannot start (store, sockets).
+ * configuration error, 2 when the service cannot start (store, sockets),
+ * 3 when a second SIGTERM/SIGINT ended a stop that was waiting for a
+ * connection (no clean shutdown).
  *
  * Invariants: the signals it handles are blocked in every thread and read
  * through a signalfd in the accept loop; on SIGTERM/SIGINT it stops
  * accepting, releases any backup (the writer goes first), closes every
  * connection, then shuts every database down cleanly (Clean Shutdown)
- * and closes the instance. READY=1 is sent only once the databases are
+ * and closes the instance, but only once every connection thread ended:
+ * a thread blocked (a frozen filesystem, a stalled disk) is waited for,
+ * and a second signal exits at once, as a crash would, freeing nothing
+ * (the next start replays the log). READY=1 is sent only once the databases are
  * mounted and every socket listens.
  */
 #include <errno.h>
@@ -40,6 +45,9 @@
 #include "svc.h"
 #include "util.h"
 #include "vss-build.h"
+
+/* a stop says every this often that connections are still busy */
+#define STOP_WARN_S 5
 
 volatile int svc_stopping;
 
@@ -500,6 +508,37 @@ int main(int argc, char **argv)
     return rc;
 }
 
+/* Wakes every connection and waits for all their threads: they use the
+ * store, the mailbox table and the configuration, which are freed after.
+ * A thread still busy (blocked in the kernel on a frozen or stalled
+ * filesystem) is waited for, with a warning every STOP_WARN_S seconds; a
+ * second SIGTERM or SIGINT meanwhile exits at once with status 3 and
+ * without a clean shutdown, which loses nothing acknowledged (every
+ * acknowledged delivery is durable in the log, replayed at the next
+ * start). */
+static void stop_connections(int sigfd)
+{
+    conn_wake_all();
+    unsigned busy, waited_ms = 0;
+    while ((busy = conn_wait(250)) > 0) {
+        waited_ms += 250;
+        if (waited_ms % (STOP_WARN_S * 1000) == 0)
+            svc_log(SVC_WARN, "%u connection%s still busy %u s after the stop (blocked on "
+                    "a frozen or stalled filesystem?): waiting for %s; a second SIGTERM "
+                    "exits at once, without a clean shutdown", busy, busy == 1 ? " is" : "s are",
+                    waited_ms / 1000, busy == 1 ? "it" : "them");
+        struct pollfd p = { .fd = sigfd, .events = POLLIN };
+        struct signalfd_siginfo si;
+        if (sigfd >= 0 && poll(&p, 1, 0) == 1 && read(sigfd, &si, sizeof si) == sizeof si &&
+            si.ssi_signo != SIGHUP) {
+            svc_log(SVC_ERR, "signal %d while %u connection%s still busy: exiting without a "
+                    "clean shutdown; the databases stay in Dirty Shutdown and the next start "
+                    "replays the log", (int)si.ssi_signo, busy, busy == 1 ? " is" : "s are");
+            _exit(3);
+        }
+    }
+}
+
 static int run(bool foreground)
 {
     int ready = -1;
@@ -609,7 +648,7 @@ out_store:
     if (lfd[2] >= 0)
         unlink(cfg.control_socket);
     writer_stop();
-    conn_shutdown_all(10000);
+    stop_connections(sigfd);
     ms_close();
 out:
     if (rc == 0)

@@ -48,6 +48,23 @@ int mb_key_parse(const void *key, size_t klen, char *name, uint64_t *uid)
     return 0;
 }
 
+uint64_t mb_uid_floor(const void *row, size_t len)
+{
+    if (len < 16)
+        return 1;
+    const uint8_t *p = (const uint8_t *)row + 8;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v ? v : 1;
+}
+
+void mb_put_u64le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
 uint64_t mb_hash(const void *data, size_t len)
 {
     const uint8_t *p = data;

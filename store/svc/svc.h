@@ -113,8 +113,13 @@ int conn_listen_tcp(const char *hostport, char *err, size_t len);
 /* Starts a thread for an accepted fd (closes it and answers 421 over the
  * limit). */
 void conn_accepted(int fd, enum conn_kind kind, const struct svc_config *cfg);
-/* Shuts every open connection down and waits (up to ms) for the threads. */
-void conn_shutdown_all(unsigned ms);
+/* Shuts every open connection down (shutdown(2)): its thread sees EOF and
+ * ends once what it is doing is done. New connections are refused while
+ * svc_stopping is set. */
+void conn_wake_all(void);
+/* Waits up to @ms for the connection threads to end.
+ * @return the number still running (0: all ended). */
+unsigned conn_wait(unsigned ms);
 json_object *conn_stats_json(void);
 
 /* ---- lmtp.c / control.c -------------------------------------------------- */

@@ -15,9 +15,14 @@
 #  (d) a copy backup truncates nothing;
 #  (e) the engine's freeze limit exceeded: the set fails with the
 #      inconsistent-snapshot error, deliveries go on, none fails, the
-#      store is not left in a backup.
+#      store is not left in a backup;
+#  (f) a stop while a delivery is blocked (F: frozen from outside): it
+#      waits for the delivery, saying so, and stops cleanly once F: thaws;
+#      a second SIGTERM exits 3 without a clean shutdown, and the next
+#      start recovers, losing no acknowledged delivery;
+#  (g) a deleted message's UID is not handed out again after a restart.
 . "$(dirname "$0")/lib.sh"
-plan 83
+plan 98
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -258,6 +263,78 @@ load_stop
 is "$LOAD_RC" "0" "no delivery failed"
 out=$("$CTL" verify --record "$T/rec-hold" 2>&1)
 is "$?" "0" "none was lost"
+stop_pid "$SVC_PID"
+like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" "and it stops cleanly"
+
+# --- (f) a stop while a delivery is blocked in the kernel. The connection
+# threads use the store and the mailbox table: the stop must not free them
+# under a thread, so it waits (and says so), and a second signal exits as a
+# crash would.
+# blocked_stop: storesvc with one delivery blocked on F: frozen, SIGTERM,
+# and its warning that the connection is still busy.
+blocked_stop() {
+    start_storesvc || return 1
+    cp "$SVCLOG" "$SVCLOG.mark"
+    LOAD_OPTS="--clients 1 --size 2000" load_start "$T/rec-$1"
+    sleep 1
+    fsfreeze -f "$T/F"
+    sleep 1
+    kill -TERM "$SVC_PID"
+    for _ in $(seq 80); do
+        diff "$SVCLOG.mark" "$SVCLOG" | grep -q "still busy 5 s after the stop" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# thaw_and_wait RC DESC STATE DESC: F thawed, storesvc's exit status and
+# the database's state checked, the load stopped.
+thaw_and_wait() {
+    fsfreeze -u "$T/F"
+    wait "$SVC_PID"; local rc=$?; forget_pid "$SVC_PID"
+    is "$rc" "$1" "$2"
+    like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: $3 Shutdown" "$4"
+    load_stop
+}
+blocked_stop a
+ok $? "SIGTERM with a delivery blocked on a frozen F: says it waits for the connection"
+sleep 0.5
+kill -0 "$SVC_PID" 2>/dev/null
+ok $? "and waits (nothing freed under the delivery)"
+thaw_and_wait 0 "F: thawed: the delivery ends and storesvc exits 0" \
+    Clean "with the database in Clean Shutdown"
+
+blocked_stop b
+ok $? "again: SIGTERM with a blocked delivery waits"
+kill -TERM "$SVC_PID"
+for _ in $(seq 50); do grep -q "exiting without a clean shutdown" "$SVCLOG" && break; sleep 0.1; done
+grep -q "signal 15 while 1 connection is still busy: exiting without a clean shutdown" "$SVCLOG"
+ok $? "a second SIGTERM: it exits without a clean shutdown, saying so"
+thaw_and_wait 3 "exit status 3" Dirty "the database is left in Dirty Shutdown"
+start_storesvc || exit 1
+like "$("$CTL" stats 2>&1)" "store.status: ok" "the next start recovers and serves"
+for r in a b; do
+    out=$("$CTL" verify --record "$T/rec-$r" 2>&1)
+    is "$?" "0" "no delivery acknowledged before stop $r was lost"
+done
+
+# --- (g) UIDs are never reused: the highest message deleted, a restart,
+# and the next delivery to that mailbox
+"$CTL" load --clients 1 --count 3 --mailboxes 1 --prefix uidt --record "$T/rec-uid" >/dev/null 2>&1
+high=$(awk '{print $3}' "$T/rec-uid" | sort -n | tail -1)
+"$CTL" delete uidt0 "$high" >/dev/null 2>&1
+ok $? "the newest message of mailbox uidt0 (UID $high) deleted"
+stop_pid "$SVC_PID"
+start_storesvc || exit 1
+"$CTL" load --clients 1 --count 1 --mailboxes 1 --prefix uidt --record "$T/rec-uid2" >/dev/null 2>&1
+next=$(awk '{print $3}' "$T/rec-uid2")
+ok "$([ -n "$next" ] && [ "$next" -gt "$high" ]; echo $?)" \
+    "after a restart the next delivery gets a new UID ($next, above $high)"
+"$CTL" delete uidt0 1 >/dev/null 2>&1 && "$CTL" delete uidt0 "$next" >/dev/null 2>&1
+stop_pid "$SVC_PID"
+start_storesvc || exit 1
+"$CTL" load --clients 1 --count 1 --mailboxes 1 --prefix uidt --record "$T/rec-uid3" >/dev/null 2>&1
+ok "$(n3=$(awk '{print $3}' "$T/rec-uid3"); [ -n "$n3" ] && [ "$n3" -gt "$next" ]; echo $?)" \
+    "deleting an older one, then the newest again, and a restart: still a new UID"
 stop_pid "$SVC_PID"
 like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" "and it stops cleanly"
 done_testing
