@@ -277,7 +277,13 @@ static bool on_thaw(vss_writer_event *ev, void *ud)
     int r = store_snap_thaw(ms_inst());
     double ms = (double)(mono_us() - W.freeze_t0) / 1000.0;
     W.frozen = false;
-    bool not_held = slipped || auto_thawed || r < 0;
+    /* the engine's own verdicts on the freeze; any other error is the
+     * log roll-over that the thaw finishes, after the writes were held */
+    bool engine_released = r == JET_errOSSnapshotTimeOut || r == JET_errOSSnapshotInvalidSequence;
+    if (r < 0 && !engine_released)
+        svc_log(SVC_ERR, "writer: Thaw: the log roll-over held by the freeze failed: %s (the "
+                "writes were held; the engine reports the log's state)", store_strerror_name(r));
+    bool not_held = slipped || auto_thawed || engine_released;
     pthread_mutex_lock(&W.mu);
     W.last_freeze_ms = ms;
     if (ms > W.max_freeze_ms)
@@ -289,8 +295,8 @@ static bool on_thaw(vss_writer_event *ev, void *ud)
     if (not_held) {
         char msg[256];
         snprintf(msg, sizeof msg, "writes were not held for the whole freeze (%s)",
-                 r == JET_errOSSnapshotTimeOut || auto_thawed
-                     ? "the engine's freeze limit fired" : "a write slipped through");
+                 r == JET_errOSSnapshotTimeOut || auto_thawed ? "the engine's freeze limit fired"
+                 : engine_released ? "the freeze had already ended" : "a write slipped through");
         svc_log(SVC_WARN, "writer: Thaw after %.1f ms: %s", ms, msg);
         note(ev, msg);
         vss_event_set_writes_not_held(ev);
