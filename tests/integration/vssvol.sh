@@ -5,7 +5,7 @@
 #      would not fit in the pool), pools that can neither snapshot nor
 #      reflink refused (exit 2; XFS with reflink: provider-reflink.sh);
 #  (b) pool init (the embedded default image under the test's VSS_ROOT),
-#      idempotent; create F (ext4) and G (xfs) with letters: mounted on
+#      undone when the state cannot be written, idempotent; create F (ext4) and G (xfs) with letters: mounted on
 #      loop devices with direct I/O, NOCOW images, registered with vssd;
 #      list and list --json;
 #  (c) a full backup of F: and G: through vssd with the btrfs provider:
@@ -107,6 +107,16 @@ vv --root "$T/other" pool init --path "$T/X"
 ok $? "an XFS pool without reflink is refused (exit 2, says mkfs.xfs -m reflink=1)"
 
 # --- (b) pool and volumes
+# the state file cannot be written (its temporary name is taken by a
+# directory): the pool image made for it is unmounted and deleted again
+mkdir -p "$STATE/vssvol.json.tmp"
+vv pool init
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "cannot write '$STATE/vssvol.json'"
+ok $? "pool init that cannot record the pool: exit 2, naming the state file"
+! findmnt -rn "$POOL" >/dev/null && [ ! -e "$STATE/pool.img" ] &&
+    ! losetup -a | grep -q "$STATE/pool.img"
+ok $? "and the pool image is unmounted, detached and deleted (not left mounted unrecorded)"
+rmdir "$STATE/vssvol.json.tmp"
 vv pool init
 ok $RC "pool init: the embedded default"
 diag_out

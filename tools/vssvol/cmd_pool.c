@@ -305,6 +305,18 @@ int cmd_pool_init(struct ctx *c, const struct pool_opts *o)
     int r = state_save(c);
     if (r < 0) {
         say_err("cannot write '%s': %s", c->state_path, strerror(-r));
+        /* an image pool nobody records would stay mounted, and block the
+         * next 'pool init' (its image exists): undo it */
+        if (st->pool_kind == POOL_IMAGE) {
+            char err[PATH_MAX + 256];
+            if (do_umount(st->pool_path, err, sizeof err) == 0)
+                unlink(st->pool_image);
+            else
+                say_err("%s; the pool image '%s' stays mounted at '%s': unmount it and "
+                        "delete it before 'vssvol pool init' again", err, st->pool_image,
+                        st->pool_path);
+        }
+        st->pool_kind = POOL_NONE;
         return VSSVOL_EXIT_FAILED;
     }
     info(c, "Pool ready: volumes in '%s/volumes', shadows in '%s/shadows'", st->pool_path,
