@@ -24,7 +24,8 @@
  *
  * Invariants: a volume vssd lists a shadow copy of is never rewritten
  * without --force (the rewrite would unshare every extent it moves: up to
- * the image's size in new pool space): by name it is refused, with --all
+ * the image's size in new pool space), checked before each 128 MiB step
+ * (a shadow taken meanwhile stops the rewrite): by name it is refused, with --all
  * skipped (so a daily `defrag --all`, systemd/vssvol-defrag.timer, does what
  * it can and succeeds); an attached volume is never rewritten while its
  * loop device does direct I/O; nothing is rewritten without vssd (the shadows
@@ -132,8 +133,14 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
     size_format(size, sz, sizeof sz);
     progress(c, "Defragmenting '%s' (%s, %ld extents)", v->name, sz, before);
     int last_pct = 0;
-    int r = 0;
+    int r = 0, shadowed = 0, check_ex = 0;
     for (uint64_t off = 0; off < size && r == 0; off += DEFRAG_STEP) {
+        /* a shadow taken meanwhile would make the rest of the rewrite
+         * unshare what it moves: look again before each step */
+        if (off > 0 && !force && (shadowed = shadows_of(c, v, false, &check_ex)) != 0) {
+            r = -ECANCELED;
+            break;
+        }
         struct btrfs_ioctl_defrag_range_args a;
         memset(&a, 0, sizeof a);
         a.start = off;
@@ -156,6 +163,22 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
         if (e < 0)
             say_err("'%s' stays on buffered I/O (safe, slower): %s; 'losetup --direct-io=on %s' "
                     "gives it direct I/O back", dev, strerror(-e), dev);
+    }
+    if (r == -ECANCELED) {
+        if (!c->quiet)
+            printf("\n");
+        close(fd);
+        if (shadowed < 0)           /* vssd went away: shadows_of said so */
+            return check_ex;
+        if (all) {
+            info(c, "Stopped defragmenting '%s' at %d%%: a shadow copy of it was created "
+                 "meanwhile", v->name, last_pct);
+            return VSSVOL_EXIT_OK;
+        }
+        say_err("stopped defragmenting '%s' at %d%%: a shadow copy of it was created meanwhile, "
+                "and the rest of the rewrite would unshare the extents it moves; run it again "
+                "once the shadow copy is deleted", v->name, last_pct);
+        return VSSVOL_EXIT_FAILED;
     }
     if (r < 0) {
         say_err("defragmenting '%s' failed: %s%s", v->name, strerror(-r),
