@@ -8,6 +8,8 @@
 #      through a read-only loop device;
 #  (c) the whole image: a shadow of the quiet (read-only remounted) volume
 #      equals the live image byte for byte;
+#  (c3) a discard and a write-zeroes of F's device after the pre-clone
+#      and before the hold: the shadow holds the zeroes;
 #  (d) the hold window (event 1209 hold_us) stays small on the fragmented
 #      image: the clone is made before the freeze, only the ranges written
 #      since are re-cloned inside it;
@@ -156,6 +158,42 @@ like "$(cat "$T/reqfz.out")" "result FAIL .*frozen by someone else" \
 check "and the volume is still frozen: vssd did not thaw someone else's freeze" is_frozen "$T/F"
 fsfreeze -u "$T/F"
 check "it is thawed by its owner" not_frozen "$T/F"
+
+# --- (c3) a discard and a write-zeroes of the volume's device after the
+# pre-clone: the loop device turns them into fallocate of the image, whose
+# trace events fire before the fallocate; the shadow must hold the zeroes
+# (the state at the hold), not the data the pre-clone copied
+dd if=/dev/urandom of="$T/F/disc" bs=1M count=4 status=none && sync
+bs=$(stat -f -c %S "$T/F")
+read -r pstart plen < <(filefrag -v "$T/F/disc" 2>/dev/null |
+    awk '$1 == "0:" { sub(/\.\..*/, "", $4); sub(/:/, "", $6); print $4, $6 }')
+start_writer DW --component D:"$T/F" --hang PrepareForSnapshot:2500 || exit 1
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --expose "$T/expd" > "$T/reqd.out" 2>&1 &
+REQD=$!; _pids+=("$REQD")
+for _ in $(seq 200); do grep -q '^PrepareForSnapshot' "$T/DW.log" 2>/dev/null && break; sleep 0.02; done
+# the first 256 KiB discarded, the next 256 KiB zeroed (BLKDISCARD, BLKZEROOUT)
+python3 - "$FLOOP" "$((pstart * bs))" <<'PY'
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+off = int(sys.argv[2])
+fcntl.ioctl(fd, 0x1277, struct.pack("QQ", off, 256 << 10))             # BLKDISCARD
+fcntl.ioctl(fd, 0x127f, struct.pack("QQ", off + (256 << 10), 256 << 10)) # BLKZEROOUT
+os.close(fd)
+PY
+dz=$?
+wait "$REQD"; rc=$?; forget_pid "$REQD"
+stop_pid "$WRITER_PID"
+ok "$([ -n "$pstart" ] && [ "$plen" -ge $(((512 << 10) / bs)) ] && [ $dz = 0 ] && [ $rc = 0 ]; echo $?)" \
+    "a shadow with a discard and a write-zeroes of F's device after the pre-clone (block $pstart)"
+SIDD=$(sid_of "$T/reqd.out")
+EXPD=$(sed -n "s|^exposed $SIDD ||p" "$T/reqd.out")
+zero=$(head -c $((512 << 10)) /dev/zero | sha256sum | cut -d' ' -f1)
+is "$(head -c $((512 << 10)) "$EXPD/disc" 2>/dev/null | sha256sum | cut -d' ' -f1)" "$zero" \
+    "the shadow holds zeroes where the device was discarded and zeroed before the hold"
+is "$(tail -c +$(((512 << 10) + 1)) "$EXPD/disc" 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+    "$(tail -c +$(((512 << 10) + 1)) "$T/F/disc" | sha256sum | cut -d' ' -f1)" "and the rest of the file as it was"
+"$VSSADMIN" delete shadows /shadow="$SIDD" /quiet >/dev/null 2>&1
+rm -f "$T/F/disc"
 
 # --- (d) the hold window after fragmenting writes, and under random writes
 if command -v fio >/dev/null; then
