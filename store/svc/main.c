@@ -20,8 +20,8 @@
  * and closes the instance, but only once every connection thread ended:
  * a thread blocked (a frozen filesystem, a stalled disk) is waited for,
  * and a second signal exits at once, as a crash would, freeing nothing
- * (the next start replays the log). READY=1 is sent only once the databases are
- * mounted and every socket listens.
+ * (the next start replays the log). READY=1 is sent only once the
+ * databases are mounted and every socket listens.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -25,12 +25,12 @@
  * Invariants: a volume vssd lists a shadow copy of is never rewritten
  * without --force (the rewrite would unshare every extent it moves: up to
  * the image's size in new pool space), checked before each 128 MiB step
- * (a shadow taken meanwhile stops the rewrite): by name it is refused, with --all
- * skipped (so a daily `defrag --all`, systemd/vssvol-defrag.timer, does what
- * it can and succeeds); an attached volume is never rewritten while its
- * loop device does direct I/O; nothing is rewritten without vssd (the shadows
- * cannot be checked) unless --force; only on a btrfs pool; the state file
- * is not changed.
+ * (a shadow taken meanwhile stops the rewrite): by name it is refused,
+ * with --all skipped (so a daily `defrag --all`, vssvol-defrag.timer,
+ * does what it can and succeeds); an attached volume is never rewritten
+ * while its loop device does direct I/O; nothing is rewritten without
+ * vssd (the shadows cannot be checked) unless --force; only on a btrfs
+ * pool; the state file is not changed.
  */
 #include <errno.h>
 #include <fcntl.h>
