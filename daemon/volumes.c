@@ -19,6 +19,7 @@
 #include <uuid/uuid.h>
 
 #include "internal.h"
+#include "util.h"
 
 static void volume_fill_name(struct volume *v)
 {
@@ -182,26 +183,6 @@ json_object *volumes_list(void)
     return arr;
 }
 
-/* The backing file of loop device dev (/dev/loopN), from sysfs: 0 or -1. */
-static int loop_file(const char *dev, char *out, size_t len)
-{
-    const char *name = strrchr(dev, '/');
-    name = name ? name + 1 : dev;
-    if (strncmp(name, "loop", 4) || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
-        return -1;
-    char sys[96];
-    snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
-    FILE *f = fopen(sys, "re");
-    if (!f)
-        return -1;
-    char *ok = fgets(out, (int)len, f);
-    fclose(f);
-    if (!ok)
-        return -1;
-    out[strcspn(out, "\n")] = '\0';
-    return 0;
-}
-
 bool volume_lies_on(const struct volume *upper, const struct volume *lower)
 {
     struct libmnt_table *tb = mnt_new_table();
@@ -213,7 +194,7 @@ bool volume_lies_on(const struct volume *upper, const struct volume *lower)
     char dev[PATH_MAX], file[PATH_MAX];
     snprintf(dev, sizeof dev, "%s", upper->source);
     /* loop over a file on a filesystem on a loop device...: a few levels */
-    for (int depth = 0; depth < 4 && !on && loop_file(dev, file, sizeof file) == 0; depth++) {
+    for (int depth = 0; depth < 4 && !on && loop_backing_file(dev, file, sizeof file) == 0; depth++) {
         struct libmnt_fs *fs = mnt_table_find_mountpoint(tb, file, MNT_ITER_BACKWARD);
         const char *src = fs ? mnt_fs_get_srcpath(fs) : NULL;
         const char *target = fs ? mnt_fs_get_target(fs) : NULL;

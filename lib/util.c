@@ -1,6 +1,7 @@
 /*
  * util.c - durable file replacement (write temp, fsync, rename, fsync
- * directory), clocks, mkdir -p, whole-file reads, Windows-style times.
+ * directory), clocks, mkdir -p, whole-file reads, Windows-style times,
+ * loop devices (the backing file, direct I/O on or off).
  *
  * Invariant of durable_replace: at every instant, path names either the
  * complete old content or the complete new content.
@@ -233,6 +234,25 @@ int loop_set_dio(const char *dev, bool on, bool *was)
     }
     close(fd);
     return r;
+}
+
+int loop_backing_file(const char *dev, char *out, size_t len)
+{
+    const char *name = strrchr(dev, '/');
+    name = name ? name + 1 : dev;
+    if (strncmp(name, "loop", 4) != 0 || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
+        return -ENODEV;
+    char sys[96];
+    snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
+    FILE *f = fopen(sys, "re");
+    if (!f)
+        return -ENODEV;
+    char *ok = fgets(out, (int)len, f);
+    fclose(f);
+    if (!ok)
+        return -ENODEV;
+    out[strcspn(out, "\n")] = '\0';
+    return 0;
 }
 
 struct timespec deadline_after(unsigned ms)

@@ -56,6 +56,10 @@ int reflink_probe(const char *dir);
  * @return 0 or -errno.
  */
 int loop_set_dio(const char *dev, bool on, bool *was);
+/* The backing file of the loop device dev ("/dev/loopN" or "loopN"), as
+ * sysfs names it (the name the file had when attached), into out.
+ * @return 0, or -ENODEV when dev is no attached loop device. */
+int loop_backing_file(const char *dev, char *out, size_t len);
 
 /* CLOCK_REALTIME ms from now, for pthread_cond_timedwait and the like. */
 struct timespec deadline_after(unsigned ms);

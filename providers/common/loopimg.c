@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "loopimg.h"
+#include "util.h"
 
 int vssp_err(char *err, size_t len, int r, const char *fmt, const char *a, const char *b)
 {
@@ -178,19 +179,9 @@ int vssp_data_get(const char *data, const char *key, char *out, size_t len)
 
 int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint64_t *offset)
 {
-    const char *name = vssp_base_of(dev);
-    if (strncmp(name, "loop", 4) != 0 || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
-        return -ENODEV;
-    char sys[96];
-    snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
-    FILE *f = fopen(sys, "re");
-    if (!f)
-        return -ENODEV;
-    char *ok = fgets(out, (int)len, f);
-    fclose(f);
-    if (!ok)
-        return -ENODEV;
-    out[strcspn(out, "\n")] = '\0';
+    int lr = loop_backing_file(dev, out, len);
+    if (lr < 0)
+        return lr;
     int fd = open(dev, O_RDONLY | O_CLOEXEC);
     struct loop_info64 li;
     struct stat st, ds;
