@@ -240,7 +240,8 @@ int loop_backing_file(const char *dev, char *out, size_t len)
 {
     const char *name = strrchr(dev, '/');
     name = name ? name + 1 : dev;
-    if (strncmp(name, "loop", 4) != 0 || !name[4] || strspn(name + 4, "0123456789") != strlen(name + 4))
+    if (strncmp(name, "loop", 4) != 0 || !name[4] ||
+        strspn(name + 4, "0123456789") != strlen(name + 4))
         return -ENODEV;
     char sys[96];
     snprintf(sys, sizeof sys, "/sys/block/%s/loop/backing_file", name);
