@@ -5,8 +5,9 @@
 #      would not fit in the pool), pools that can neither snapshot nor
 #      reflink refused (exit 2; XFS with reflink: provider-reflink.sh);
 #  (b) pool init (the embedded default image under the test's VSS_ROOT),
-#      undone when the state cannot be written, idempotent; create F (ext4) and G (xfs) with letters: mounted on
-#      loop devices with direct I/O, NOCOW images, registered with vssd;
+#      undone when the state cannot be written, idempotent; create F
+#      (ext4) and G (xfs) with letters: mounted on loop devices with
+#      direct I/O, NOCOW images, registered with vssd;
 #      list and list --json;
 #  (c) a full backup of F: and G: through vssd with the btrfs provider:
 #      pattern A, shadow under load, overwrite with B, the exposed shadows
