@@ -413,7 +413,8 @@ void freeze_record_clear(void);
 /* host.c: the services vssd offers its providers (struct vss_host). */
 extern const struct vss_host vssd_host;
 
-/* rcu.c: /sys/kernel/rcu_expedited on for a hold (flush thread only). */
+/* rcu.c: /sys/kernel/rcu_expedited on for a hold, or for a provider's FIFREEZE
+ * (the flush thread and the unsharing worker, never at once). */
 int rcu_expedite_begin(void);
 void rcu_expedite_end(void);
 /* Restores 0 if a marker says vssd left it on; true if it did. */

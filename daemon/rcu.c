@@ -1,5 +1,6 @@
 /*
- * rcu.c - expedited RCU grace periods for the duration of a hold.
+ * rcu.c - expedited RCU grace periods for the duration of a hold (and of
+ * the FIFREEZE of a provider's freeze: host.c).
  *
  * FIFREEZE takes the three sb_writers percpu rw-semaphores of the
  * superblock; each percpu_down_write() starts with rcu_sync_enter(), which
@@ -23,7 +24,9 @@
  *     or at the hold timeout, when vssd's flush thread is stuck) restores
  *     0 and removes it, so neither a crash nor a hang leaves the system on
  *     expedited grace periods.
- *  3. Called from the flush thread only (one hold at a time) and from the
+ *  3. Called from the flush thread (one hold at a time), from the
+ *     unsharing worker (host.c: around the FIFREEZE of a provider's
+ *     freeze; never during a flush & hold, unshare_quiesce) and from the
  *     watchdog process; no locking.
  */
 #include <errno.h>

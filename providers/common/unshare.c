@@ -24,14 +24,21 @@
  * volume a batch), chunks apart too. A batch holds up to MAX_RUN bytes,
  * and no more than the last copies' pace copies in the provider's target
  * time (RUN_TARGET_US unless it says): a write waits for the copy. The
- * pace leaves out what a copy costs whatever its size (btrfs's freeze),
- * and is kept per pool filesystem, so that a new shadow's first copies
- * need not learn it again. Every copy keeps the volume's writes out while
- * it runs, and one per 1 MiB chunk, back to back, left the writer a few
- * writes between them: 2,400-2,600 IOPS for the first 5 s after a shadow,
- * against 17,000-25,000 with runs (docs/benchmarks.md, "Unsharing in
- * runs"). Which chunks are copied does not depend on the batches, only how
- * many copies copy them.
+ * pace leaves out what a copy costs beyond its bytes (btrfs's freeze,
+ * drain and thaw), and is kept per pool filesystem, so that a new
+ * shadow's first copies need not learn it again. That cost is kept too,
+ * and where FIXED_SHARE times it is more than the target, batches aim at
+ * that instead (at most MAX_TARGET_US and MAX_RUN_FIXED): on a disk where
+ * it was 30-60 ms a batch, 40 ms batches spent 2.4-2.6 ms on it per MiB
+ * copied and kept the volume frozen 5.0-5.5 s for 1 GiB written at random
+ * after a shadow; batches aiming at four times it (with btrfs's freezes
+ * on expedited RCU) spent 1.2-1.6 ms and 3.1-4.2 s (docs/benchmarks.md,
+ * "Batches sized by the freeze"). Every copy keeps the volume's writes
+ * out while it runs, and one per 1 MiB chunk, back to back, left the
+ * writer a few writes between them: 2,400-2,600 IOPS for the first 5 s
+ * after a shadow, against 17,000-25,000 with runs (docs/benchmarks.md,
+ * "Unsharing in runs"). Which chunks are copied does not depend on the
+ * batches, only how many copies copy them.
  *
  * Cost: a chunk is copied whole once it has one write, so the shadows'
  * storage grows in chunk units; chunks never written are not copied.
@@ -88,9 +95,12 @@
                            * (1.65 s for 655,000): with a cap of 1 s, a big
                            * fragmented image, written all the time, would
                            * keep a CPU busy 1.65 s of every 2.65 s */
-#define MAX_RUN (16u << 20) /* bytes one copy takes, at most (or one chunk) */
-#define RUN_TARGET_US 25000 /* a copy's time aimed at: a write may wait that long */
-#define MAX_RANGES 64       /* ranges in a batch */
+#define MAX_RUN (16u << 20)  /* bytes one copy takes, at most (or one chunk) */
+#define RUN_TARGET_US 25000  /* a copy's time aimed at: a write may wait that long */
+#define FIXED_SHARE 4        /* ... or this times a copy's fixed cost, if more ... */
+#define MAX_TARGET_US 200000 /* ... but no more than this, */
+#define MAX_RUN_FIXED (128u << 20) /* ... and no more bytes than this */
+#define MAX_RANGES 256       /* ranges in a batch */
 /* A state (one per shadow) copies each chunk once: afterwards the chunk
  * holds no shared data, and its writes go in place. Past MAX_COPIES times
  * the image's size, the copies are not making chunks whole (a provider's
@@ -177,47 +187,66 @@ struct cur {
     bool shared, priv;
 };
 
-/* The copies' pace per pool filesystem (a moving mean of their time per
- * MiB; 0: none yet), shared by its volumes and kept across their fresh
- * states (each new shadow starts one): only the unsharing worker calls
- * unshare_step, one step at a time, so no lock. */
+/* The copies' pace per pool filesystem (moving means of their time per
+ * MiB, 0: none yet, and of the part of a copy's time that does not grow
+ * with its bytes: btrfs's freeze, drain and thaw), shared by its volumes
+ * and kept across their fresh states (each new shadow starts one): only
+ * the unsharing worker calls unshare_step, one step at a time, so no
+ * lock. */
 #define PACES 16
-static struct {
+struct pace {
     dev_t dev;
-    uint64_t us_per_mib;
-} paces[PACES];
+    uint64_t us_per_mib, fixed_us;
+};
+static struct pace paces[PACES];
 
-static uint64_t pace_get(dev_t dev)
+static struct pace pace_get(dev_t dev)
 {
     for (int i = 0; i < PACES; i++)
         if (paces[i].us_per_mib && paces[i].dev == dev)
-            return paces[i].us_per_mib;
-    return 0;
+            return paces[i];
+    return (struct pace){ .dev = dev };
 }
 
-static void pace_put(dev_t dev, uint64_t us_per_mib)
+/* Folds one copy's figures into the pool's means (the first copy's are
+ * taken as they are). */
+static void pace_note(dev_t dev, uint64_t us_per_mib, uint64_t fixed_us)
 {
+    struct pace p = pace_get(dev);
+    if (p.us_per_mib) {
+        us_per_mib = (3 * p.us_per_mib + us_per_mib) / 4;
+        fixed_us = (3 * p.fixed_us + fixed_us) / 4;
+    }
     int slot = (int)((unsigned)dev % PACES); /* a clash only costs a relearning */
     for (int i = 0; i < PACES; i++)
         if (paces[i].dev == dev || !paces[i].us_per_mib) {
             slot = i;
             break;
         }
-    paces[slot].dev = dev;
-    paces[slot].us_per_mib = us_per_mib;
+    paces[slot] = (struct pace){ dev, us_per_mib, fixed_us };
 }
 
 /* How many chunks the next batch on the pool dev may take: as many as the
- * last copies' pace copies in the provider's target time (RUN_TARGET_US
- * unless it says), at most MAX_RUN, at least one; one until a copy was
- * timed. */
+ * last copies' pace copies in the target time, at most MAX_RUN, at least
+ * one; one until a copy was timed. The target is the provider's
+ * (RUN_TARGET_US unless it says), or, if that is more, FIXED_SHARE times
+ * what a copy costs beyond its bytes (then up to MAX_TARGET_US and
+ * MAX_RUN_FIXED), so that those costs add at most about 1 / FIXED_SHARE
+ * to a pass's copying. */
 static uint64_t run_max(const struct vssp_unshare_ops *ops, dev_t dev, uint64_t chunk)
 {
-    uint64_t cap = MAX_RUN / chunk ? MAX_RUN / chunk : 1, pace = pace_get(dev);
-    if (pace == 0)
+    uint64_t run = MAX_RUN;
+    struct pace p = pace_get(dev);
+    if (p.us_per_mib == 0)
         return 1;
     uint64_t target = ops->target_us ? ops->target_us : RUN_TARGET_US;
-    uint64_t n = target * (1u << 20) / (pace * chunk);
+    uint64_t fixed = p.fixed_us * FIXED_SHARE;
+    if (fixed > target) {
+        target = fixed < MAX_TARGET_US ? fixed : MAX_TARGET_US;
+        run = MAX_RUN_FIXED;
+    }
+    uint64_t cap = run / chunk ? run / chunk : 1;
+    uint64_t n = target * (1u << 20) / (p.us_per_mib * chunk);
     return n < 1 ? 1 : n > cap ? cap : n;
 }
 
@@ -261,10 +290,10 @@ static int copy_batch(const struct vssp_unshare_ops *ops, const struct vss_volum
             for (uint64_t k = bt->r[i].off / s->chunk;
                  k * s->chunk < bt->r[i].off + bt->r[i].len && k < s->nchunks; k++)
                 bit_clear(s->due, k);
-    if (us == 0)
-        us = mono_us() - t0;
-    uint64_t per_mib = us * (1u << 20) / total + 1, pace = pace_get(s->dev);
-    pace_put(s->dev, pace ? (3 * pace + per_mib) / 4 : per_mib);
+    uint64_t all = mono_us() - t0;
+    if (us == 0 || us > all)
+        us = all;
+    pace_note(s->dev, us * (1u << 20) / total + 1, all - us);
     bt->max = run_max(ops, s->dev, s->chunk);
     s->unshared = true;
     return 1;

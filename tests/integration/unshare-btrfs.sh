@@ -6,9 +6,11 @@
 #      blocks of a file: vssd rewrites every chunk they touched (no 1 MiB
 #      chunk of the live image is left half shared), every block holds its
 #      last write, the shadow's image did not change, F is not left frozen
-#      and no freeze record is left;
+#      and no freeze record is left; each FIFREEZE ran with expedited RCU
+#      (the switch, a file of the test's own, was written and is 0 again);
 #  (b) a kill -9 of vssd while it rewrites: the writes go on, F is not left
-#      frozen, no write is lost, and the restarted vssd finishes;
+#      frozen, no write is lost, the restarted vssd finishes, and expedited
+#      RCU is off;
 #  (c) F frozen by someone else: vssd says so, copies nothing and leaves
 #      F frozen (only its owner thaws it);
 #  (d) a copy-on-write image (vssvol create --cow) is not rewritten;
@@ -23,6 +25,12 @@ command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed
 vv() { OUT=$("$VSSVOL" "$@" 2>&1); RC=$?; }
 sid_of() { sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$1" | head -1; }
 no_record() { for _ in $(seq 20); do [ -e "$VSS_ROOT/run/vss/frozen" ] || return 0; sleep 0.05; done; }
+# The expedited RCU switch (daemon/rcu.c): a file of the test's own, dated
+# in the past so that a write shows.
+export VSS_TEST_RCU_KNOB="$T/rcu_expedited"
+echo 0 > "$VSS_TEST_RCU_KNOB"
+touch -d '2000-01-01' "$VSS_TEST_RCU_KNOB"
+rcu_state() { echo "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$VSS_ROOT/run/vss/rcu-expedited" ] && echo marker)"; }
 
 # --- the pool: btrfs on a loop device, mounted at $T/P; F in it
 make_volume P 3072 btrfs || { echo "Bail out! cannot make a btrfs on a loop device"; exit 1; }
@@ -46,6 +54,8 @@ unlike "$(grep -i "unshar\|freeze" "$T/vssd.log")" "cannot|error" "and reported 
 check "F is not left frozen" not_frozen "$T/F"
 no_record # (a last batch may still be thawing)
 check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
+is "$(find "$VSS_TEST_RCU_KNOB" -newermt '2001-01-01' | wc -l):$(rcu_state)" "1:0:" \
+    "the copies' freezes switched expedited RCU on, and it is off again"
 sync; echo 3 > /proc/sys/vm/drop_caches
 check_blocks "$T/F/dio" "$T/dio.map"
 ok $? "every block holds its last direct write"
@@ -57,6 +67,7 @@ is "$(cat "/sys/block/$(basename "$(findmnt -rn -o SOURCE "$T/F")")/loop/dio" 2>
 kill_while_unsharing "$T/req2.out" "$T/dio2.map" rewriting
 no_record # (a last batch may still be thawing)
 check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
+is "$(rcu_state)" "0:" "expedited RCU is off after the kill"
 
 # --- (c) F frozen by someone else: the writes of a shadow's first pass
 # made while vssd is stopped, then F frozen, then vssd started.
