@@ -75,9 +75,10 @@
 /* A batch's copy aimed at: each freeze costs 6-8 ms whatever its size
  * (back to back; more after a pause), so batches are fewer and longer
  * than the reflink provider's calls: about 16 MiB here, a freeze of about
- * 45 ms (docs/benchmarks.md, "Unsharing on btrfs pools"). Where the
- * freeze costs more, the walk aims at four times its cost instead
- * (providers/common/unshare.c, FIXED_SHARE). */
+ * 45 ms (docs/benchmarks.md, "Unsharing on btrfs pools"). Where a batch's
+ * freeze, drain and thaw cost more than a quarter of it, the walk aims at
+ * four times their cost instead (providers/common/unshare.c,
+ * FIXED_SHARE). */
 #define COPY_TARGET_US 40000
 
 static const struct vss_host *host;
