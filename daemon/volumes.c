@@ -194,7 +194,8 @@ bool volume_lies_on(const struct volume *upper, const struct volume *lower)
     char dev[PATH_MAX], file[PATH_MAX];
     snprintf(dev, sizeof dev, "%s", upper->source);
     /* loop over a file on a filesystem on a loop device...: a few levels */
-    for (int depth = 0; depth < 4 && !on && loop_backing_file(dev, file, sizeof file) == 0; depth++) {
+    for (int depth = 0; depth < 4 && !on && loop_backing_file(dev, file, sizeof file) == 0;
+         depth++) {
         struct libmnt_fs *fs = mnt_table_find_mountpoint(tb, file, MNT_ITER_BACKWARD);
         const char *src = fs ? mnt_fs_get_srcpath(fs) : NULL;
         const char *target = fs ? mnt_fs_get_target(fs) : NULL;

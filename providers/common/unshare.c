@@ -188,8 +188,9 @@ struct cur {
 };
 
 /* The copies' pace per pool filesystem (moving means of their time per
- * MiB, 0: none yet, and of the part of a copy's time that does not grow
- * with its bytes: btrfs's freeze, drain and thaw), shared by its volumes
+ * MiB, 0: none yet, and of the rest of a copy's time: btrfs's freeze,
+ * drain and thaw, the thaw growing somewhat with the batch, which only
+ * makes batches grow towards their bounds), shared by its volumes
  * and kept across their fresh states (each new shadow starts one): only
  * the unsharing worker calls unshare_step, one step at a time, so no
  * lock. */

@@ -30,7 +30,9 @@ no_record() { for _ in $(seq 20); do [ -e "$VSS_ROOT/run/vss/frozen" ] || return
 export VSS_TEST_RCU_KNOB="$T/rcu_expedited"
 echo 0 > "$VSS_TEST_RCU_KNOB"
 touch -d '2000-01-01' "$VSS_TEST_RCU_KNOB"
-rcu_state() { echo "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$VSS_ROOT/run/vss/rcu-expedited" ] && echo marker)"; }
+rcu_state() {
+    echo "$(cat "$VSS_TEST_RCU_KNOB"):$([ -e "$VSS_ROOT/run/vss/rcu-expedited" ] && echo marker)"
+}
 
 # --- the pool: btrfs on a loop device, mounted at $T/P; F in it
 make_volume P 3072 btrfs || { echo "Bail out! cannot make a btrfs on a loop device"; exit 1; }
