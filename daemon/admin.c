@@ -16,6 +16,11 @@
  * with the items still waiting marked unknown (a query stuck in a hung
  * filesystem never answers).
  *
+ * expose makes a target directory that does not exist yet off the main
+ * loop (dirmake.c: mkdir waits while its filesystem is frozen) and goes on
+ * when it is made; the checks on a target already there (stat, readdir)
+ * and the mount itself do not wait for a frozen filesystem.
+ *
  * Invariants: a shadow still being created (state "creating") is never
  * deleted or exposed from here; an expose request mounts only at an empty
  * directory that is not a mount point (nothing is hidden under it); an
@@ -44,6 +49,8 @@ struct admin_req {
     size_t waiting;
     json_object *res;           /* list_storage: the reply, filled in by the queries */
     uint64_t deadline;          /* list_storage: reply by then, answered or not */
+    vss_id shadow;              /* expose at a new directory: the shadow... */
+    char *path;                 /* ...and where, while the directory is made */
 };
 
 static struct admin_req *admin_reqs;
@@ -70,6 +77,7 @@ static void admin_req_free(struct admin_req *a)
     writers_forget(NULL, a);
     if (a->res)
         json_object_put(a->res);
+    free(a->path);
     free(a);
 }
 
@@ -330,6 +338,25 @@ static int expose_dir_ok(const char *path, char *err, size_t len)
     return 0;
 }
 
+static void expose_at(struct conn *c, int64_t id, const vss_id *shid, const char *path,
+                      bool may_make);
+
+/* The directory of an expose at a new path is made (dirmake.c): the
+ * expose goes on, everything checked again (the shadow may have gone or
+ * been exposed elsewhere meanwhile); nothing if the asker left. */
+static void expose_dir_made(void *ctx, int r)
+{
+    struct admin_req *a = ctx;
+    if (a->conn && r < 0) {
+        char err[PATH_MAX + 64];
+        snprintf(err, sizeof err, "cannot create '%s': %s", a->path, strerror(-r));
+        conn_reply(a->conn, a->id, r, err, NULL);
+    } else if (a->conn) {
+        expose_at(a->conn, a->id, &a->shadow, a->path, false);
+    }
+    admin_req_free(a);
+}
+
 static void op_expose(struct conn *c, int64_t id, json_object *req)
 {
     vss_id shid;
@@ -339,14 +366,25 @@ static void op_expose(struct conn *c, int64_t id, json_object *req)
         conn_reply(c, id, -EINVAL, "expose needs a 'shadow_id' GUID and a 'target'", NULL);
         return;
     }
-    struct shadow *sh = shadow_find(&shid);
-    if (!sh || sh->state != SH_CREATED) {
-        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy with that ID", NULL);
-        return;
-    }
     int r = target_path(target, path, sizeof path, err, sizeof err);
     if (r < 0) {
         conn_reply(c, id, r, err, NULL);
+        return;
+    }
+    expose_at(c, id, &shid, path, true);
+}
+
+/* Exposes shadow shid at path (absolute, no trailing slash) and replies.
+ * A path that does not exist is made first off the main loop when
+ * may_make (its filesystem may be frozen), and the expose comes back
+ * here when it is. */
+static void expose_at(struct conn *c, int64_t id, const vss_id *shid, const char *path,
+                      bool may_make)
+{
+    char err[1024];
+    struct shadow *sh = shadow_find(shid);
+    if (!sh || sh->state != SH_CREATED) {
+        conn_reply(c, id, VSS_E_OBJECT_NOT_FOUND, "no shadow copy with that ID", NULL);
         return;
     }
     if (sh->exposed[0]) {
@@ -367,13 +405,22 @@ static void op_expose(struct conn *c, int64_t id, json_object *req)
         conn_reply(c, id, -EOPNOTSUPP, "the shadow copy's provider cannot expose it", NULL);
         return;
     }
-    r = mkdir_p(path, 0755);
-    if (r < 0) {
-        snprintf(err, sizeof err, "cannot create '%s': %s", path, strerror(-r));
-        conn_reply(c, id, r, err, NULL);
+    struct stat pst;
+    if (may_make && lstat(path, &pst) < 0 && errno == ENOENT) {
+        struct admin_req *a = admin_req_new(c, id);
+        if (!a)
+            return;
+        a->shadow = *shid;
+        int r = (a->path = strdup(path)) ? dirmake_submit(path, 0755, expose_dir_made, a)
+                                         : -ENOMEM;
+        if (r < 0) {
+            snprintf(err, sizeof err, "cannot create '%s': %s", path, strerror(-r));
+            conn_reply(c, id, r, err, NULL);
+            admin_req_free(a);
+        }
         return;
     }
-    r = expose_dir_ok(path, err, sizeof err);
+    int r = expose_dir_ok(path, err, sizeof err);
     if (r < 0) {
         conn_reply(c, id, r, err, NULL);
         return;

@@ -319,6 +319,17 @@ json_object *storage_stats_json(void);
 /* A shadow of volume vname is going: answers begun before are stale. */
 void storage_shadow_gone(const char *vname);
 
+/* ---- directories made off the main loop (dirmake.c) ------------------ */
+/* Called on the main thread (dirmake_collect) with mkdir_p's result. */
+typedef void (*dirmake_done_fn)(void *ctx, int r);
+/* Makes path (mkdir -p, mode) on a thread of its own, so that a frozen
+ * filesystem holds up only this request; done(ctx, r) follows on the main
+ * thread. @return 0, or -errno (then done is never called). */
+int dirmake_submit(const char *path, mode_t mode, dirmake_done_fn done, void *ctx);
+/* Readable when answers wait for dirmake_collect; -1 before the first. */
+int dirmake_fd(void);
+void dirmake_collect(void);
+
 /* ---- storage queries on a worker thread (squery.c) ------------------- */
 struct squery_answer {
     int r;                      /* storage_query's result */

@@ -147,7 +147,7 @@ static void run_loop(int sigfd)
     size_t cap = 0;
 
     while (!D.stopping) {
-        size_t need = D.n_conns + 4;
+        size_t need = D.n_conns + 5;
         if (need > cap) {
             cap = need * 2;
             pfd = realloc(pfd, cap * sizeof *pfd);
@@ -160,6 +160,7 @@ static void run_loop(int sigfd)
         pfd[n++] = (struct pollfd){ .fd = D.flush_pipe[0], .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = D.listen_fd, .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = squery_fd(), .events = POLLIN }; /* -1: ignored */
+        pfd[n++] = (struct pollfd){ .fd = dirmake_fd(), .events = POLLIN }; /* likewise */
         uint64_t deadline = writer_next_deadline();
         uint64_t sdl = storage_next_deadline();
         if (sdl < deadline)
@@ -207,7 +208,9 @@ static void run_loop(int sigfd)
         }
         if (pfd[3].revents & POLLIN)
             squery_collect();
-        for (size_t i = 4; i < n; i++) {
+        if (pfd[4].revents & POLLIN)
+            dirmake_collect();
+        for (size_t i = 5; i < n; i++) {
             struct conn *c = pconn[i];
             if (c->dead)
                 continue;

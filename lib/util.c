@@ -76,6 +76,20 @@ int durable_replace(const char *path, const void *data, size_t len, mode_t mode)
     return fsync_parent_dir(path);
 }
 
+/* One directory of mkdir_p: nothing if it is there already. The check
+ * comes first because mkdir(2) asks for write access to the parent's
+ * filesystem even when the name exists, and waits while that filesystem
+ * is frozen; stat(2) does not. */
+static int mkdir_one(const char *dir, mode_t mode)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (mkdir(dir, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
     char tmp[PATH_MAX];
@@ -86,13 +100,12 @@ int mkdir_p(const char *path, mode_t mode)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-            return -errno;
+        int r = mkdir_one(tmp, mode);
+        if (r < 0)
+            return r;
         *p = '/';
     }
-    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    return mkdir_one(tmp, mode);
 }
 
 int read_file(const char *path, char **data, size_t *len)

@@ -27,7 +27,10 @@ int64_t wall_s(void);
 int durable_replace(const char *path, const void *data, size_t len, mode_t mode);
 /* fsync of the directory containing path. */
 int fsync_parent_dir(const char *path);
-/* mkdir -p with mode for the created directories. @return 0 or -errno. */
+/* mkdir -p with mode for the created directories. Directories already
+ * there are only looked at (stat), so a path that exists whole never waits
+ * for a frozen filesystem. @return 0 or -errno (-ENOTDIR: a part of the
+ * path is not a directory). */
 int mkdir_p(const char *path, mode_t mode);
 /*
  * Start in the background with a readiness handshake. Forks; the parent

@@ -28,6 +28,7 @@
 
 #include "msgkey.h"
 #include "svc.h"
+#include "util.h"
 
 #define MB_BUCKETS 1024
 #define COMMIT_RETRIES 8
@@ -63,7 +64,9 @@ static struct {
     .admin_mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static uint64_t now_us(void)
+/* Wall-clock time (a mailbox's creation, a message's receipt), not util.h's
+ * monotonic now_us. */
+static uint64_t wall_us(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -104,24 +107,6 @@ static struct mbox *mb_add(const char *name, int db)
 store_inst *ms_inst(void)
 {
     return M.inst;
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 /* ---- mount: rebuild the mailboxes of a database ---------------------------- */
@@ -397,7 +382,7 @@ int ms_open(const struct svc_config *cfg)
     M.cfg = cfg;
     const char *dirs[] = { cfg->db_dir, cfg->log_dir, cfg->sys_dir };
     for (size_t i = 0; i < 3; i++) {
-        if (dirs[i] && (r = mkdir_p(dirs[i])) < 0) {
+        if (dirs[i] && (r = mkdir_p(dirs[i], 0750)) < 0) {
             svc_log(SVC_ERR, "cannot create '%s': %s", dirs[i], strerror(-r));
             return r;
         }
@@ -566,7 +551,7 @@ static int create_mailbox(const char *name)
         r = -EAGAIN;
         goto out;
     }
-    struct create_ctx cc = { d->h, name, now_us() };
+    struct create_ctx cc = { d->h, name, wall_us() };
     r = txn_retry(create_body, &cc, NULL);
     if (r == 0) {
         pthread_mutex_lock(&M.mu);
@@ -646,7 +631,7 @@ int ms_deliver(const char *mailbox, const char *from, const void *data, size_t l
         r = -ENOMEM;
         goto unlock;
     }
-    uint64_t recv = now_us(), size = len;
+    uint64_t recv = wall_us(), size = len;
     memcpy(meta, &recv, 8);
     memcpy(meta + 8, &size, 8);
     memcpy(meta + 16, from, flen);

@@ -5,7 +5,7 @@
 # of the exposed shadows, auto-release versus persistent shadows, and the
 # vssadmin listings of all of it.
 . "$(dirname "$0")/lib.sh"
-plan 44
+plan 49
 
 write_config
 make_volume F 32 || exit 1
@@ -68,6 +68,32 @@ like "$(ds_run "expose $SH1 $T/full")" "'$T/full' is not empty" "expose at a dir
 is "$(cat "$T/full/file")" "keep" "and the files stay visible"
 like "$(ds_run "expose $SH1 $T/mnt")" "'$T/mnt' is a mount point" "expose at a mount point is refused"
 like "$(ds_run "expose $SH1 $T/exp/1")" "successfully exposed" "expose at the empty directory again"
+
+# A filesystem somebody froze holds up an expose that must make its
+# directory there (mkdir waits for the thaw), never vssd: every other
+# client is served meanwhile, and the expose ends at the thaw. At a
+# directory already there, the expose does not wait at all.
+# (Bounded: a vssd that waited would hang the test.)
+ds_quick() { timeout 20 "$DS" /s <(printf '%s\n' "$@") 2>&1; }
+make_volume H 16 || exit 1
+mkdir "$T/H/old"
+ds_quick "unexpose $SH1" > /dev/null
+fsfreeze --freeze "$T/H"
+like "$(ds_quick "expose $SH1 $T/H/old")" "successfully exposed" \
+    "expose at an existing directory of a frozen filesystem"
+ds_quick "unexpose $SH1" > /dev/null
+(timeout 60 "$DS" /s <(echo "expose $SH1 $T/H/new") > "$T/frozen-expose.out" 2>&1) &
+FX=$!
+_pids+=("$FX")
+sleep 1
+like "$(timeout 10 "$VSSADMIN" list shadows 2>&1)" "Shadow Copy ID" \
+    "vssd answers others while an expose waits for a frozen filesystem"
+check "the expose waits for the thaw" kill -0 "$FX"
+fsfreeze --unfreeze "$T/H"
+wait "$FX"
+like "$(cat "$T/frozen-expose.out")" "successfully exposed" "and ends after it"
+check "the shadow is mounted at the new directory" mountpoint -q "$T/H/new"
+ds_quick "unexpose $SH1" > /dev/null
 
 # Front-end writers freeze before back-end ones.
 a=$(grep -n '"event": *1203\|"event":1203' "$VSS_ROOT/var/lib/vss/events.jsonl" | head -1)

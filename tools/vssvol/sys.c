@@ -68,6 +68,18 @@ bool on_xfs(const char *path)
     return statfs(path, &sf) == 0 && sf.f_type == XFS_SUPER_MAGIC;
 }
 
+/* The mount table (/proc/self/mountinfo), parsed; NULL if it cannot be
+ * read. mnt_unref_table when done. */
+static struct libmnt_table *mount_table(void)
+{
+    struct libmnt_table *tb = mnt_new_table();
+    if (tb && mnt_table_parse_mtab(tb, NULL) != 0) {
+        mnt_unref_table(tb);
+        tb = NULL;
+    }
+    return tb;
+}
+
 /* The filesystem mounted at target in /proc/self/mountinfo (the top one).
  * target is canonicalized first: the kernel lists mount points with
  * symlinks resolved (a state directory reached through one), and the
@@ -79,11 +91,9 @@ bool mounted_at(const char *target, char *source, size_t len)
     char real[PATH_MAX];
     if (realpath(target, real))
         target = real;
-    struct libmnt_table *tb = mnt_new_table();
-    if (!tb)
-        return false;
+    struct libmnt_table *tb = mount_table();
     bool found = false;
-    if (mnt_table_parse_mtab(tb, NULL) == 0) {
+    if (tb) {
         struct libmnt_fs *fs = mnt_table_find_target(tb, target, MNT_ITER_BACKWARD);
         if (fs) {
             const char *src = mnt_fs_get_srcpath(fs);
@@ -100,9 +110,9 @@ bool mounted_at(const char *target, char *source, size_t len)
 bool mount_has_option(const char *path, const char *opt)
 {
     char *mp = mnt_get_mountpoint(path);
-    struct libmnt_table *tb = mp ? mnt_new_table() : NULL;
+    struct libmnt_table *tb = mp ? mount_table() : NULL;
     bool has = false;
-    if (tb && mnt_table_parse_mtab(tb, NULL) == 0) {
+    if (tb) {
         struct libmnt_fs *fs = mnt_table_find_target(tb, mp, MNT_ITER_BACKWARD);
         has = fs && mnt_fs_get_option(fs, opt, NULL, NULL) == 0;
     }
@@ -387,9 +397,9 @@ size_t other_mounts_of(const char *dev, const char *except, char *list, size_t l
     char real[PATH_MAX];
     if (realpath(except, real))
         except = real;
-    struct libmnt_table *tb = mnt_new_table();
+    struct libmnt_table *tb = mount_table();
     size_t n = 0, off = 0;
-    if (tb && mnt_table_parse_mtab(tb, NULL) == 0) {
+    if (tb) {
         struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
         struct libmnt_fs *fs;
         while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
