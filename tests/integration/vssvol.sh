@@ -436,6 +436,27 @@ vv defrag H --all
 [ "$RC" = 1 ] && printf '%s' "$OUT" | grep -q "not both"
 ok $? "defrag NAME --all is a usage error"
 
+# A shadow taken while defrag runs stops it before its next step: the
+# rewrite holds (VSS_TEST_DEFRAG_HOLD) just before it looks again, after it
+# switched the loop device to buffered I/O.
+touch "$T/defrag.hold"
+VSS_TEST_DEFRAG_HOLD="$T/defrag.hold" "$VSSVOL" defrag H > "$T/defrag-held.out" 2>&1 &
+DFG=$!
+_pids+=("$DFG")
+for _ in $(seq 200); do [ -e "$T/defrag.hold.reached" ] && break; sleep 0.05; done
+check "defrag reached its hold" test -e "$T/defrag.hold.reached"
+"$TREQ" --volume H: --provider "$BTRFS_ID" --persistent --nowriters > "$T/req.out" 2>&1
+ok $? "a persistent shadow of H: taken while defrag holds"
+rm -f "$T/defrag.hold"
+wait "$DFG"; dfg_rc=$?
+forget_pid "$DFG"
+OUT=$(cat "$T/defrag-held.out")
+[ "$dfg_rc" = 2 ] && printf '%s' "$OUT" | grep -q "stopped defragmenting 'H' at 0%: a shadow copy of it was created meanwhile"
+ok $? "defrag stops when a shadow of H appears, exit 2"
+diag_out
+is "$(losetup -n -O DIO "$hdev" | tr -d ' ')" 1 "and H's loop device does direct I/O again"
+check "delete H's shadow" "$VSSADMIN" delete shadows /for=H: /quiet
+
 vv remove H
 ok $RC "remove H (no shadows)"
 vv remove G --force

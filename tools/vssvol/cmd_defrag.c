@@ -38,6 +38,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -88,6 +89,23 @@ static int shadows_of(struct ctx *c, const struct vol *v, bool force, int *ex)
     return n;
 }
 
+/* For the tests only: with VSS_TEST_DEFRAG_HOLD=FILE, the rewrite makes
+ * FILE.reached just before its first look for shadows in the loop and waits
+ * (up to 60 s) while FILE exists, so that a test can take a shadow there. */
+static void test_hold(void)
+{
+    const char *f = getenv("VSS_TEST_DEFRAG_HOLD");
+    if (!f)
+        return;
+    char reached[PATH_MAX];
+    snprintf(reached, sizeof reached, "%s.reached", f);
+    int fd = open(reached, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < 600 && access(f, F_OK) == 0; i++)
+        usleep(100000);
+}
+
 static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
 {
     int ex;
@@ -135,9 +153,13 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
     int last_pct = 0;
     int r = 0, shadowed = 0, check_ex = 0;
     for (uint64_t off = 0; off < size && r == 0; off += DEFRAG_STEP) {
-        /* a shadow taken meanwhile would make the rest of the rewrite
-         * unshare what it moves: look again before each step */
-        if (off > 0 && !force && (shadowed = shadows_of(c, v, false, &check_ex)) != 0) {
+        /* a shadow taken meanwhile (while the device was switched and
+         * the extents counted, or during the steps before) would make the
+         * rest of the rewrite unshare what it moves: look again before
+         * each step */
+        if (off == 0)
+            test_hold();
+        if (!force && (shadowed = shadows_of(c, v, false, &check_ex)) != 0) {
             r = -ECANCELED;
             break;
         }
