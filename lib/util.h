@@ -20,8 +20,12 @@ int64_t wall_s(void);
 
 /*
  * Replaces path with data durably: write path.tmp, fsync it, rename over
- * path, fsync the directory. On any failure the old file is intact and the
- * temporary is removed. An fsync failure is returned, never retried.
+ * path, fsync the directory. On a failure up to the rename the old file is
+ * intact and the temporary is removed. A failure of the directory's fsync
+ * comes after the rename: the new content is then in place but may not
+ * survive a crash, and the failure is returned all the same: the caller
+ * must not report the new content as durable. An fsync failure is
+ * returned, never retried.
  * @return 0 or -errno.
  */
 int durable_replace(const char *path, const void *data, size_t len, mode_t mode);
