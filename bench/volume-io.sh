@@ -22,12 +22,13 @@
 # of a run whatever its length, so a shorter run reports mostly them (20 s,
 # the default up to stop 22: S1 / N 0.72-0.83 over five rounds, against
 # 0.91-0.94 over 60 s; docs/benchmarks.md, "The measuring window"); every
-# run also prints its S1 / N and S10 / N over the first 20 s only. Shadows are taken through vssd with
-# vss-test-requestor --persistent --no-complete --provider (btrfs or
-# reflink), quiet, just before the run, so every run starts with all the
-# file's blocks shared with the shadows: each first write to a block after a
-# shadow is a copy (the cost a shadow puts on writers). Back to back, so
-# that a change of the machine's load hits every side:
+# run also prints its S1 / N and S10 / N over the first 20 s only.
+# Shadows are taken through vssd with vss-test-requestor --persistent
+# --no-complete --provider (btrfs or reflink), quiet, just before the run,
+# so every run starts with all the file's blocks shared with the shadows:
+# each first write to a block after a shadow is a copy (the cost a shadow
+# puts on writers). Back to back, so that a change of the machine's load
+# hits every side:
 #   phase A, before any shadow, BENCH_ROUNDS (2) x:  N0 (the volume),
 #            P (the file directly in the pool)
 #   phase B, BENCH_ROUNDS x:  S1 (1 shadow just taken), S10 (10 shadows
@@ -306,7 +307,7 @@ for pool in $POOLS; do
     [ -n "${IOPS[Nd]:-}" ] &&
     echo "(informational) after 'vssvol defrag' / before any shadow (Nd / N0, means): $(ratio "$(mean "${IOPS[Nd]}")" "$(mean "${IOPS[N0]}")")"
     # The first 20 s after each shadow alone (the one-off copies weigh most
-    # there): S1 / N and S10 / N from the per-second logs, sums over rounds.
+    # there): S1 / N and S10 / N from the per-second logs, means over rounds.
     for st in S1 S10; do
         sum=0
         for round in $(seq "$ROUNDS"); do
