@@ -27,6 +27,11 @@
  * discard and write-zeroes ranges are re-cloned again inside the hold;
  * the registry holds at most MAX_TRACKERS trackers and is guarded by
  * reg_lock.
+ *
+ * Test hook: VSS_TEST_RECLONE_FAIL=thread makes the thread's first
+ * re-clone of a non-empty batch fail with ENOSPC (as on a full pool),
+ * =commit the re-clone inside the hold; read once per tracker, at its
+ * start. The tests check the fallbacks with it (provider-reflink.sh).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -80,6 +85,7 @@ struct tracker {
     struct fixup_stats bg;        /* what the thread re-cloned */
     bool lost;                    /* an unreadable event, or a failed re-clone in the
                                    * thread: trust only a scan */
+    enum { FAIL_NONE, FAIL_THREAD, FAIL_COMMIT } fail;   /* the test hook */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -381,8 +387,12 @@ static void *catch_up_main(void *arg)
         pthread_mutex_lock(&t->lock);
         int r = drain(t);
         size_t n = t->n_r;
-        if (r == 0)
+        if (r == 0 && n > 0 && t->fail == FAIL_THREAD) {
+            t->n_r = 0; /* the test hook: as if the pool were full */
+            r = -ENOSPC;
+        } else if (r == 0) {
             r = reclone(t, &t->bg);
+        }
         pthread_mutex_unlock(&t->lock);
         if (r < 0) {
             /* a range not re-cloned (ENOSPC on a full pool, ENOMEM):
@@ -444,6 +454,9 @@ int track_start(const vss_id *id, int live, int dst, dev_t pool_dev, ino_t ino, 
     t->blk = blk;
     t->size = size;
     t->loop_offset = loop_offset;
+    const char *f = getenv("VSS_TEST_RECLONE_FAIL");
+    t->fail = !f ? FAIL_NONE : !strcmp(f, "thread") ? FAIL_THREAD
+              : !strcmp(f, "commit") ? FAIL_COMMIT : FAIL_NONE;
     pthread_mutex_init(&t->lock, NULL);
     t->live = fcntl(live, F_DUPFD_CLOEXEC, 0);
     t->dst = fcntl(dst, F_DUPFD_CLOEXEC, 0);
@@ -516,7 +529,7 @@ int track_finish(const vss_id *id, struct fixup_stats *st)
     for (size_t i = 0; r == 0 && i < t->n_dz; i++)
         r = range_add(t, t->dz[i].start, t->dz[i].end - t->dz[i].start);
     if (r == 0 && !t->lost && instance_lost(t->inst) == 0)
-        return reclone(t, st);
+        return t->fail == FAIL_COMMIT ? -ENOSPC : reclone(t, st);
     st->fell_back = true;
     t->n_r = 0;
     return scan_fixup(t->dst, t->live, t->blk, t->size, st);

@@ -10,6 +10,10 @@
 #      equals the live image byte for byte;
 #  (c3) a discard and a write-zeroes of F's device after the pre-clone
 #      and before the hold: the shadow holds the zeroes;
+#  (c4) a re-clone that fails (VSS_TEST_RECLONE_FAIL): in the tracking
+#      thread, commit scans the image and the shadow holds what was
+#      written after the pre-clone; inside the hold, the set fails and
+#      leaves nothing frozen or half made;
 #  (d) the hold window (event 1209 hold_us) stays small on the fragmented
 #      image: the clone is made before the freeze, only the ranges written
 #      since are re-cloned inside it;
@@ -194,6 +198,67 @@ is "$(tail -c +$(((512 << 10) + 1)) "$EXPD/disc" 2>/dev/null | sha256sum | cut -
     "$(tail -c +$(((512 << 10) + 1)) "$T/F/disc" | sha256sum | cut -d' ' -f1)" "and the rest of the file as it was"
 "$VSSADMIN" delete shadows /shadow="$SIDD" /quiet >/dev/null 2>&1
 rm -f "$T/F/disc"
+
+# --- (c4) a re-clone that fails (VSS_TEST_RECLONE_FAIL, providers/reflink/
+# track.c: ENOSPC, as on a full pool). Files rewritten with direct I/O after
+# the pre-clone and before the hold (C over A): the shadow must hold C.
+# In the tracking thread: commit no longer trusts the events and scans the
+# image (commit_scan=1), nothing dropped. Inside the hold: the set fails,
+# nothing is left frozen or half made.
+pdata() { python3 -c 'import json,sys
+for s in json.load(open(sys.argv[1]))["shadows"]:
+    if s["id"].strip("{}") == sys.argv[2].strip("{}"): print(s["provider_data"].replace("\n", " "))' \
+    "$VSS_ROOT/var/lib/vss/catalog.json" "$1" 2>/dev/null; }
+# rewrite_during NAME PATTERN: a set of F with a writer holding
+# PrepareForSnapshot for 2 s, while PATTERN goes over a, d1/b and d1/d2/c
+# with direct I/O; the requestor's output in $T/NAME.out, its status in RC.
+rewrite_during() {
+    start_writer "$1W" --component D:"$T/F" --hang PrepareForSnapshot:2000 || exit 1
+    "$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --expose "$T/exp$1" > "$T/$1.out" 2>&1 &
+    local req=$! f
+    _pids+=("$req")
+    for _ in $(seq 200); do grep -q '^PrepareForSnapshot' "$T/$1W.log" 2>/dev/null && break; sleep 0.02; done
+    echo "pattern $2" > "$T/pat.1M" && head -c $((3 << 20)) /dev/urandom >> "$T/pat.1M"
+    for f in a d1/b d1/d2/c; do
+        dd if="$T/pat.1M" of="$T/F/$f" bs=1M count=3 iflag=fullblock oflag=direct conv=notrunc status=none
+    done
+    sums "$T/F" > "$T/sum$2"
+    sleep 0.3   # the tracking thread sees the writes, and tries to re-clone them
+    wait "$req"; RC=$?; forget_pid "$req"
+    stop_pid "$WRITER_PID"
+}
+if printf '%s' "$pd" | grep -q track=trace; then
+    stop_vssd
+    VSS_TEST_RECLONE_FAIL=thread start_vssd || exit 1
+    write_pattern "$T/F" A4 && sync
+    rewrite_during RT C
+    ok $RC "a shadow while the tracking thread's re-clone fails"
+    SIDT=$(sid_of "$T/RT.out")
+    pdt=$(pdata "$SIDT")
+    diag "provider data: $(printf '%s' "$pdt" | sed 's/.*track=/track=/')"
+    like "$pdt" "track=trace .*thread_ranges=0 .*commit_scan=1" \
+        "commit did not trust the events after the failure: it scanned the image"
+    write_pattern "$T/F" B4 && sync
+    EXPT=$(sed -n "s|^exposed $SIDT ||p" "$T/RT.out")
+    is "$(sums "$EXPT" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumC")" \
+        "the shadow holds the files as they were at the hold (C, written after the pre-clone)"
+    "$VSSADMIN" delete shadows /shadow="$SIDT" /quiet >/dev/null 2>&1
+    ok $? "deleting it"
+    stop_vssd
+    n_before=$(ls "$T/P/shadows" | wc -l)
+    VSS_TEST_RECLONE_FAIL=commit start_vssd || exit 1
+    c_before=$(shadow_count)
+    rewrite_during RC D
+    like "$(cat "$T/RC.out")" "result FAIL .*cannot re-clone" \
+        "a re-clone that fails inside the hold fails the set, saying so"
+    check "F is writable again (thawed)" not_frozen "$T/F"
+    is "$(ls "$T/P/shadows" | wc -l)" "$n_before" "no shadow directory is left behind"
+    is "$(shadow_count)" "$c_before" "and vssd lists no new shadow"
+    stop_vssd
+    start_vssd || exit 1
+else
+    ok 0 "# SKIP tracefs not usable: no tracking thread to fail"
+fi
 
 # --- (d) the hold window after fragmenting writes, and under random writes
 if command -v fio >/dev/null; then
