@@ -125,10 +125,12 @@ int vssp_expose_image(const char *img, const char *target, const char *fstype,
                                : !strncmp(fstype, "ext", 3) ? "noload" : "";
             if (mount(dev, target, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
                 r = vssp_err(err, errlen, -errno, "cannot mount %s on '%s'", dev, target);
+            close(lfd); /* autoclear: the loop device goes away with the mount */
+            break;      /* a mount's EBUSY is not a race for the device: no retry */
         } else if (r != -EBUSY) {
             vssp_err(err, errlen, r, "cannot attach '%s' to %s", img, dev);
         }
-        close(lfd); /* autoclear: the loop device goes away with the mount */
+        close(lfd);
     }
     close(ctl);
     close(ffd);

@@ -8,7 +8,10 @@
  * on XFS and can be cloned (FICLONE of a probe file). Images on btrfs are
  * refused: they belong to the btrfs provider. The vssvol layout
  * POOL/volumes/NAME/NAME.img puts shadows in POOL/shadows; any other
- * layout in DIR/.vss-shadows next to the image's directory.
+ * layout in .vss-shadows inside the image's own directory (same
+ * filesystem as the image, which FICLONE needs, even when that directory
+ * is the root of its mount; and the image's name tells its shadows from
+ * those of another image there).
  *
  * The hold window (docs/providers.md, "vss reflink provider"): FICLONE
  * costs O(extents) (7.8 s for 480,000 extents measured here), so it is
@@ -22,7 +25,11 @@
  * Invariants:
  *  - ps.data (kept in the catalog) is "kind=reflink\nshadow=DIR\nimage=NAME\n
  *    live=PATH\n" plus figures; it is written by pre_commit before the
- *    shadow directory exists, so delete_shadow always knows what to remove;
+ *    shadow directory exists, so delete_shadow knows what to remove. vssd
+ *    records it only once every pre_commit of the set returned: a record
+ *    without it (vssd died during this pre_commit's FICLONE, seconds on a
+ *    fragmented image) is deleted where the volume's shadows live, which
+ *    follows from the volume (resolve), under the shadow's own id;
  *  - a shadow owns exactly its directory POOL/shadows/{id} and the image in
  *    it; deleting a shadow that never got one is not an error;
  *  - the tracker of a shadow (track.c) is released by commit's caller path
@@ -134,15 +141,16 @@ static int resolve(const struct vss_volume_info *vol, struct target *t, char *er
         return 0;
     }
     snprintf(t->name, sizeof t->name, "%s", base_of(t->image));
-    struct stat vs, ps;
-    /* vssvol layout POOL/volumes/NAME/NAME.img: shadows in POOL/shadows. */
+    struct stat vs, ps, pls;
+    char pool[PATH_MAX];
+    dir_of(parent, pool, sizeof pool);
+    /* vssvol layout POOL/volumes/NAME/NAME.img, all on one filesystem:
+     * shadows in POOL/shadows. */
     if (!strcmp(base_of(parent), "volumes") && stat(vdir, &vs) == 0 && stat(parent, &ps) == 0 &&
-        vs.st_dev == ps.st_dev) {
-        char pool[PATH_MAX];
-        dir_of(parent, pool, sizeof pool);
+        stat(pool, &pls) == 0 && vs.st_dev == ps.st_dev && vs.st_dev == pls.st_dev) {
         snprintf(t->dir, sizeof t->dir, "%s/shadows", strcmp(pool, "/") ? pool : "");
     } else {
-        snprintf(t->dir, sizeof t->dir, "%s/%s", strcmp(parent, "/") ? parent : "", SHADOW_DIR_OTHER);
+        snprintf(t->dir, sizeof t->dir, "%s/%s", strcmp(vdir, "/") ? vdir : "", SHADOW_DIR_OTHER);
     }
     r = reflink_probe(vdir);
     if (r < 0) {
@@ -241,6 +249,9 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
                            t.loop_offset, blk, (uint64_t)st.st_size, why, sizeof why);
         r = mode < 0 ? mode : 0;
     }
+    if (r < 0)
+        err_set(sh->error, sizeof sh->error, r, "cannot start tracking the writes to '%s'", t.image,
+                NULL);
     uint64_t t0 = now_us();
     if (r == 0 && ioctl(dst, FICLONE, live) < 0)
         r = err_set(sh->error, sizeof sh->error, -errno, "cannot clone '%s' to '%s'", t.image, simg);
@@ -256,6 +267,10 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
     }
     size_t l = strlen(sh->data);
     snprintf(sh->data + l, sizeof sh->data - l, "track=%s\n", mode == TRACK_TRACE ? "trace" : "scan");
+    if (mode != TRACK_TRACE && why[0]) { /* why the window scans (O(extents)) */
+        l = strlen(sh->data);
+        snprintf(sh->data + l, sizeof sh->data - l, "scan_why=%s\n", why);
+    }
     data_append(sh->data, sizeof sh->data, "preclone_us=%" PRIu64 "\ncatchup_ranges=%" PRIu64
                 "\ncatchup_us=%" PRIu64 "\n", clone_us, cu.ranges, cu.us);
     return 0;
@@ -363,13 +378,28 @@ static int rp_delete(struct vss_provider_shadow *sh)
 {
     track_release(&sh->shadow_id);
     char sdir[PATH_MAX], simg[PATH_MAX + NAME_MAX + 2];
+    bool derived = false;
     if (shadow_paths(sh, sdir, sizeof sdir, simg, sizeof simg) < 0) {
-        /* Nothing recorded: pre_commit never got as far as creating anything. */
-        return 0;
+        /* Nothing recorded: pre_commit failed before it made anything, or
+         * vssd died while it ran (the record was saved without its data).
+         * The directory, if any, is {id} where the volume's shadows live;
+         * a volume that cannot be resolved any more gives nothing to look
+         * at (left as it is). */
+        struct target t;
+        char why[256], id[VSS_ID_STRLEN];
+        if (!sh->volume || resolve(sh->volume, &t, why, sizeof why) != 1)
+            return 0;
+        vss_id_format(&sh->shadow_id, id);
+        if ((size_t)snprintf(sdir, sizeof sdir, "%s/%s", t.dir, id) >= sizeof sdir ||
+            (size_t)snprintf(simg, sizeof simg, "%s/%s", sdir, t.name) >= sizeof simg)
+            return 0;
+        derived = true;
     }
     char parent[PATH_MAX];
     dir_of(sdir, parent, sizeof parent);
     struct stat st;
+    if (derived && stat(sdir, &st) < 0 && errno == ENOENT)
+        return 0; /* pre_commit made nothing */
     if (stat(parent, &st) < 0 && errno == ENOENT) {
         /* pre_commit made it before it recorded the shadow: the pool is
          * not mounted (yet), and the shadow may be there; the caller keeps

@@ -26,7 +26,8 @@
  * failed to re-clone makes commit scan (t->lost), never drops a change;
  * discard and write-zeroes ranges are re-cloned again inside the hold;
  * the registry holds at most MAX_TRACKERS trackers and is guarded by
- * reg_lock.
+ * reg_lock; commit trusts the events only if none was lost and the
+ * instance still records (tracing on, every event enabled).
  *
  * Test hook: VSS_TEST_RECLONE_FAIL=thread makes the thread's first
  * re-clone of a non-empty batch fail with ENOSPC (as on a full pool),
@@ -56,7 +57,14 @@
 
 #define MAX_TRACKERS 64
 #define INSTANCE_PREFIX "vss-reflink-"
-#define TRACE_BUFFER_KB "8192"
+/* The instance's ring buffer is per CPU: 8 MiB each, but at most 64 MiB for
+ * all CPUs together (64 CPUs: 1 MiB each, about 20,000 events), so that a
+ * set of several volumes on a large host does not pin gigabytes of kernel
+ * memory for the session. A full buffer is detected and falls back to the
+ * scan. */
+#define TRACE_BUFFER_KB_MAX 8192
+#define TRACE_BUFFER_KB_MIN 1024
+#define TRACE_BUFFER_KB_TOTAL 65536
 
 struct range {
     uint64_t start, end;
@@ -120,6 +128,9 @@ int scan_fixup(int dst, int src, uint64_t blk, uint64_t size, struct fixup_stats
         fm->fm_start = start;
         fm->fm_length = FIEMAP_MAX_OFFSET - start;
         fm->fm_extent_count = N;
+        /* data still in the image's page cache (a buffered loop device)
+         * has no extent of its own yet: written back first, once */
+        fm->fm_flags = start == 0 ? FIEMAP_FLAG_SYNC : 0;
         if (ioctl(src, FS_IOC_FIEMAP, fm) < 0) {
             r = -errno;
             break;
@@ -191,6 +202,36 @@ static void instance_remove(const char *inst)
     rmdir(inst);
 }
 
+/* Whether the instance still records: tracing on, each event enabled (an
+ * administrator's `trace-cmd reset`, say, would silence it: no event is
+ * then not "no write"). */
+static bool instance_intact(const char *inst)
+{
+    static const char *const files[] = { "tracing_on", "events/xfs/xfs_file_direct_write/enable",
+                                         "events/xfs/xfs_file_buffered_write/enable",
+                                         "events/block/block_rq_issue/enable" };
+    for (size_t i = 0; i < 4; i++) {
+        char p[512], c = 0;
+        snprintf(p, sizeof p, "%s/%s", inst, files[i]);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, &c, 1);
+        if (fd >= 0)
+            close(fd);
+        if (n != 1 || c != '1')
+            return false;
+    }
+    return true;
+}
+
+/* The ring buffer's size per CPU (TRACE_BUFFER_KB_*). */
+static long buffer_kb(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    long kb = TRACE_BUFFER_KB_TOTAL / (ncpu > 0 ? ncpu : 1);
+    return kb > TRACE_BUFFER_KB_MAX ? TRACE_BUFFER_KB_MAX
+           : kb < TRACE_BUFFER_KB_MIN ? TRACE_BUFFER_KB_MIN : kb;
+}
+
 /* Events lost by the instance (dropped, overwritten) on any CPU. */
 static uint64_t instance_lost(const char *inst)
 {
@@ -236,8 +277,10 @@ static int trace_setup(struct tracker *t, dev_t pool_dev, ino_t ino, dev_t loop_
     snprintf(xf, sizeof xf, "dev == %u && ino == %" PRIu64, kpool, (uint64_t)ino);
     snprintf(bf, sizeof bf, "dev == %u && (rwbs ~ \"D*\" || rwbs ~ \"N*\")", kloop);
     int r = write_file(t->inst, "options/overwrite", "0"); /* full: drop new, count them */
+    char kbs[24];
+    snprintf(kbs, sizeof kbs, "%ld", buffer_kb());
     if (r == 0)
-        r = write_file(t->inst, "buffer_size_kb", TRACE_BUFFER_KB);
+        r = write_file(t->inst, "buffer_size_kb", kbs);
     if (r == 0)
         r = write_file(t->inst, "events/xfs/xfs_file_direct_write/filter", xf);
     if (r == 0)
@@ -528,7 +571,7 @@ int track_finish(const vss_id *id, struct fixup_stats *st)
     int r = drain(t);
     for (size_t i = 0; r == 0 && i < t->n_dz; i++)
         r = range_add(t, t->dz[i].start, t->dz[i].end - t->dz[i].start);
-    if (r == 0 && !t->lost && instance_lost(t->inst) == 0)
+    if (r == 0 && !t->lost && instance_lost(t->inst) == 0 && instance_intact(t->inst))
         return t->fail == FAIL_COMMIT ? -ENOSPC : reclone(t, st);
     st->fell_back = true;
     t->n_r = 0;

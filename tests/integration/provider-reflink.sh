@@ -13,7 +13,12 @@
 #  (c4) a re-clone that fails (VSS_TEST_RECLONE_FAIL): in the tracking
 #      thread, commit scans the image and the shadow holds what was
 #      written after the pre-clone; inside the hold, the set fails and
-#      leaves nothing frozen or half made;
+#      leaves nothing frozen or half made; the tracing instance switched
+#      off from outside: commit scans;
+#  (c5) kill -9 of vssd during pre_commit's FICLONE: the restarted vssd
+#      deletes the half-made shadow and its directory;
+#  (c6) an image at the root of the XFS mount (not vssvol's layout): its
+#      shadows in .vss-shadows in the image's own directory;
 #  (d) the hold window (event 1209 hold_us) stays small on the fragmented
 #      image: the clone is made before the freeze, only the ranges written
 #      since are re-cloned inside it;
@@ -125,6 +130,7 @@ if printf '%s' "$pd" | grep -q track=trace; then
 else
     ok 0 "# SKIP tracefs not usable: the window scans (${n:-0} ranges)"
 fi
+unlike "$pd" "commit_scan=1" "commit trusted the events (it did not scan the image)"
 check "F is writable again (thawed)" not_frozen "$T/F"
 write_pattern "$T/F" B
 sync
@@ -209,15 +215,17 @@ pdata() { python3 -c 'import json,sys
 for s in json.load(open(sys.argv[1]))["shadows"]:
     if s["id"].strip("{}") == sys.argv[2].strip("{}"): print(s["provider_data"].replace("\n", " "))' \
     "$VSS_ROOT/var/lib/vss/catalog.json" "$1" 2>/dev/null; }
-# rewrite_during NAME PATTERN: a set of F with a writer holding
+# rewrite_during NAME PATTERN [COMMAND]: a set of F with a writer holding
 # PrepareForSnapshot for 2 s, while PATTERN goes over a, d1/b and d1/d2/c
-# with direct I/O; the requestor's output in $T/NAME.out, its status in RC.
+# with direct I/O (after COMMAND, if given); the requestor's output in
+# $T/NAME.out, its status in RC.
 rewrite_during() {
     start_writer "$1W" --component D:"$T/F" --hang PrepareForSnapshot:2000 || exit 1
     "$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --expose "$T/exp$1" > "$T/$1.out" 2>&1 &
     local req=$! f
     _pids+=("$req")
     for _ in $(seq 200); do grep -q '^PrepareForSnapshot' "$T/$1W.log" 2>/dev/null && break; sleep 0.02; done
+    [ -n "${3:-}" ] && eval "$3"
     echo "pattern $2" > "$T/pat.1M" && head -c $((3 << 20)) /dev/urandom >> "$T/pat.1M"
     for f in a d1/b d1/d2/c; do
         dd if="$T/pat.1M" of="$T/F/$f" bs=1M count=3 iflag=fullblock oflag=direct conv=notrunc status=none
@@ -256,9 +264,73 @@ if printf '%s' "$pd" | grep -q track=trace; then
     is "$(shadow_count)" "$c_before" "and vssd lists no new shadow"
     stop_vssd
     start_vssd || exit 1
+    # The tracing instance silenced from outside (as by `trace-cmd reset`)
+    # after the pre-clone: no event, and none counted lost; commit must
+    # not read that as "nothing written".
+    write_pattern "$T/F" A5 && sync
+    rewrite_during RO E 'for i in /sys/kernel/tracing/instances/vss-reflink-*; do echo 0 > "$i/tracing_on"; done'
+    ok $RC "a shadow while someone turned its tracing off"
+    SIDO=$(sid_of "$T/RO.out")
+    like "$(pdata "$SIDO")" "track=trace .*commit_scan=1" "commit saw it and scanned the image"
+    EXPO=$(sed -n "s|^exposed $SIDO ||p" "$T/RO.out")
+    write_pattern "$T/F" B5 && sync
+    is "$(sums "$EXPO" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumE")" \
+        "the shadow holds the files as they were at the hold (E)"
+    "$VSSADMIN" delete shadows /shadow="$SIDO" /quiet >/dev/null 2>&1
+    ok $? "deleting it"
 else
     ok 0 "# SKIP tracefs not usable: no tracking thread to fail"
 fi
+
+# --- (c5) kill -9 of vssd while pre_commit clones the image (FICLONE of the
+# fragmented image: about half a second here). The catalog then has the
+# shadow's record without its provider data; the restarted vssd deletes the
+# half-made shadow, and its directory with the clone goes too.
+ls "$T/P/shadows" | sort > "$T/shadows.before"
+"$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --nowriters > "$T/reqk.out" 2>&1 &
+REQK=$!; _pids+=("$REQK")
+hm=""
+for _ in $(seq 1000); do
+    hm=$(ls "$T/P/shadows" | sort | comm -13 "$T/shadows.before" -)
+    [ -n "$hm" ] && break
+    sleep 0.005
+done
+kill -9 "$VSSD_PID"; wait "$VSSD_PID" 2>/dev/null; forget_pid "$VSSD_PID"
+wait "$REQK" 2>/dev/null; forget_pid "$REQK"
+hmdata=$(pdata "$hm")
+ok "$([ -n "$hm" ] && [ -d "$T/P/shadows/$hm" ]; echo $?)" \
+    "vssd killed while the shadow directory $hm existed"
+if [ -z "$hmdata" ] && python3 -c 'import json,sys
+sys.exit(0 if any(s["id"].strip("{}") == sys.argv[2].strip("{}") for s in json.load(open(sys.argv[1]))["shadows"]) else 1)' \
+    "$VSS_ROOT/var/lib/vss/catalog.json" "$hm" 2>/dev/null; then
+    ok 0 "the catalog has its record, without provider data (the kill came during pre_commit)"
+else
+    ok 0 "# SKIP the kill came after pre_commit (provider data: ${hmdata:-none})"
+fi
+start_vssd || exit 1
+check "the restarted vssd deleted the half-made shadow's directory" test ! -e "$T/P/shadows/$hm"
+like "$(grep -h "$hm" "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null | tail -3)" "half-made" \
+    "and said so (event)"
+check "F is writable (thawed)" not_frozen "$T/F"
+
+# --- (c6) an image outside vssvol's layout, at the root of the XFS mount:
+# its shadows go to .vss-shadows in the image's own directory (the same
+# filesystem: FICLONE cannot cross to the directory above the mount)
+truncate -s 256M "$T/P/root.img"
+RLOOP=$(losetup -f --show --direct-io=on "$T/P/root.img") && _loops+=("$RLOOP")
+mkfs.ext4 -q -F "$RLOOP" && mkdir -p "$T/R" && mount "$RLOOP" "$T/R" && _mounts+=("$T/R") || exit 1
+write_pattern "$T/R" R && sync && mount -o remount,ro "$T/R"
+"$TREQ" --volume "$T/R" --provider "$REFLINK_ID" --persistent --nowriters > "$T/reqR.out" 2>&1
+ok $? "a shadow of a volume whose image is at the root of the XFS mount"
+like "$(cat "$T/reqR.out")" "^shadow \{[0-9a-f-]+\} $T/R $T/P/\.vss-shadows/\{[0-9a-f-]+\}/root\.img" \
+    "its clone is in .vss-shadows in the image's directory"
+SIDR=$(sid_of "$T/reqR.out")
+is "$(sha256sum < "$T/P/.vss-shadows/$SIDR/root.img" 2>&1 | cut -d' ' -f1)" \
+    "$(sha256sum < "$T/P/root.img" | cut -d' ' -f1)" "and equals the quiet image byte for byte"
+"$VSSADMIN" delete shadows /shadow="$SIDR" /quiet >/dev/null 2>&1
+ok $? "deleting it"
+check "its directory is gone" test ! -e "$T/P/.vss-shadows/$SIDR"
+umount "$T/R" && losetup -d "$RLOOP" && rm -f "$T/P/root.img"
 
 # --- (d) the hold window after fragmenting writes, and under random writes
 if command -v fio >/dev/null; then
