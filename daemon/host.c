@@ -98,6 +98,17 @@ static int host_thaw(void)
     return r;
 }
 
+static int host_still_frozen(void)
+{
+    if (frozen_fd < 0)
+        return -EINVAL;
+    if (ioctl(frozen_fd, FIFREEZE, 0) < 0)
+        return errno == EBUSY ? 1 : -errno;
+    /* It had been thawed: this freeze is a new one, ours, and undone now;
+     * the watchdog stays armed until thaw. */
+    return ioctl(frozen_fd, FITHAW, 0) < 0 ? -errno : 0;
+}
+
 static int host_unshare_ahead(void)
 {
     return D.cfg.unshare_ahead ? 1 : 0;
@@ -108,4 +119,5 @@ const struct vss_host vssd_host = {
     .freeze = host_freeze,
     .thaw = host_thaw,
     .unshare_ahead = host_unshare_ahead,
+    .still_frozen = host_still_frozen,
 };

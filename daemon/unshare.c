@@ -65,7 +65,7 @@ struct ujob {
     bool reset;             /* kicked while busy: its state goes after the step */
     int err;                /* last step's error, for the main thread */
     bool err_logged;
-    char errmsg[256];
+    char errmsg[512];
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -149,7 +149,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&mu);
 
         int r = 0;
-        char err[256] = "";
+        char err[512] = "";
         uint64_t t0 = now_us();
         pthread_mutex_lock(&step_mu);
         bool ran = !atomic_load(&paused); /* unshare_quiesce may be waiting */
@@ -170,6 +170,8 @@ static void *worker_main(void *arg)
                 st.work_steps++;
             j->not_before = r > 0 ? 0 : now_ms() + (r < 0 ? ERROR_BACKOFF_MS : IDLE_MS);
             if (r < 0) {
+                if (r == -EUCLEAN) /* a possible lost write: said every time */
+                    j->err_logged = false;
                 j->err = r;
                 snprintf(j->errmsg, sizeof j->errmsg, "%s", err[0] ? err : vss_strerror(r));
             } else {
@@ -212,7 +214,7 @@ int unshare_want(const struct volume *v, struct provider *p, uint64_t min_free)
         return r;
     int err = 0;
     bool log = false;
-    char msg[256] = "";
+    char msg[512] = "";
     pthread_mutex_lock(&mu);
     struct ujob **pp = &jobs;
     while (*pp && strcmp((*pp)->vname, v->name) != 0)
@@ -243,7 +245,12 @@ int unshare_want(const struct volume *v, struct provider *p, uint64_t min_free)
         }
     }
     pthread_mutex_unlock(&mu);
-    if (log)
+    if (log && err == -EUCLEAN) /* a write-back overlapped a thaw (vss_host.still_frozen) */
+        ev(EV_PROVIDER_ERROR, EVL_ERROR, NULL,
+           "provider '%s' unsharing the live data of '%s': %s. If another tool freezes and thaws "
+           "this volume (qemu-guest-agent's fsfreeze), set unshare_chunk = 0 in vss.conf",
+           p->p.name, v->mountpoint, msg[0] ? msg : vss_strerror(err));
+    else if (log)
         ev(EV_PROVIDER_ERROR, EVL_WARNING, NULL,
            "provider '%s' cannot unshare the live data of '%s' (its writes are copied block by "
            "block meanwhile): %s", p->p.name, v->mountpoint, msg[0] ? msg : vss_strerror(err));

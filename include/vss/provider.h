@@ -69,8 +69,8 @@ struct vss_host {
                   size_t errlen);
     /**
      * Thaws what freeze froze and disarms the watchdog. Returns 0, or
-     * -ETIMEDOUT when the watchdog had thawed it first (the writes went on
-     * since then).
+     * -ETIMEDOUT when it had been thawed first, by the watchdog or by
+     * another process (the writes went on since then).
      */
     int (*thaw)(void);
     /**
@@ -81,6 +81,17 @@ struct vss_host {
      * no). Returns 1 or 0.
      */
     int (*unshare_ahead)(void);
+    /**
+     * Whether what freeze froze is still frozen: 1; 0 when something
+     * thawed it since (the watchdog, or another process's FITHAW: any
+     * process may thaw any freeze, e.g. qemu-guest-agent's fsfreeze, which
+     * thaws every filesystem when its own freeze of one fails), so the
+     * volume's writes are going on; <0 on error. Asks to freeze it again:
+     * EBUSY means frozen; a freeze that succeeds is undone at once. For
+     * unshare_step, between freeze and thaw. Present when struct_size
+     * covers it.
+     */
+    int (*still_frozen)(void);
 };
 
 /** One shadow being created or operated on. */

@@ -27,7 +27,13 @@
  * Invariants:
  *  - a byte is written back only while the volume is frozen and its loop
  *    device has no write in flight, and only with what was read from the
- *    same place in the same freeze, so the image's content never changes;
+ *    same place in the same freeze, so the image's content never changes.
+ *    Any process may thaw a freeze (qemu-guest-agent's fsfreeze thaws every
+ *    filesystem when its own freeze of one fails): each piece asks whether
+ *    the volume is still frozen before its write-back (if not, the copy
+ *    stops, nothing written) and after it (if not, the thaw came during
+ *    it: a write of the volume there may have been undone, and the error,
+ *    -EUCLEAN, says so and which bytes; vssd logs it as an error);
  *  - only data is written back: holes and unwritten extents (vssvol's
  *    images are sparse) are skipped (SEEK_DATA), so a copy never allocates
  *    pool space the image did not use;
@@ -129,6 +135,12 @@ static int nocow(int fd)
     return (flags & FS_NOCOW_FL) ? 1 : 0;
 }
 
+/* 1 if the volume is still frozen, 0 if it was thawed since, <0 error. */
+static int still_frozen(void)
+{
+    return host->still_frozen ? host->still_frozen() : 1;
+}
+
 /* Reads and writes back the data in [off, end) (holes and unwritten
  * extents, which SEEK_DATA skips, stay as they are: writing their zeros
  * back would allocate pool space for them). */
@@ -166,10 +178,32 @@ static int rewrite_range(const struct vss_volume_info *vol, int fd, uint64_t off
                 return vssp_err(err, len, -ETIMEDOUT,
                                 "reading a batch of the image of '%s' was too slow, stopped",
                                 vol->mountpoint, NULL);
+            /* And still frozen: any process may thaw any freeze (see
+             * still_frozen), and then the read may be older than a write
+             * of the volume that this write-back would undo. */
+            int fz = still_frozen();
+            if (fz < 0)
+                return vssp_err(err, len, fz, "cannot tell whether '%s' is still frozen",
+                                vol->mountpoint, NULL);
+            if (fz == 0) {
+                snprintf(err, len, "'%s' was thawed during a copy (by another process or the "
+                         "freeze watchdog): stopped before writing back", vol->mountpoint);
+                return -ESTALE;
+            }
             ssize_t put = pwrite(fd, buf, k, (off_t)off);
             if (put != (ssize_t)k)
                 return vssp_err(err, len, put < 0 ? -errno : -EIO,
                                 "cannot write back the image of '%s'", vol->mountpoint, NULL);
+            if (still_frozen() == 0) {
+                /* Thawed during this write-back: a write of the volume to
+                 * these bytes meanwhile may have gone first and been
+                 * overwritten. Nothing can tell; it is said. */
+                snprintf(err, len, "'%s' was thawed (by another process or the freeze watchdog) "
+                         "while bytes %llu-%llu of its image were written back: a write made to "
+                         "the volume there at that moment may have been undone", vol->mountpoint,
+                         (unsigned long long)off, (unsigned long long)(off + k));
+                return -EUCLEAN;
+            }
             off += k;
         }
     }
@@ -223,9 +257,11 @@ static int btrfs_copy(const struct vss_volume_info *vol, int fd, const struct vs
     }
     int th = host->thaw();
     free(buf);
+    if (rc == -ESTALE || rc == -EUCLEAN)
+        return rc; /* err says what happened */
     if (th == -ETIMEDOUT)
-        return vssp_err(err, len, th, "the freeze watchdog thawed '%s' during a copy",
-                        vol->mountpoint, NULL);
+        return vssp_err(err, len, th, "'%s' was thawed during a copy (by the freeze watchdog or "
+                        "another process)", vol->mountpoint, NULL);
     if (rc == 0 && th < 0)
         return vssp_err(err, len, th, "cannot thaw '%s'", vol->mountpoint, NULL);
     return rc;

@@ -13,6 +13,8 @@
 #      RCU is off;
 #  (c) F frozen by someone else: vssd says so, copies nothing and leaves
 #      F frozen (only its owner thaws it);
+#  (c2) another process thaws F again and again while vssd copies: the
+#      copies stop, and no write is lost without an error saying so;
 #  (d) a copy-on-write image (vssvol create --cow) is not rewritten;
 #  (e) with unshare_ahead = yes every chunk holding data is copied right
 #      after a shadow (none is with the defaults), content and shadow
@@ -94,6 +96,39 @@ check "F is writable" not_frozen "$T/F"
 sync; echo 3 > /proc/sys/vm/drop_caches
 check_blocks "$T/F/dio" "$T/dio3.map"
 ok $? "every block holds its last direct write"
+"$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
+ok $? "deleting F's shadows"
+
+# --- (c2) another process thaws F while vssd copies (qemu-guest-agent's
+# fsfreeze thaws every filesystem when its own freeze of one fails; here
+# fsfreeze -u every few milliseconds): each piece asks whether F is still
+# frozen before its write-back (if not, the copy stops) and after it (if
+# not, a write may have been undone, and vssd says so as an error). No
+# write may be lost without that being said.
+"$TREQ" --volume F: --provider "$BTRFS_ID" --persistent --nowriters > "$T/req4.out" 2>&1
+ok $? "a fourth persistent shadow of F:"
+rm -f "$T/thaw.stop"
+( while [ ! -e "$T/thaw.stop" ]; do fsfreeze -u "$T/F" 2>/dev/null; sleep 0.002; done ) &
+TH=$!; _pids+=("$TH")
+dio_start "$T/dio4.map"
+sleep 1.5; dio_stop
+for _ in $(seq 50); do grep -q "was thawed" "$T/vssd.log" && break; sleep 0.1; done
+touch "$T/thaw.stop"; wait "$TH"; forget_pid "$TH"
+is "$DW_RC" 0 "the direct writes went on"
+like "$(grep "unshar" "$T/vssd.log")" "'$T/F' was thawed (during a copy|.*while bytes)" \
+    "vssd saw that another process thawed F during a copy"
+diag "$(grep -c "was thawed during a copy" "$T/vssd.log") stopped before a write-back, $(grep -c "may have been undone" "$T/vssd.log") during one"
+check "F is writable" not_frozen "$T/F"
+no_record
+check "no freeze record is left" test ! -e "$VSS_ROOT/run/vss/frozen"
+sync; echo 3 > /proc/sys/vm/drop_caches
+if check_blocks "$T/F/dio" "$T/dio4.map"; then
+    ok 0 "every block holds its last direct write"
+else
+    like "$(grep "may have been undone" "$VSS_ROOT/var/lib/vss/events.jsonl")" \
+        "\"level\": *\"error\".*'$T/F' was thawed .*while bytes" \
+        "a write was undone during a thaw, and vssd said so as an error"
+fi
 "$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
 ok $? "deleting F's shadows"
 
