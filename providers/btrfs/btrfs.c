@@ -600,16 +600,20 @@ static int bp_expose(struct vss_provider_shadow *sh, const char *target)
         struct mount_attr ma = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
                                              MOUNT_ATTR_NODEV,
                                  .propagation = MS_PRIVATE };
-        int r = mount_setattr(tfd, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0 ||
-                        move_mount(tfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0
-                    ? err_set(sh->error, sizeof sh->error, -errno, "cannot mount '%s' on '%s'",
-                              snap, target)
-                    : 0;
-        close(tfd);
-        return r;
-    }
-    if (errno != ENOSYS)
+        int r = 0;
+        if (mount_setattr(tfd, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0)
+            r = -errno;
+        else if (move_mount(tfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            r = -errno;
+        close(tfd); /* a detached copy never attached goes away with it */
+        if (r == 0)
+            return 0;
+        if (r != -ENOSYS) /* ENOSYS: open_tree (5.2) but no mount_setattr (5.12) */
+            return err_set(sh->error, sizeof sh->error, r, "cannot mount '%s' on '%s'", snap,
+                           target);
+    } else if (errno != ENOSYS) {
         return err_set(sh->error, sizeof sh->error, -errno, "cannot bind '%s' on '%s'", snap, target);
+    }
     /* a kernel older than 5.12: bind, then make it read-only */
     if (mount(snap, target, NULL, MS_BIND, NULL) < 0)
         return err_set(sh->error, sizeof sh->error, -errno, "cannot bind '%s' on '%s'", snap, target);
