@@ -15,9 +15,12 @@
 #  (d) detach / attach round trip with the data intact;
 #  (e) a simulated reboot (vssd stopped, exposures, volumes and pool
 #      unmounted, loops gone), vssd started, "attach --all": pool, volumes,
-#      registrations and the persistent shadows' exposures are back;
+#      registrations and the persistent shadows' exposures are back; also
+#      the exposure of a shadow of a volume detached on purpose;
 #  (f) remove refused while a shadow exists, then --force;
-#  (g) create without vssd: exit 3, registered later by attach;
+#  (g) create without vssd: exit 3, registered later by attach; a name vssd
+#      has for another volume refused; a --path pool whose filesystem is
+#      not mounted refused;
 #  (h) defrag: refused while a shadow of H exists (--all skips H); after the shadow of a
 #      randomly overwritten H is deleted, defrag with two writers running
 #      (one buffered with fsync, one with direct 4 KiB writes at random
@@ -78,6 +81,9 @@ bad() { # bad DESC REGEX ARGS...: exit 1 and a message matching REGEX
 bad "a bad volume name" "invalid volume name 'a/b'" create a/b --size 64M --mount "$T/x"
 bad "a name starting with a dot" "invalid volume name '.x'" create .x --size 64M --mount "$T/x"
 bad "a bad size unit" "invalid size '12Q'" create V --size 12Q --mount "$T/x"
+bad "a size past what a file can hold" "size '8388608T' is too large" create V --size 8388608T --mount "$T/x"
+bad "a size that would wrap when rounded up" "size '18446744073709549568' is too large" \
+    create V --size 18446744073709549568 --mount "$T/x"
 bad "a zero size" "size '0' is zero" create V --size 0 --mount "$T/x"
 bad "an unknown filesystem" "invalid --fs 'btrfs'" create V --size 64M --fs btrfs --mount "$T/x"
 bad "a bad drive letter" "invalid drive letter '7:'" create V --size 64M --mount "$T/x" --letter 7:
@@ -298,6 +304,23 @@ stop_vssd
 start_vssd || exit 1
 is "$(shadow_count)" "$n_shadows" "a restart adopts nothing twice: they are in the catalog now"
 
+# --- (e3) a reboot with G detached on purpose: attach --all skips G, but
+# brings back the exposure of G's shadow (it needs no live volume)
+vv detach G
+ok $RC "detach G (its shadow stays exposed)"
+stop_vssd
+umount "$EXPF" "$EXPG" && umount "$T/F" && umount "$POOL"
+ok $? "reboot: exposures, F and the pool unmounted"
+start_vssd || exit 1
+vv attach --all
+ok $RC "attach --all after the reboot"
+like "$OUT" "Skipping 'G': detached" "G is skipped"
+is "$(sums "$EXPG" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-G")" \
+    "but its shadow is exposed again, all A"
+is "$(sums "$EXPF" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA-F")" "and F's"
+vv attach G
+ok $RC "attach G by name"
+
 # --- (f) remove
 vv remove F
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "volume 'F' has 1 shadow copy"
@@ -329,6 +352,10 @@ vv remove H
 vv defrag H
 [ "$RC" = 3 ] && printf '%s' "$OUT" | grep -q "cannot check for shadow copies of 'H' without vssd"
 ok $? "defrag without vssd: exit 3 (cannot check the shadows)"
+vv defrag --all
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "Skipping 'H': without vssd its shadow copies cannot be checked"
+ok $? "defrag --all without vssd: each volume skipped with a line, exit 0 (the daily timer)"
+diag_out
 start_vssd || exit 1
 vv attach H
 ok $RC "attach H registers it"
@@ -462,6 +489,34 @@ ok $RC "remove H (no shadows)"
 vv remove G --force
 ok $RC "remove G --force"
 is "$("$VSSVOL" list --json | tr -d ' \n' | sed -n 's/.*"volumes":\(\[[^]]*\]\).*/\1/p')" "[]" "no volumes left"
+
+# A name vssd already has for another volume (registered by another tool):
+# create refuses it rather than move that registration to the new volume.
+"$TREQ" --register Z --volume "$POOL" > "$T/regz.out" 2>&1
+ok $? "another tool registers the pool's btrfs as volume Z"
+bad "a name vssd has for another volume" "the name 'Z' is registered in vssd for '$POOL' \(volume 'Z'\), another volume" \
+    create Z --size 64M --mount "$T/Z"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: $POOL" "and vssd still has Z at '$POOL'"
+check "no half-made volume was left" test ! -e "$POOL/volumes/Z"
+
+# A --path pool at the mount point of a filesystem of its own, which is
+# not mounted (after a reboot, a missing fstab line): the path is then an
+# empty directory on the filesystem underneath (here the embedded pool's
+# btrfs, where a pool would work), and create refuses to lay the pool out
+# there. Another root ($T/r2), no vssd there.
+truncate -s 1G "$T/bp.img"
+BPL=$(losetup -f --show "$T/bp.img") && _loops+=("$BPL")
+mkfs.btrfs -q -f "$BPL" >/dev/null && mkdir -p "$POOL/sub" && mount "$BPL" "$POOL/sub" &&
+    _mounts+=("$POOL/sub") || exit 1
+OUT=$(VSS_ROOT="$T/r2" "$VSSVOL" pool init --path "$POOL/sub" 2>&1)
+ok $? "pool init --path at the mount point of a btrfs of its own (another root)"; diag_out
+umount "$POOL/sub"
+OUT=$(VSS_ROOT="$T/r2" "$VSSVOL" create X --size 64M --mount "$T/X" 2>&1); RC=$?
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "the pool '$POOL/sub' was on the filesystem mounted at '$POOL/sub', which is not mounted now (it is on '$POOL')"
+ok $? "with that filesystem unmounted, create refuses, exit 2, saying so"
+diag_out
+check "nothing was made in the directory underneath" test -z "$(ls -A "$POOL/sub")"
+rmdir "$POOL/sub"
 
 # A state file damaged by something else: refused, named, left as it is.
 cp "$STATE/vssvol.json" "$T/state.json"

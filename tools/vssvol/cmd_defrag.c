@@ -64,7 +64,7 @@ static long extent_count(int fd)
 
 /* The shadow copies vssd lists for v: 0 none, >0 some (ids on stderr when
  * loud), or an exit status (negative) when they cannot be known. */
-static int shadows_of(struct ctx *c, const struct vol *v, bool force, int *ex)
+static int shadows_of(struct ctx *c, const struct vol *v, bool all, bool force, int *ex)
 {
     *ex = 0;
     int e = vssd_connect(c, false);
@@ -72,6 +72,11 @@ static int shadows_of(struct ctx *c, const struct vol *v, bool force, int *ex)
         if (force) {
             say_warn("vssd is not reachable: the shadow copies of '%s' were not checked", v->name);
             return 0;
+        }
+        if (all) { /* docs/vssvol.md: skipped, with a line, and --all succeeds */
+            info(c, "Skipping '%s': without vssd its shadow copies cannot be checked", v->name);
+            *ex = 0;
+            return -1;
         }
         say_err("cannot check for shadow copies of '%s' without vssd (start vssd, or use "
                 "--force if it has none)", v->name);
@@ -109,7 +114,7 @@ static void test_hold(void)
 static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
 {
     int ex;
-    int n = shadows_of(c, v, force, &ex);
+    int n = shadows_of(c, v, all, force, &ex);
     if (n < 0)
         return ex;
     char img[PATH_MAX + 80], sz[32];
@@ -159,7 +164,7 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
          * each step */
         if (off == 0)
             test_hold();
-        if (!force && (shadowed = shadows_of(c, v, false, &check_ex)) != 0) {
+        if (!force && (shadowed = shadows_of(c, v, false, false, &check_ex)) != 0) {
             r = -ECANCELED;
             break;
         }

@@ -107,6 +107,19 @@ int pool_ensure(struct ctx *c)
             return ex;
         progress_done(c, t0);
     }
+    char now[PATH_MAX];
+    int mr = st->pool_kind == POOL_PATH && st->pool_mount[0]
+                 ? mount_point_of(st->pool_path, now, sizeof now) : 0;
+    if (st->pool_kind == POOL_PATH && st->pool_mount[0] && (mr < 0 || strcmp(now, st->pool_mount))) {
+        /* its filesystem not mounted (yet): what is at the path now is the
+         * directory underneath, on another filesystem, or nothing */
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof where, mr < 0 ? "it does not exist" : "it is on '%s'", now);
+        say_err("the pool '%s' was on the filesystem mounted at '%s', which is not mounted now "
+                "(%s): mount it first (is it in /etc/fstab?)", st->pool_path, st->pool_mount,
+                where);
+        return VSSVOL_EXIT_FAILED;
+    }
     if (st->pool_kind == POOL_IMAGE ? !on_btrfs(st->pool_path) : !pool_fs_ok(st->pool_path)) {
         say_err("the pool '%s' is not on %s (not mounted yet?)", st->pool_path,
                 st->pool_kind == POOL_IMAGE ? "btrfs" : "btrfs or XFS");
@@ -142,7 +155,11 @@ int vol_dir_delete(const struct ctx *c, const char *name)
     snprintf(img, sizeof img, "%s/%s.img", dir, name);
     if (unlink(img) < 0 && errno != ENOENT)
         return -errno;
-    return rmdir(dir) < 0 ? -errno : 0;
+    if (rmdir(dir) < 0)
+        return -errno;
+    /* durable, like the btrfs branch's syncfs: an image back after a crash
+     * would block a new volume of that name ("left over") */
+    return fsync_parent_dir(dir);
 }
 
 /* --path DIR: btrfs used as is, XFS if it reflinks; the rest refused with what would work. */
@@ -194,6 +211,8 @@ static int init_path(struct ctx *c, const char *path)
     }
     c->st.pool_kind = POOL_PATH;
     snprintf(c->st.pool_path, sizeof c->st.pool_path, "%s", dir);
+    if (mount_point_of(dir, c->st.pool_mount, sizeof c->st.pool_mount) < 0)
+        c->st.pool_mount[0] = '\0';
     c->st.pool_image[0] = '\0';
     c->st.pool_size = 0;
     return 0;
@@ -297,6 +316,14 @@ int cmd_pool_init(struct ctx *c, const struct pool_opts *o)
         int ex = pool_ensure(c);
         if (ex == 0)
             info(c, "The pool at '%s' is already initialized", st->pool_path);
+        if (ex == 0 && o->size && (st->pool_kind != POOL_IMAGE || o->size != st->pool_size)) {
+            char sz[32];
+            size_format(st->pool_size, sz, sizeof sz);
+            say_warn("--size was not applied: the pool exists%s%s%s (a pool is not resized)",
+                     st->pool_kind == POOL_IMAGE ? " with " : "",
+                     st->pool_kind == POOL_IMAGE ? sz : "",
+                     st->pool_kind == POOL_IMAGE ? "" : " on a filesystem of its own");
+        }
         return ex;
     }
     int ex = o->path ? init_path(c, o->path) : init_image(c, o->size ? o->size : POOL_DEFAULT_SIZE);

@@ -274,6 +274,14 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
         }
     }
     bool have_vssd = vssd_connect(c, false) == 0;
+    if (have_vssd) {
+        char owner[PATH_MAX + 96];
+        if (vssd_name_taken(c, o->name, o->mount, owner, sizeof owner)) {
+            say_err("the name '%s' is registered in vssd for %s, another volume: choose another "
+                    "name", o->name, owner);
+            return VSSVOL_EXIT_USAGE;
+        }
+    }
     if (have_vssd && o->letter[0]) {
         char owner[PATH_MAX + 96];
         if (vssd_letter_taken(c, o->letter, o->mount, owner, sizeof owner)) {
@@ -498,12 +506,16 @@ int cmd_attach(struct ctx *c, const char *name, bool all)
             continue;
         if (all && !v->want_attached) {
             info(c, "Skipping '%s': detached with 'vssvol detach' (attach it by name)", v->name);
+            if (dex == 0)
+                vssd_reexpose(c, v); /* its shadows' exposures need no live volume */
             continue;
         }
         bool was;
         int e = vol_attach_local(c, v, &was);
         if (e) {
             worst = worst == 0 || worst == VSSVOL_EXIT_NO_DAEMON ? e : worst;
+            if (dex == 0)
+                vssd_reexpose(c, v);
             continue;
         }
         if (was)
@@ -675,6 +687,24 @@ int cmd_remove(struct ctx *c, const char *name, bool force)
         vss_list_free(l);
         return ex;
     }
+    /* Again, now that nothing can take one: a backup may have made a
+     * shadow copy between the first look and the unmount. */
+    vss_list_free(l);
+    l = NULL;
+    n = vssd_shadows_of(c, v, &l, idx, 4096);
+    if (n < 0) {
+        vss_list_free(l);
+        ex = vssd_fail(c, n, "query_shadows");
+        say_err("nothing was removed ('%s' is unmounted: 'vssvol attach %s' mounts it again)",
+                name, name);
+        return ex;
+    }
+    if (n > 0 && !force) {
+        say_err("a shadow copy of '%s' was created meanwhile; nothing was removed ('%s' is "
+                "unmounted: 'vssvol attach %s' mounts it again)", name, name, name);
+        vss_list_free(l);
+        return VSSVOL_EXIT_FAILED;
+    }
     for (int i = 0; i < n; i++) {
         const vss_item *it = vss_list_get(l, idx[i]);
         vss_id id;
@@ -732,8 +762,8 @@ static int is_registered(const vss_list *l, const struct vol *v)
         return -1;
     for (size_t i = 0; i < vss_list_count(l); i++) {
         const vss_item *it = vss_list_get(l, i);
-        const char *rn = vss_item_str(it, "registered_name");
-        if (rn && !strcmp(rn, v->name))
+        const char *rn = vss_item_str(it, "registered_name"), *path = vss_item_str(it, "path");
+        if (rn && !strcmp(rn, v->name) && (!path || !strcmp(path, v->mountpoint)))
             return 1;
     }
     return 0;

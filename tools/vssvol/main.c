@@ -327,8 +327,8 @@ static const struct command *find_command(const struct tool_args *cl, size_t *ar
             *argi = 1;
             return &commands[i];
         }
-    *ex = usage_error("unknown command '%s' (use pool init, create, list, attach, detach or "
-                      "remove)", w);
+    *ex = usage_error("unknown command '%s' (use pool init, create, list, attach, detach, "
+                      "remove or defrag)", w);
     return NULL;
 }
 
@@ -378,7 +378,8 @@ int main(int argc, char **argv)
             print_general_help(stdout);
             return VSSVOL_EXIT_OK;
         }
-        return usage_error("missing command (pool init, create, list, attach, detach or remove)");
+        return usage_error("missing command (pool init, create, list, attach, detach, remove or "
+                           "defrag)");
     }
     cur_cmd = cmd->word;
     if (cl.help) {

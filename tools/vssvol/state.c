@@ -4,7 +4,8 @@
  *
  * File format (version 1):
  *   { "version": 1,
- *     "pool": { "kind": "image"|"path", "path": DIR, "image": FILE, "size": N },
+ *     "pool": { "kind": "image"|"path", "path": DIR, "image": FILE, "size": N,
+ *               "mount": DIR (kind path: the mount point of its filesystem) },
  *     "volumes": [ { "name", "size", "fs", "mountpoint", "letter",
  *                    "attached" (wanted), "nocow", "created" } ] }
  *
@@ -55,6 +56,8 @@ int state_load(struct ctx *c, char *err, size_t len)
         snprintf(st->pool_image, sizeof st->pool_image, "%s",
                  pj_str(pool, "image") ? pj_str(pool, "image") : "");
         st->pool_size = (uint64_t)pj_int(pool, "size", 0);
+        snprintf(st->pool_mount, sizeof st->pool_mount, "%s",
+                 pj_str(pool, "mount") ? pj_str(pool, "mount") : "");
     }
     json_object *arr = pj_arr(root, "volumes");
     for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
@@ -97,6 +100,8 @@ int state_save(const struct ctx *c)
         if (st->pool_kind == POOL_IMAGE) {
             pj_set_str(pool, "image", st->pool_image);
             pj_set_int(pool, "size", (int64_t)st->pool_size);
+        } else if (st->pool_mount[0]) {
+            pj_set_str(pool, "mount", st->pool_mount);
         }
         json_object_object_add(root, "pool", pool);
     }
@@ -205,8 +210,10 @@ int size_parse(const char *text, uint64_t *out, char *err, size_t len)
             goto bad;
     }
     double bytes = ldexp(num, shift);
-    if (bytes >= 18446744073709551615.0) {
-        snprintf(err, len, "size '%s' is too large", text);
+    /* at most 2^62 bytes: a file's size is an off_t (signed), and the
+     * rounding up below must not wrap */
+    if (bytes > 4611686018427387904.0) {
+        snprintf(err, len, "size '%s' is too large (at most 4096 PiB)", text);
         return -ERANGE;
     }
     if (bytes < 1) {

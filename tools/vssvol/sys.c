@@ -121,6 +121,16 @@ bool mount_has_option(const char *path, const char *opt)
     return has;
 }
 
+int mount_point_of(const char *path, char *out, size_t len)
+{
+    char *mp = mnt_get_mountpoint(path);
+    if (!mp)
+        return -ENOENT;
+    int r = (size_t)snprintf(out, len, "%s", mp) < len ? 0 : -ENAMETOOLONG;
+    free(mp);
+    return r;
+}
+
 bool is_mountpoint(const char *target)
 {
     char src[PATH_MAX];

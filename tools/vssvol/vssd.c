@@ -158,23 +158,39 @@ void vssd_reexpose(struct ctx *c, const struct vol *v)
     vss_list_free(l);
 }
 
-bool vssd_letter_taken(struct ctx *c, const char *letter, const char *mountpoint, char *owner,
-                       size_t len)
+/* Whether vssd lists a volume whose FIELD is value (letters: in any case)
+ * at another mount point than mountpoint; owner gets "PATH (volume
+ * 'NAME')". */
+static bool taken_elsewhere(struct ctx *c, const char *field, const char *value,
+                            const char *mountpoint, char *owner, size_t len)
 {
     vss_list *l = NULL;
     if (!c->r || vss_requestor_list_volumes(c->r, &l) < 0)
         return false;
-    bool taken = false;
+    bool taken = false, icase = !strcmp(field, "letter");
     for (size_t i = 0; i < vss_list_count(l) && !taken; i++) {
         const vss_item *it = vss_list_get(l, i);
-        const char *lt = vss_item_str(it, "letter"), *path = vss_item_str(it, "path");
-        if (lt && !strcasecmp(lt, letter) && (!path || strcmp(path, mountpoint))) {
+        const char *v = vss_item_str(it, field), *path = vss_item_str(it, "path");
+        if (v && !(icase ? strcasecmp(v, value) : strcmp(v, value)) &&
+            (!path || strcmp(path, mountpoint))) {
             const char *rn = vss_item_str(it, "registered_name");
-            snprintf(owner, len, "%s%s%s%s", path ? path : "?", rn ? " (volume '" : "",
+            snprintf(owner, len, "'%s'%s%s%s", path ? path : "?", rn ? " (volume '" : "",
                      rn ? rn : "", rn ? "')" : "");
             taken = true;
         }
     }
     vss_list_free(l);
     return taken;
+}
+
+bool vssd_letter_taken(struct ctx *c, const char *letter, const char *mountpoint, char *owner,
+                       size_t len)
+{
+    return taken_elsewhere(c, "letter", letter, mountpoint, owner, len);
+}
+
+bool vssd_name_taken(struct ctx *c, const char *name, const char *mountpoint, char *owner,
+                     size_t len)
+{
+    return taken_elsewhere(c, "registered_name", name, mountpoint, owner, len);
 }

@@ -63,6 +63,8 @@ struct state {
     enum pool_kind pool_kind;
     char pool_path[PATH_MAX];     /* where volumes/ and shadows/ are */
     char pool_image[PATH_MAX];    /* POOL_IMAGE: the btrfs image file */
+    char pool_mount[PATH_MAX];    /* POOL_PATH: the mount point of its filesystem
+                                   * when it was made ("" in older state files) */
     uint64_t pool_size;           /* POOL_IMAGE: its size */
     struct vol *vols;
     size_t n_vols;
@@ -115,6 +117,9 @@ bool on_xfs(const char *path);
 bool mounted_at(const char *target, char *source, size_t len);
 /* Whether target (a directory) is a mount point (in our namespace). */
 bool is_mountpoint(const char *target);
+/* The mount point of the filesystem holding path (libmount's
+ * mnt_get_mountpoint). @return 0 or -errno. */
+int mount_point_of(const char *path, char *out, size_t len);
 /* Whether the filesystem holding path is mounted with option opt (as the
  * kernel shows it in /proc/self/mountinfo, e.g. "nodatasum"). */
 bool mount_has_option(const char *path, const char *opt);
@@ -180,6 +185,10 @@ void vssd_reexpose(struct ctx *c, const struct vol *v);
 /* The drive letter's owner in vssd's volume list, other than mountpoint. */
 bool vssd_letter_taken(struct ctx *c, const char *letter, const char *mountpoint,
                        char *owner, size_t len);
+/* Whether vssd has a volume registered as name at another mount point than
+ * mountpoint (registering would move that name): owner says which. */
+bool vssd_name_taken(struct ctx *c, const char *name, const char *mountpoint, char *owner,
+                     size_t len);
 
 /* --- output helpers (main.c) ------------------------------------------- */
 
