@@ -106,13 +106,24 @@ static uint64_t mono_ms(void)
     return mono_us() / 1000u;
 }
 
-/* Writes in flight on the block device source ("/dev/loop3"), or -errno. */
+/* Writes in flight on the block device source ("/dev/loop3"), or -errno
+ * (-EOPNOTSUPP: the device does not count them: its inflight counts only
+ * requests accounted with queue/iostats on, and reads 0 with it off). */
 static int writes_in_flight(const char *source)
 {
     const char *name = strrchr(source, '/');
     char path[128], buf[64];
-    snprintf(path, sizeof path, "/sys/class/block/%s/inflight", name ? name + 1 : source);
+    snprintf(path, sizeof path, "/sys/class/block/%s/queue/iostats", name ? name + 1 : source);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char c = 0;
+        ssize_t k = read(fd, &c, 1);
+        close(fd);
+        if (k == 1 && c == '0')
+            return -EOPNOTSUPP;
+    }
+    snprintf(path, sizeof path, "/sys/class/block/%s/inflight", name ? name + 1 : source);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -232,6 +243,12 @@ static int btrfs_copy(const struct vss_volume_info *vol, int fd, const struct vs
     int e = posix_memalign((void **)&buf, 4096, PIECE);
     if (e != 0)
         return -e;
+    if (writes_in_flight(vol->source) == -EOPNOTSUPP) { /* known before any freeze */
+        free(buf);
+        return vssp_err(err, len, -EOPNOTSUPP, "the writes in flight on '%s' cannot be counted "
+                        "with its queue/iostats off (turn it on to let vssd copy)", vol->source,
+                        NULL);
+    }
     /* Timed from before the freeze: the watchdog's deadline runs from
      * then, however long the freeze itself takes. */
     uint64_t t0 = mono_ms();

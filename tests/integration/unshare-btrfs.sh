@@ -15,6 +15,8 @@
 #      F frozen (only its owner thaws it);
 #  (c2) another process thaws F again and again while vssd copies: the
 #      copies stop, and no write is lost without an error saying so;
+#  (c3) F's loop device with queue/iostats off (its writes in flight not
+#      counted): nothing copied, vssd says why;
 #  (d) a copy-on-write image (vssvol create --cow) is not rewritten;
 #  (e) with unshare_ahead = yes every chunk holding data is copied right
 #      after a shadow (none is with the defaults), content and shadow
@@ -129,6 +131,27 @@ else
         "\"level\": *\"error\".*'$T/F' was thawed .*while bytes" \
         "a write was undone during a thaw, and vssd said so as an error"
 fi
+"$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
+ok $? "deleting F's shadows"
+
+# --- (c3) F's loop device with queue/iostats off: its inflight then reads
+# 0 whatever is in flight, so the drain before a copy could not be checked;
+# vssd says so and copies nothing (no freeze either)
+FDEV=$(basename "$(findmnt -rn -o SOURCE "$T/F")")
+echo 0 > "/sys/block/$FDEV/queue/iostats"
+"$TREQ" --volume F: --provider "$BTRFS_ID" --persistent --nowriters > "$T/req7.out" 2>&1
+ok $? "a shadow of F: with F's iostats off"
+dio_start "$T/dio7.map"
+sleep 1; dio_stop
+for _ in $(seq 50); do grep -q "cannot be counted" "$T/vssd.log" && break; sleep 0.1; done
+like "$(grep "unshar" "$T/vssd.log")" "writes in flight on '/dev/$FDEV' cannot be counted with its queue/iostats off" \
+    "vssd says the writes in flight cannot be counted"
+n7=$(mixed)
+ok "$([ "${n7:-0}" -gt 0 ]; echo $?)" "and copies nothing ($n7 chunks left half shared)"
+echo 1 > "/sys/block/$FDEV/queue/iostats"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check_blocks "$T/F/dio" "$T/dio7.map"
+ok $? "every block holds its last direct write"
 "$VSSADMIN" delete shadows /for=F: /quiet >/dev/null 2>&1
 ok $? "deleting F's shadows"
 
