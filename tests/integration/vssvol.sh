@@ -518,6 +518,19 @@ diag_out
 check "nothing was made in the directory underneath" test -z "$(ls -A "$POOL/sub")"
 rmdir "$POOL/sub"
 
+# A pool image larger than the space under it (sparse: allowed, said):
+# twice the free space (if the filesystem under $T holds such a file)
+avail=$(df --output=avail -B1G "$T" | tail -1 | tr -d ' ')
+if [ "$((avail * 2 + 1))" -lt 15000 ]; then
+    OUT=$(VSS_ROOT="$T/r3" "$VSSVOL" pool init --size "$((avail * 2 + 1))G" 2>&1); RC=$?
+    [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "the pool image may grow to .*, but only .* are free under"
+    ok $? "pool init with a size over the host's free space warns about it"
+    diag_out
+    umount "$T/r3/var/lib/vss/pool" 2>/dev/null; rm -f "$T/r3/var/lib/vss/pool.img"
+else
+    ok 0 "# SKIP ${avail} GiB free under $T: twice that is more than a file there can hold"
+fi
+
 # A state file damaged by something else: refused, named, left as it is.
 cp "$STATE/vssvol.json" "$T/state.json"
 printf '{"version": 1, "pool": {' > "$STATE/vssvol.json"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -242,6 +243,18 @@ static int init_image(struct ctx *c, uint64_t size)
     if (on_btrfs(c->cfg.state_dir))
         info(c, "note: '%s' is on btrfs; 'vssvol pool init --path DIR' would use it directly",
              c->cfg.state_dir);
+    /* The image is sparse: a pool larger than the space under it is
+     * allowed (thin), but the pool's free space, on which vssd's shadow
+     * storage rules rely, is then not what btrfs reports. */
+    struct statvfs hv;
+    if (statvfs(c->cfg.state_dir, &hv) == 0 && (uint64_t)hv.f_bavail * hv.f_frsize < size) {
+        char fr[32];
+        size_format((uint64_t)hv.f_bavail * hv.f_frsize, fr, sizeof fr);
+        say_warn("the pool image may grow to %s, but only %s are free under '%s': once that "
+                 "is used up, writes to the pool fail with I/O errors (btrfs then stops "
+                 "writing) instead of vssd deleting old shadows in time; a smaller --size "
+                 "avoids it", sz, fr, c->cfg.state_dir);
+    }
     uint64_t t0 = now_us();
     progress(c, "Creating the pool image '%s' (%s, sparse)", image, sz);
     int fd = open(image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
