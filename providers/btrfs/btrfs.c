@@ -124,6 +124,36 @@ static int open_dir(const char *path)
     return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* The directory holding the shadows, opened without following a symlink
+ * and checked on the open descriptor (root's, nobody else may write):
+ * pre_commit checked it by path, but a user who can write the volume's
+ * root may rename it and put a symlink in its place afterwards. -1 with
+ * errno (EPERM: not such a directory). */
+static int open_shadow_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
+/* The error of a failed open_shadow_dir in err: why the directory is not
+ * used (vssp_check_shadow_dir's words), or the open's. @return -errno. */
+static int shadow_dir_error(const char *path, int e, char *err, size_t len)
+{
+    if (e == ENOTDIR || e == ELOOP || e == EPERM) {
+        int r = vssp_check_shadow_dir(path, err, len);
+        if (r < 0)
+            return r;
+        /* fine again by now: whatever was there meanwhile */
+    }
+    return err_set(err, len, -e, "cannot open '%s'", path, NULL);
+}
+
 /* Whether the root tree still has subvolume id's root item (a deleted
  * subvolume keeps it until the cleaner has dropped it): 1, 0 or -errno
  * (BTRFS_IOC_TREE_SEARCH needs CAP_SYS_ADMIN). */
@@ -476,9 +506,14 @@ static int bp_commit(struct vss_provider_shadow *sh)
         snprintf(srcbuf, sizeof srcbuf, "%s", now.src);
         src = srcbuf;
     }
-    int srcfd = open_dir(src), dirfd = open_dir(t.dir), r = 0;
-    if (srcfd < 0 || dirfd < 0) {
-        r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s' or '%s'", src, t.dir);
+    int srcfd = open_dir(src), dirfd = -1, r = 0;
+    if (srcfd < 0) {
+        r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", src, NULL);
+        goto out;
+    }
+    dirfd = open_shadow_dir(t.dir);
+    if (dirfd < 0) {
+        r = shadow_dir_error(t.dir, errno, sh->error, sizeof sh->error);
         goto out;
     }
     bool thawed = false;
@@ -533,7 +568,7 @@ static int bp_delete(struct vss_provider_shadow *sh)
     char snap[PATH_MAX];
     if (shadow_target(sh, &t, snap, sizeof snap) < 0)
         return 0; /* nothing was recorded and the volume is gone: nothing made */
-    int dirfd = open_dir(t.dir);
+    int dirfd = open_shadow_dir(t.dir);
     if (dirfd < 0 && errno == ENOENT && sh->data[0]) {
         /* pre_commit made the directory before it recorded the snapshot:
          * its filesystem is not mounted (yet), and the snapshot may be
@@ -543,7 +578,7 @@ static int bp_delete(struct vss_provider_shadow *sh)
         return -EAGAIN;
     }
     if (dirfd < 0)
-        return errno == ENOENT ? 0 : err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", t.dir, NULL);
+        return errno == ENOENT ? 0 : shadow_dir_error(t.dir, errno, sh->error, sizeof sh->error);
     struct btrfs_ioctl_vol_args a;
     memset(&a, 0, sizeof a);
     snprintf(a.name, sizeof a.name, "%s", base_of(snap));
@@ -595,7 +630,11 @@ static int bp_expose(struct vss_provider_shadow *sh, const char *target)
      * nodev and private before it is attached: a bind mount followed by a
      * remount would first propagate a writable copy to the peers of a
      * shared parent (systemd makes / shared), and keep it so there. */
-    int tfd = open_tree(AT_FDCWD, snap, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    int dfd = open_shadow_dir(t.dir);
+    if (dfd < 0)
+        return shadow_dir_error(t.dir, errno, sh->error, sizeof sh->error);
+    int tfd = open_tree(dfd, base_of(snap), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    close(dfd);
     if (tfd >= 0) {
         struct mount_attr ma = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
                                              MOUNT_ATTR_NODEV,

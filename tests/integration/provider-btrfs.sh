@@ -10,9 +10,11 @@
 #  (c) delete removes the snapshot subvolume (and its exposure);
 #  (d) a vssd restart keeps a persistent shadow and its exposure; a lost
 #      catalog: vssd adopts the native and managed shadows, and only those;
-#  (e) vssadmin lists the provider; a volume it cannot serve is refused.
+#  (e) vssadmin lists the provider; a volume it cannot serve is refused;
+#      a .vss-shadows others can write to is refused, and one swapped for a
+#      symlink after a shadow was made: expose and delete refuse to follow.
 . "$(dirname "$0")/lib.sh"
-plan 56
+plan 61
 
 BTRFS_ID='{6bb84250-afbc-4243-a67b-ecc1cbe3c8a8}'
 command -v mkfs.btrfs >/dev/null || { echo "1..0 # SKIP mkfs.btrfs not installed"; exit 0; }
@@ -277,6 +279,31 @@ out=$("$TREQ" --volume "$T/N2" --provider "$BTRFS_ID" --nowriters 2>&1)
 like "$out" "result FAIL .*only root can write" \
     "a .vss-shadows that others can write to is refused, saying why"
 is "$(ls "$T/N2/.vss-shadows" | wc -l)" "0" "and nothing is made in it"
+
+# The shadow directory swapped for a symlink after a shadow was made in it
+# (a user who can write the volume's root may rename a directory there and
+# put a link in its place): expose and delete use root's directory only,
+# never what the link points at (a read-only subvolume named as the shadow).
+rmdir "$T/N2/.vss-shadows"
+"$TREQ" --volume "$T/N2" --provider "$BTRFS_ID" --persistent --nowriters > "$T/reqN2.out" 2>&1
+ok $? "a persistent shadow of N2 (vssd makes its .vss-shadows)"
+SIDN2=$(sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$T/reqN2.out" | head -1)
+mv "$T/N2/.vss-shadows" "$T/N2/.moved"
+mkdir "$T/N2/evil" && btrfs subvolume snapshot -r "$T/N2" "$T/N2/evil/$SIDN2" >/dev/null &&
+    chown 65534 "$T/N2/evil" && ln -s evil "$T/N2/.vss-shadows"
+mkdir -p "$T/expN2"
+printf 'expose %s %s\n' "$SIDN2" "$T/expN2" > "$T/exposeN2.dsh"
+(cd "$T" && "$VSS_BUILD/tools/diskshadow/diskshadow" /s "$T/exposeN2.dsh") > "$T/exposeN2.out" 2>&1
+ok "$([ $? != 0 ] && ! findmnt -rn "$T/expN2" >/dev/null; echo $?)" \
+    "expose refuses a .vss-shadows that is a link to a directory of another user's"
+diag "$(grep -i "error\|vssd:" "$T/exposeN2.out" | head -2)"
+"$VSSADMIN" delete shadows /shadow="$SIDN2" /quiet >/dev/null 2>&1
+ok "$([ $? != 0 ] && [ -d "$T/N2/evil/$SIDN2" ]; echo $?)" "delete does not follow it either"
+rm "$T/N2/.vss-shadows" && mv "$T/N2/.moved" "$T/N2/.vss-shadows"
+"$VSSADMIN" delete shadows /shadow="$SIDN2" /quiet >/dev/null 2>&1
+ok $? "with root's directory back, the shadow is deleted"
+check "from root's directory" test ! -e "$T/N2/.vss-shadows/$SIDN2"
+btrfs subvolume delete "$T/N2/evil/$SIDN2" >/dev/null
 
 diag "hold_us in event 1209: $(grep -h '"event": *1209' "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null |
     sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p' | tr '\n' ' ')"
