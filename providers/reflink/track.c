@@ -13,8 +13,10 @@
  *  - trace: a private tracefs instance recording xfs_file_direct_write and
  *    xfs_file_buffered_write of the image's inode (the loop device writes
  *    through them, under the inode's I/O lock, so a write either precedes
- *    FICLONE, which waits for it, or is recorded) and block_rq_issue of
- *    discards and write-zeroes (rwbs "D"/"N") on the loop device. A thread
+ *    FICLONE, which waits for it, or is recorded) and block_rq_issue and
+ *    block_rq_complete of discards and write-zeroes (rwbs "D"/"N") on the
+ *    loop device (the completion too: a request issued before the
+ *    instance was on may run its fallocate after the FICLONE). A thread
  *    drains the events and re-clones their ranges while the session goes
  *    on, so the window only re-clones what came after its last pass:
  *    O(writes of the last milliseconds), not O(extents). Lost events
@@ -192,13 +194,17 @@ static int write_file(const char *dir, const char *name, const char *text)
     return r;
 }
 
+/* The events an instance records (their enable files). */
+static const char *const events_on[] = { "events/xfs/xfs_file_direct_write/enable",
+                                         "events/xfs/xfs_file_buffered_write/enable",
+                                         "events/block/block_rq_issue/enable",
+                                         "events/block/block_rq_complete/enable" };
+#define N_EVENTS (sizeof events_on / sizeof *events_on)
+
 static void instance_remove(const char *inst)
 {
-    static const char *const evs[] = { "events/xfs/xfs_file_direct_write/enable",
-                                       "events/xfs/xfs_file_buffered_write/enable",
-                                       "events/block/block_rq_issue/enable" };
-    for (size_t i = 0; i < 3; i++)
-        write_file(inst, evs[i], "0");
+    for (size_t i = 0; i < N_EVENTS; i++)
+        write_file(inst, events_on[i], "0");
     rmdir(inst);
 }
 
@@ -207,12 +213,9 @@ static void instance_remove(const char *inst)
  * then not "no write"). */
 static bool instance_intact(const char *inst)
 {
-    static const char *const files[] = { "tracing_on", "events/xfs/xfs_file_direct_write/enable",
-                                         "events/xfs/xfs_file_buffered_write/enable",
-                                         "events/block/block_rq_issue/enable" };
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i <= N_EVENTS; i++) {
         char p[512], c = 0;
-        snprintf(p, sizeof p, "%s/%s", inst, files[i]);
+        snprintf(p, sizeof p, "%s/%s", inst, i < N_EVENTS ? events_on[i] : "tracing_on");
         int fd = open(p, O_RDONLY | O_CLOEXEC);
         ssize_t n = fd < 0 ? -1 : read(fd, &c, 1);
         if (fd >= 0)
@@ -287,18 +290,16 @@ static int trace_setup(struct tracker *t, dev_t pool_dev, ino_t ino, dev_t loop_
         r = write_file(t->inst, "events/xfs/xfs_file_buffered_write/filter", xf);
     if (r == 0)
         r = write_file(t->inst, "events/block/block_rq_issue/filter", bf);
+    if (r == 0)
+        r = write_file(t->inst, "events/block/block_rq_complete/filter", bf);
     if (r == 0) {
         char p[400];
         snprintf(p, sizeof p, "%s/trace_pipe", t->inst);
         t->pipe = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         r = t->pipe < 0 ? -errno : 0;
     }
-    if (r == 0)
-        r = write_file(t->inst, "events/xfs/xfs_file_direct_write/enable", "1");
-    if (r == 0)
-        r = write_file(t->inst, "events/xfs/xfs_file_buffered_write/enable", "1");
-    if (r == 0)
-        r = write_file(t->inst, "events/block/block_rq_issue/enable", "1");
+    for (size_t i = 0; i < N_EVENTS && r == 0; i++)
+        r = write_file(t->inst, events_on[i], "1");
     if (r < 0) {
         snprintf(why, len, "cannot set up the tracing instance '%s': %s", t->inst, strerror(-r));
         if (t->pipe >= 0)
@@ -349,8 +350,9 @@ static int parse_line(struct tracker *t, const char *line)
         uint64_t pos = hex_after(line, " pos 0x", &ok), n = hex_after(line, " bytecount 0x", &ok);
         return ok ? range_add(t, pos, n) : -EBADMSG;
     }
-    if (strstr(line, "block_rq_issue")) {
-        /* "... 7,3 D 0 () 2048 + 8 none,0,0 [comm]" */
+    if (strstr(line, "block_rq_issue") || strstr(line, "block_rq_complete")) {
+        /* "... 7,3 D 0 () 2048 + 8 none,0,0 [comm]" (issue), "... 7,3 D ()
+         * 2048 + 8 none,0,0 [0]" (complete) */
         const char *plus = strstr(line, " + ");
         if (!plus)
             return -EBADMSG;
