@@ -396,7 +396,11 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
     /* --- vssd, then the record */
     if (have_vssd) {
         ex = vssd_register(c, &v);
-        if (ex) {
+        if (ex == VSSVOL_EXIT_NO_DAEMON) {
+            /* the connection was lost (vssd restarted during the format):
+             * as without vssd, the volume stays and attach registers it */
+            have_vssd = false;
+        } else if (ex) {
             create_rollback(c, &v, true, made_dir);
             say_err("'%s' was not created", v.name);
             return ex;

@@ -83,8 +83,9 @@ int vssd_register(struct ctx *c, const struct vol *v)
     if (rc == 0)
         return 0;
     int ex = vssd_fail(c, rc, "register_volume");
-    say_err("vssd refused to register '%s' (%s%s%s)", v->name, v->mountpoint,
-            v->letter[0] ? " as " : "", v->letter);
+    if (ex != VSSVOL_EXIT_NO_DAEMON) /* a lost connection is no refusal */
+        say_err("vssd refused to register '%s' (%s%s%s)", v->name, v->mountpoint,
+                v->letter[0] ? " as " : "", v->letter);
     return ex;
 }
 
