@@ -106,24 +106,29 @@ static uint64_t mono_ms(void)
     return mono_us() / 1000u;
 }
 
-/* Writes in flight on the block device source ("/dev/loop3"), or -errno
- * (-EOPNOTSUPP: the device does not count them: its inflight counts only
- * requests accounted with queue/iostats on, and reads 0 with it off). */
+/* Whether the block device source ("/dev/loop3") counts its requests in
+ * flight: its inflight counts only those accounted with queue/iostats on,
+ * and reads 0 with it off, whatever is in flight. */
+static bool inflight_counted(const char *source)
+{
+    const char *name = strrchr(source, '/');
+    char path[128], c = 0;
+    snprintf(path, sizeof path, "/sys/class/block/%s/queue/iostats", name ? name + 1 : source);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true; /* no such switch: always counted */
+    ssize_t k = read(fd, &c, 1);
+    close(fd);
+    return !(k == 1 && c == '0');
+}
+
+/* Writes in flight on the block device source ("/dev/loop3"), or -errno. */
 static int writes_in_flight(const char *source)
 {
     const char *name = strrchr(source, '/');
     char path[128], buf[64];
-    snprintf(path, sizeof path, "/sys/class/block/%s/queue/iostats", name ? name + 1 : source);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char c = 0;
-        ssize_t k = read(fd, &c, 1);
-        close(fd);
-        if (k == 1 && c == '0')
-            return -EOPNOTSUPP;
-    }
     snprintf(path, sizeof path, "/sys/class/block/%s/inflight", name ? name + 1 : source);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -243,7 +248,7 @@ static int btrfs_copy(const struct vss_volume_info *vol, int fd, const struct vs
     int e = posix_memalign((void **)&buf, 4096, PIECE);
     if (e != 0)
         return -e;
-    if (writes_in_flight(vol->source) == -EOPNOTSUPP) { /* known before any freeze */
+    if (!inflight_counted(vol->source)) { /* known before any freeze */
         free(buf);
         return vssp_err(err, len, -EOPNOTSUPP, "the writes in flight on '%s' cannot be counted "
                         "with its queue/iostats off (turn it on to let vssd copy)", vol->source,

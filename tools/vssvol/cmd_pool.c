@@ -109,9 +109,9 @@ int pool_ensure(struct ctx *c)
         progress_done(c, t0);
     }
     char now[PATH_MAX];
-    int mr = st->pool_kind == POOL_PATH && st->pool_mount[0]
-                 ? mount_point_of(st->pool_path, now, sizeof now) : 0;
-    if (st->pool_kind == POOL_PATH && st->pool_mount[0] && (mr < 0 || strcmp(now, st->pool_mount))) {
+    int mr = 0;
+    if (st->pool_kind == POOL_PATH && st->pool_mount[0] &&
+        ((mr = mount_point_of(st->pool_path, now, sizeof now)) < 0 || strcmp(now, st->pool_mount))) {
         /* its filesystem not mounted (yet): what is at the path now is the
          * directory underneath, on another filesystem, or nothing */
         char where[PATH_MAX + 32];

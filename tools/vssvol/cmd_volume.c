@@ -274,16 +274,13 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
         }
     }
     bool have_vssd = vssd_connect(c, false) == 0;
-    if (have_vssd) {
-        char owner[PATH_MAX + 96];
-        if (vssd_name_taken(c, o->name, o->mount, owner, sizeof owner)) {
-            say_err("the name '%s' is registered in vssd for %s, another volume: choose another "
-                    "name", o->name, owner);
-            return VSSVOL_EXIT_USAGE;
-        }
+    char owner[PATH_MAX + 96];
+    if (have_vssd && vssd_name_taken(c, o->name, o->mount, owner, sizeof owner)) {
+        say_err("the name '%s' is registered in vssd for %s, another volume: choose another "
+                "name", o->name, owner);
+        return VSSVOL_EXIT_USAGE;
     }
     if (have_vssd && o->letter[0]) {
-        char owner[PATH_MAX + 96];
         if (vssd_letter_taken(c, o->letter, o->mount, owner, sizeof owner)) {
             say_err("drive %s is taken in vssd by %s", o->letter, owner);
             return VSSVOL_EXIT_USAGE;

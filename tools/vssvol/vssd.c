@@ -159,8 +159,8 @@ void vssd_reexpose(struct ctx *c, const struct vol *v)
     vss_list_free(l);
 }
 
-/* Whether vssd lists a volume whose FIELD is value (letters: in any case)
- * at another mount point than mountpoint; owner gets "PATH (volume
+/* Whether vssd lists a volume whose field is value (a letter: in any case)
+ * at another mount point than mountpoint; owner gets "'PATH' (volume
  * 'NAME')". */
 static bool taken_elsewhere(struct ctx *c, const char *field, const char *value,
                             const char *mountpoint, char *owner, size_t len)
