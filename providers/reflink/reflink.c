@@ -169,6 +169,20 @@ static int shadow_data(char *buf, size_t len, const char *sdir, const struct tar
                     t->image);
 }
 
+/* Where the shadow id of a volume resolved as t lives: its directory and
+ * its image (pre_commit makes them; delete derives them when nothing was
+ * recorded). @return 0 or -ENAMETOOLONG. */
+static int target_paths(const struct target *t, const vss_id *id, char *dir, size_t dlen,
+                        char *img, size_t ilen)
+{
+    char ids[VSS_ID_STRLEN];
+    vss_id_format(id, ids);
+    if ((size_t)snprintf(dir, dlen, "%s/%s", t->dir, ids) >= dlen ||
+        (size_t)snprintf(img, ilen, "%s/%s", dir, t->name) >= ilen)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
 /* The shadow's directory and image name from ps.data. */
 static int shadow_paths(const struct vss_provider_shadow *sh, char *dir, size_t dlen, char *img,
                         size_t ilen)
@@ -220,10 +234,8 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
     int cr = vssp_check_shadow_dir(t.dir, sh->error, sizeof sh->error);
     if (cr < 0)
         return cr;
-    char id[VSS_ID_STRLEN], sdir[PATH_MAX], simg[PATH_MAX];
-    vss_id_format(&sh->shadow_id, id);
-    if ((size_t)snprintf(sdir, sizeof sdir, "%s/%s", t.dir, id) >= sizeof sdir ||
-        (size_t)snprintf(simg, sizeof simg, "%s/%s", sdir, t.name) >= sizeof simg)
+    char sdir[PATH_MAX], simg[PATH_MAX + NAME_MAX + 2];
+    if (target_paths(&t, &sh->shadow_id, sdir, sizeof sdir, simg, sizeof simg) < 0)
         return err_set(sh->error, sizeof sh->error, -ENAMETOOLONG, "path of '%s' too long", t.dir, NULL);
     int n = shadow_data(sh->data, sizeof sh->data, sdir, &t);
     if ((size_t)n >= sizeof sh->data)
@@ -386,12 +398,9 @@ static int rp_delete(struct vss_provider_shadow *sh)
          * a volume that cannot be resolved any more gives nothing to look
          * at (left as it is). */
         struct target t;
-        char why[256], id[VSS_ID_STRLEN];
-        if (!sh->volume || resolve(sh->volume, &t, why, sizeof why) != 1)
-            return 0;
-        vss_id_format(&sh->shadow_id, id);
-        if ((size_t)snprintf(sdir, sizeof sdir, "%s/%s", t.dir, id) >= sizeof sdir ||
-            (size_t)snprintf(simg, sizeof simg, "%s/%s", sdir, t.name) >= sizeof simg)
+        char why[256];
+        if (!sh->volume || resolve(sh->volume, &t, why, sizeof why) != 1 ||
+            target_paths(&t, &sh->shadow_id, sdir, sizeof sdir, simg, sizeof simg) < 0)
             return 0;
         derived = true;
     }

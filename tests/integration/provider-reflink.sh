@@ -211,9 +211,11 @@ rm -f "$T/F/disc"
 # In the tracking thread: commit no longer trusts the events and scans the
 # image (commit_scan=1), nothing dropped. Inside the hold: the set fails,
 # nothing is left frozen or half made.
+# pdata ID: "record: PROVIDER DATA" of shadow ID in vssd's catalog (nothing
+# if it has no record of it)
 pdata() { python3 -c 'import json,sys
 for s in json.load(open(sys.argv[1]))["shadows"]:
-    if s["id"].strip("{}") == sys.argv[2].strip("{}"): print(s["provider_data"].replace("\n", " "))' \
+    if s["id"].strip("{}") == sys.argv[2].strip("{}"): print("record: " + s["provider_data"].replace("\n", " "))' \
     "$VSS_ROOT/var/lib/vss/catalog.json" "$1" 2>/dev/null; }
 # rewrite_during NAME PATTERN [COMMAND]: a set of F with a writer holding
 # PrepareForSnapshot for 2 s, while PATTERN goes over a, d1/b and d1/d2/c
@@ -300,9 +302,7 @@ wait "$REQK" 2>/dev/null; forget_pid "$REQK"
 hmdata=$(pdata "$hm")
 ok "$([ -n "$hm" ] && [ -d "$T/P/shadows/$hm" ]; echo $?)" \
     "vssd killed while the shadow directory $hm existed"
-if [ -z "$hmdata" ] && python3 -c 'import json,sys
-sys.exit(0 if any(s["id"].strip("{}") == sys.argv[2].strip("{}") for s in json.load(open(sys.argv[1]))["shadows"]) else 1)' \
-    "$VSS_ROOT/var/lib/vss/catalog.json" "$hm" 2>/dev/null; then
+if [ "$hmdata" = "record: " ]; then
     ok 0 "the catalog has its record, without provider data (the kill came during pre_commit)"
 else
     ok 0 "# SKIP the kill came after pre_commit (provider data: ${hmdata:-none})"
