@@ -511,6 +511,18 @@ static int bp_commit(struct vss_provider_shadow *sh)
         r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s'", src, NULL);
         goto out;
     }
+    if (t.kind == KIND_MANAGED) {
+        /* The subvolume opened is the one whose image the loop device
+         * writes (not one renamed into its place since resolve). */
+        struct stat ist;
+        if (fstatat(srcfd, t.image, &ist, AT_SYMLINK_NOFOLLOW) < 0 ||
+            vssp_loop_backs(sh->volume->source, &ist) < 0) {
+            snprintf(sh->error, sizeof sh->error, "'%s' no longer holds the image of '%s' (renamed "
+                     "or replaced meanwhile): no snapshot made", src, sh->volume->source);
+            r = -ESTALE;
+            goto out;
+        }
+    }
     dirfd = open_shadow_dir(t.dir);
     if (dirfd < 0) {
         r = shadow_dir_error(t.dir, errno, sh->error, sizeof sh->error);

@@ -179,17 +179,24 @@ int vssp_data_get(const char *data, const char *key, char *out, size_t len)
     return -ENOENT;
 }
 
+/* The loop device's status and its own stat. @return 0 or -ENODEV. */
+static int loop_status(const char *dev, struct loop_info64 *li, struct stat *ds)
+{
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    int r = fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, li) == 0 && fstat(fd, ds) == 0 ? 0 : -ENODEV;
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
 int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint64_t *offset)
 {
     int lr = loop_backing_file(dev, out, len);
     if (lr < 0)
         return lr;
-    int fd = open(dev, O_RDONLY | O_CLOEXEC);
     struct loop_info64 li;
     struct stat st, ds;
-    int r = fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && fstat(fd, &ds) == 0 ? 0 : -ENODEV;
-    if (fd >= 0)
-        close(fd);
+    int r = loop_status(dev, &li, &ds);
     if (r == 0 && (stat(out, &st) < 0 || st.st_ino != li.lo_inode || st.st_dev != li.lo_device))
         r = -ESTALE; /* deleted, renamed, or not visible in our mount namespace */
     if (r == 0 && (li.lo_offset || li.lo_sizelimit))
@@ -198,6 +205,16 @@ int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint6
         *rdev = ds.st_rdev;
     if (r == 0 && offset)
         *offset = li.lo_offset;
+    return r;
+}
+
+int vssp_loop_backs(const char *dev, const struct stat *st)
+{
+    struct loop_info64 li;
+    struct stat ds;
+    int r = loop_status(dev, &li, &ds);
+    if (r == 0 && (st->st_ino != li.lo_inode || st->st_dev != li.lo_device))
+        r = -ESTALE;
     return r;
 }
 

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /*
@@ -57,6 +58,15 @@ int vssp_unexpose(const char *target, char *err, size_t errlen);
  * (may be NULL) get the device number and the loop offset.
  */
 int vssp_loop_backing(const char *dev, char *out, size_t len, dev_t *rdev, uint64_t *offset);
+
+/*
+ * Whether st (an fstat of a file opened by the path vssp_loop_backing
+ * gave) is the loop device's backing file: 0, -ESTALE if it is another
+ * file (the path was renamed or replaced in between: a clone, a snapshot
+ * or a copy of it would not be the volume's), -ENODEV if dev is no
+ * longer an attached loop device.
+ */
+int vssp_loop_backs(const char *dev, const struct stat *st);
 
 /*
  * The directory that holds a volume's shadows is root's own: a real

@@ -477,8 +477,9 @@ int vssp_unshare_step(const struct vssp_unshare_ops *ops, const struct vss_volum
     struct stat st;
     int r = 0;
     if (fstatfs(fd, &sf) < 0 || (unsigned long)sf.f_type != ops->fs_magic || fstat(fd, &st) < 0 ||
-        (ops->wanted && ops->wanted(fd) != 1))
-        goto out; /* not an image this provider unshares: nothing to do */
+        vssp_loop_backs(vol->source, &st) < 0 || (ops->wanted && ops->wanted(fd) != 1))
+        goto out; /* not an image this provider unshares (or no longer the
+                   * volume's: renamed since vssp_loop_backing): nothing to do */
     if (st.st_dev != s->dev || st.st_ino != s->ino || s->chunk != chunk) {
         ahead_end(s);
         memset(s, 0, sizeof *s);

@@ -253,6 +253,13 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
     }
     struct stat st;
     int r = fstat(live, &st) < 0 ? -errno : 0;
+    if (r == 0 && vssp_loop_backs(sh->volume->source, &st) < 0) {
+        /* renamed or replaced since resolve: a clone of it would not be
+         * the volume's */
+        snprintf(sh->error, sizeof sh->error, "'%s' is no longer the image of '%s' (renamed or "
+                 "replaced meanwhile)", t.image, sh->volume->source);
+        r = -ESTALE;
+    }
     uint64_t blk = st.st_blksize > 0 ? (uint64_t)st.st_blksize : 4096;
     int mode = TRACK_SCAN;
     if (r == 0) {
@@ -261,7 +268,7 @@ static int rp_pre_commit(struct vss_provider_shadow *sh)
                            t.loop_offset, blk, (uint64_t)st.st_size, why, sizeof why);
         r = mode < 0 ? mode : 0;
     }
-    if (r < 0)
+    if (r < 0 && !sh->error[0])
         err_set(sh->error, sizeof sh->error, r, "cannot start tracking the writes to '%s'", t.image,
                 NULL);
     uint64_t t0 = now_us();
@@ -335,6 +342,9 @@ static int rp_commit(struct vss_provider_shadow *sh)
         struct stat s;
         if (live < 0 || dst < 0 || fstat(live, &s) < 0)
             r = err_set(sh->error, sizeof sh->error, -errno, "cannot open '%s' or '%s'", live_path, simg);
+        else if (vssp_loop_backs(sh->volume->source, &s) < 0)
+            r = err_set(sh->error, sizeof sh->error, -ESTALE, "'%s' is no longer the image of '%s'",
+                        live_path, sh->volume->source);
         else
             r = scan_fixup(dst, live, s.st_blksize > 0 ? (uint64_t)s.st_blksize : 4096,
                            (uint64_t)s.st_size, &st);
