@@ -18,7 +18,8 @@
 #      registrations and the persistent shadows' exposures are back; also
 #      the exposure of a shadow of a volume detached on purpose;
 #  (f) remove refused while a shadow exists, then --force;
-#  (g) create without vssd: exit 3, registered later by attach; a name vssd
+#  (g) create without vssd, and with vssd stopped during the format: exit
+#      3, registered later by attach; a name vssd
 #      has for another volume refused; a --path pool whose filesystem is
 #      not mounted refused;
 #  (h) defrag: refused while a shadow of H exists (--all skips H); after the shadow of a
@@ -360,6 +361,35 @@ start_vssd || exit 1
 vv attach H
 ok $RC "attach H registers it"
 like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: H:" "H: is registered"
+
+# vssd gone between create's first contact and its registration (stopped
+# by a mkfs.ext4 wrapper: a vssd restart during the format): the volume
+# stays, exit 3 as without vssd, and attach registers it
+mkdir -p "$T/wrap"
+cat > "$T/wrap/mkfs.ext4" <<EOF
+#!/bin/sh
+kill -TERM $VSSD_PID
+for i in \$(seq 200); do   # until it has exited (a zombie of the test's shell)
+    s=\$(awk '{print \$3}' /proc/$VSSD_PID/stat 2>/dev/null)
+    [ -z "\$s" ] || [ "\$s" = Z ] && break
+    sleep 0.05
+done
+PATH="$PATH" exec mkfs.ext4 "\$@"
+EOF
+chmod +x "$T/wrap/mkfs.ext4"
+OUT=$(PATH="$T/wrap:$PATH" "$VSSVOL" create I --size 64M --mount "$T/I" 2>&1); RC=$?
+[ "$RC" = 3 ] && printf '%s' "$OUT" | grep -q "run 'vssvol attach I' once vssd runs"
+ok $? "vssd stopped during create's format: exit 3, the registration waits for attach"
+diag_out
+check "I is mounted anyway" findmnt -rn "$T/I"
+check "and its image kept" test -f "$POOL/volumes/I/I.img"
+wait "$VSSD_PID" 2>/dev/null
+start_vssd || exit 1
+vv attach I
+ok $RC "attach I registers it"
+like "$("$VSSADMIN" list volumes 2>&1)" "Volume path: $T/I" "I is registered"
+vv remove I
+ok $RC "remove I"
 
 # --- (h) defrag: H fragmented by the copies after a shadow, then made whole
 # again after the shadow is gone, in use all the while
