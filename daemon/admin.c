@@ -98,9 +98,22 @@ void admin_conn_gone(struct conn *c)
             a->conn = NULL;
 }
 
-/* A pending request of c; NULL (and the error replied) when out of memory. */
+/* Unanswered requests one connection may have (docs/protocol.md, "Limits"):
+ * each holds memory, and an expose's may hold a thread (dirmake.c). */
+#define MAX_CONN_REQS 64
+
+/* A pending request of c; NULL (and the error replied) when out of memory
+ * or when c has MAX_CONN_REQS unanswered already. */
 static struct admin_req *admin_req_new(struct conn *c, int64_t id)
 {
+    unsigned n = 0;
+    for (struct admin_req *o = admin_reqs; o; o = o->next)
+        n += o->conn == c;
+    if (n >= MAX_CONN_REQS) {
+        conn_reply(c, id, -EBUSY, "64 requests of this connection are still unanswered: wait "
+                   "for their replies", NULL);
+        return NULL;
+    }
     struct admin_req *a = calloc(1, sizeof *a);
     if (!a) {
         conn_reply(c, id, -ENOMEM, NULL, NULL);
@@ -228,7 +241,7 @@ static void op_delete_shadows(struct conn *c, int64_t id, json_object *req)
     }
     for (size_t i = 0; i < n; i++) {
         struct shadow *sh = victims[i];
-        if (sh->state != SH_CREATED)
+        if (sh->state != SH_CREATED && !sh->pending) /* pending: nobody's, half-made */
             continue;
         if ((hs == 0 && !vss_id_equal(&set, &sh->set_id)) ||
             (hh == 0 && !vss_id_equal(&shid, &sh->id)) ||

@@ -318,10 +318,10 @@ static int delete_half_made(struct shadow *sh)
 {
     char ids[VSS_ID_STRLEN];
     vss_id_format(&sh->id, ids);
-    int r = shadow_delete(sh, "half-made when vssd stopped");
+    int r = shadow_delete(sh, "half-made when vssd stopped or its set failed");
     if (r == 0)
         ev(EV_HALF_MADE_DELETED, EVL_WARNING, NULL,
-           "deleted shadow %s: it was being created when vssd stopped", ids);
+           "deleted shadow %s: it was being created when vssd stopped or its set failed", ids);
     return r;
 }
 
@@ -338,7 +338,7 @@ void catalog_recover(void)
             } else {
                 /* its storage not reachable yet (a pool mounted after vssd
                  * started): kept, and retried when the volume appears */
-                sh->pending = true;
+                catalog_pending_add(sh);
             }
         } else if (!(sh->attributes & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE)) {
             if (shadow_delete(sh, "auto-release shadow of a session that ended") == 0) {
@@ -350,6 +350,48 @@ void catalog_recover(void)
     }
     if (changed)
         catalog_save();
+}
+
+/* Retries of pending shadows: the first RETRY_MIN_MS after one became
+ * pending, then twice as far apart each time one is still left, up to
+ * RETRY_MAX_MS (each failure is an error event: a storage gone for good
+ * must not fill the log). */
+#define RETRY_MIN_MS 30000u
+#define RETRY_MAX_MS (30u * 60u * 1000u)
+static uint64_t retry_at = UINT64_MAX, retry_gap = RETRY_MIN_MS;
+
+void catalog_pending_add(struct shadow *sh)
+{
+    sh->pending = true;
+    if (retry_at == UINT64_MAX) {
+        retry_gap = RETRY_MIN_MS;
+        retry_at = now_ms() + retry_gap;
+    }
+}
+
+uint64_t catalog_next_deadline(void)
+{
+    return retry_at;
+}
+
+void catalog_tick(uint64_t now)
+{
+    if (now < retry_at || flush_running())
+        return;
+    bool left = false, changed = false;
+    for (struct shadow *sh = shadows, *next; sh; sh = next) {
+        next = sh->next;
+        if (!sh->pending)
+            continue;
+        if (delete_half_made(sh) == 0)
+            changed = true;
+        else
+            left = true;
+    }
+    if (changed)
+        catalog_save();
+    retry_gap = retry_gap * 2 < RETRY_MAX_MS ? retry_gap * 2 : RETRY_MAX_MS;
+    retry_at = left ? now + retry_gap : UINT64_MAX;
 }
 
 void shadow_bind(struct shadow *sh, const struct provider *p)

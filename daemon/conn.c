@@ -136,6 +136,18 @@ void conn_reply(struct conn *c, int64_t re, int status, const char *error, json_
         }
         json_object_put(result);
     }
+    size_t n;
+    const char *s = json_object_to_json_string_length(
+        m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    if (s && PROTO_HDR + n > MAX_PENDING_OUTPUT / 2) {
+        /* a reply that alone would take half the output limit: an error
+         * the requestor can read, not a connection dropped without one */
+        char msg[160];
+        snprintf(msg, sizeof msg, "the reply would be %zu bytes, over vssd's limit of %u", n,
+                 MAX_PENDING_OUTPUT / 2);
+        json_object_put(m);
+        m = proto_reply(re, -E2BIG, msg);
+    }
     conn_send(c, m);
 }
 

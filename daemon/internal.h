@@ -27,7 +27,14 @@
 #define MAX_COMPONENTS 1024
 #define MAX_OUTSTANDING 64
 #define OUTSTANDING_RESERVED 16 /* of them, for sessions' events (writers.c) */
+#define OUTSTANDING_ENDING 8    /* of those, for Thaw and Abort alone (writers.c) */
 #define HELLO_TIMEOUT_MS 10000
+/* What vssd keeps of a writer's components (names, paths, file specs): at
+ * most WRITER_META_MAX bytes for one writer and WRITERS_META_MAX for all,
+ * so that a listing of every writer (list_writers, gather_writer_metadata)
+ * stays far under a connection's output limit (conn.c). */
+#define WRITER_META_MAX (256u << 10)
+#define WRITERS_META_MAX (2u << 20)
 
 struct conn;
 struct session;
@@ -125,6 +132,7 @@ struct writer {
     unsigned freeze_timeout_ms;
     struct wcomponent *comps;
     size_t n_comps;
+    size_t meta_bytes;          /* the components' names and paths (writers.c's limits) */
     int state;                  /* enum vss_writer_state */
     int last_error;             /* sticky */
     uint64_t freeze_deadline_ms;/* Freeze->Thaw timer, 0 when not running */
@@ -239,14 +247,22 @@ struct shadow {
     bool saved;
     char saved_data[sizeof ((struct vss_provider_shadow *)0)->data];
     char saved_device[sizeof ((struct vss_provider_shadow *)0)->device];
-    /* a half-made shadow of a previous vssd whose provider could not
-     * delete it yet (its storage not reachable): retried when its volume
-     * is registered or found mounted (catalog_adopt) */
+    /* a half-made shadow whose provider could not delete it yet: of a
+     * previous vssd (its storage not reachable), or of a set that failed.
+     * No session owns it; retried when its volume is registered or found
+     * mounted (catalog_adopt) and every so often (catalog_tick), and
+     * deletable by an administrator */
     bool pending;
 };
 extern struct shadow *shadows;
 
 int catalog_load(void);
+/* Marks sh pending (above) and schedules its retry. */
+void catalog_pending_add(struct shadow *sh);
+/* The retries of pending shadows: when the next is due (UINT64_MAX: none),
+ * and the turn of the main loop that makes them (not during a hold). */
+uint64_t catalog_next_deadline(void);
+void catalog_tick(uint64_t now);
 /* Writes the catalog durably. Failure is logged and returned. */
 int catalog_save(void);
 struct shadow *shadow_find(const vss_id *id);
@@ -302,6 +318,11 @@ void admin_conn_gone(struct conn *c);
  * they have; admin_next_deadline: the earliest (UINT64_MAX: none). */
 void admin_check_timeouts(uint64_t now);
 uint64_t admin_next_deadline(void);
+/* Sessions that prepared a set and then sent no do_snapshot_set within
+ * prepared_timeout_ms: aborted (the set lock freed). session_next_deadline:
+ * the earliest such deadline (UINT64_MAX: none). */
+void session_check_timeouts(uint64_t now);
+uint64_t session_next_deadline(void);
 /* The shadow storage associations (STATE_DIR/storage.json), a new array. */
 json_object *storage_assoc_load(void);
 

@@ -161,13 +161,13 @@ static void run_loop(int sigfd)
         pfd[n++] = (struct pollfd){ .fd = D.listen_fd, .events = POLLIN };
         pfd[n++] = (struct pollfd){ .fd = squery_fd(), .events = POLLIN }; /* -1: ignored */
         pfd[n++] = (struct pollfd){ .fd = dirmake_fd(), .events = POLLIN }; /* likewise */
-        uint64_t deadline = writer_next_deadline();
-        uint64_t sdl = storage_next_deadline();
-        if (sdl < deadline)
-            deadline = sdl;
-        uint64_t adl = admin_next_deadline();
-        if (adl < deadline)
-            deadline = adl;
+        /* the earliest timer of any part (UINT64_MAX: none) */
+        uint64_t dls[] = { writer_next_deadline(), storage_next_deadline(), admin_next_deadline(),
+                           catalog_next_deadline(), session_next_deadline() };
+        uint64_t deadline = UINT64_MAX;
+        for (size_t i = 0; i < sizeof dls / sizeof dls[0]; i++)
+            if (dls[i] < deadline)
+                deadline = dls[i];
         for (struct conn *c = D.conns; c; c = c->next) {
             if (c->dead)
                 continue;
@@ -230,7 +230,9 @@ static void run_loop(int sigfd)
                 conn_close(c, "no hello or register in time");
         writer_check_timeouts(now);
         admin_check_timeouts(now);
+        session_check_timeouts(now);
         storage_tick(now);
+        catalog_tick(now);
         conn_close_broken();
         conn_reap();
         /* Accept after this turn's hang-ups were reaped, so connections

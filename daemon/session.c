@@ -38,6 +38,7 @@ enum phase {
     PH_PREPARING,   /* PrepareForBackup fan-out running */
     PH_PREPARED,    /* prepare_for_backup done */
     PH_CREATING,    /* do_snapshot_set running */
+    PH_POSTSNAPSHOT, /* shadows recorded "created"; PostSnapshot fan-out running */
     PH_CREATED,     /* shadows made; waiting for BackupComplete */
     PH_COMPLETING,  /* BackupComplete fan-out running */
     PH_COMPLETED,
@@ -73,6 +74,9 @@ struct session {
     long context;
     int backup_type;
     bool select_components, bootable, partial;
+    size_t ref_bytes;           /* of the requestor's component references (ref_fits) */
+    uint64_t prepared_deadline; /* PH_PREPARED: do_snapshot_set by then (ms) */
+    bool prepared_expired;      /* aborted for want of it */
     bool has_set;
     vss_id set_id;
     struct svol vols[MAX_SET_VOLUMES];
@@ -140,6 +144,39 @@ static void free_strs(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+/* A requestor's component reference (add_component, set_backup_succeeded)
+ * or stamp (set_previous_stamp) within limits: a name as long as a
+ * writer's own may be (1024 bytes; a stamp 64 KiB), a logical path 4096
+ * bytes, and REF_SESSION_MAX bytes for all of a backup's, so that the
+ * events carrying them to a writer stay far under a connection's output
+ * limit (conn.c): a requestor's input must not get a writer dropped.
+ * Otherwise replies with the error and returns false. */
+#define REF_NAME_MAX 1024
+#define REF_PATH_MAX 4096
+#define REF_STAMP_MAX (64u << 10)
+#define REF_SESSION_MAX (1u << 20)
+
+static bool ref_fits(struct session *s, struct conn *c, int64_t id, const char *lp,
+                     const char *name, size_t name_max)
+{
+    size_t ln = name ? strlen(name) : 0, lp_n = lp ? strlen(lp) : 0;
+    if (ln > name_max || lp_n > REF_PATH_MAX) {
+        char m[160];
+        snprintf(m, sizeof m, "%s too long (%zu bytes; at most %zu)",
+                 ln > name_max ? (name_max == REF_STAMP_MAX ? "'stamp'" : "'name'") : "'logical_path'",
+                 ln > name_max ? ln : lp_n, ln > name_max ? name_max : (size_t)REF_PATH_MAX);
+        conn_reply(c, id, -EINVAL, m, NULL);
+        return false;
+    }
+    if (s->ref_bytes + ln + lp_n > REF_SESSION_MAX) {
+        conn_reply(c, id, -E2BIG, "this backup's component names, paths and stamps would take over "
+              "1 MiB", NULL);
+        return false;
+    }
+    s->ref_bytes += ln + lp_n;
+    return true;
 }
 
 static int push_ref(struct compref **arr, size_t *n, const vss_id *id, const char *lp,
@@ -327,9 +364,12 @@ static void fanout(struct session *s, int event, struct writer **ws, size_t n, c
                        : writer_send_event(w, event, s, NULL, event_args(s, w), event_timeout(event));
         if (r == 0)
             s->waiting++;
-        else if (event == VSS_EVENT_PREPARE_SNAPSHOT || event == VSS_EVENT_FREEZE)
+        else if (event == VSS_EVENT_PREPARE_SNAPSHOT || event == VSS_EVENT_FREEZE ||
+                 event == VSS_EVENT_THAW)
             /* a writer that never got it would not hold its writes, and
-             * its Thaw would still answer "held" */
+             * its Thaw would still answer "held"; one that never got its
+             * Thaw never says its writes were held (and holds them until
+             * its own deadline, or its Abort) */
             set_fail(s, VSS_E_WRITER_NOT_RESPONDING, "writer '%s' could not be sent %s (%s)",
                      w->name, vss_event_type_name(event),
                      r == -ENOTCONN ? "disconnected, or too many events outstanding"
@@ -406,10 +446,11 @@ static int delete_set_shadows(struct session *s, const char *why)
         int r = shadow_delete(sh, why);
         if (r < 0 && !first)
             first = r;
-        if (r == 0) {
-            s->vols[i].sh = NULL;
-            changed = true;
-        }
+        if (r < 0) /* no session's any more: retried (catalog_tick), and
+                    * an administrator may delete it */
+            catalog_pending_add(sh);
+        s->vols[i].sh = NULL;
+        changed |= r == 0;
     }
     if (changed)
         catalog_save();
@@ -534,6 +575,10 @@ static void after_thaw(struct session *s)
         session_abort(s, r, "cannot record the shadows in the catalog; they were deleted");
         return;
     }
+    /* Made and recorded: from here on a requestor that goes away ends the
+     * backup (auto-release shadows deleted, persistent ones kept), it no
+     * longer aborts the set. */
+    s->phase = PH_POSTSNAPSHOT;
     for (size_t i = 0; i < s->n_vols; i++) {
         char ids[VSS_ID_STRLEN];
         json_object *f = json_object_new_object();
@@ -917,7 +962,33 @@ static void after_prepare_backup(struct session *s)
         return;
     }
     s->phase = PH_PREPARED;
+    s->prepared_deadline = now_ms() + D.cfg.prepared_timeout_ms;
     finish_op(s, 0, NULL, res);
+}
+
+void session_check_timeouts(uint64_t now)
+{
+    for (struct session *s = sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->phase != PH_PREPARED || s->req_id || now < s->prepared_deadline)
+            continue;
+        /* a prepared set holds the set lock, and so every other backup
+         * and the unsharing, until do_snapshot_set: not for ever */
+        char m[160];
+        snprintf(m, sizeof m, "no do_snapshot_set within %u ms of prepare_for_backup "
+                 "(prepared_timeout_ms)", D.cfg.prepared_timeout_ms);
+        s->prepared_expired = true;
+        session_abort(s, VSS_E_BAD_STATE, m);
+    }
+}
+
+uint64_t session_next_deadline(void)
+{
+    uint64_t d = UINT64_MAX;
+    for (struct session *s = sessions; s; s = s->next)
+        if (s->phase == PH_PREPARED && !s->req_id && s->prepared_deadline < d)
+            d = s->prepared_deadline;
+    return d;
 }
 
 static void after_simple(struct session *s)
@@ -1014,8 +1085,11 @@ static void op_do_snapshot_set(struct session *s, struct conn *c, int64_t id)
 {
     char err[1024];
     if (s->phase != PH_PREPARED) {
+        char m[200];
+        snprintf(m, sizeof m, "the snapshot set was aborted: no do_snapshot_set came within %u ms "
+                 "of prepare_for_backup (prepared_timeout_ms)", D.cfg.prepared_timeout_ms);
         reply(c, id, VSS_E_BAD_STATE, s->phase == PH_SET_STARTED ?
-              "do_snapshot_set needs prepare_for_backup first" :
+              "do_snapshot_set needs prepare_for_backup first" : s->prepared_expired ? m :
               "do_snapshot_set needs a prepared snapshot set", NULL);
         return;
     }
@@ -1321,9 +1395,13 @@ void session_op(struct conn *c, int64_t id, const char *op, json_object *req)
                 reply(c, id, -EINVAL, "add_component needs a component 'name'", NULL);
                 return;
             }
+            if (!ref_fits(s, c, id, pj_str(req, "logical_path"), name, REF_NAME_MAX))
+                return;
             r = push_ref(&s->sel, &s->n_sel, &cls, pj_str(req, "logical_path"), name, true);
         } else {
             const char *stamp = pj_str(req, "stamp");
+            if (!ref_fits(s, c, id, NULL, stamp ? stamp : "", REF_STAMP_MAX))
+                return;
             r = push_ref(&s->stamps, &s->n_stamps, &cls, "", stamp ? stamp : "", true);
         }
         reply(c, id, r, NULL, NULL);
@@ -1402,6 +1480,8 @@ void session_op(struct conn *c, int64_t id, const char *op, json_object *req)
             reply(c, id, VSS_E_BAD_STATE, "set_backup_succeeded comes after do_snapshot_set", NULL);
             return;
         }
+        if (!ref_fits(s, c, id, pj_str(req, "logical_path"), pj_str(req, "name"), REF_NAME_MAX))
+            return;
         int r = push_ref(&s->succ, &s->n_succ, &inst, pj_str(req, "logical_path"),
                          pj_str(req, "name"), pj_bool(req, "succeeded", true));
         reply(c, id, r, NULL, NULL);

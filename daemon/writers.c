@@ -43,6 +43,10 @@ struct writer *writer_find_instance(const vss_id *id)
     return NULL;
 }
 
+/* What a component or a file costs in a listing besides its strings
+ * (JSON keys and the other fields), counted against WRITER_META_MAX. */
+#define META_ENTRY 64
+
 static int parse_components(struct writer *w, json_object *arr, char *err, size_t errlen)
 {
     size_t n = arr ? json_object_array_length(arr) : 0;
@@ -63,6 +67,7 @@ static int parse_components(struct writer *w, json_object *arr, char *err, size_
             snprintf(err, errlen, "component %zu has no valid 'name'", i);
             return -EINVAL;
         }
+        w->meta_bytes += META_ENTRY + strlen(name) + (lp ? strlen(lp) : 0);
         c->type = (int)pj_int(co, "type", VSS_CT_FILEGROUP);
         c->name = strdup(name);
         c->logical_path = strdup(lp ? lp : "");
@@ -86,6 +91,12 @@ static int parse_components(struct writer *w, json_object *arr, char *err, size_
             if (!path || path[0] != '/' || strlen(path) >= PATH_MAX) {
                 snprintf(err, errlen, "component '%s': file path must be absolute", name);
                 return -EINVAL;
+            }
+            w->meta_bytes += META_ENTRY + strlen(path) + (spec ? strlen(spec) : 1);
+            if (w->meta_bytes > WRITER_META_MAX) {
+                snprintf(err, errlen, "the components and their files take over %u KiB in "
+                         "vssd's listings: register fewer or shorter ones", WRITER_META_MAX >> 10);
+                return -E2BIG;
             }
             struct wfile *f = &c->files[c->n_files++];
             f->path = strdup(path);
@@ -150,6 +161,21 @@ int writer_register(struct conn *c, int64_t id, json_object *req)
     }
     if (r == 0)
         r = parse_components(w, pj_arr(req, "components"), err, sizeof err);
+    if (r == 0 && w->meta_bytes > WRITER_META_MAX) {
+        r = -E2BIG;
+        snprintf(err, sizeof err, "the components and their files take over %u KiB in vssd's "
+                 "listings: register fewer or shorter ones", WRITER_META_MAX >> 10);
+    }
+    if (r == 0) {
+        size_t all = w->meta_bytes;
+        for (struct writer *o = D.writers; o; o = o->next)
+            all += o->meta_bytes;
+        if (all > WRITERS_META_MAX) {
+            r = -E2BIG;
+            snprintf(err, sizeof err, "the registered writers' components would take over %u MiB "
+                     "in all in vssd's listings: no room for this writer's", WRITERS_META_MAX >> 20);
+        }
+    }
     if (r < 0) {
         conn_reply(c, id, r, err[0] ? err : NULL, NULL);
         free_writer(w);
@@ -241,16 +267,23 @@ void writers_forget(struct session *s, struct admin_req *a)
 /* Whether w can take one more outstanding event: an administrator's
  * request (list writers) leaves the last OUTSTANDING_RESERVED slots to the
  * sessions' events, so that refreshing a busy writer's status never keeps
- * its Freeze, Thaw or Abort from it. */
-static bool can_send(const struct writer *w, const struct admin_req *a)
+ * its Freeze, Thaw or Abort from it; and of those the last
+ * OUTSTANDING_ENDING are for Thaw and Abort alone, so that other
+ * sessions' events (their Identify, PrepareForBackup...) never keep a
+ * frozen writer from its Thaw, or a writer of a failed set from its Abort. */
+static bool can_send(const struct writer *w, const struct admin_req *a, int event)
 {
-    return w->conn && w->n_out < (a ? MAX_OUTSTANDING - OUTSTANDING_RESERVED : MAX_OUTSTANDING);
+    unsigned limit = a ? MAX_OUTSTANDING - OUTSTANDING_RESERVED
+                   : event == VSS_EVENT_THAW || event == VSS_EVENT_ABORT
+                       ? MAX_OUTSTANDING
+                       : MAX_OUTSTANDING - OUTSTANDING_ENDING;
+    return w->conn && w->n_out < limit;
 }
 
 int writer_send_event(struct writer *w, int event, struct session *s, struct admin_req *a,
                       json_object *args, unsigned timeout_ms)
 {
-    if (!can_send(w, a)) {
+    if (!can_send(w, a, event)) {
         json_object_put(args);
         return -ENOTCONN;
     }
@@ -276,7 +309,7 @@ int writer_send_event_text(struct writer *w, int event, struct session *s, struc
     size_t alen = strlen(args_json);
     if (alen < 2 || args_json[0] != '{' || args_json[alen - 1] != '}')
         return -EINVAL;
-    if (!can_send(w, a))
+    if (!can_send(w, a, event))
         return -ENOTCONN;
     int64_t id = ++D.next_event_id;
     char head[128];

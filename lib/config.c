@@ -215,6 +215,7 @@ static int handler(void *user, const char *section, const char *name, const char
             { "hold_timeout_ms", &c->hold_timeout_ms, 1 },
             { "event_timeout_ms", &c->event_timeout_ms, 1 },
             { "identify_timeout_ms", &c->identify_timeout_ms, 1 },
+            { "prepared_timeout_ms", &c->prepared_timeout_ms, 1 },
             { "storage_query_timeout_ms", &c->storage_query_timeout_ms, 1 },
         };
         for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
@@ -318,6 +319,7 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
     c->hold_timeout_ms = 10000;
     c->event_timeout_ms = 60000;
     c->identify_timeout_ms = 5000;
+    c->prepared_timeout_ms = 600000;
     c->storage_query_timeout_ms = 60000;
     c->unshare_chunk = 1 << 20;
     c->storage_reserve_bytes = 256ll << 20;

@@ -32,6 +32,7 @@ struct vss_config {
     char requestor_group[64];   /* "" : root only */
     unsigned max_message, max_connections, max_writers, max_sessions;
     unsigned freeze_timeout_ms, hold_timeout_ms, event_timeout_ms, identify_timeout_ms;
+    unsigned prepared_timeout_ms; /* prepare_for_backup to do_snapshot_set, at most */
     unsigned storage_query_timeout_ms;  /* list_storage's wait for a query */
     char provider_modules[4096]; /* space separated paths */
     /* Free space kept in the storage that shadows live on: the smaller of

@@ -1,12 +1,15 @@
 #!/bin/bash
 # Writers and providers that fail on purpose: a veto, hang, crash or
-# "writes not held" at each phase, a provider that fails or stalls, a
-# second concurrent snapshot set, a requestor that dies mid-backup, and
-# writer verify. After each case: the requestor's error, the writers'
-# states and sticky last errors, that the Abort reached every involved
-# writer, that no shadow is left, and that no filesystem stays frozen.
+# "writes not held" at each phase, a provider that fails or stalls (and one
+# that then cannot delete the half-made shadow), a second concurrent
+# snapshot set, a requestor that dies mid-backup (and during PostSnapshot:
+# its persistent set stays), writer verify, and a requestor that goes quiet
+# after prepare_for_backup (its set aborted after prepared_timeout_ms).
+# After each case: the requestor's error, the writers' states and sticky
+# last errors, that the Abort reached every involved writer, that no shadow
+# is left, and that no filesystem stays frozen.
 . "$(dirname "$0")/lib.sh"
-plan 62
+plan 75
 
 FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
 # expedited RCU during a hold (daemon/rcu.c), on a file of the test's own
@@ -118,6 +121,22 @@ like "$(events_of Faulty)" "Freeze Abort" "writers got Abort"
 is "$(shadow_count)" "0" "no shadow"
 check "F: not frozen" not_frozen "$T/F"
 
+# --- ... and then cannot delete the half-made shadow of the persistent set:
+# the record is kept (a "creating" shadow nobody owns), and an
+# administrator can delete it once the provider can.
+provider_ctl "fail=commit,delete"
+out=$(backup --persistent)
+like "$out" "result FAIL VSS_E_UNEXPECTED_PROVIDER_ERROR do_snapshot_set" "commit and delete failing: the set fails"
+sid=$(shadow_ids | head -1)
+is "$(shadow_count)" "1" "the shadow the provider could not delete is still listed"
+check "F: not frozen" not_frozen "$T/F"
+provider_ctl ""
+out=$("$VSSADMIN" delete shadows /shadow="$sid" /quiet 2>&1)
+ok $? "vssadmin delete shadows /shadow= deletes it once the provider can"
+diag "$out"
+is "$(shadow_count)" "0" "no shadow left"
+unlike "$(cat "$VSS_ROOT/var/lib/vss/catalog.json")" '"state": *"creating"' "nor in the catalog"
+
 # --- provider stalls past the hold timeout (1 s): the watchdog thaws.
 provider_ctl "stall=commit:2500"
 ( sleep 1.6; not_frozen "$T/F" && echo thawed > "$T/thawed-during"
@@ -164,16 +183,31 @@ like "$(events_of Faulty)" "PrepareForBackup Abort BackupShutdown" "a dead reque
 out=$(backup)
 like "$out" "result OK" "and the set lock is free again"
 
+# requestor_dies_at EVENT: a persistent backup whose requestor is killed
+# while the writer Faulty hangs 1 s in EVENT; returns after the hang.
+requestor_dies_at() {
+    faulty_writer --hang "$1":1000
+    "$TREQ" --volume F: --persistent > "$T/a.out" 2>&1 &
+    A=$!
+    for _ in $(seq 100); do grep -q "^$1" "$T/Faulty.log" 2>/dev/null && break; sleep 0.05; done
+    kill -9 $A; wait $A 2>/dev/null
+    sleep 1.5
+}
+
 # --- the requestor dies while a writer holds Freeze: shadows deleted, thawed.
-faulty_writer --hang Freeze:1000
-"$TREQ" --volume F: --persistent > "$T/a.out" 2>&1 &
-A=$!
-for _ in $(seq 100); do grep -q '^Freeze' "$T/Faulty.log" 2>/dev/null && break; sleep 0.05; done
-kill -9 $A; wait $A 2>/dev/null
-sleep 1.5
+requestor_dies_at Freeze
 like "$(events_of Faulty)" "Freeze Abort BackupShutdown" "requestor death during Freeze: the writer got Abort, then BackupShutdown"
 is "$(shadow_count)" "0" "its shadow (even persistent) was deleted"
 check "F: not frozen" not_frozen "$T/F"
+
+# --- the requestor dies while a writer handles PostSnapshot: the set was
+# made and recorded, so the backup ends (BackupShutdown) and its persistent
+# shadow stays.
+requestor_dies_at PostSnapshot
+like "$(events_of Faulty)" "Thaw PostSnapshot BackupShutdown$" "requestor death during PostSnapshot: BackupShutdown, no Abort"
+is "$(shadow_count)" "1" "the persistent shadow it made is kept"
+unlike "$(cat "$VSS_ROOT/var/lib/vss/catalog.json")" '"state": *"creating"' "recorded as created"
+"$VSSADMIN" delete shadows /all /quiet >/dev/null 2>&1
 
 # --- writer verify.
 faulty_writer
@@ -201,5 +235,28 @@ like "$(cat "$T/rx.out")" "result FAIL .*is no longer the volume that was added"
     "a volume replaced before do_snapshot_set: the set fails, saying so"
 is "$(shadow_count)" "0" "and leaves no shadow"
 umount "$T/X"
+
+# --- a requestor that prepares a set and then goes quiet holds the set
+# lock (every other backup gets VSS_E_SNAPSHOT_SET_IN_PROGRESS) only for
+# prepared_timeout_ms: then its set is aborted and the lock freed.
+stop_vssd
+FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config "prepared_timeout_ms = 2000"
+start_vssd || exit 1
+rm -f "$T/go"
+"$TREQ" --volume F: --nowriters --wait-before snapshot:"$T/go" > "$T/a.out" 2>&1 &
+A=$!
+_pids+=("$A")
+for _ in $(seq 100); do grep -q '^waiting snapshot' "$T/a.out" && break; sleep 0.05; done
+out=$("$TREQ" --volume F: --nowriters 2>&1)
+like "$out" "result FAIL VSS_E_SNAPSHOT_SET_IN_PROGRESS prepare_for_backup" "while A's set is prepared, another backup is refused"
+sleep 2.5
+out=$("$TREQ" --volume F: --nowriters 2>&1)
+like "$out" "result OK" "after prepared_timeout_ms (2 s) another backup goes through"
+touch "$T/go"
+wait $A
+like "$(cat "$T/a.out")" "result FAIL VSS_E_BAD_STATE do_snapshot_set.*prepared_timeout_ms" \
+    "A's late do_snapshot_set is refused, naming prepared_timeout_ms"
+like "$(grep '"event":1212' "$VSS_ROOT/var/lib/vss/events.jsonl" | tail -1)" "prepared_timeout_ms" \
+    "the abort is logged with the reason"
 
 done_testing

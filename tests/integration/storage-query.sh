@@ -12,7 +12,8 @@
 #  (d) an answer begun before a deletion is dropped: with a maximum over
 #      two shadows, a query that counted three and stalls while the
 #      administrator deletes the oldest must not cost another shadow;
-#  (e) a failed query is listed as unknown, with the provider's error;
+#  (e) a failed query is listed as unknown, with the provider's error; one
+#      connection's 65th unanswered request is refused (-EBUSY);
 #      vssd stopped while a query stalls waits for it and exits 0;
 #  (f) a query that does not end holds vssd's stop 5 s at most;
 #  (g) nor a listing past storage_query_timeout_ms (its items: unknown);
@@ -44,7 +45,7 @@ wait_for() {
     return 1
 }
 
-plan 26
+plan 27
 make_volume F 32 ext4 || exit 1
 dd if=/dev/urandom of="$T/F/data" bs=1M count=8 status=none && sync
 write_config
@@ -110,6 +111,31 @@ out=$("$VSSADMIN" list shadowstorage 2>&1)
 like "$out" "Used Shadow Copy Storage space: unknown" "a failed query: used space unknown"
 like "$out" "Error: the provider cannot measure the used space: test provider told to fail at storage" \
     "and the provider's error"
+
+# one connection may have 64 requests unanswered (docs/protocol.md,
+# "Limits"): 66 listings sent at once while the queries stall, the last two
+# are refused at once (-EBUSY), the others answered
+provider_ctl "stall=storage:2000"
+out=$(python3 - "$VSS_ROOT/run/vss/vssd.sock" <<'EOF'
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+def send(o):
+    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
+def recv():
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+send({"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "integration test"}); recv()
+for i in range(66):
+    send({"v": 1, "id": 100 + i, "op": "list_shadowstorage"})
+st = {}
+for _ in range(66):
+    m = recv(); st[m["re"]] = m["status"]
+busy = sorted(k for k, v in st.items() if v == -16)
+print("ok=%d busy=%s" % (sum(1 for v in st.values() if v == 0), busy))
+EOF
+)
+is "$out" "ok=64 busy=[164, 165]" "66 listings at once on one connection: 64 answered, the last two refused (-EBUSY)"
+provider_ctl ""
 
 # (e) stop during a stalled query
 provider_ctl "stall=storage:3000"

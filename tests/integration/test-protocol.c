@@ -854,6 +854,133 @@ static void case_writer(void)
     health("bad writer registrations");
 }
 
+/* ---- size limits -------------------------------------------------------- */
+
+/* components(n, false, path) with one file of a path of len bytes. */
+static json_object *big_components(size_t n, size_t len)
+{
+    char *path = malloc(len + 1);
+    if (!path)
+        return json_object_new_array();
+    memset(path, 'p', len);
+    path[0] = '/';
+    path[len] = '\0';
+    json_object *arr = components(n, false, path);
+    free(path);
+    return arr;
+}
+
+/* What one writer and all writers may register, and what a requestor may
+ * send for its components, are bounded so that every listing and event
+ * stays under a connection's output limit: a writer of big metadata is
+ * refused (not every later list_writers dropped), a requestor's
+ * oversized component name is refused (not the writer dropped). */
+static void case_limits(void)
+{
+    struct peer w[12];
+    size_t nw = 0;
+    int refused_one = 0, refused_all = 0, accepted = 0;
+    for (int i = 0; i < 12; i++) {
+        if (open_hello(&w[nw], "writer") != 0)
+            break;
+        char name[32], inst[64];
+        snprintf(name, sizeof name, "limit-%d", i);
+        snprintf(inst, sizeof inst, "{6b7c3a55-2f4e-4c1d-9a0b-5e3f2d1c0%03d}", i);
+        json_object *a = reg_args(CLASS_ID, name);
+        pj_set_str(a, "instance_id", inst);
+        /* the first: 300 KiB (over one writer's 256 KiB), the others 240 KiB */
+        json_object_object_add(a, "components", big_components(i == 0 ? 150 : 120, 1990));
+        int64_t id = peer_request(&w[nw], "register", a);
+        json_object *m;
+        if (peer_recv(&w[nw], RECV_TIMEOUT_MS, &m) != 1) {
+            nw++;
+            break;
+        }
+        int st = (int)pj_int(m, "status", 1);
+        const char *e = msg_text(m);
+        if (st == -E2BIG && strstr(e, "in all"))
+            refused_all++;
+        else if (st == -E2BIG)
+            refused_one++;
+        else if (st == 0)
+            accepted++;
+        else
+            diag("register %d: status %d (%s)", i, st, e);
+        (void)id;
+        json_object_put(m);
+        nw++;
+    }
+    tap(refused_one == 1, NULL, "a writer registering 300 KiB of components is refused (-E2BIG)");
+    tap(accepted >= 1 && refused_all >= 1, NULL,
+        "writers of 240 KiB each: %d accepted, then refused for the total (%d)", accepted,
+        refused_all);
+    struct peer r;
+    if (open_hello(&r, "requestor") == 0) {
+        json_object *args = json_object_new_object();
+        pj_set_bool(args, "refresh", false);
+        int64_t id = peer_request(&r, "list_writers", args);
+        json_object *m;
+        int k = peer_recv(&r, RECV_TIMEOUT_MS, &m);
+        tap(k == 1 && pj_int(m, "re", -1) == id && pj_int(m, "status", -1) == 0, NULL,
+            "list_writers still answers with every writer at the limit");
+        json_object_put(m);
+
+        id = peer_request(&r, "init_backup", NULL);
+        bool in = expect_ok(&r, id, "init_backup");
+        char *big = malloc(70000);
+        if (in && big) {
+            memset(big, 'x', 69999);
+            big[69999] = '\0';
+            args = json_object_new_object();
+            pj_set_str(args, "class_id", CLASS_ID);
+            big[2000] = '\0';
+            pj_set_str(args, "name", big);
+            id = peer_request(&r, "add_component", args);
+            expect_error(&r, id, -EINVAL, "add_component with a 2000-byte name");
+            args = json_object_new_object();
+            pj_set_str(args, "class_id", CLASS_ID);
+            pj_set_str(args, "name", "c");
+            big[2000] = 'x';
+            big[5000] = '\0';
+            pj_set_str(args, "logical_path", big);
+            id = peer_request(&r, "add_component", args);
+            expect_error(&r, id, -EINVAL, "add_component with a 5000-byte logical path");
+            big[5000] = 'x';
+            args = json_object_new_object();
+            pj_set_str(args, "class_id", CLASS_ID);
+            pj_set_str(args, "stamp", big);
+            id = peer_request(&r, "set_previous_stamp", args);
+            expect_error(&r, id, -EINVAL, "set_previous_stamp with a 70,000-byte stamp");
+            /* 5000 bytes each: the 1 MiB of a backup runs out at about 210 */
+            big[1000] = '\0';
+            char *lp = big + 1001;
+            lp[4000] = '\0';
+            int okn = 0, e2big = 0;
+            for (int i = 0; i < 250; i++) {
+                args = json_object_new_object();
+                pj_set_str(args, "class_id", CLASS_ID);
+                pj_set_str(args, "name", big);
+                pj_set_str(args, "logical_path", lp);
+                id = peer_request(&r, "add_component", args);
+                if (peer_recv(&r, RECV_TIMEOUT_MS, &m) != 1)
+                    break;
+                int st = (int)pj_int(m, "status", 1);
+                okn += st == 0;
+                e2big += st == -E2BIG;
+                json_object_put(m);
+            }
+            tap(okn >= 200 && okn < 250 && e2big == 250 - okn, NULL,
+                "250 components of 5000 bytes: %d accepted, the rest refused (-E2BIG: %d)", okn,
+                e2big);
+        }
+        free(big);
+        peer_close(&r);
+    }
+    for (size_t i = 0; i < nw; i++)
+        peer_close(&w[i]);
+    health("size limits");
+}
+
 /* ---- resource cases ---------------------------------------------------- */
 
 static void case_many_connections(void)
@@ -1074,6 +1201,7 @@ int main(int argc, char **argv)
     case_not_object();
     case_messages();
     case_writer();
+    case_limits();
     case_many_connections();
     case_flood();
     idle_finish(&idle);
