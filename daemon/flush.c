@@ -166,9 +166,11 @@ static void prepare(struct flush_job *job)
     job->checkpointed = checkpoint_journals(job);
     job->checkpoint_us = now_us() - tc;
     /* a provider's pre_freeze may freeze and thaw its volume (reflink):
-     * the watchdog covers a hang in it like any freeze of ours, and every
-     * filesystem of the set is thawed after it whatever it returned
-     * (EINVAL, not frozen, is the normal answer) */
+     * the watchdog covers a hang in it like any freeze of ours, and the
+     * volume of a pre_freeze that failed is thawed after it (it may have
+     * failed between its freeze and its thaw; EINVAL, not frozen, is the
+     * normal answer). Only those: a volume someone else froze meanwhile
+     * (fsfreeze -f) is theirs to thaw. */
     bool any = false;
     for (size_t i = 0; i < job->n_shadows; i++)
         any = any || job->prov[i]->pre_freeze;
@@ -188,6 +190,7 @@ static void prepare(struct flush_job *job)
         ioctl(job->vols[i].fd, FITHAW, 0);
         job->vols[i].frozen = false;
     }
+    const char *failed = NULL; /* the mount point of the pre_freeze that failed */
     for (size_t i = 0; any && i < job->n_shadows; i++) {
         if (!job->prov[i]->pre_freeze)
             continue;
@@ -197,12 +200,14 @@ static void prepare(struct flush_job *job)
             snprintf(job->error, sizeof job->error, "provider '%s' failed before the freeze of '%s': %s",
                      job->prov[i]->name, job->ps[i]->volume->mountpoint,
                      job->ps[i]->error[0] ? job->ps[i]->error : vss_strerror(r));
+            failed = job->ps[i]->volume->mountpoint;
             break;
         }
     }
     if (any) {
-        for (size_t i = 0; i < job->n_vols; i++)
-            ioctl(job->vols[i].fd, FITHAW, 0);
+        for (size_t i = 0; failed && i < job->n_vols; i++)
+            if (!strcmp(job->vols[i].path, failed))
+                ioctl(job->vols[i].fd, FITHAW, 0);
         disarm(job);
     }
     job->flush_us = now_us() - t;

@@ -1115,9 +1115,23 @@ static void op_do_snapshot_set(struct session *s, struct conn *c, int64_t id)
                      s->verify[i]);
             set_unlock(s);
             s->phase = PH_SET_STARTED;
+            broadcast(s, VSS_EVENT_ABORT); /* they had PrepareForBackup */
             reply(c, id, VSS_E_OBJECT_NOT_FOUND, err, NULL);
             return;
         }
+    }
+    /* The 512 per volume again, under the set lock: two backups that both
+     * added a volume at 511 would otherwise both make one. */
+    for (size_t i = 0; i < s->n_vols; i++) {
+        if (shadows_on_volume(s->vols[i].vol.name) < MAX_SHADOWS_PER_VOLUME)
+            continue;
+        snprintf(err, sizeof err, "volume '%s' already has %d shadow copies; delete some first",
+                 s->vols[i].vol.mountpoint, MAX_SHADOWS_PER_VOLUME);
+        set_unlock(s);
+        s->phase = PH_SET_STARTED;
+        broadcast(s, VSS_EVENT_ABORT);
+        reply(c, id, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED, err, NULL);
+        return;
     }
     /* A component whose files lie partly on volumes of the set and partly
      * elsewhere cannot be consistent ("the shadow copy contains only a

@@ -14,12 +14,17 @@
  * at the deadline is undone too), on EOF (vssd died) and on SIGTERM; it
  * never freezes anything; it runs with no signal blocked. A freeze record
  * in the runtime directory lets a restarted vssd thaw what both processes
- * left frozen if they were killed together.
+ * left frozen if they were killed together. D.watchdog_fd is replaced
+ * (a new watchdog after one died) and used (ARM, DISARM from the flush
+ * thread and from the unsharing worker's freezes) under wd_mu only: an ARM
+ * sent on a descriptor closed meanwhile could reach whatever socket the
+ * number was given to next, with a frozen filesystem's fd in it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +182,8 @@ static void watchdog_main(int sock)
     }
 }
 
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+
 int watchdog_spawn(void)
 {
     int sv[2];
@@ -198,9 +205,11 @@ int watchdog_spawn(void)
         _exit(0);
     }
     close(sv[1]);
+    pthread_mutex_lock(&wd_mu);
     if (D.watchdog_fd >= 0)
         close(D.watchdog_fd);
     D.watchdog_fd = sv[0];
+    pthread_mutex_unlock(&wd_mu);
     D.watchdog_pid = pid;
     return 0;
 }
@@ -221,11 +230,11 @@ int watchdog_arm(const int *fds, size_t n, unsigned timeout_ms)
         cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
         memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
     }
-    if (D.watchdog_fd < 0)
-        return -ENOTCONN;
-    if (sendmsg(D.watchdog_fd, &mh, MSG_NOSIGNAL) < 0)
-        return -errno;
-    return 0;
+    pthread_mutex_lock(&wd_mu);
+    int r = D.watchdog_fd < 0 ? -ENOTCONN
+          : sendmsg(D.watchdog_fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+    pthread_mutex_unlock(&wd_mu);
+    return r;
 }
 
 int watchdog_disarm(void)
@@ -233,19 +242,21 @@ int watchdog_disarm(void)
     /* One-way: vssd learns that the watchdog fired from FITHAW failing
      * with EINVAL, so the hold does not wait for a round trip here. */
     struct wd_msg m = { .type = WD_DISARM };
-    if (D.watchdog_fd < 0)
-        return -ENOTCONN;
-    if (send(D.watchdog_fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
-        return -errno;
-    return 0;
+    pthread_mutex_lock(&wd_mu);
+    int r = D.watchdog_fd < 0 ? -ENOTCONN
+          : send(D.watchdog_fd, &m, sizeof m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+    pthread_mutex_unlock(&wd_mu);
+    return r;
 }
 
 void watchdog_stop(void)
 {
+    pthread_mutex_lock(&wd_mu);
     if (D.watchdog_fd >= 0) {
         close(D.watchdog_fd); /* EOF: the watchdog exits */
         D.watchdog_fd = -1;
     }
+    pthread_mutex_unlock(&wd_mu);
     if (D.watchdog_pid > 0) {
         waitpid(D.watchdog_pid, NULL, 0);
         D.watchdog_pid = 0;

@@ -154,6 +154,9 @@ mid_hold() {
     R=$!
     local n0; n0=$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")
     for _ in $(seq 200); do [ "$(grep -c '"event":1204' "$VSS_ROOT/var/lib/vss/events.jsonl")" -gt "$n0" ] && break; sleep 0.02; done
+    # the hold's FIFREEZE follows expedited RCU switched on (daemon/rcu.c):
+    # wait for that rather than a fixed time (a loaded machine took longer)
+    for _ in $(seq 250); do [ "$(cat "$VSS_TEST_RCU_KNOB")" = 1 ] && break; sleep 0.02; done
     sleep 0.3
     WD=$(pgrep -P "$VSSD_PID" -x vssd-watchdog)
 }

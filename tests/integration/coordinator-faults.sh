@@ -9,7 +9,7 @@
 # last errors, that the Abort reached every involved writer, that no shadow
 # is left, and that no filesystem stays frozen.
 . "$(dirname "$0")/lib.sh"
-plan 75
+plan 76
 
 FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
 # expedited RCU during a hold (daemon/rcu.c), on a file of the test's own
@@ -213,6 +213,7 @@ unlike "$(cat "$VSS_ROOT/var/lib/vss/catalog.json")" '"state": *"creating"' "rec
 faulty_writer
 out=$(backup --verify '{99999999-9999-4999-8999-999999999999}')
 like "$out" "result FAIL VSS_E_OBJECT_NOT_FOUND do_snapshot_set" "verify of an absent writer fails the set"
+like "$(events_of Faulty)" "PrepareForBackup Abort BackupShutdown" "and the writers that had PrepareForBackup get Abort"
 out=$(backup --verify Faulty --exclude Faulty)
 like "$out" "result FAIL VSS_E_OBJECT_NOT_FOUND" "verify of an excluded writer fails the set"
 out=$(backup --verify Faulty --verify '{11111111-2222-4333-8444-555555555555}')
