@@ -9,7 +9,7 @@
 # last errors, that the Abort reached every involved writer, that no shadow
 # is left, and that no filesystem stays frozen.
 . "$(dirname "$0")/lib.sh"
-plan 76
+plan 78
 
 FREEZE_TIMEOUT_MS=1500 HOLD_TIMEOUT_MS=1000 EVENT_TIMEOUT_MS=3000 write_config
 # expedited RCU during a hold (daemon/rcu.c), on a file of the test's own
@@ -236,6 +236,68 @@ like "$(cat "$T/rx.out")" "result FAIL .*is no longer the volume that was added"
     "a volume replaced before do_snapshot_set: the set fails, saying so"
 is "$(shadow_count)" "0" "and leaves no shadow"
 umount "$T/X"
+
+# --- a frozen writer still gets its Thaw when other backups' and listings'
+# Identify events (which it does not answer while frozen) fill its 64
+# outstanding slots: the last 8 are for Thaw and Abort alone. W is a
+# writer of this test's own (Python, wire protocol) that answers its
+# Freeze, then fills its own slots during the hold (48 listings, the
+# administrators' share, and 16 backups' gather_writer_metadata), and
+# answers no Identify while frozen.
+python3 - "$VSS_ROOT/run/vss/vssd.sock" "$T/F/db" "$T/W.events" <<'EOF' &
+import json, socket, struct, sys, time
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); return s
+def send(s, o):
+    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
+def recv(s):
+    h = s.recv(4, socket.MSG_WAITALL)
+    if len(h) < 4: return None
+    n = struct.unpack(">I", h)[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+def hello(s, role):
+    send(s, {"v": 1, "id": 1, "op": "hello", "role": role, "client": "test W"}); recv(s)
+fill = []
+def fill_slots():
+    a = conn(); hello(a, "requestor"); fill.append(a)
+    for i in range(48):
+        send(a, {"v": 1, "id": 10 + i, "op": "list_writers", "refresh": True})
+    for i in range(16):
+        b = conn(); hello(b, "requestor"); fill.append(b)
+        send(b, {"v": 1, "id": 2, "op": "init_backup"}); recv(b)
+        send(b, {"v": 1, "id": 3, "op": "gather_writer_metadata"})
+    time.sleep(0.3)
+s = conn(); hello(s, "writer")
+send(s, {"v": 1, "id": 2, "op": "register", "class_id": "{0c0c0c0c-1111-4222-8333-444444444444}",
+         "name": "W", "usage": 3, "level": 3,
+         "components": [{"name": "WDB", "logical_path": "", "files": [{"path": sys.argv[2], "filespec": "*"}]}]})
+recv(s)
+log = open(sys.argv[3], "a", buffering=1)
+log.write("registered\n")
+frozen = False
+while True:
+    m = recv(s)
+    if m is None: break
+    if m.get("op") != "event": continue
+    ev = m["event"]; log.write(ev + "\n")
+    if ev in ("Thaw", "Abort"): frozen = False
+    if ev == "Identify" and frozen: continue
+    r = {"v": 1, "re": m["id"], "status": 0, "ok": True, "failure": 0}
+    if ev == "Thaw": r["held"] = True
+    send(s, r)
+    if ev == "Freeze": frozen = True; fill_slots()
+EOF
+PW=$!
+_pids+=("$PW")
+for _ in $(seq 100); do grep -q registered "$T/W.events" 2>/dev/null && break; sleep 0.05; done
+faulty_writer
+provider_ctl "stall=commit:800"
+out=$(backup)
+provider_ctl ""
+like "$out" "result (OK|FAIL)" "the backup ends"
+like "$(tr '\n' ' ' < "$T/W.events")" "Freeze (Identify )*(Thaw|Abort)" \
+    "the frozen writer got its Thaw (or Abort) despite 64 events outstanding"
+kill "$PW" 2>/dev/null; wait "$PW" 2>/dev/null
 
 # --- a requestor that prepares a set and then goes quiet holds the set
 # lock (every other backup gets VSS_E_SNAPSHOT_SET_IN_PROGRESS) only for
