@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -302,6 +303,14 @@ int flush_start(struct flush_job *job)
     job->status = 0;
     job->error[0] = '\0';
     job->watchdog_fired = false;
+    dev_t devs[MAX_SET_VOLUMES];
+    size_t nd = 0;
+    for (size_t i = 0; i < job->n_vols; i++) {
+        struct stat st;
+        if (fstat(job->vols[i].fd, &st) == 0)
+            devs[nd++] = st.st_dev;
+    }
+    events_defer_for(devs, nd); /* the event log on a volume that freezes */
     running = true; /* before the thread runs: the workers test it (squery.c) */
     int r = pthread_create(&flush_thread, NULL, flush_main, job);
     if (r != 0) {

@@ -474,6 +474,11 @@ enum {
 enum ev_level { EVL_INFO, EVL_WARNING, EVL_ERROR };
 void events_open(void);
 void events_close(void);
+/* Keeps event lines in memory from now on if the event log is on one of
+ * the filesystems devs (a flush & hold is about to freeze them), until
+ * events_flush_pending writes them (after the flush & hold). */
+void events_defer_for(const dev_t *devs, size_t n);
+void events_flush_pending(void);
 /* Logs event id; fields (consumed, may be NULL) go to the JSON line. */
 void ev(int id, enum ev_level lvl, json_object *fields, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -652,6 +652,7 @@ void session_flush_done(void)
     struct session *s = flushing;
     flush_join();
     flushing = NULL;
+    events_flush_pending();
     if (!s)
         return;
     struct flush_job *job = s->job;

@@ -3,9 +3,10 @@
 # volumes and the copying test provider: the event sequence each writer
 # sees, writer states in the middle and at the end, point-in-time content
 # of the exposed shadows, auto-release versus persistent shadows, and the
-# vssadmin listings of all of it.
+# vssadmin listings of all of it; vssd's state directory on a volume of the
+# set (it keeps answering during the hold).
 . "$(dirname "$0")/lib.sh"
-plan 49
+plan 52
 
 write_config
 make_volume F 32 || exit 1
@@ -155,5 +156,47 @@ VSS_TEST_RCU_KNOB="$T/rcu_expedited" start_vssd || exit 1
 like "$("$TREQ" --volume F: 2>&1)" "result OK" "with expedite_freeze = no a set succeeds"
 like "$(last_1209)" '"prefreeze_us":[1-9][0-9]*,' "and each filesystem was frozen and thawed once before Freeze"
 is "$(cat "$T/rcu_expedited")" "0" "and the expedited RCU switch was not touched"
+
+# --- 9. The state directory on a volume of the set (as /var/lib/vss on a
+# native btrfs root): vssd keeps answering during the hold (a backup opened
+# then logs event 1200, which would wait for the thaw), and the hold's
+# events are in the event log after it.
+stop_vssd
+mkdir -p "$T/F/vssstate"
+write_config "state_dir = $T/F/vssstate"
+echo 0 > "$T/rcu_expedited"
+export VSS_TEST_RCU_KNOB="$T/rcu_expedited"  # not /sys/kernel/rcu_expedited
+start_vssd || exit 1
+provider_ctl mode=noop stall=commit:1500   # its copies would go to the state directory
+# backups opened every 0.1 s for 4 s, across the backup's 1.5 s hold: the
+# slowest answer (started first: it is ready before the backup begins)
+python3 - "$VSS_ROOT/run/vss/vssd.sock" "$T/py" <<'EOF' &
+import json, socket, struct, sys, time
+def req(s, o):
+    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+open(sys.argv[2] + ".ready", "w").close()
+worst = 0
+for i in range(40):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    req(s, {"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "integration test"})
+    t0 = time.monotonic()
+    req(s, {"v": 1, "id": 2, "op": "init_backup"})
+    worst = max(worst, time.monotonic() - t0)
+    s.close()
+    time.sleep(0.1)
+open(sys.argv[2] + ".worst", "w").write("%d" % int(worst * 1000))
+EOF
+P=$!
+for _ in $(seq 200); do [ -e "$T/py.ready" ] && break; sleep 0.05; done
+"$TREQ" --volume F: --nowriters > "$T/r9.out" 2>&1
+wait $P
+ms=$(cat "$T/py.worst" 2>/dev/null)
+provider_ctl ""
+like "$(cat "$T/r9.out")" "result OK" "a backup of F: with vssd's state directory on F:"
+ok $([ "${ms:-9999}" -lt 700 ]; echo $?) "backups opened around its hold are answered at once (slowest ${ms} ms), not after the thaw"
+like "$(cat "$T/F/vssstate/events.jsonl")" '"event":1204' "the hold's events are in the event log afterwards"
+stop_vssd
 
 done_testing
