@@ -2,9 +2,8 @@
  * writer.c - the mail store's VSS writer, "Microsoft Exchange Writer",
  * class {76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}, on a thread of its own
  * that polls the libvss connection (and reconnects every 2 s while vssd
- * is away). Each configured database is a component with its .edb file,
- * the instance's logs and its checkpoint, so vssd knows the writer's
- * volumes.
+ * is away). Each configured database is a component with its .edb file, the
+ * instance's logs and its checkpoint, so vssd knows the writer's volumes.
  *
  * Per event (docs/storesvc.md has the table):
  *   PrepareForBackup  store_snap_begin(type): events 2005/2008/2009/2010
@@ -14,12 +13,17 @@
  *                     deliveries wait in store_commit, none fails); 2001
  *   Thaw              store_snap_thaw; 2003. Writes not held (reported with
  *                     vss_event_set_writes_not_held) if the engine's own
- *                     freeze limit fired (2004, -2402) or the durable log
- *                     position moved during the freeze
+ *                     freeze limit fired (2004, -2402), the durable log
+ *                     position moved during the freeze, or nothing of the
+ *                     set is frozen any more (released: an Abort, libvss's
+ *                     own hold timeout; or never frozen, another set)
  *   BackupComplete    every mounted database reported backed up: full and
  *                     incremental store_snap_truncate (224/225) + end; copy
  *                     and differential end (recorded only); otherwise abort
- *                     (nothing truncated, nothing recorded)
+ *                     (nothing truncated, nothing recorded). For a set the
+ *                     writer does not hold (released, an earlier
+ *                     BackupComplete of it failed, never prepared): a
+ *                     non-retryable failure, never a silent success
  *   Abort, BackupShutdown (backup not completed), vssd gone: store_snap_abort
  *
  * Invariants: the callbacks run on this thread only; W.mu guards the
@@ -28,7 +32,10 @@
  * One backup at a time: the events of another snapshot set than the one
  * prepared never end, thaw or complete it (its PrepareForBackup is
  * refused, retryable); a Thaw answers "held" only if the freeze lasted
- * until that Thaw.
+ * until that Thaw; BackupComplete answers success only for the backup it
+ * recorded (or already had recorded). The last backup that ended is
+ * remembered (W.ended_*) until the next one begins, so that the events
+ * of that set which come late say what became of it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,8 +65,11 @@ static struct {
     /* backup state: writer thread only */
     bool prepared, frozen;
     vss_id set;                 /* the snapshot set of the backup prepared */
-    bool hold_broken;           /* its freeze ended before its Thaw (released) */
     enum store_backup_type type;
+    /* the last backup that ended, until the next one begins: how, and why */
+    enum { ENDED_NONE, ENDED_RELEASED, ENDED_FAILED, ENDED_COMPLETED } ended;
+    vss_id ended_set;
+    char ended_why[160];
     uint64_t freeze_t0, durable_at_freeze;
     /* statistics (mu) */
     bool connected;
@@ -121,6 +131,23 @@ static bool same_set(vss_writer_event *ev)
            vss_id_equal(id, &W.set);
 }
 
+/* Whether ev belongs to the last backup that ended (see same_set). */
+static bool ended_set(vss_writer_event *ev)
+{
+    const vss_id *id = vss_event_snapshot_set_id(ev);
+    return W.ended != ENDED_NONE && (!id || vss_id_is_null(id) || vss_id_is_null(&W.ended_set) ||
+                                     vss_id_equal(id, &W.ended_set));
+}
+
+/* The backup prepared ends (how: ENDED_*); why is said to its late events. */
+static void ended(int how, const char *why)
+{
+    W.prepared = W.frozen = false;
+    W.ended = how;
+    W.ended_set = W.set;
+    snprintf(W.ended_why, sizeof W.ended_why, "%s", why);
+}
+
 /* An event of another backup than the one prepared: logged, left alone. */
 static bool other_set(vss_writer_event *ev)
 {
@@ -141,7 +168,7 @@ static int begin(vss_writer_event *ev, enum store_backup_type type)
         return r;
     W.type = type;
     W.prepared = true;
-    W.hold_broken = false;
+    W.ended = ENDED_NONE;
     const vss_id *id = vss_event_snapshot_set_id(ev);
     if (id)
         W.set = *id;
@@ -155,13 +182,11 @@ static void release(const char *why)
 {
     if (!W.prepared)
         return;
-    if (W.frozen)
-        W.hold_broken = true; /* its Thaw must not answer "held" */
     int r = store_snap_abort(ms_inst());
     if (r < 0 && r != JET_errOSSnapshotInvalidSequence)
         svc_log(SVC_WARN, "writer: abort of the shadow copy failed: %s", store_strerror(r));
     svc_log(SVC_INFO, "writer: %s: backup released (logs kept)", why);
-    W.prepared = W.frozen = false;
+    ended(ENDED_RELEASED, why); /* its late Thaw is not "held", its BackupComplete fails */
     pthread_mutex_lock(&W.mu);
     W.aborted++;
     pthread_mutex_unlock(&W.mu);
@@ -258,16 +283,24 @@ static bool on_thaw(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
-    if (!same_set(ev))
-        return other_set(ev);
-    if (!W.frozen) {
-        if (W.prepared && W.hold_broken) {
-            /* released during the freeze (an Abort, libvss's own timeout
-             * with vssd gone): the writes were not held to the end */
-            svc_log(SVC_WARN, "writer: Thaw: the freeze had already ended; writes were not held");
-            note(ev, "writes were not held for the whole freeze (released before the Thaw)");
-            vss_event_set_writes_not_held(ev);
-        }
+    if (!same_set(ev) || !W.frozen) {
+        /* nothing of this set is frozen: released during the freeze (an
+         * Abort, libvss's own hold timeout with vssd stalled or gone),
+         * never frozen, or another set: its writes were not held */
+        char msg[256];
+        if (!same_set(ev))
+            other_set(ev);
+        if (W.prepared || !ended_set(ev) || W.ended != ENDED_RELEASED)
+            snprintf(msg, sizeof msg, "writes were not held (no freeze of this set was in progress)");
+        else
+            snprintf(msg, sizeof msg, "writes were not held for the whole freeze (released "
+                     "before the Thaw: %s)", W.ended_why);
+        svc_log(SVC_WARN, "writer: Thaw: %s", msg);
+        note(ev, msg);
+        vss_event_set_writes_not_held(ev);
+        pthread_mutex_lock(&W.mu);
+        W.not_held++;
+        pthread_mutex_unlock(&W.mu);
         return true;
     }
     struct store_stats st;
@@ -329,14 +362,42 @@ static bool all_succeeded(vss_writer_event *ev)
     return mounted > 0;
 }
 
+/* BackupComplete of a set the writer does not hold: nothing is recorded
+ * or truncated now, and the requestor must learn it (a success would
+ * have it keep a "full backup" that the store never recorded). Only the
+ * backup that was recorded answers success again. */
+static bool backup_not_held(vss_writer_event *ev)
+{
+    char id[VSS_ID_STRLEN], msg[256];
+    vss_id_format(vss_event_snapshot_set_id(ev), id);
+    if (!W.prepared && ended_set(ev) && W.ended == ENDED_COMPLETED) {
+        svc_log(SVC_INFO, "writer: BackupComplete of set %s again: it was recorded already", id);
+        return true;
+    }
+    if (W.prepared)
+        snprintf(msg, sizeof msg, "the backup in progress is of another set: nothing recorded "
+                 "or truncated for set %s", id);
+    else if (ended_set(ev) && W.ended == ENDED_RELEASED)
+        snprintf(msg, sizeof msg, "the backup was released before BackupComplete (%s): nothing "
+                 "recorded or truncated", W.ended_why);
+    else if (ended_set(ev))
+        snprintf(msg, sizeof msg, "an earlier BackupComplete of this set failed (%s): it is not "
+                 "done again", W.ended_why);
+    else
+        snprintf(msg, sizeof msg, "no backup of set %s is held (never prepared, or storesvc "
+                 "restarted since): nothing recorded or truncated", id);
+    svc_log(SVC_ERR, "writer: BackupComplete: %s", msg);
+    note(ev, msg);
+    vss_event_set_failure(ev, VSS_E_WRITERERROR_NONRETRYABLE);
+    return false;
+}
+
 static bool on_backup_complete(vss_writer_event *ev, void *ud)
 {
     (void)ud;
     note(ev, NULL);
-    if (!W.prepared)
-        return true;
-    if (!same_set(ev))
-        return other_set(ev);
+    if (!W.prepared || !same_set(ev))
+        return backup_not_held(ev);
     store_inst *inst = ms_inst();
     int r = 0;
     bool truncating = W.type == STORE_BACKUP_FULL || W.type == STORE_BACKUP_INCREMENTAL;
@@ -366,9 +427,13 @@ static bool on_backup_complete(vss_writer_event *ev, void *ud)
         r = store_snap_end(inst);
     else
         store_snap_end(inst);
-    W.prepared = false;
-    if (r < 0)
+    if (r < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "%d %s", r, store_strerror(r));
+        ended(ENDED_FAILED, why);
         return veto(ev, VSS_E_WRITERERROR_NONRETRYABLE, r, "BackupComplete");
+    }
+    ended(ENDED_COMPLETED, "completed");
     if (!truncating)
         svc_log(SVC_INFO, "writer: BackupComplete (%s): recorded, nothing truncated",
                 type_name(W.type));
