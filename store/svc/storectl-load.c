@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -417,20 +418,25 @@ int cmd_load(int argc, char **argv)
         { "latency", required_argument, NULL, 'L' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *record = NULL, *latency = NULL;
+    char prefix[MB_NAME_MAX + 1];
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-        char *end = NULL;
+        char *end = NULL, over[48];
         double v = 0;
         if (strchr("crdnms", opt)) {
             errno = 0;
             v = strtod(optarg, &end);
             /* counts are whole numbers (1.5 clients was taken for 1), and
-             * bounded before the casts below */
+             * bounded before the casts below (--clients 4294967297 was
+             * taken for 1) */
             bool whole = strchr("cnms", opt) != NULL;
+            double max = opt == 'c' ? 1024 : opt == 'm' ? UINT_MAX : opt == 's' ? 64u << 20 : 1e15;
+            snprintf(over, sizeof over, "more than %.0f", max);
             const char *why = end == optarg || *end || isnan(v) ? "not a number"
                               : v < 0                               ? "negative"
                               : v > 1e15                            ? "more than 1e15"
+                              : v > max                             ? over
                               : whole && v != floor(v)              ? "not a whole number"
                                                                     : NULL;
             if (why) {
@@ -468,10 +474,20 @@ int cmd_load(int argc, char **argv)
                         "--size at most 64 MiB\n");
         return EX_USAGE;
     }
-    if (strlen(L.prefix) > MB_NAME_MAX - 12) {
-        fprintf(stderr, "storectl: load: --prefix '%s' is too long\n", L.prefix);
+    /* PREFIX followed by up to 10 digits must be a mailbox name (else
+     * every delivery gets 550); lowered, as storesvc stores it */
+    if (strlen(L.prefix) > MB_NAME_MAX - 10) {
+        fprintf(stderr, "storectl: load: --prefix '%s' is too long (at most %d characters)\n",
+                L.prefix, MB_NAME_MAX - 10);
         return EX_USAGE;
     }
+    if (L.prefix[0] && mb_name_normalize(L.prefix, strlen(L.prefix), prefix) < 0) {
+        fprintf(stderr, "storectl: load: invalid --prefix '%s': a mailbox name is made of "
+                "a-z, 0-9, '.', '_', '+' and '-', and does not start with '.'\n", L.prefix);
+        return EX_USAGE;
+    }
+    if (L.prefix[0])
+        L.prefix = prefix;
     char tcp_host[256], tcp_port[8];
     if (L.tcp) {
         if (hostport_split(L.tcp, tcp_host, sizeof tcp_host, tcp_port, sizeof tcp_port) < 0) {

@@ -187,12 +187,15 @@ static void print_flat(const char *prefix, json_object *o)
     }
 }
 
+/* A message UID: at most INT64_MAX (the control protocol's JSON integers are
+ * signed 64-bit: a larger one went out negative and came back as
+ * 'missing "uid"'). */
 static int parse_uid(const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
     unsigned long long u = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-')
+    if (errno || end == s || *end || s[0] == '-' || u > INT64_MAX)
         return -EINVAL;
     *out = u;
     return 0;
@@ -281,7 +284,8 @@ int main(int argc, char **argv)
         uint64_t uid;
         if (parse_uid(a[1], &uid) < 0) {
             json_object_put(req);
-            return usage_error("invalid message uid '%s'", a[1]);
+            return usage_error("invalid message uid '%s' (a whole number, at most "
+                               "9223372036854775807)", a[1]);
         }
         json_object_object_add(req, "uid", json_object_new_int64((int64_t)uid));
     }

@@ -22,7 +22,7 @@
 #      start recovers, losing no acknowledged delivery;
 #  (g) a deleted message's UID is not handed out again after a restart.
 . "$(dirname "$0")/lib.sh"
-plan 98
+plan 104
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -88,6 +88,23 @@ ok $? "storectl load --tcp without a port: usage error"
 out=$("$CTL" load --clients 1.5 --count 2 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --clients '1.5': not a whole number"
 ok $? "storectl load --clients 1.5: usage error (it was taken for 1)"
+out=$("$CTL" load --clients 4294967297 --count 1 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --clients '4294967297': more than 1024"
+ok $? "storectl load --clients 4294967297: usage error (it wrapped around to 1)"
+out=$("$CTL" load --mailboxes 4294967296 --count 1 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --mailboxes '4294967296': more than 4294967295"
+ok $? "storectl load --mailboxes 4294967296: usage error (it wrapped around to 0)"
+out=$("$CTL" load --prefix 'no such' --count 1 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --prefix 'no such': a mailbox name is made of"
+ok $? "storectl load --prefix with a space: usage error (every delivery got 550)"
+out=$("$CTL" load --prefix .hidden --count 1 2>&1); rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --prefix '.hidden'"
+ok $? "storectl load --prefix starting with '.': usage error"
+for op in read delete; do
+    out=$("$CTL" $op alice 9223372036854775808 2>&1); rc=$?
+    [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid message uid '9223372036854775808' (a whole number, at most 9223372036854775807)"
+    ok $? "storectl $op with a UID above INT64_MAX: usage error (it went out negative)"
+done
 out=$("$CTL" load --count 1e30 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid --count '1e30': more than 1e15"
 ok $? "storectl load --count 1e30: usage error, saying which bound"
