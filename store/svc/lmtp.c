@@ -13,7 +13,8 @@
  * Limits: max_message_size (SIZE= above it: 552 at MAIL; a body that
  * grows past it is read to its end and refused per recipient with 552),
  * max_recipients (452), 4096-byte command lines (500), idle_timeout_s
- * without input (421 and close). Line ends: CRLF or bare LF; stored
+ * without input, between commands or inside DATA (421 and close: the
+ * message being received is not delivered). Line ends: CRLF or bare LF; stored
  * messages always have CRLF.
  *
  * A full disk (ms_disk_full_error) is 452 4.3.1, at RCPT (a mailbox that
@@ -325,7 +326,8 @@ static void cmd_rcpt(struct lmtp *s, const char *arg)
 }
 
 /* Reads the DATA body up to the lone ".", then delivers to each recipient.
- * @return 0, or <0 when the connection is lost. */
+ * @return 0, or <0 when the connection is lost (-EAGAIN: idle timeout,
+ * nothing delivered and nothing replied). */
 static int cmd_data(struct lmtp *s, char *line)
 {
     if (!s->mail) {
@@ -402,14 +404,11 @@ void lmtp_session(int fd, const struct svc_config *cfg)
     struct timeval tv = { .tv_sec = cfg->idle_timeout_s };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     reply(s, "220 %s LMTP storesvc ready", s->host);
+    int r;
     for (;;) {
         size_t n;
         bool toolong;
-        int r = read_line(&s->rd, line, CMD_MAX, &n, &toolong);
-        if (r == -EAGAIN) {
-            reply(s, "421 4.4.2 %s idle timeout, closing connection", s->host);
-            break;
-        }
+        r = read_line(&s->rd, line, CMD_MAX, &n, &toolong);
         if (r <= 0)
             break;
         if (svc_stopping) {
@@ -443,7 +442,7 @@ void lmtp_session(int fd, const struct svc_config *cfg)
         } else if (IS("RCPT")) {
             cmd_rcpt(s, arg);
         } else if (IS("DATA")) {
-            if (cmd_data(s, line) < 0)
+            if ((r = cmd_data(s, line)) < 0)
                 break;
         } else if (IS("RSET")) {
             reset_txn(s);
@@ -460,6 +459,10 @@ void lmtp_session(int fd, const struct svc_config *cfg)
         }
 #undef IS
     }
+    /* RFC 5321 4.5.3.2: a server that times out a client says so (421)
+     * before it closes, also in the middle of DATA */
+    if (r == -EAGAIN)
+        reply(s, "421 4.4.2 %s idle timeout, closing connection", s->host);
     reset_txn(s);
     free(s->rcpt);
     free(s->rcpt_addr);

@@ -3,7 +3,8 @@
 # volume F:, mail over LMTP (swaks, when installed, and storectl load),
 # storectl's administration commands, and the Microsoft Exchange Writer
 # through vssd with the copying test provider:
-#  (a) usage of storesvc and storectl; start, clean stop (Clean Shutdown);
+#  (a) usage of storesvc and storectl; the LMTP idle timeout (421, also
+#      inside DATA); start, clean stop (Clean Shutdown);
 #  (b) LMTP with a real client (swaks): one reply per recipient, the
 #      message readable with storectl, dot-stuffing, unknown commands;
 #  (c) the seed's DiskShadow script (full backup, expose at S:) while
@@ -22,7 +23,7 @@
 #      start recovers, losing no acknowledged delivery;
 #  (g) a deleted message's UID is not handed out again after a restart.
 . "$(dirname "$0")/lib.sh"
-plan 104
+plan 106
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -50,6 +51,31 @@ out=$(timeout 20 "$SVC" --foreground --no-writer --db-dir "$T/p/db" --log-dir "$
     --control-socket "$T/run/p.sock" --lmtp-socket "$T/run/pl.sock" --lmtp-tcp 127.0.0.1:99999 2>&1)
 [ $? = 1 ] && printf '%s' "$out" | grep -q "the port must be 1 to 65535"
 ok $? "storesvc: an lmtp_tcp port above 65535 is refused (not bound modulo 65536)"
+# idle_timeout_s: 421 before the close, between commands and inside DATA
+printf '[storesvc]\nidle_timeout_s = 1\n' > "$T/idle.conf"
+"$SVC" --config "$T/idle.conf" --foreground --no-writer --db-dir "$T/p/db" --log-dir "$T/p/logs" \
+    --control-socket "$T/run/p.sock" --lmtp-socket "$T/run/pl.sock" >>"$T/idle.out" 2>&1 &
+IDLE_PID=$!
+_pids+=("$IDLE_PID")
+for _ in $(seq 100); do [ -S "$T/run/pl.sock" ] && break; sleep 0.05; done
+# idle_last SOCKET COMMANDS...: sends the lines, stays silent; the last line read
+idle_last() { timeout 20 python3 - "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rb")
+f.readline()
+for c in sys.argv[2:]:
+    s.sendall((c + "\r\n").encode())
+last = ""
+for l in f:
+    last = l.decode().strip()
+print(last)
+PY
+}
+like "$(idle_last "$T/run/pl.sock" "LHLO t")" "^421 4\.4\.2 .*idle timeout" \
+    "an LMTP session idle between commands gets 421 4.4.2, then the close"
+like "$(idle_last "$T/run/pl.sock" "LHLO t" "MAIL FROM:<a@b>" "RCPT TO:<idle@x>" "DATA" "half a message")" \
+    "^421 4\.4\.2 .*idle timeout" "an LMTP session idle inside DATA gets 421 4.4.2 too (it was closed silently)"
+stop_pid "$IDLE_PID"
 out=$("$SVC" --lmtp-tcp 127.0.0.1:0 --check-config 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid lmtp_tcp '127.0.0.1:0'.*1 to 65535"
 ok $? "storesvc --check-config refuses an lmtp_tcp port out of range"
