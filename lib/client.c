@@ -12,6 +12,8 @@
  *    than the current call (its call timed out) is dropped;
  *  - requests from vssd are dispatched, in arrival order, by whoever is
  *    reading: client_call() while it waits, or client_dispatch();
+ *  - client_call() waits for at most its timeout, and not at all once the
+ *    connection's cancel_fd is readable (a caller that is stopping);
  *  - once the stream is broken (EOF, an unparsable frame, a failed send)
  *    the connection is dead: every later call fails with the same error
  *    without touching the socket;
@@ -39,6 +41,7 @@ struct client_conn {
     int dead_err;
     struct proto_rbuf rb;
     int64_t last_id;        /* id of the last request we sent */
+    int cancel_fd;          /* readable: calls give up (-ECANCELED); -1 none */
     client_request_fn fn;   /* handler of vssd's requests, or NULL */
     void *userdata;
     char *last_error;       /* malloc'ed, or NULL for "" */
@@ -315,8 +318,9 @@ int client_call(struct client_conn *c, json_object *req, json_object **reply,
                 break;
             continue;
         }
-        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-        int p = poll(&pfd, 1, remaining(deadline));
+        struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
+                                 { .fd = c->cancel_fd, .events = POLLIN } };
+        int p = poll(pfd, 2, remaining(deadline));  /* fd -1 is ignored */
         if (p < 0) {
             if (errno == EINTR)
                 continue;
@@ -326,6 +330,10 @@ int client_call(struct client_conn *c, json_object *req, json_object **reply,
         if (p == 0) {
             set_error(c, "no reply from vssd within %u ms", timeout_ms);
             return -ETIMEDOUT;
+        }
+        if (pfd[1].revents) {
+            set_error(c, "cancelled while waiting for vssd's reply");
+            return -ECANCELED;
         }
         r = fill(c);
         if (r < 0 && r != -EAGAIN)
@@ -340,7 +348,7 @@ int client_call(struct client_conn *c, json_object *req, json_object **reply,
 }
 
 int client_open(struct client_conn **out, const char *path, const char *role,
-                const char *client_name, unsigned timeout_ms, char **msg)
+                const char *client_name, unsigned timeout_ms, int cancel_fd, char **msg)
 {
     *out = NULL;
     if (msg)
@@ -349,6 +357,7 @@ int client_open(struct client_conn **out, const char *path, const char *role,
     if (!c)
         return -ENOMEM;
     c->fd = -1;
+    c->cancel_fd = cancel_fd;
     proto_rbuf_init(&c->rb, CLIENT_MAX_FRAME);
 
     int r;

@@ -32,12 +32,16 @@ typedef int (*client_request_fn)(struct client_conn *c, json_object *req, void *
 /*
  * Connects to the Unix socket at path (SOCK_CLOEXEC, non-blocking) and
  * does the `hello` handshake with the given role ("writer" or
- * "requestor"). On failure *msg (if not NULL) gets a malloc'ed text
- * saying why (vssd's error text, or the connect failure).
- * @return 0, -errno, -ENAMETOOLONG, VSS_E_ACCESS_DENIED, VSS_E_PROTOCOL...
+ * "requestor"). cancel_fd (-1: none) is kept for the connection's life:
+ * once it is readable, a call waiting for its reply (hello included)
+ * gives up with -ECANCELED; it is only polled, never read or closed.
+ * On failure *msg (if not NULL) gets a malloc'ed text saying why (vssd's
+ * error text, or the connect failure).
+ * @return 0, -errno, -ENAMETOOLONG, -ECANCELED, VSS_E_ACCESS_DENIED,
+ * VSS_E_PROTOCOL...
  */
 int client_open(struct client_conn **out, const char *path, const char *role,
-                const char *client_name, unsigned timeout_ms, char **msg);
+                const char *client_name, unsigned timeout_ms, int cancel_fd, char **msg);
 /* Closes the socket and frees. NULL is a no-op. */
 void client_close(struct client_conn *c);
 
@@ -50,7 +54,8 @@ void client_set_handler(struct client_conn *c, client_request_fn fn, void *userd
  * 0 waits forever. On return *reply (if not NULL) holds the reply (caller
  * puts it) whatever the status.
  * @return the reply's status (0 or a negative code), -ETIMEDOUT,
- * -ECONNRESET if vssd went away, VSS_E_PROTOCOL for a malformed reply.
+ * -ECANCELED (the connection's cancel_fd became readable), -ECONNRESET
+ * if vssd went away, VSS_E_PROTOCOL for a malformed reply.
  * After a failure client_last_error() has the explanation.
  */
 int client_call(struct client_conn *c, json_object *req, json_object **reply,

@@ -268,7 +268,7 @@ int vss_requestor_connect(vss_requestor *r, const char *socket, const char *clie
     if (!socket)
         socket = vss_default_socket();
     char *msg = NULL;
-    int e = client_open(&r->conn, socket, "requestor", client_name, r->timeout_ms, &msg);
+    int e = client_open(&r->conn, socket, "requestor", client_name, r->timeout_ms, -1, &msg);
     if (e < 0)
         fail_msg(r, e, msg);
     free(msg);

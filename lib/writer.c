@@ -18,7 +18,10 @@
  *  - a writer never holds for a coordinator that is gone: when the
  *    connection fails between a successful PrepareForSnapshot and the end
  *    of the set, or no Thaw/Abort comes within vssd's Freeze->Thaw limit
- *    plus 10 s, the application's on_abort runs locally.
+ *    plus 10 s, the application's on_abort runs locally;
+ *  - vss_writer_connect() waits at most 30 s for each of vssd's answers,
+ *    and gives up (-ECANCELED) once the cancel fd is readable, so that an
+ *    application that is stopping is not held by a vssd that hangs.
  */
 #include <errno.h>
 #include <poll.h>
@@ -42,6 +45,7 @@ struct vss_writer {
     enum vss_app_level level;
     unsigned freeze_timeout_ms;     /* 0: vssd's default */
     unsigned schema;
+    int cancel_fd;                  /* readable: connect gives up; -1 none */
     json_object *components;        /* array, as sent in `register` */
     struct vss_writer_ops ops;      /* zero-filled past the caller's size */
     void *userdata;
@@ -99,6 +103,7 @@ vss_writer *vss_writer_new(const char *name, const vss_id *class_id,
     w->usage = usage;
     w->level = VSS_APP_FRONT_END;
     w->stop_fd = -1;
+    w->cancel_fd = -1;
     w->ops.struct_size = sizeof w->ops;
     return w;
 }
@@ -150,6 +155,16 @@ int vss_writer_set_freeze_timeout(vss_writer *w, unsigned ms)
     if (w->conn)
         return VSS_E_BAD_STATE;
     w->freeze_timeout_ms = ms;
+    return 0;
+}
+
+int vss_writer_set_cancel_fd(vss_writer *w, int fd)
+{
+    if (!w || fd < -1)
+        return -EINVAL;
+    if (w->conn)
+        return VSS_E_BAD_STATE;
+    w->cancel_fd = fd;
     return 0;
 }
 
@@ -513,7 +528,7 @@ int vss_writer_connect(vss_writer *w, const char *socket)
     if (!socket)
         socket = vss_default_socket();
     struct client_conn *c;
-    int r = client_open(&c, socket, "writer", NULL, 0, NULL);
+    int r = client_open(&c, socket, "writer", NULL, 0, w->cancel_fd, NULL);
     if (r < 0)
         return r;
     client_set_handler(c, on_request, w);

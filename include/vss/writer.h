@@ -143,10 +143,20 @@ VSS_API int vss_writer_set_ops(vss_writer *w, const struct vss_writer_ops *ops,
                                void *userdata);
 
 /**
+ * Makes vss_writer_connect() give up (-ECANCELED) as soon as fd is
+ * readable, instead of waiting up to 30 s for each of vssd's answers: an
+ * application that is stopping writes to a pipe whose read end is fd.
+ * libvss only polls fd, never reads or closes it. -1 (the default): none.
+ * @return 0, -EINVAL, VSS_E_BAD_STATE once connected.
+ */
+VSS_API int vss_writer_set_cancel_fd(vss_writer *w, int fd);
+/**
  * Connects to vssd and registers (socket NULL: vss_default_socket()).
- * Waits at most 30 s for vssd's answers (-ETIMEDOUT after that).
- * @return 0, -errno of connect, VSS_E_ACCESS_DENIED (this uid may not
- * register this writer class), VSS_E_WRITER_ALREADY_SUBSCRIBED.
+ * Waits at most 30 s for vssd's answers (-ETIMEDOUT after that), or until
+ * the cancel fd (vss_writer_set_cancel_fd) is readable (-ECANCELED).
+ * @return 0, -errno of connect, -ETIMEDOUT, -ECANCELED,
+ * VSS_E_ACCESS_DENIED (this uid may not register this writer class),
+ * VSS_E_WRITER_ALREADY_SUBSCRIBED.
  */
 VSS_API int vss_writer_connect(vss_writer *w, const char *socket);
 /** The connection's fd for the caller's poll loop (POLLIN), or -1. */

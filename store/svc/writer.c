@@ -2,7 +2,9 @@
  * writer.c - the mail store's VSS writer, "Microsoft Exchange Writer",
  * class {76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}, on a thread of its own
  * that polls the libvss connection (and reconnects every 2 s while vssd
- * is away). Each configured database is a component with its .edb file, the
+ * is away). A stop wakes it through W.wake, also while it connects: the
+ * connect gives up at once (libvss's cancel fd), not after its timeouts.
+ * Each configured database is a component with its .edb file, the
  * instance's logs and its checkpoint, so vssd knows the writer's volumes.
  *
  * Per event (docs/storesvc.md has the table):
@@ -503,6 +505,10 @@ static vss_writer *writer_make(int *err)
     }
     if (r == 0)
         r = vss_writer_set_ops(w, &ops, NULL);
+    /* a stop must not wait for a vssd that accepted and never answers
+     * (libvss waits 30 s for hello, then 30 s for register) */
+    if (r == 0)
+        r = vss_writer_set_cancel_fd(w, W.wake[0]);
     if (r == 0)
         r = vss_writer_connect(w, c->vss_socket);
     if (r < 0) {
@@ -531,6 +537,9 @@ static void *writer_thread(void *arg)
                 W.connected = true;
                 pthread_mutex_unlock(&W.mu);
                 last_err = 0;
+            } else if (W.stop) {
+                svc_log(SVC_INFO, "writer: registration with vssd abandoned: storesvc is stopping");
+                break;
             } else {
                 if (r != last_err)
                     svc_log(SVC_WARN, "writer: cannot register with vssd: %s (retrying every 2 s)",

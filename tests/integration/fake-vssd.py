@@ -13,6 +13,11 @@ then one JSON object) on a Unix socket, to one writer connection:
       (default full; later events of the set carry it too) or, for
       BackupComplete, "all" or "none" (every component the writer
       registered reported backed up, or none). "sleep:SECONDS" pauses.
+  fake-vssd.py SOCKET silent-hello | silent-register
+      never answers hello (or answers hello, never register): a vssd
+      that accepts and then hangs. Prints "connected" (then "hello"
+      with silent-register) as the writer gets there; exits when the
+      writer closes the connection.
 
 Everything is bounded: a reply not in within 30 s is an error (exit 1), and
 the listener gives up after 60 s without a connection.
@@ -55,10 +60,20 @@ def main():
     s, _ = ls.accept()
     s.settimeout(30)
     say("connected")
+    if mode.startswith("silent"):
+        s.settimeout(90)
+    if mode == "silent-hello":
+        while s.recv(4096):     # until the writer closes
+            pass
+        return 0
     hello = recv(s)
     send(s, {"v": 1, "re": hello["id"], "status": 0, "server": "fake-vssd", "protocol": 1})
     say("hello")
     reg = recv(s)
+    if mode == "silent-register":
+        while s.recv(4096):
+            pass
+        return 0
     send(s, {"v": 1, "re": reg["id"], "status": 0})
     comps = [c["name"] for c in reg.get("components", [])]
     sets, types, eid = {}, {}, 100

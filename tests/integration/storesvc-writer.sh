@@ -9,10 +9,13 @@
 #  (b) a BackupComplete that the writer vetoed, then the same again (a
 #      retried END BACKUP): the retry fails too; a BackupComplete without
 #      every database reported backed up, then with: the second fails;
-#      a Thaw with nothing frozen is not "held".
+#      a Thaw with nothing frozen is not "held";
+#  (c) a stop while the writer's connect waits for a vssd that accepted and
+#      never answers (hello, then register): storesvc exits within 5 s, not
+#      after libvss's 30 s timeouts.
 # No vssd and no volume: the store's files are in the sandbox directory.
 . "$(dirname "$0")/lib.sh"
-plan 22
+plan 30
 
 . "$(dirname "$0")/storesvc-lib.sh"
 FAKE="$(dirname "$0")/fake-vssd.py"
@@ -103,4 +106,32 @@ is "$(stat_of writer.completed)" "1" "still one backup completed"
 is "$(stat_of writer.truncations)" "1" "and one truncation"
 stop_pid "$SVC_PID"
 
+# --- (c) a stop while the writer waits for a vssd that never answers
+# stop_while MODE DESC: storesvc registering with a silent fake; SIGTERM once
+# the fake sees it get there; the stop must take less than 5 s.
+stop_while() {
+    local mode="$1" step="$2" t0 t1 rc
+    fake "$mode" "$mode" || return 1
+    svc_start
+    for _ in $(seq 200); do grep -qx "$step" "$T/$mode.out" && break; sleep 0.05; done
+    grep -qx "$step" "$T/$mode.out"
+    ok $? "$mode: the writer reached the silent vssd"
+    sleep 0.5
+    t0=$(date +%s%N)
+    kill -TERM "$SVC_PID"
+    for _ in $(seq 400); do kill -0 "$SVC_PID" 2>/dev/null || break; sleep 0.05; done
+    t1=$(date +%s%N)
+    wait "$SVC_PID" 2>/dev/null; rc=$?
+    kill -0 "$SVC_PID" 2>/dev/null && stop_pid "$SVC_PID"
+    forget_pid "$SVC_PID"
+    local ms=$(((t1 - t0) / 1000000))
+    ok "$([ "$ms" -lt 5000 ]; echo $?)" "$mode: SIGTERM stops storesvc in ${ms} ms (< 5000), not after the connect's timeout"
+    is "$rc" "0" "$mode: a clean stop (exit 0)"
+    stop_pid "$FAKE_PID"
+}
+stop_while silent-hello connected
+stop_while silent-register hello
+like "$("$ESEUTIL" /mh "$T/F/db/mailbox.edb" 2>&1)" "State: Clean Shutdown" "the database is left in Clean Shutdown"
+grep -q "registration with vssd abandoned: storesvc is stopping" "$SVCLOG"
+ok $? "the registration given up is logged as such"
 done_testing

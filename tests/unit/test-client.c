@@ -6,6 +6,7 @@
  * Checked: the hello handshake, ids, error texts, events interleaved with
  * calls, timeouts and late replies, EOF, malformed frames, the `register`
  * message, event replies (ok, failure, held, stamp), the writer thread,
+ * a writer's connect given up through its cancel fd,
  * and the requestor operations' wire form.
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -168,7 +170,7 @@ static void test_call_and_error(void **state)
     (void)state;
     server_start(script_basic);
     struct client_conn *c;
-    assert_int_equal(client_open(&c, S.path, "requestor", "unit", 0, NULL), 0);
+    assert_int_equal(client_open(&c, S.path, "requestor", "unit", 0, -1, NULL), 0);
     assert_true(client_fd(c) >= 0);
     json_object *req = json_object_new_object(), *rep;
     json_object_object_add(req, "op", json_object_new_string("status"));
@@ -200,7 +202,7 @@ static void test_access_denied(void **state)
     server_start(script_denied);
     struct client_conn *c;
     char *msg;
-    assert_int_equal(client_open(&c, S.path, "requestor", NULL, 0, &msg), VSS_E_ACCESS_DENIED);
+    assert_int_equal(client_open(&c, S.path, "requestor", NULL, 0, -1, &msg), VSS_E_ACCESS_DENIED);
     assert_null(c);
     assert_string_equal(msg, "uid 1000 may not act as requestor");
     free(msg);
@@ -212,14 +214,14 @@ static void test_connect_errors(void **state)
     (void)state;
     struct client_conn *c;
     char *msg;
-    assert_int_equal(client_open(&c, "/nonexistent/vssd.sock", "requestor", NULL, 0, &msg), -ENOENT);
+    assert_int_equal(client_open(&c, "/nonexistent/vssd.sock", "requestor", NULL, 0, -1, &msg), -ENOENT);
     assert_non_null(strstr(msg, "cannot connect to '/nonexistent/vssd.sock'"));
     free(msg);
     char longp[200];
     memset(longp, 'a', sizeof longp - 1);
     longp[0] = '/';
     longp[sizeof longp - 1] = '\0';
-    assert_int_equal(client_open(&c, longp, "requestor", NULL, 0, NULL), -ENAMETOOLONG);
+    assert_int_equal(client_open(&c, longp, "requestor", NULL, 0, -1, NULL), -ENAMETOOLONG);
 
     vss_requestor *r = vss_requestor_new();
     assert_int_equal(vss_requestor_connect(r, "/nonexistent/vssd.sock", NULL), -ENOENT);
@@ -271,7 +273,7 @@ static void test_events_interleaved(void **state)
     (void)state;
     server_start(script_interleave);
     struct client_conn *c;
-    assert_int_equal(client_open(&c, S.path, "writer", NULL, 0, NULL), 0);
+    assert_int_equal(client_open(&c, S.path, "writer", NULL, 0, -1, NULL), 0);
     client_set_handler(c, test_handler, NULL);
     got_event = 0;
     json_object *req = json_object_new_object();
@@ -338,7 +340,7 @@ static void test_timeout_and_late_reply(void **state)
     (void)state;
     server_start(script_timeout);
     struct client_conn *c;
-    assert_int_equal(client_open(&c, S.path, "requestor", NULL, 0, NULL), 0);
+    assert_int_equal(client_open(&c, S.path, "requestor", NULL, 0, -1, NULL), 0);
     json_object *req = json_object_new_object(), *rep;
     json_object_object_add(req, "op", json_object_new_string("slow"));
     assert_int_equal(client_call(c, req, &rep, 100), -ETIMEDOUT);
@@ -402,7 +404,7 @@ static void test_broken_streams(void **state)
     for (bad_mode = 0; bad_mode < (int)(sizeof want / sizeof want[0]); bad_mode++) {
         server_start(script_bad);
         struct client_conn *c;
-        assert_int_equal(client_open(&c, S.path, "requestor", NULL, 0, NULL), 0);
+        assert_int_equal(client_open(&c, S.path, "requestor", NULL, 0, -1, NULL), 0);
         json_object *req = json_object_new_object();
         json_object_object_add(req, "op", json_object_new_string("x"));
         assert_int_equal(client_call(c, req, NULL, 5000), want[bad_mode]);
@@ -694,6 +696,48 @@ static void test_writer_thread(void **state)
     vss_writer_free(w);
 }
 
+/* The fake vssd hangs: it answers nothing past the given op, and makes the
+ * writer's cancel fd readable once it has that op's request. */
+static int cancel_pipe[2] = { -1, -1 };
+
+static void hang_at(int fd, const char *op)
+{
+    if (strcmp(op, "hello") != 0)
+        hello_ok(fd);
+    json_object_put(expect(fd, op));
+    assert_int_equal(write(cancel_pipe[1], "x", 1), 1);
+    assert_null(srv_recv(fd));       /* until the writer hangs up */
+}
+
+static void script_hang_at_hello(int fd) { hang_at(fd, "hello"); }
+static void script_hang_at_register(int fd) { hang_at(fd, "register"); }
+
+static void test_writer_connect_cancelled(void **state)
+{
+    (void)state;
+    struct wstate st = { 0 };
+    vss_writer *w;
+    setup_writer(&w, &st, true);
+    assert_int_equal(vss_writer_set_cancel_fd(w, -2), -EINVAL);
+    script_fn scripts[] = { script_hang_at_hello, script_hang_at_register };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(pipe(cancel_pipe), 0);
+        assert_int_equal(vss_writer_set_cancel_fd(w, cancel_pipe[0]), 0);
+        server_start(scripts[i]);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        /* without the cancel fd: 30 s for the reply that never comes */
+        assert_int_equal(vss_writer_connect(w, S.path), -ECANCELED);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_true(t1.tv_sec - t0.tv_sec < 5);
+        assert_int_equal(vss_writer_fd(w), -1);
+        server_join();
+        close(cancel_pipe[0]);
+        close(cancel_pipe[1]);
+    }
+    vss_writer_free(w);
+}
+
 static void script_writer_rejected(int fd)
 {
     hello_ok(fd);
@@ -949,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_writer_dispatch),
         cmocka_unit_test(test_writer_thread),
         cmocka_unit_test(test_writer_rejected),
+        cmocka_unit_test(test_writer_connect_cancelled),
         cmocka_unit_test(test_requestor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
