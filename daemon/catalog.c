@@ -363,20 +363,23 @@ static uint64_t retry_at = UINT64_MAX, retry_gap = RETRY_MIN_MS;
 void catalog_pending_add(struct shadow *sh)
 {
     sh->pending = true;
-    if (retry_at == UINT64_MAX) {
+    uint64_t first = now_ms() + RETRY_MIN_MS;
+    if (retry_at > first) { /* a new one is tried soon, whatever the others' backoff */
         retry_gap = RETRY_MIN_MS;
-        retry_at = now_ms() + retry_gap;
+        retry_at = first;
     }
 }
 
 uint64_t catalog_next_deadline(void)
 {
-    return retry_at;
+    /* not while a set is being made (its writers may be frozen, its hold
+     * running): a deadline that passed meanwhile must not spin the loop */
+    return D.set_owner || flush_running() ? UINT64_MAX : retry_at;
 }
 
 void catalog_tick(uint64_t now)
 {
-    if (now < retry_at || flush_running())
+    if (now < retry_at || D.set_owner || flush_running())
         return;
     bool left = false, changed = false;
     for (struct shadow *sh = shadows, *next; sh; sh = next) {

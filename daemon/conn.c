@@ -6,7 +6,9 @@
  * Invariants: every connection is non-blocking and CLOEXEC; a malformed
  * message gets an error reply and never reaches an op handler; a broken
  * frame (bad length) closes the connection after the error reply; pending
- * output per connection is capped (a peer that never reads is dropped);
+ * output per connection is capped at MAX_PENDING_OUTPUT beyond one frame
+ * (a peer that never reads is dropped), and a reply at MAX_REPLY (over
+ * it, an -E2BIG error reply instead);
  * a connection is never closed from inside a send (a fan-out may be
  * iterating over writers): a failed send marks it broken and the loop
  * closes it (conn_close_broken); a closed connection is unlinked from
@@ -26,6 +28,7 @@
 #include "vss-build.h"
 
 #define MAX_PENDING_OUTPUT (8u << 20)
+#define MAX_REPLY (32u << 20) /* half of what libvss reads in one frame (CLIENT_MAX_FRAME) */
 
 static void protocol_error(struct conn *c, int64_t re, int status, const char *what)
 {
@@ -89,8 +92,11 @@ void conn_send_text(struct conn *c, const char *json, size_t n)
     size_t need = PROTO_HDR + n;
     if (c->broken)
         return;
-    if (c->wlen + need > MAX_PENDING_OUTPUT) {
-        c->broken = true; /* the peer does not read its replies */
+    /* one frame of any size (up to MAX_REPLY for replies) goes out to a
+     * peer that has read everything before it; more than
+     * MAX_PENDING_OUTPUT waiting means the peer does not read */
+    if (c->wlen > 0 && c->wlen + need > MAX_PENDING_OUTPUT) {
+        c->broken = true;
         return;
     }
     if (c->wcap - c->wlen < need) {
@@ -139,16 +145,21 @@ void conn_reply(struct conn *c, int64_t re, int status, const char *error, json_
     size_t n;
     const char *s = json_object_to_json_string_length(
         m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    if (s && PROTO_HDR + n > MAX_PENDING_OUTPUT / 2) {
-        /* a reply that alone would take half the output limit: an error
-         * the requestor can read, not a connection dropped without one */
+    if (s && PROTO_HDR + n > MAX_REPLY) {
+        /* an error the requestor can read, not a frame over what clients
+         * accept (a listing of tens of thousands of shadows) */
         char msg[160];
         snprintf(msg, sizeof msg, "the reply would be %zu bytes, over vssd's limit of %u", n,
-                 MAX_PENDING_OUTPUT / 2);
+                 MAX_REPLY);
         json_object_put(m);
-        m = proto_reply(re, -E2BIG, msg);
+        conn_send(c, proto_reply(re, -E2BIG, msg));
+        return;
     }
-    conn_send(c, m);
+    if (s)
+        conn_send_text(c, s, n);
+    else
+        c->broken = true;
+    json_object_put(m);
 }
 
 void conn_writable(struct conn *c)

@@ -38,6 +38,7 @@ static size_t pending_len, pending_cap;
 static unsigned long pending_dropped;
 static bool deferring;          /* under ev_mu */
 static dev_t ev_dev;            /* the event log's filesystem */
+static char ev_source[PATH_MAX];/* its block device ("/dev/..."), or "" */
 
 static int ev_fd = -1;
 static char ev_path[PATH_MAX];
@@ -48,6 +49,12 @@ void events_open(void)
     ev_fd = open(ev_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     struct stat st;
     ev_dev = ev_fd >= 0 && fstat(ev_fd, &st) == 0 ? st.st_dev : 0;
+    struct volume v;
+    char err[256];
+    ev_source[0] = '\0';
+    if (volume_resolve(D.cfg.state_dir, &v, err, sizeof err) == 0 &&
+        !strncmp(v.source, "/dev/", 5))
+        snprintf(ev_source, sizeof ev_source, "%s", v.source);
     if (D.cfg.syslog)
         openlog("vssd", LOG_PID, LOG_DAEMON);
 }
@@ -103,11 +110,14 @@ static void write_pending(void)
     }
 }
 
-void events_defer_for(const dev_t *devs, size_t n)
+void events_defer_for(const struct flush_job *job)
 {
     pthread_mutex_lock(&ev_mu);
-    for (size_t i = 0; i < n && ev_fd >= 0; i++)
-        deferring = deferring || devs[i] == ev_dev;
+    for (size_t i = 0; i < job->n_shadows && ev_fd >= 0; i++) {
+        const struct vss_volume_info *v = job->ps[i]->volume;
+        if (v && (v->dev == ev_dev || (ev_source[0] && v->source && !strcmp(v->source, ev_source))))
+            deferring = true;
+    }
     pthread_mutex_unlock(&ev_mu);
 }
 

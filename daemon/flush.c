@@ -201,7 +201,9 @@ static void prepare(struct flush_job *job)
             snprintf(job->error, sizeof job->error, "provider '%s' failed before the freeze of '%s': %s",
                      job->prov[i]->name, job->ps[i]->volume->mountpoint,
                      job->ps[i]->error[0] ? job->ps[i]->error : vss_strerror(r));
-            failed = job->ps[i]->volume->mountpoint;
+            /* EBUSY: its own FIFREEZE was refused (someone else holds
+             * the volume frozen), so nothing of it to undo */
+            failed = r == -EBUSY ? NULL : job->ps[i]->volume->mountpoint;
             break;
         }
     }
@@ -303,18 +305,12 @@ int flush_start(struct flush_job *job)
     job->status = 0;
     job->error[0] = '\0';
     job->watchdog_fired = false;
-    dev_t devs[MAX_SET_VOLUMES];
-    size_t nd = 0;
-    for (size_t i = 0; i < job->n_vols; i++) {
-        struct stat st;
-        if (fstat(job->vols[i].fd, &st) == 0)
-            devs[nd++] = st.st_dev;
-    }
-    events_defer_for(devs, nd); /* the event log on a volume that freezes */
+    events_defer_for(job); /* the event log on a filesystem that freezes */
     running = true; /* before the thread runs: the workers test it (squery.c) */
     int r = pthread_create(&flush_thread, NULL, flush_main, job);
     if (r != 0) {
         running = false;
+        events_flush_pending();
         return -r;
     }
     return 0;

@@ -475,9 +475,11 @@ enum ev_level { EVL_INFO, EVL_WARNING, EVL_ERROR };
 void events_open(void);
 void events_close(void);
 /* Keeps event lines in memory from now on if the event log is on one of
- * the filesystems devs (a flush & hold is about to freeze them), until
- * events_flush_pending writes them (after the flush & hold). */
-void events_defer_for(const dev_t *devs, size_t n);
+ * the filesystems of job (about to be flushed and frozen: the same
+ * st_dev, or the same block device, as btrfs subvolumes of one
+ * filesystem), until events_flush_pending writes them (after it). */
+struct flush_job;
+void events_defer_for(const struct flush_job *job);
 void events_flush_pending(void);
 /* Logs event id; fields (consumed, may be NULL) go to the JSON line. */
 void ev(int id, enum ev_level lvl, json_object *fields, const char *fmt, ...)

@@ -156,7 +156,7 @@ static void free_strs(char **v, size_t n)
 #define REF_NAME_MAX 1024
 #define REF_PATH_MAX 4096
 #define REF_STAMP_MAX (64u << 10)
-#define REF_SESSION_MAX (1u << 20)
+#define REF_SESSION_MAX (4u << 20)
 
 static bool ref_fits(struct session *s, struct conn *c, int64_t id, const char *lp,
                      const char *name, size_t name_max)
@@ -172,7 +172,7 @@ static bool ref_fits(struct session *s, struct conn *c, int64_t id, const char *
     }
     if (s->ref_bytes + ln + lp_n > REF_SESSION_MAX) {
         conn_reply(c, id, -E2BIG, "this backup's component names, paths and stamps would take over "
-              "1 MiB", NULL);
+              "4 MiB", NULL);
         return false;
     }
     s->ref_bytes += ln + lp_n;
@@ -446,9 +446,12 @@ static int delete_set_shadows(struct session *s, const char *why)
         int r = shadow_delete(sh, why);
         if (r < 0 && !first)
             first = r;
-        if (r < 0) /* no session's any more: retried (catalog_tick), and
-                    * an administrator may delete it */
+        if (r < 0) { /* no session's any more: retried (catalog_tick), and
+                      * an administrator may delete it; recorded as half-made,
+                      * so a restart deletes it too */
+            sh->state = SH_CREATING;
             catalog_pending_add(sh);
+        }
         s->vols[i].sh = NULL;
         changed |= r == 0;
     }

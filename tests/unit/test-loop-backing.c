@@ -6,9 +6,9 @@
  * image renamed and a new file put in its place): a clone, a snapshot or a
  * copy of that file would not be the volume's.
  *
- * Needs root (a loop device); skipped otherwise. The image is made in the
- * build directory; the loop device is detached and the files removed in
- * the teardown, on failure too.
+ * Needs root and a free loop device; skipped otherwise. The image is made
+ * in the build directory; the loop device is detached and the files
+ * removed in the teardown, on failure too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,10 +56,21 @@ static int teardown(void **state)
         ioctl(f->loopfd, LOOP_CLR_FD, 0);
         close(f->loopfd);
     }
-    unlink(f->image);
-    unlink(f->moved);
-    rmdir(f->dir);
+    if (f->dir[0]) {
+        unlink(f->image);
+        unlink(f->moved);
+        rmdir(f->dir);
+    }
     free(f);
+    return 0;
+}
+
+/* No loop device to be had here (no /dev/loop-control, none free): the
+ * tests skip, nothing left behind. */
+static int no_loop(void **state)
+{
+    teardown(state);
+    *state = NULL;
     return 0;
 }
 
@@ -76,15 +87,22 @@ static int setup(void **state)
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd) ||
         (size_t)snprintf(f->dir, sizeof f->dir, "%s/loop-backing.XXXXXX", cwd) >= sizeof f->dir ||
-        !mkdtemp(f->dir))
+        !mkdtemp(f->dir)) {
+        f->dir[0] = '\0';
+        teardown(state);
+        *state = NULL;
         return -1;
+    }
     snprintf(f->image, sizeof f->image, "%s/vol.img", f->dir);
     snprintf(f->moved, sizeof f->moved, "%s/vol.img.old", f->dir);
-    if (make_file(f->image) < 0)
+    if (make_file(f->image) < 0) {
+        teardown(state);
+        *state = NULL;
         return -1;
+    }
     int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
     if (ctl < 0)
-        return -1;
+        return no_loop(state);
     int img = open(f->image, O_RDWR | O_CLOEXEC);
     for (int tries = 0; img >= 0 && f->loopfd < 0 && tries < 8; tries++) {
         int n = ioctl(ctl, LOOP_CTL_GET_FREE);
@@ -103,7 +121,7 @@ static int setup(void **state)
     if (img >= 0)
         close(img);
     close(ctl);
-    return f->loopfd >= 0 ? 0 : -1;
+    return f->loopfd >= 0 ? 0 : no_loop(state);
 }
 
 static struct fixture *fixture_or_skip(void **state)
