@@ -3,8 +3,12 @@
  * directory), clocks, mkdir -p, whole-file reads, Windows-style times,
  * loop devices (the backing file, direct I/O on or off).
  *
- * Invariant of durable_replace: at every instant, path names either the
- * complete old content or the complete new content.
+ * Invariants of durable_replace: at every instant, path names either the
+ * complete old content or the complete new content; the temporary
+ * path.tmp is always a file it created itself (a stale one is removed
+ * first, and a symlink or file planted at that name is never written
+ * through), with the mode asked for. One writer at a time per path: the
+ * callers serialize their rewrites.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +63,14 @@ int durable_replace(const char *path, const void *data, size_t len, mode_t mode)
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* A crash leaves path.tmp behind, and in a directory others can write
+     * (diskshadow's SET METADATA names any) someone may have planted a
+     * symlink there: remove whatever is at the name, then create afresh.
+     * O_EXCL fails rather than follow a link or reuse a file that came
+     * back in between. */
+    if (unlink(tmp) < 0 && errno != ENOENT)
+        return -errno;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
     int r = proto_write_all(fd, data, len);

@@ -20,7 +20,9 @@ int64_t wall_s(void);
 
 /*
  * Replaces path with data durably: write path.tmp, fsync it, rename over
- * path, fsync the directory. On a failure up to the rename the old file is
+ * path, fsync the directory. path.tmp is created new (O_EXCL, with mode):
+ * whatever was at that name (a stale temporary, a symlink) is removed
+ * first, never written through. On a failure up to the rename the old file is
  * intact and the temporary is removed. A failure of the directory's fsync
  * comes after the rename: the new content is then in place but may not
  * survive a crash, and the failure is returned all the same: the caller
