@@ -186,10 +186,15 @@ static int set_key(const char *key, const char *v)
     unsigned long long n = 0;
     int r = 0;
     if (!strcmp(k, "base")) {
-        if (strlen(v) != 3)
-            r = -EINVAL;
-        else
-            memcpy(cfg.base, v, 4);
+        /* it makes file names (E00.log, E00.chk) and the writer's filespec
+         * "E00*.log": a '/', '*' or '.' there would name other files */
+        if (strlen(v) != 3 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                        "0123456789") != 3) {
+            snprintf(conf_err, sizeof conf_err, "invalid %s '%s': 3 letters or digits, such "
+                     "as E00", key, v);
+            return -EINVAL;
+        }
+        memcpy(cfg.base, v, 4);
     } else if (!strcmp(k, "db_dir")) {
         r = set_str(&cfg.db_dir, v);
     } else if (!strcmp(k, "log_dir")) {

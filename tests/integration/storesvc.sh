@@ -23,7 +23,7 @@
 #      start recovers, losing no acknowledged delivery;
 #  (g) a deleted message's UID is not handed out again after a restart.
 . "$(dirname "$0")/lib.sh"
-plan 106
+plan 111
 
 . "$(dirname "$0")/storesvc-lib.sh"
 event_count() { "$CTL" events 2>/dev/null | awk -v id="$1" '$1 == id' | wc -l; }
@@ -95,6 +95,16 @@ printf '[storesvc]\nlog_size = 100000\n' > "$T/sz.conf"
 out=$("$SVC" --config "$T/sz.conf" --check-config 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "line 2: invalid log_size '100000': 64K to 64M, a multiple of 4K"
 ok $? "storesvc: a log_size the engine would refuse at start is a configuration error"
+for b in 'E/0' 'E*0' 'E.0' 'E0'; do
+    printf '[storesvc]\nbase = %s\n' "$b" > "$T/base.conf"
+    out=$("$SVC" --config "$T/base.conf" --check-config 2>&1); rc=$?
+    [ $rc = 1 ] && printf '%s' "$out" | grep -qF "line 2: invalid base '$b': 3 letters or digits"
+    ok $? "storesvc: base '$b' is refused (it makes file names and the writer's filespec)"
+done
+printf '[storesvc]\nbase = X17\n' > "$T/base.conf"
+out=$("$SVC" --config "$T/base.conf" --check-config 2>&1); rc=$?
+[ $rc = 0 ] && printf '%s\n' "$out" | grep -qx "base: X17"
+ok $? "storesvc: base X17 is taken"
 out=$("$SVC" --max-connections 0 2>&1); rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "invalid max_connections '0'"
 ok $? "storesvc: a bad value is named"
