@@ -21,7 +21,9 @@
  *   --not-held    Thaw reports that writes were not held;
  *   --stamp       PostSnapshot sets this backup stamp.
  * --log appends one line per event received, before acting on it:
- *   "EventName set={guid} type=full" (plus " writer=K" with --count > 1),
+ *   "EventName set={guid} type=full" (plus " writer=K" with --count > 1);
+ *   BackupComplete ends with " succeeded=NAME,NAME" (the components the
+ *   requestor reported backed up, in --component order; empty if none),
  * written with one write(2) on an O_APPEND file so writers never interleave.
  * --ready-file is created (atomically, by rename) once every writer is
  * registered; it holds the instance IDs, one per line.
@@ -63,6 +65,8 @@ struct behaviour {
     const char *stamp;
     int log_fd;
     int count;
+    char *comp_names[64];               /* of --component, for the log */
+    int n_comps;
     bool threaded;                      /* events on libvss threads */
 };
 
@@ -135,13 +139,25 @@ static void log_event(const struct tw *t, vss_writer_event *ev)
 {
     if (B.log_fd < 0)
         return;
-    char set[VSS_ID_STRLEN], line[256];
-    int n = snprintf(line, sizeof line, "%s set=%s type=%s",
-                     vss_event_type_name(vss_event_type(ev)),
-                     vss_id_format(vss_event_snapshot_set_id(ev), set),
-                     vss_backup_type_name(vss_event_backup_type(ev)));
+    char set[VSS_ID_STRLEN], line[4096];
+    size_t n = (size_t)snprintf(line, sizeof line, "%s set=%s type=%s",
+                                vss_event_type_name(vss_event_type(ev)),
+                                vss_id_format(vss_event_snapshot_set_id(ev), set),
+                                vss_backup_type_name(vss_event_backup_type(ev)));
     if (B.count > 1)
-        n += snprintf(line + n, sizeof line - (size_t)n, " writer=%d", t->index);
+        n += (size_t)snprintf(line + n, sizeof line - n, " writer=%d", t->index);
+    if (vss_event_type(ev) == VSS_EVENT_BACKUP_COMPLETE) {
+        n += (size_t)snprintf(line + n, sizeof line - n, " succeeded=");
+        bool first = true;
+        for (int k = 0; k < B.n_comps && n < sizeof line; k++)
+            if (vss_event_backup_succeeded(ev, "", B.comp_names[k])) {
+                n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", first ? "" : ",",
+                                      B.comp_names[k]);
+                first = false;
+            }
+    }
+    if (n > sizeof line - 2)
+        n = sizeof line - 2;
     line[n++] = '\n';
     if (write(B.log_fd, line, (size_t)n) < 0)
         perror("vss-test-writer: log");
@@ -423,6 +439,9 @@ int main(int argc, char **argv)
     struct tw *tws = calloc((size_t)B.count, sizeof *tws);
     if (!tws)
         die("out of memory%s", "");
+    for (int k = 0; k < n_components; k++)
+        if (!(B.comp_names[B.n_comps++] = strndup(components[k], strcspn(components[k], ":"))))
+            die("out of memory%s", "");
     int status = 0;
     for (int i = 0; i < B.count; i++) {
         char nm[512];
@@ -485,6 +504,8 @@ out:
     for (int i = 0; i < B.count; i++)
         vss_writer_free(tws[i].w);
     free(tws);
+    for (int k = 0; k < B.n_comps; k++)
+        free(B.comp_names[k]);
     if (B.log_fd >= 0)
         close(B.log_fd);
     return status;

@@ -3,13 +3,14 @@
 # with their expected transcripts (*.out, masked by tests/diskshadow/mask.sed),
 # the seed's script (examples/seed-diskshadow.txt) run unmodified with F:
 # and S: mapped and a writer of the Exchange writer class on F:, the error
-# paths and exit codes, the /l log, and the interactive mode through a
-# pseudo-terminal (tests/helpers/pty-drive).
+# paths and exit codes, the /l log, END BACKUP's choice of components (by
+# device: a volume added as a directory or a symlink), and the interactive
+# mode through a pseudo-terminal (tests/helpers/pty-drive).
 #
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 73
+plan 82
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"
@@ -112,6 +113,33 @@ run_case help "$CASES/help.dsh" 0
 printf 'echo "hook sees $Greeting"\n' >"$T/work/hook.sh"
 printf 'exit 3\n' >"$T/work/failing-hook.sh"
 run_case exec "$CASES/exec.dsh" 2
+
+# --- END BACKUP: which components took part, judged by device as vssd does
+# A volume added as a directory on it or through a symlink to its mount
+# point, and a writer whose files were registered through a symlink, take
+# part: each component must be reported backed up (test-writer logs the
+# components BackupComplete reported), and verbose must not call it excluded.
+mkdir -p "$T/F/backup"
+ln -s "$T/F" "$T/F-link"
+start_writer Linked --class '{0b0e7e70-0000-4000-8000-7e5700000003}' \
+    --component "Linked DB:$T/F-link/db" || exit 1
+LINKED_PID=$WRITER_PID
+for how in "directory:$T/F/backup" "symlink:$T/F-link"; do
+    kind=${how%%:*} vol=${how#*:}
+    printf 'set verbose on\nbegin backup\nadd volume %s\ncreate\nend backup\n' "$vol" \
+        >"$T/work/by-$kind.dsh"
+    : >"$T/Exchange.log"
+    : >"$T/Linked.log"
+    out=$("$DS" /s "$T/work/by-$kind.dsh" 2>&1); rc=$?
+    is "$rc" "0" "volume added as a $kind: the full backup succeeds"
+    like "$(grep '^BackupComplete' "$T/Exchange.log")" "type=full succeeded=Mailbox Database$" \
+        "volume added as a $kind: END BACKUP reported the writer's component backed up"
+    like "$(grep '^BackupComplete' "$T/Linked.log")" "type=full succeeded=Linked DB$" \
+        "volume added as a $kind: and the component registered through a symlink"
+    unlike "$out" "not in the shadow copy set" "volume added as a $kind: verbose excludes no component"
+done
+stop_pid "$LINKED_PID"
+is "$(shadow_count)" "0" "by device: the volatile shadow copies went at exit"
 
 # --- exit codes and the command line ------------------------------------------
 out=$("$DS" --socket "$T/nowhere.sock" /s "$CASES/list-none.dsh" 2>&1); rc=$?

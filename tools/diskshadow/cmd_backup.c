@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,20 +42,25 @@ static void component_path(const vss_item *c, char *buf, size_t len)
         snprintf(buf, len, "\\%s", name ? name : "");
 }
 
-/* The mount point or path a volume spec stands for (letters through vss.conf). */
-static const char *volume_path(const struct ds *d, const char *spec)
-{
-    const char *p = spec[0] == '/' ? spec : ds_letter_path(d, spec);
-    return p ? p : spec;
-}
-
-/* Whether a file path lies on one of the added volumes (by path prefix). */
+/*
+ * Whether a file path lies on one of the added volumes, judged as vssd
+ * judges which writers take part (daemon/session.c, writer_on_set): by
+ * device, the file's st_dev against that of the volume's mount point, so
+ * a volume added as a directory on it, or a file reached through a
+ * symlink or another bind mount, counts. A file diskshadow cannot look
+ * at (gone, no search permission) falls back to its path under a mount
+ * point.
+ */
 static bool on_set(const struct ds *d, const char *path)
 {
+    struct stat st;
+    bool have = path && stat(path, &st) == 0;
     for (size_t i = 0; path && i < d->n_vols; i++) {
-        const char *v = volume_path(d, d->vols[i].spec);
-        size_t n = strlen(v);
-        if (!strncmp(path, v, n) && (path[n] == '/' || path[n] == '\0' || n == 1))
+        const struct ds_volume *v = &d->vols[i];
+        size_t n = strlen(v->mount);
+        if (have && v->dev ? st.st_dev == v->dev
+                           : !strncmp(path, v->mount, n) &&
+                             (path[n] == '/' || path[n] == '\0' || n == 1))
             return true;
     }
     return false;
@@ -94,7 +100,7 @@ static bool writer_excluded(const struct ds *d, const vss_item *w)
 
 /*
  * SET VERBOSE ON: which writers and components take part, in Windows's
- * words. vssd decides by filesystem; this shows the same decision by path.
+ * words, decided by device as vssd decides (on_set).
  */
 static void verbose_writers(const struct ds *d, const vss_list *writers)
 {
@@ -160,6 +166,25 @@ static void report_failed_writers(struct ds *d)
     vss_list_free(l);
 }
 
+/*
+ * Takes each created volume's mount point from vssd's shadow (its
+ * "volume"), so END BACKUP compares with the devices vssd resolved.
+ */
+static int take_shadow_volumes(struct ds *d, const vss_list *l)
+{
+    for (size_t i = 0; i < vss_list_count(l); i++) {
+        const vss_item *it = vss_list_get(l, i);
+        const char *mount = vss_item_str(it, "volume");
+        vss_id id;
+        if (!mount || !*mount || vss_item_id(it, "id", &id) != 0)
+            continue;
+        for (size_t k = 0; k < d->n_vols; k++)
+            if (vss_id_equal(&d->vols[k].shadow, &id) && ds_volume_set_mount(&d->vols[k], mount))
+                return ds_fail(d, -ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 /* Lists the shadows of the set just made, as Windows does after CREATE. */
 static int list_set(struct ds *d)
 {
@@ -169,6 +194,10 @@ static int list_set(struct ds *d)
     int rc = vss_requestor_query_shadows(d->r, &d->set_id, NULL, NULL, &l);
     if (rc)
         return ds_fail_vss(d, rc);
+    if ((rc = take_shadow_volumes(d, l))) {
+        vss_list_free(l);
+        return rc;
+    }
     out_printf("\nQuerying all shadow copies with the shadow copy set ID %s\n\n", set);
     size_t n = vss_list_count(l);
     for (size_t i = 0; i < n; i++) {

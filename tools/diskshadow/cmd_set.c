@@ -8,9 +8,11 @@
  * questions: is the volume supported, is the writer present). Values are
  * checked when given, so CREATE only meets settings that were accepted:
  * volumes are normalized (drive letters "F:", absolute paths, volume
- * names resolved to their mount point), alias names valid and unique.
+ * names resolved to their mount point) and carry their volume's mount
+ * point and device, alias names valid and unique.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,9 +266,12 @@ static bool alias_taken(const struct ds *d, const char *name)
 /*
  * Checks that a provider supports the volume, as Windows does at ADD
  * VOLUME: the volume (or the volume holding the path) must be in vssd's
- * list of supported volumes. A volume name becomes its mount point.
+ * list of supported volumes. A path is looked up as vssd resolves it
+ * (through symlinks: its realpath). A volume name becomes its mount
+ * point; mount gets the mount point of the volume in every case.
  */
-static int check_volume(struct ds *d, char *spec, size_t len, enum volspec_kind kind)
+static int check_volume(struct ds *d, char *spec, size_t len, enum volspec_kind kind,
+                        char *mount, size_t mount_len)
 {
     if (kind == VOLSPEC_LETTER && !ds_letter_path(d, spec))
         return ds_fail(d, -ENOENT, "drive %s is not mapped: add '%s = /path' to [letters] in "
@@ -279,20 +284,24 @@ static int check_volume(struct ds *d, char *spec, size_t len, enum volspec_kind 
     if (rc)
         return ds_fail_vss(d, rc);
     const vss_item *it = volumes_find(vols, spec);
-    if (!it && kind == VOLSPEC_LETTER)
-        it = volumes_find(vols, ds_letter_path(d, spec));
-    /* a directory on a supported volume: the longest mount point above it */
     const char *src = kind == VOLSPEC_LETTER ? ds_letter_path(d, spec) : spec;
+    /* vssd resolves a path with realpath(3): a symlink to a mount point,
+     * or a path through one, names the volume it leads to */
+    char real[PATH_MAX];
+    const char *look = src && src[0] == '/' && realpath(src, real) ? real : src;
+    if (!it && kind != VOLSPEC_NAME)
+        it = volumes_find(vols, look);
+    /* a directory on a supported volume: the longest mount point above it */
     size_t best = 0;
-    for (size_t i = 0; !it && src && src[0] == '/' && i < vss_list_count(vols); i++) {
+    for (size_t i = 0; !it && look && look[0] == '/' && i < vss_list_count(vols); i++) {
         const char *p = vss_item_str(vss_list_get(vols, i), "path");
         size_t n = p ? strlen(p) : 0;
-        if (n > best && !strncmp(src, p, n) && (src[n] == '/' || n == 1))
+        if (n > best && !strncmp(look, p, n) && (look[n] == '/' || n == 1))
             best = n;
     }
     for (size_t i = 0; !it && best && i < vss_list_count(vols); i++) {
         const char *p = vss_item_str(vss_list_get(vols, i), "path");
-        if (p && strlen(p) == best && !strncmp(src, p, best))
+        if (p && strlen(p) == best && !strncmp(look, p, best))
             it = vss_list_get(vols, i);
     }
     if (!it) {
@@ -309,10 +318,10 @@ static int check_volume(struct ds *d, char *spec, size_t len, enum volspec_kind 
                        "shadow copy provider (or is not a volume): 'vssadmin list volumes' "
                        "lists those that are", spec);
     }
-    if (kind == VOLSPEC_NAME) {
-        const char *p = vss_item_str(it, "path");
-        snprintf(spec, len, "%s", p ? p : spec);
-    }
+    const char *p = vss_item_str(it, "path");
+    snprintf(mount, mount_len, "%s", p ? p : spec);
+    if (kind == VOLSPEC_NAME)
+        snprintf(spec, len, "%s", mount);
     vss_list_free(vols);
     return 0;
 }
@@ -356,7 +365,8 @@ static int add_volume(struct ds *d, int argc, char **argv)
     if (d->n_vols == DS_MAX_VOLUMES)
         return ds_fail(d, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "at most %d volumes in a "
                        "shadow copy set", DS_MAX_VOLUMES);
-    int rc = check_volume(d, spec, sizeof spec, kind);
+    char mount[VOLSPEC_MAX];
+    int rc = check_volume(d, spec, sizeof spec, kind, mount, sizeof mount);
     if (rc)
         return rc;
     for (size_t i = 0; i < d->n_vols; i++)
@@ -367,9 +377,10 @@ static int add_volume(struct ds *d, int argc, char **argv)
     memset(v, 0, sizeof *v);
     v->spec = strdup(spec);
     v->alias = alias ? strdup(alias) : NULL;
-    if (!v->spec || (alias && !v->alias)) {
+    if (!v->spec || (alias && !v->alias) || ds_volume_set_mount(v, mount)) {
         free(v->spec);
         free(v->alias);
+        free(v->mount);
         return ds_fail(d, -ENOMEM, "out of memory");
     }
     if (provider) {

@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <vss/requestor.h>
 
@@ -43,6 +44,8 @@ struct vss_config;
 struct ds_volume {
     char *spec;                 /* as given to ADD VOLUME (after expansion) */
     char *alias;                /* NULL: VSS_SHADOW_n */
+    char *mount;                /* its volume's mount point (vssd's, once created) */
+    dev_t dev;                  /* st_dev of mount, 0 if it could not be looked at */
     vss_id provider;
     bool has_provider;
     vss_id shadow;              /* after create */
@@ -133,6 +136,11 @@ const struct ds_volume *ds_pending_alias(const struct ds *d, const char *name);
 bool ds_spec_matches(const char *spec, const vss_item *it, const char **component);
 /* Releases the vssd backup session if one is open (volatile shadows go). */
 void ds_release(struct ds *d);
+/*
+ * Sets an added volume's mount point and the device it stands for (what
+ * vssd compares writers' files with). @return 0 or -ENOMEM.
+ */
+int ds_volume_set_mount(struct ds_volume *v, const char *mount);
 /* Path of a mapped drive letter ("S:", "s:\\") from vss.conf, or NULL. */
 const char *ds_letter_path(const struct ds *d, const char *letter);
 /* Drive letter ("S:") mapped to a path in vss.conf, or NULL. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <vss/requestor.h>
 
@@ -200,12 +201,25 @@ void ds_release(struct ds *d)
     }
 }
 
+int ds_volume_set_mount(struct ds_volume *v, const char *mount)
+{
+    char *m = strdup(mount);
+    if (!m)
+        return -ENOMEM;
+    free(v->mount);
+    v->mount = m;
+    struct stat st;
+    v->dev = stat(m, &st) == 0 ? st.st_dev : 0;
+    return 0;
+}
+
 /* Drops everything SET, ADD, WRITER, LOAD and BEGIN accumulated. */
 static void drop_state(struct ds *d)
 {
     for (size_t i = 0; i < d->n_vols; i++) {
         free(d->vols[i].spec);
         free(d->vols[i].alias);
+        free(d->vols[i].mount);
     }
     d->n_vols = 0;
     for (size_t i = 0; i < d->n_aliases; i++) {
