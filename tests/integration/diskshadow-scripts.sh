@@ -10,7 +10,7 @@
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 82
+plan 87
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"
@@ -170,5 +170,26 @@ is "$(grep -c 'providers registered.' <<<"$out")" "2" "interactive: the up arrow
 like "$out" "unknown command 'frobnicate'" "interactive: a failure does not end the session"
 like "$(cat "$T/interactive.log")" "DISKSHADOW> list providers" "interactive: the log has the commands"
 like "$(cat "$T/interactive.log")" "DISKSHADOW> exit" "interactive: up to EXIT"
+
+# A CREATE whose SET METADATA file cannot be written aborts the set it made:
+# in interactive mode, a following END BACKUP must not report a backup (and
+# let writers truncate) that has no metadata for its restore.
+: >"$T/Exchange.log"
+out=$(printf '%s\n' \
+    'expect DISKSHADOW> ' 'send set context persistent\r' \
+    'expect DISKSHADOW> ' "send set metadata $T/no-such-dir/backup.cab\\r" \
+    'expect DISKSHADOW> ' 'send begin backup\r' \
+    'expect DISKSHADOW> ' 'send add volume F:\r' \
+    'expect DISKSHADOW> ' 'send create\r' \
+    'expect The last operation failed.' 'expect DISKSHADOW> ' 'send end backup\r' \
+    'expect DISKSHADOW> ' 'send exit\r' \
+    'expect DiskShadow is exiting.' | "$PTY" 20 "$DS" 2>&1); rc=$?
+is "$rc" "0" "metadata not saved: the interactive session goes on and exits 0"
+like "$out" "cannot write the metadata file '$T/no-such-dir/backup.cab'.*set was aborted" \
+    "metadata not saved: CREATE fails and says the set was aborted"
+like "$out" "no shadow copy set was created in this backup" "metadata not saved: END BACKUP is refused"
+is "$(events_of Exchange)" "PrepareForBackup PrepareForSnapshot Freeze Thaw PostSnapshot Abort BackupShutdown" \
+    "metadata not saved: the writer got Abort, and no BackupComplete"
+is "$(shadow_count)" "0" "metadata not saved: the persistent shadow copy was deleted"
 
 done_testing

@@ -14,8 +14,11 @@
  *
  * Invariants: a failed CREATE leaves no session (abort_backup once the
  * set was started, then release) and reports the first failure's vssd
- * message, not a cleanup's; aliases are set only after the whole set was
- * created.
+ * message, not a cleanup's; that includes a failure after the set was
+ * made (its aliases, the SET METADATA file): the set is aborted, its
+ * shadows deleted, and the aliases put back, so no END BACKUP can follow
+ * a backup whose metadata was not saved; aliases are set only after the
+ * whole set was created.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -209,6 +212,37 @@ static int list_set(struct ds *d)
     return 0;
 }
 
+/* An alias CREATE set, and the value it had before (NULL: none). */
+struct alias_undo {
+    char name[DS_MAX_ALIAS_NAME + 1];
+    char *prev;
+};
+
+/*
+ * CREATE made the set but could not finish it (an alias, the metadata
+ * file): puts the aliases it set back as they were (in reverse, so a name
+ * set twice ends as before), aborts the set (vssd deletes its shadows,
+ * persistent ones too) and releases it. @return rc (the message is set).
+ */
+static int undo_create(struct ds *d, int rc, struct alias_undo *u, size_t n)
+{
+    while (n-- > 0) {
+        if (u[n].prev)
+            (void)ds_alias_set(d, u[n].name, u[n].prev);
+        else
+            ds_alias_unset(d, u[n].name);
+        free(u[n].prev);
+    }
+    for (size_t i = 0; i < d->n_vols; i++)
+        d->vols[i].created = false;
+    (void)vss_requestor_abort_backup(d->r);
+    ds_release(d);
+    size_t len = strlen(d->msg);
+    snprintf(d->msg + len, sizeof d->msg - len, "; the shadow copy set was aborted and its "
+             "shadow copies deleted");
+    return rc;
+}
+
 int cmd_create(struct ds *d, int argc, char **argv)
 {
     if (argc > 1)
@@ -260,25 +294,43 @@ int cmd_create(struct ds *d, int argc, char **argv)
 
     d->created = true;
     d->writers = writers;
-    char id[VSS_ID_STRLEN], name[DS_MAX_ALIAS_NAME + 1];
-    for (size_t i = 0; i < d->n_vols; i++) {
-        struct ds_volume *v = &d->vols[i];
-        v->created = true;
-        vss_id_format(&v->shadow, id);
-        if (v->alias)
-            snprintf(name, sizeof name, "%s", v->alias);
-        else
-            snprintf(name, sizeof name, "VSS_SHADOW_%zu", i + 1);
-        if (ds_alias_set(d, name, id))
-            return ds_fail(d, -E2BIG, "too many aliases (at most %d)", DS_MAX_ALIASES);
-        out_printf("Alias %s for shadow ID %s set as environment variable.\n", name, id);
+    /* the aliases: each volume's (or VSS_SHADOW_n), then VSS_SHADOW_SET */
+    struct alias_undo undo[DS_MAX_VOLUMES + 1];
+    size_t n_undo = 0;
+    char id[VSS_ID_STRLEN];
+    for (size_t i = 0; i <= d->n_vols; i++) {
+        struct alias_undo *u = &undo[n_undo];
+        bool is_set = i == d->n_vols;
+        if (is_set) {
+            snprintf(u->name, sizeof u->name, "VSS_SHADOW_SET");
+            vss_id_format(&d->set_id, id);
+        } else {
+            struct ds_volume *v = &d->vols[i];
+            v->created = true;
+            vss_id_format(&v->shadow, id);
+            if (v->alias)
+                snprintf(u->name, sizeof u->name, "%s", v->alias);
+            else
+                snprintf(u->name, sizeof u->name, "VSS_SHADOW_%zu", i + 1);
+        }
+        const char *prev = ds_alias_get(d, u->name);
+        u->prev = NULL;
+        if (prev && !(u->prev = strdup(prev)))
+            return undo_create(d, ds_fail(d, -ENOMEM, "out of memory"), undo, n_undo);
+        n_undo++;
+        if ((rc = ds_alias_set(d, u->name, id)))
+            return undo_create(d, rc == -E2BIG ? ds_fail(d, rc, "too many aliases (at most %d)",
+                                                         DS_MAX_ALIASES)
+                                               : ds_fail(d, rc, "out of memory"), undo, n_undo);
+        out_printf("Alias %s for shadow%s ID %s set as environment variable.\n", u->name,
+                   is_set ? " set" : "", id);
     }
-    vss_id_format(&d->set_id, id);
-    if (ds_alias_set(d, "VSS_SHADOW_SET", id))
-        return ds_fail(d, -E2BIG, "too many aliases (at most %d)", DS_MAX_ALIASES);
-    out_printf("Alias VSS_SHADOW_SET for shadow set ID %s set as environment variable.\n", id);
+    /* a backup whose metadata file is missing cannot be restored: it must
+     * not go on to END BACKUP (and a full backup's log truncation) */
     if (d->metadata_path && (rc = metadata_save(d, d->metadata_path)))
-        return rc;
+        return undo_create(d, rc, undo, n_undo);
+    for (size_t i = 0; i < n_undo; i++)
+        free(undo[i].prev);
     return list_set(d);
 
 fail:

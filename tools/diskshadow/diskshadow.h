@@ -124,6 +124,8 @@ int ds_fail_vss(struct ds *d, int err);
 /* Alias table. ds_alias_get: the value or NULL (case-insensitive name). */
 const char *ds_alias_get(const struct ds *d, const char *name);
 int ds_alias_set(struct ds *d, const char *name, const char *value);
+/* Removes alias name (any case) if it is defined. */
+void ds_alias_unset(struct ds *d, const char *name);
 /* The alias whose value is value (case-insensitive), or NULL. */
 const char *ds_alias_for_value(const struct ds *d, const char *value);
 /* The added volume that declared alias name and is not created yet. */

@@ -173,6 +173,19 @@ int ds_alias_set(struct ds *d, const char *name, const char *value)
     return 0;
 }
 
+void ds_alias_unset(struct ds *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_aliases; i++)
+        if (!strcasecmp(d->aliases[i].name, name)) {
+            unsetenv(d->aliases[i].name);
+            free(d->aliases[i].name);
+            free(d->aliases[i].value);
+            d->n_aliases--;
+            memmove(&d->aliases[i], &d->aliases[i + 1], (d->n_aliases - i) * sizeof d->aliases[i]);
+            return;
+        }
+}
+
 const char *ds_alias_for_value(const struct ds *d, const char *value)
 {
     for (size_t i = 0; i < d->n_aliases; i++)
