@@ -10,7 +10,7 @@
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 87
+plan 88
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"
@@ -113,6 +113,7 @@ run_case help "$CASES/help.dsh" 0
 printf 'echo "hook sees $Greeting"\n' >"$T/work/hook.sh"
 printf 'exit 3\n' >"$T/work/failing-hook.sh"
 run_case exec "$CASES/exec.dsh" 2
+like "$(cat "$T/exec.log")" "hook sees hello" "exec: the script's output is in the /l log too"
 
 # --- END BACKUP: which components took part, judged by device as vssd does
 # A volume added as a directory on it or through a symlink to its mount
