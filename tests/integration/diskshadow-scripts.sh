@@ -10,7 +10,7 @@
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 88
+plan 91
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"
@@ -157,6 +157,13 @@ like "$out" "Exit status:" "-h documents the exit codes"
 out=$(printf 'list providers\nbogus\nlist shadows all\n' | "$DS" 2>&1); rc=$?
 is "$rc" "2" "commands on a pipe run as a script"
 unlike "$out" "Querying all shadow copies" "and stop at the first failure"
+# a script on stdin whose EXEC'd script reads stdin: the child gets
+# /dev/null, so the script's next lines (arriving later) are not eaten
+printf 'cat > "%s"\n' "$T/work/eaten" >"$T/work/reader.sh"
+out=$( { echo "exec reader.sh"; sleep 1; echo "list providers"; } | "$DS" 2>&1); rc=$?
+is "$rc" "0" "script on stdin, EXEC reading stdin: exit code 0"
+like "$out" "-> list providers" "script on stdin, EXEC reading stdin: the next line still runs"
+is "$(cat "$T/work/eaten" 2>&1)" "" "script on stdin, EXEC reading stdin: the child read none of it"
 
 # --- interactive mode -----------------------------------------------------------
 out=$(printf '%s\n' \

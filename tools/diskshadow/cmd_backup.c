@@ -460,23 +460,31 @@ int cmd_exec(struct ds *d, int argc, char **argv)
         return ds_fail(d, -errno, "cannot read the script '%s': %s", file, strerror(errno));
     out_flush();
     /* The script's output goes through our output, so that the /l log
-     * gets it too, as on Windows. */
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return ds_fail(d, -errno, "cannot run '%s': %s", file, strerror(errno));
+     * gets it too, as on Windows. Its input is /dev/null: when our own
+     * script comes on stdin, a child reading stdin would eat its lines. */
+    int pfd[2], null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0)
+        return ds_fail(d, -errno, "cannot run '%s': /dev/null: %s", file, strerror(errno));
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(null_fd);
+        return ds_fail(d, -e, "cannot run '%s': %s", file, strerror(e));
+    }
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
         close(pfd[0]);
         close(pfd[1]);
+        close(null_fd);
         return ds_fail(d, -e, "cannot run '%s': %s", file, strerror(e));
     }
     if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
+        if (dup2(null_fd, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+            _exit(127);
         execl("/bin/sh", "sh", file, (char *)NULL);
         _exit(127);
     }
+    close(null_fd);
     close(pfd[1]);
     char buf[4096];
     for (;;) {
