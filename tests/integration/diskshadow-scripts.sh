@@ -10,7 +10,7 @@
 # DS_REGEN=1 rewrites the expected transcripts from this run (review the
 # diff before committing them).
 . "$(dirname "$0")/lib.sh"
-plan 91
+plan 97
 
 DS="$VSS_BUILD/tools/diskshadow/diskshadow"
 PTY="$VSS_BUILD/tests/helpers/pty-drive"
@@ -141,6 +141,33 @@ for how in "directory:$T/F/backup" "symlink:$T/F-link"; do
 done
 stop_pid "$LINKED_PID"
 is "$(shadow_count)" "0" "by device: the volatile shadow copies went at exit"
+
+# --- aliases in EXEC's environment ----------------------------------------------
+# They are the EXEC'd script's variables (over the caller's of that name),
+# never diskshadow's own: after RESET the caller's value is back. Names that
+# would change what the script runs are refused, from ADD and from a file.
+printf 'echo "sees BACKUP_TARGET=$BACKUP_TARGET"\n' >"$T/work/env-hook.sh"
+printf 'add alias BACKUP_TARGET shadow\nexec env-hook.sh\nreset\nexec env-hook.sh\n' \
+    >"$T/work/env.dsh"
+out=$(BACKUP_TARGET=callers "$DS" /s "$T/work/env.dsh" 2>&1); rc=$?
+is "$rc" "0" "alias over a caller's variable: exit code 0"
+is "$(grep -o 'sees BACKUP_TARGET=[a-z]*' <<<"$out" | tr '\n' ' ')" \
+    "sees BACKUP_TARGET=shadow sees BACKUP_TARGET=callers " \
+    "alias over a caller's variable: EXEC sees the alias, and after RESET the caller's value"
+for cmd in 'add alias PATH /nowhere' 'add alias ld_preload /tmp/x.so' 'add volume F: alias IFS'; do
+    out=$(printf '%s\nexec env-hook.sh\n' "$cmd" | "$DS" 2>&1); rc=$?
+    [ "$rc" = 2 ] && grep -q "alias name '[A-Za-z_]*' is reserved" <<<"$out" && grep -q E_INVALIDARG <<<"$out" &&
+        ! grep -q "sees BACKUP_TARGET" <<<"$out"
+    ok $? "'$cmd' is refused (E_INVALIDARG): a reserved environment variable"
+done
+cat >"$T/work/evil.cab" <<'EOF'
+{ "format": "vss-diskshadow-metadata", "version": 1, "writers": [],
+  "aliases": [ { "name": "Note", "value": "x" }, { "name": "LD_PRELOAD", "value": "/tmp/x.so" } ] }
+EOF
+out=$(printf 'load metadata evil.cab\n' | "$DS" 2>&1); rc=$?
+[ "$rc" = 2 ] && grep -q "alias 2 has a reserved name, 'LD_PRELOAD'" <<<"$out" &&
+    grep -q "VSS_E_INVALID_XML_DOCUMENT" <<<"$out" && ! grep -q "Alias Note" <<<"$out"
+ok $? "LOAD METADATA of a file with an alias LD_PRELOAD is refused, restoring none"
 
 # --- exit codes and the command line ------------------------------------------
 out=$("$DS" --socket "$T/nowhere.sock" /s "$CASES/list-none.dsh" 2>&1); rc=$?

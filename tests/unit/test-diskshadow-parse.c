@@ -3,7 +3,7 @@
  * (tools/diskshadow/parse.c): the tokenizer (blanks, quotes, comments,
  * limits, control characters), %alias% expansion (lookups, the echo
  * callback, %%, unknown and malformed references, the output bound),
- * alias names and keywords.
+ * alias names (valid, reserved) and keywords.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -198,6 +198,16 @@ static void test_expand_errors(void **state)
 
 static void test_names_and_keywords(void **state)
 {
+    assert_true(ds_alias_name_reserved("PATH"));
+    assert_true(ds_alias_name_reserved("path"));
+    assert_true(ds_alias_name_reserved("Ld_Preload"));
+    assert_true(ds_alias_name_reserved("LC_ALL"));
+    assert_true(ds_alias_name_reserved("IFS"));
+    assert_true(ds_alias_name_reserved("VSS_SOCKET"));
+    assert_false(ds_alias_name_reserved("VSS_SHADOW_SET"));
+    assert_false(ds_alias_name_reserved("VSS_Backup_F"));
+    assert_false(ds_alias_name_reserved("PATHS"));
+    assert_false(ds_alias_name_reserved("LDAP"));
     assert_true(ds_alias_name_valid("VSS_SHADOW_1"));
     assert_true(ds_alias_name_valid("a.b-c"));
     assert_false(ds_alias_name_valid(""));

@@ -451,6 +451,48 @@ int cmd_simulate(struct ds *d, int argc, char **argv)
     return rc;
 }
 
+extern char **environ;
+
+static void exec_env_free(char **env, size_t borrowed)
+{
+    for (size_t i = borrowed; env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+/*
+ * EXEC's environment: ours, with every alias as NAME=value (replacing a
+ * variable of that name), as Windows gives its scripts the aliases. The
+ * strings up to *borrowed are environ's, the rest are owned.
+ * @return the array, or NULL (out of memory).
+ */
+static char **exec_env(const struct ds *d, size_t *borrowed)
+{
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + d->n_aliases + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(environ[i], "=");
+        bool replaced = false;
+        for (size_t a = 0; a < d->n_aliases && !replaced; a++)
+            replaced = strlen(d->aliases[a].name) == len &&
+                       !strncmp(environ[i], d->aliases[a].name, len);
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    *borrowed = k;
+    for (size_t a = 0; a < d->n_aliases; a++, k++)
+        if (asprintf(&env[k], "%s=%s", d->aliases[a].name, d->aliases[a].value) < 0) {
+            env[k] = NULL;
+            exec_env_free(env, *borrowed);
+            return NULL;
+        }
+    return env;
+}
+
 int cmd_exec(struct ds *d, int argc, char **argv)
 {
     if (argc != 2)
@@ -462,30 +504,35 @@ int cmd_exec(struct ds *d, int argc, char **argv)
     /* The script's output goes through our output, so that the /l log
      * gets it too, as on Windows. Its input is /dev/null: when our own
      * script comes on stdin, a child reading stdin would eat its lines. */
-    int pfd[2], null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0)
-        return ds_fail(d, -errno, "cannot run '%s': /dev/null: %s", file, strerror(errno));
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
-        int e = errno;
-        close(null_fd);
-        return ds_fail(d, -e, "cannot run '%s': %s", file, strerror(e));
-    }
-    pid_t pid = fork();
+    size_t borrowed;
+    char **env = exec_env(d, &borrowed);
+    if (!env)
+        return ds_fail(d, -ENOMEM, "out of memory");
+    int pfd[2] = { -1, -1 }, null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t pid = -1;
+    if (null_fd >= 0 && pipe2(pfd, O_CLOEXEC) == 0)
+        pid = fork();
     if (pid < 0) {
         int e = errno;
-        close(pfd[0]);
-        close(pfd[1]);
-        close(null_fd);
+        if (pfd[0] >= 0) {
+            close(pfd[0]);
+            close(pfd[1]);
+        }
+        if (null_fd >= 0)
+            close(null_fd);
+        exec_env_free(env, borrowed);
         return ds_fail(d, -e, "cannot run '%s': %s", file, strerror(e));
     }
     if (pid == 0) {
         if (dup2(null_fd, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
             _exit(127);
-        execl("/bin/sh", "sh", file, (char *)NULL);
+        char *args[] = { (char *)"sh", (char *)file, NULL };
+        execve("/bin/sh", args, env);
         _exit(127);
     }
     close(null_fd);
     close(pfd[1]);
+    exec_env_free(env, borrowed);
     char buf[4096];
     for (;;) {
         ssize_t n = read(pfd[0], buf, sizeof buf - 1);

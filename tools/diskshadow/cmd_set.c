@@ -252,6 +252,19 @@ static void list_added(struct ds *d)
         out_printf("\t%%%s%% = %s\n", d->aliases[i].name, d->aliases[i].value);
 }
 
+/* A name ADD may give an alias: valid, and not a reserved environment variable. */
+static int check_alias_name(struct ds *d, const char *name)
+{
+    if (!ds_alias_name_valid(name))
+        return ds_fail(d, -EINVAL, "invalid alias name '%s' (letters, digits, '_', '-' and "
+                       "'.', at most %d)", name, DS_MAX_ALIAS_NAME);
+    if (ds_alias_name_reserved(name))
+        return ds_fail(d, -EINVAL, "alias name '%s' is reserved: EXEC's scripts get the aliases "
+                       "as environment variables, and this one would change what they run "
+                       "(PATH, IFS, LD_*, HOME, VSS_SOCKET, ...)", name);
+    return 0;
+}
+
 /* Whether an alias name is already taken (defined, or declared by a volume). */
 static bool alias_taken(const struct ds *d, const char *name)
 {
@@ -354,9 +367,9 @@ static int add_volume(struct ds *d, int argc, char **argv)
     if (provider && vss_id_parse(provider, &prov))
         return ds_fail(d, -EINVAL, "invalid provider ID '%s' (expected a GUID, see LIST "
                        "PROVIDERS)", provider);
-    if (alias && !ds_alias_name_valid(alias))
-        return ds_fail(d, -EINVAL, "invalid alias name '%s' (letters, digits, '_', '-' and "
-                       "'.', at most %d)", alias, DS_MAX_ALIAS_NAME);
+    int rc = alias ? check_alias_name(d, alias) : 0;
+    if (rc)
+        return rc;
     if (alias && alias_taken(d, alias))
         return ds_fail(d, VSS_E_OBJECT_ALREADY_EXISTS, "alias '%s' is already in use", alias);
     if (d->backup_open)
@@ -366,7 +379,7 @@ static int add_volume(struct ds *d, int argc, char **argv)
         return ds_fail(d, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "at most %d volumes in a "
                        "shadow copy set", DS_MAX_VOLUMES);
     char mount[VOLSPEC_MAX];
-    int rc = check_volume(d, spec, sizeof spec, kind, mount, sizeof mount);
+    rc = check_volume(d, spec, sizeof spec, kind, mount, sizeof mount);
     if (rc)
         return rc;
     for (size_t i = 0; i < d->n_vols; i++)
@@ -402,9 +415,9 @@ int cmd_add(struct ds *d, int argc, char **argv)
     if (ds_keyword(argv[1], "alias")) {
         if (argc != 4)
             return ds_fail(d, -EINVAL, "ADD ALIAS takes a name and a value");
-        if (!ds_alias_name_valid(argv[2]))
-            return ds_fail(d, -EINVAL, "invalid alias name '%s' (letters, digits, '_', '-' and "
-                           "'.', at most %d)", argv[2], DS_MAX_ALIAS_NAME);
+        int rc = check_alias_name(d, argv[2]);
+        if (rc)
+            return rc;
         if (ds_alias_set(d, argv[2], argv[3]))
             return ds_fail(d, -E2BIG, "too many aliases (at most %d)", DS_MAX_ALIASES);
         return 0;

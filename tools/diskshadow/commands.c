@@ -32,6 +32,8 @@ static const struct command commands[] = {
       "ID (see LIST PROVIDERS); without it the first provider that supports the\n"
       "volume is used. The volume is checked when it is added.\n"
       "ADD ALIAS defines %name% as value. ADD alone lists the volumes and aliases.\n"
+      "EXEC's scripts get the aliases as environment variables, so names that would\n"
+      "change what they run (PATH, IFS, HOME, LD_*, LC_*, VSS_SOCKET, ...) are refused.\n"
       "\n"
       "Example: ADD VOLUME F: ALIAS VSS_Backup_F\n" },
     { "begin", cmd_begin, "Start a full backup or a restore session.",

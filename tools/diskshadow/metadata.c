@@ -17,8 +17,9 @@
  * Invariants: the file is replaced durably (write, fsync, rename) so a
  * crash leaves the old or the new file, never half of one; LOAD accepts
  * only this format and version, checks every field it uses for its type,
- * and restores aliases whose names are valid, so a hand-edited file can
- * never define an alias the script language could not name.
+ * and restores aliases whose names are valid and not reserved, so a
+ * hand-edited file can never define an alias the script language could
+ * not name, nor one that changes what EXEC's scripts run (PATH, LD_*).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -158,6 +159,12 @@ int metadata_load(struct ds *d, const char *path)
             json_object_put(root);
             return ds_fail(d, VSS_E_INVALID_XML_DOCUMENT, "metadata file '%s': alias %zu is not "
                            "a valid name and value", path, i + 1);
+        }
+        if (ds_alias_name_reserved(name)) {
+            json_object_put(root);
+            return ds_fail(d, VSS_E_INVALID_XML_DOCUMENT, "metadata file '%s': alias %zu has a "
+                           "reserved name, '%s' (it would change what EXEC's scripts run)",
+                           path, i + 1, name);
         }
     }
     for (size_t i = 0; i < json_object_array_length(aliases); i++) {

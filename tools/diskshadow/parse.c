@@ -109,6 +109,26 @@ bool ds_alias_name_valid(const char *name)
     return n > 0;
 }
 
+/* The dynamic loader and libc, the shell, locale and time, and vss's own. */
+static const char *const reserved_names[] = {
+    "PATH", "IFS", "ENV", "BASH_ENV", "CDPATH", "SHELL", "SHELLOPTS", "BASHOPTS", "PS4",
+    "HOME", "PWD", "OLDPWD", "TMPDIR", "LANG", "LANGUAGE", "TZ", "TZDIR", "NLSPATH",
+    "LOCPATH", "GCONV_PATH", "GLIBC_TUNABLES", "HOSTALIASES", "RESOLV_HOST_CONF",
+    "VSS_ROOT", "VSS_SOCKET", "VSS_CONF",
+};
+static const char *const reserved_prefixes[] = { "LD_", "LC_", "MALLOC_" };
+
+bool ds_alias_name_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
+        if (!strcasecmp(name, reserved_names[i]))
+            return true;
+    for (size_t i = 0; i < sizeof reserved_prefixes / sizeof reserved_prefixes[0]; i++)
+        if (!strncasecmp(name, reserved_prefixes[i], strlen(reserved_prefixes[i])))
+            return true;
+    return false;
+}
+
 bool ds_keyword(const char *word, const char *keyword)
 {
     return word && keyword && strcasecmp(word, keyword) == 0;

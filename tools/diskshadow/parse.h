@@ -9,7 +9,8 @@
  * cannot be escaped); a word that starts with '#' outside quotes starts a
  * comment that runs to the end of the line; keywords compare
  * case-insensitively; %NAME% inside any word (quoted or not) is replaced
- * by the value of alias NAME.
+ * by the value of alias NAME; alias names that are dangerous environment
+ * variables are reserved (ds_alias_name_reserved).
  *
  * Invariants: every function takes its buffer sizes and never writes past
  * them; a failure leaves a lowercase one-line message naming the bad text
@@ -67,6 +68,14 @@ int ds_expand(const char *word, ds_alias_lookup_fn lookup, void *larg,
 
 /* An alias name: 1..DS_MAX_ALIAS_NAME of A-Z a-z 0-9 _ - . */
 bool ds_alias_name_valid(const char *name);
+/*
+ * Whether name (any case) is an environment variable no alias may take:
+ * EXEC's script gets the aliases as environment variables, and these
+ * decide which programs it runs and what they load (PATH, LD_*, ...), how
+ * sh reads it (IFS, ENV, ...), its locale and time zone, or which vssd and
+ * configuration the vss tools use (VSS_ROOT, VSS_SOCKET, VSS_CONF).
+ */
+bool ds_alias_name_reserved(const char *name);
 
 /* Case-insensitive keyword comparison (ASCII); NULL never matches. */
 bool ds_keyword(const char *word, const char *keyword);

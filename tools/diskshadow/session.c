@@ -3,7 +3,10 @@
  * vssd, the alias table, failures, RESET and the end of a run.
  *
  * Invariants: d->r is connected lazily (HELP, SET, ADD and EXIT work
- * without vssd); d->backup_open mirrors the vssd session, and every path
+ * without vssd); the aliases live in d only, never in diskshadow's own
+ * environment (EXEC gives them to its child), so no alias changes which
+ * vssd diskshadow reaches and RESET leaves the user's variables as they
+ * were; d->backup_open mirrors the vssd session, and every path
  * that ends it goes through ds_release(); at the end of a run (EXIT, end
  * of script, a failure that stops the script) ds_finish() prints the END
  * BACKUP note when BEGIN BACKUP or CREATE was not followed by END BACKUP, then
@@ -168,8 +171,6 @@ int ds_alias_set(struct ds *d, const char *name, const char *value)
     d->aliases[d->n_aliases].name = n;
     d->aliases[d->n_aliases].value = v;
     d->n_aliases++;
-    /* EXEC scripts see the aliases as environment variables, as on Windows */
-    setenv(name, value, 1);
     return 0;
 }
 
@@ -177,7 +178,6 @@ void ds_alias_unset(struct ds *d, const char *name)
 {
     for (size_t i = 0; i < d->n_aliases; i++)
         if (!strcasecmp(d->aliases[i].name, name)) {
-            unsetenv(d->aliases[i].name);
             free(d->aliases[i].name);
             free(d->aliases[i].value);
             d->n_aliases--;
@@ -236,7 +236,6 @@ static void drop_state(struct ds *d)
     }
     d->n_vols = 0;
     for (size_t i = 0; i < d->n_aliases; i++) {
-        unsetenv(d->aliases[i].name);
         free(d->aliases[i].name);
         free(d->aliases[i].value);
     }
