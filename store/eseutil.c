@@ -297,6 +297,13 @@ static int dump_log(const char *path, const char *chkdir)
 }
 
 /* Verifies the whole set base in dir (/ml E00, /k E00). */
+/* What /ml and /k of a set print for a log check_log refused. */
+static const char *log_damage(int r)
+{
+    return r == JET_errLogFileSizeMismatch ? "Log file size mismatch (truncated or extended)"
+                                           : "Log damaged (unusable)";
+}
+
 static int verify_set(const char *dir, const char *base, bool quiet_ok)
 {
     struct logset ls;
@@ -322,7 +329,7 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
         cp = path_join(dir, nm);
         r = cp ? check_log(cp, true, &cur) : -ENOMEM;
         if (r < 0) {
-            printf("\n      Log file: %s - ERROR: Log damaged (unusable)\n", cp);
+            printf("\n      Log file: %s - ERROR: %s\n", cp, log_damage(r));
             goto out;
         }
         if (!lo)
@@ -334,7 +341,7 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
     printf("     Log generation range: 0x%X-0x%X\n\n", lo, hi);
     uint8_t sign[28], prev_tm[8];
     bool have_sign = false;
-    uint32_t expect = lo;
+    uint32_t expect = lo, set_size = 0;
     for (size_t i = 0; i <= ls.n; i++) {
         struct logcheck lc;
         bool is_cur = i == ls.n;
@@ -353,7 +360,7 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
             }
             r = check_log(p, false, &lc);
             if (r < 0 && lc.h.gen == 0) {
-                printf("      Log file: %s - ERROR: Log damaged (unusable)\n", p);
+                printf("      Log file: %s - ERROR: %s\n", p, log_damage(r));
                 free(p);
                 goto out;
             }
@@ -391,13 +398,25 @@ static int verify_set(const char *dir, const char *base, bool quiet_ok)
             r = JET_errInvalidLogSequence;
             goto out;
         }
-        if (r == JET_errLogFileCorrupt) {
-            printf("      Log file: %s - ERROR: Log damaged (unusable)\n", p);
+        /* any refusal is damage: a -541 (a truncated or extended log) has
+         * a decoded header too, and recovery would stop at it */
+        if (r < 0) {
+            printf("      Log file: %s - ERROR: %s\n", p, log_damage(r));
             free(p);
+            goto out;
+        }
+        /* recovery reads every log at the size of the newest: one of
+         * another size (a foreign log, whole) is -541 there, so here too */
+        if (have_sign && lc.h.log_size != set_size) {
+            printf("      Log file: %s - ERROR: Log file size mismatch (%u bytes, the logs "
+                   "before it have %u)\n", p, lc.h.log_size, set_size);
+            free(p);
+            r = JET_errLogFileSizeMismatch;
             goto out;
         }
         memcpy(sign, lc.h.sign_log, 28);
         memcpy(prev_tm, lc.h.tm_create, 8);
+        set_size = lc.h.log_size;
         have_sign = true;
         expect = g + 1;
         if (cut_before_ckpt(&lc, is_cur, have_ck, &ck)) {
