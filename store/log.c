@@ -677,8 +677,12 @@ int log_roll_open_then(store_inst *inst, void (*release)(store_inst *))
             r = inst->vfs->sync(f);
         inst->vfs->close(f);
     }
-    if (r == 0)
-        r = inst->vfs->rename(inst->vfs, src, cur);
+    /* the rename and the directory sync after it: sticky, and an ENOSPC
+     * there is -EIO (-1022), never the "no space" -529 of docs 8.5: the
+     * new name may or may not be durable (log_roll_close's rename, step
+     * 2, is -1022 likewise) */
+    if (r == 0 && (r = inst->vfs->rename(inst->vfs, src, cur)) < 0 && is_nospace(r))
+        r = -EIO;
     if (r == 0) {
         if (use_spare)
             inst->log.spare_ready = false;
@@ -689,8 +693,11 @@ int log_roll_open_then(store_inst *inst, void (*release)(store_inst *))
     pthread_mutex_unlock(&inst->tmp_mu);
     if (r < 0)
         goto io;
-    if ((r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0)
+    if ((r = inst->vfs->sync_dir(inst->vfs, inst->log_dir)) < 0) {
+        if (is_nospace(r))
+            r = -EIO;
         goto io;
+    }
     if ((r = inst->vfs->open(inst->vfs, cur, 0, &inst->log.f)) < 0)
         goto io;
     pthread_mutex_lock(&inst->mu);

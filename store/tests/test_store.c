@@ -2126,6 +2126,47 @@ static void test_dir_sync_error_truncate(void **state)
     faultvfs_free(fv);
 }
 
+/* Arms an ENOSPC for the directory sync that follows the first header
+ * sync of E00tmp.log: a roll-over's, after its rename to E00.log. */
+struct rollsync_hook {
+    faultvfs *fv;
+    bool armed;
+};
+
+static void rollsync_hook(void *arg, const char *path, bool dir)
+{
+    struct rollsync_hook *h = arg;
+    size_t n = strlen(path);
+    if (!dir && !h->armed && n >= 10 && strcmp(path + n - 10, "E00tmp.log") == 0) {
+        h->armed = true;
+        faultvfs_fail_next_dir_sync(h->fv, ENOSPC);
+    }
+}
+
+/* The roll-over's rename of E00tmp.log to E00.log: ENOSPC from the
+ * directory sync after it was kept as -529 (the log's "no space"), which
+ * tells a server to free space for what is an uncertain rename. */
+static void test_dir_sync_error_rollover(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    struct rollsync_hook h = { fv, false };
+    uint32_t gen = stats_of(in).log_gen;
+    faultvfs_on_sync(fv, rollsync_hook, &h);
+    int r = 0;
+    for (unsigned j = 0; j < 400 && r == 0; j++)
+        r = wl_run(in, db, j);
+    faultvfs_on_sync(fv, NULL, NULL);
+    assert_true(h.armed);
+    assert_int_equal(r, JET_errDiskIO);
+    assert_int_equal(stats_of(in).fatal, JET_errDiskIO);
+    assert_int_equal(stats_of(in).log_gen, gen + 1);
+    store_abandon(in);
+    faultvfs_free(fv);
+}
+
 /* ---- fuzz corpus replay ------------------------------------------------- */
 int fuzz_log_one(const uint8_t *data, size_t size);
 int fuzz_page_one(const uint8_t *data, size_t size);
@@ -2212,6 +2253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dir_sync_error_spare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_sync_error_recycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_sync_error_truncate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_error_rollover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_replay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
