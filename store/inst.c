@@ -404,11 +404,15 @@ int store_db_create(store_inst *inst, const char *path, store_db **out)
             r = JET_errDiskFull;
         goto fail;
     }
-    if ((r = db_open_file(inst, path, dbid, &db)) < 0)
-        goto fail;
-    if ((r = attach_db(inst, db, true)) < 0) {
+    /* from here a failure removes the file too (docs 8.5), unless it
+     * poisoned the instance: then the ATTACH record may be durable, and
+     * recovery needs the file it names (Just Created: made Clean there) */
+    if ((r = db_open_file(inst, path, dbid, &db)) == 0 && (r = attach_db(inst, db, true)) < 0)
         unlink_db(inst, db);
+    if (r < 0) {
         db_free(db);
+        if (inst_check(inst) == 0)
+            inst->vfs->unlink(inst->vfs, path);
         goto fail;
     }
     *out = db;

@@ -165,7 +165,8 @@ void store_abandon(store_inst *inst);
 /** Deletes closed logs after a clean state (eseutil /r /t). */
 int store_truncate_all_logs(store_inst *inst);
 
-/** Creates a new database file and attaches it. -EEXIST if it exists. */
+/** Creates a new database file and attaches it. -EEXIST if it exists.
+ *  A failure removes the file, unless it poisoned the instance. */
 int store_db_create(store_inst *inst, const char *path, store_db **out);
 /** Attaches an existing database (must be Clean Shutdown, else -550). */
 int store_db_attach(store_inst *inst, const char *path, store_db **out);

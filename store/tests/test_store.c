@@ -920,6 +920,52 @@ static void test_dirty_attach_refused(void **state)
     assert_int_equal(store_close(in), 0);
 }
 
+/* After the sync of a file ending in .suffix, at the directory sync that
+ * follows: its two header pages are zeroed on disk, so that opening it
+ * fails (-1206). */
+struct hdrkill_hook {
+    const char *suffix;
+    bool seen, done;
+};
+
+static void hdrkill_hook(void *arg, const char *path, bool dir)
+{
+    struct hdrkill_hook *h = arg;
+    size_t n = strlen(path), m = strlen(h->suffix);
+    if (!dir && n >= m && strcmp(path + n - m, h->suffix) == 0)
+        h->seen = true;
+    else if (dir && h->seen && !h->done) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", tdir, h->suffix);
+        static uint8_t zero[2 * PAGE_SIZE];
+        FILE *f = fopen(p, "r+b");
+        assert_non_null(f);
+        assert_int_equal(fwrite(zero, 1, sizeof zero, f), sizeof zero);
+        assert_int_equal(fclose(f), 0);
+        h->done = true;
+    }
+}
+
+/* A create that fails once its file is made (here: the file cannot be
+ * opened back) left the file behind, so a retry got -EEXIST (docs 8.5:
+ * a create that fails removes its partial file). */
+static void test_create_failure_removes_file(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db, *db2;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    struct hdrkill_hook h = { "priv2.edb", false, false };
+    faultvfs_on_sync(fv, hdrkill_hook, &h);
+    assert_int_equal(store_db_create(in, tpath("priv2.edb"), &db2), JET_errDatabaseCorrupted);
+    faultvfs_on_sync(fv, NULL, NULL);
+    assert_true(h.done);
+    assert_int_equal(access(tpath("priv2.edb"), F_OK), -1);
+    assert_int_equal(store_db_create(in, tpath("priv2.edb"), &db2), 0);
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+}
+
 /* ---- shadow copy and backup semantics ----------------------------------- */
 static void test_backup_full_copy_inc_diff(void **state)
 {
@@ -2227,6 +2273,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_log_and_damaged_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_page_bit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_attach_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_failure_removes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_full_copy_inc_diff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_current_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freeze_holds_and_times_out, setup, teardown),
