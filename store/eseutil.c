@@ -707,10 +707,23 @@ static int cmd_r(const char *base, const char *l, const char *s, const char *d,
            "          Transactions redone: %llu, undone: %llu\n",
            st.gen_first, st.gen_last, st.gen_first, st.gen_last,
            (unsigned long long)st.groups_redone, (unsigned long long)st.groups_undone);
+    /* /i: what was not recovered, so that nobody takes it for done */
+    if (st.dbs_skipped)
+        printf("          Databases skipped (/i), not recovered: %u; transactions of them "
+               "only, not redone: %llu\n", st.dbs_skipped,
+               (unsigned long long)st.groups_skipped);
     if (trunc && (r = store_truncate_all_logs(inst)) < 0) {
         store_close(inst);
         return r;
     }
+    /* /t after /i: no log was deleted. A skipped database may be Dirty
+     * Shutdown and need any of them once its file is back */
+    bool missing;
+    const char *sp;
+    for (unsigned i = 0; trunc && r == 1 && (sp = store_recovery_skipped(inst, i, &missing)); i++)
+        printf("          /t: no log file deleted: database %s was skipped (%s) and may "
+               "need them to recover\n", sp, missing ? "missing or unreadable"
+                                                   : "does not match the logs");
     return store_close(inst);
 }
 

@@ -98,6 +98,7 @@ static void inst_free(store_inst *inst)
     free(inst->log.buf);
     conflict_free(&inst->conflict);
     free(inst->snaps);
+    recovery_skips_free(inst);
     free(inst->log_dir);
     free(inst->sys_dir);
     free(inst->db_dir);
@@ -509,8 +510,23 @@ int store_db_detach(store_db *db)
     return 0;
 }
 
+const char *store_recovery_skipped(store_inst *inst, unsigned i, bool *missing)
+{
+    if (i >= inst->rstats.dbs_skipped)
+        return NULL;
+    if (missing)
+        *missing = inst->rskip[i].missing;
+    return inst->rskip[i].path;
+}
+
 int store_truncate_all_logs(store_inst *inst)
 {
+    /* a database recovery skipped (/i) was not recovered: it may be Dirty
+     * (a missing file's state is unknown) and need any closed log, its
+     * commits unflushed in them. Its file back, recovery needs them all
+     * (docs/eseutil.md /t) */
+    if (inst->rstats.dbs_skipped)
+        return 1;
     struct logset ls;
     int r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls);
     if (r < 0)

@@ -19,6 +19,8 @@
  *     Clean Shutdown like the others) and the new one opened and checked.
  *  5. The header's dbtime is never lowered: redo raises it to the highest
  *     dbtime it reads, and Clean Shutdown records it (docs 5.2).
+ *  6. A database skipped with /i is noted (inst->rskip): it was not
+ *     recovered, so store_truncate_all_logs deletes no log after it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -106,6 +108,37 @@ static bool dirty_log_required(store_inst *inst, const char *path, const uint8_t
     return dirty;
 }
 
+void recovery_skips_free(store_inst *inst)
+{
+    for (unsigned i = 0; i < inst->rstats.dbs_skipped; i++)
+        free(inst->rskip[i].path);
+    free(inst->rskip);
+    inst->rskip = NULL;
+    inst->rstats.dbs_skipped = 0;
+}
+
+/*
+ * Notes a database skipped with /i (path as logged; missing: it could not
+ * be opened), once per path: nothing deletes a log while it is unrecovered
+ * (store_truncate_all_logs).
+ */
+static int skip_note(store_inst *inst, const char *path, bool missing)
+{
+    unsigned n = inst->rstats.dbs_skipped;
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(inst->rskip[i].path, path) == 0)
+            return 0;
+    struct rskip *ns = realloc(inst->rskip, (n + 1) * sizeof *ns);
+    if (!ns)
+        return -ENOMEM;
+    inst->rskip = ns;
+    if (!(ns[n].path = strdup(path)))
+        return -ENOMEM;
+    ns[n].missing = missing;
+    inst->rstats.dbs_skipped = n + 1;
+    return 0;
+}
+
 /*
  * Opens database dbid (path as logged) for recovery and applies the checks of docs 9 step 3:
  * signatures (-1216, or skipped with /i), then for a Dirty database the
@@ -135,7 +168,7 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
             return -ENOMEM;
         }
     }
-    bool ignore = inst->p.flags & STORE_IGNORE_MISSING;
+    bool ignore = inst->p.flags & STORE_IGNORE_MISSING, missing = r < 0;
     /* a different file under the same name (restored from elsewhere,
      * recreated) has another DB signature; a dirty file from another log
      * stream has another log signature. Replaying into either would corrupt
@@ -158,7 +191,7 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
         if (!ignore)
             return r;
         rs->d[dbid].skip = true;
-        return 0;
+        return skip_note(inst, path, missing);
     }
     uint32_t st = rd32(db->hdr + H_STATE);
     inst->dbs[dbid] = db;
@@ -342,17 +375,22 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
     return 0;
 }
 
-/* Applies the PAGE records of a committed group, in log order. */
-static int apply_group(struct rstate *rs, struct buf *g)
+/* Applies the PAGE records of a committed group, in log order. *skipped:
+ * it changes pages, all of databases skipped with /i (not redone). */
+static int apply_group(struct rstate *rs, struct buf *g, bool *skipped)
 {
     size_t o = 0;
+    bool any = false, other = false;
     while (o < g->n) {
         uint32_t l = rd32(g->p + o + 4);
         int r = redo_page(rs, g->p + o, l);
         if (r < 0)
             return r;
+        any = true;
+        other |= !rs->d[g->p[o + 9]].skip;
         o += l;
     }
+    *skipped = any && !other;
     return 0;
 }
 
@@ -433,6 +471,7 @@ int recover_run(store_inst *inst)
     int r;
     uint64_t t0 = mono_us();
 
+    recovery_skips_free(inst);
     memset(&inst->rstats, 0, sizeof inst->rstats);
     if ((r = logset_scan(inst->vfs, inst->log_dir, inst->base, &ls)) < 0)
         goto fail;
@@ -647,9 +686,13 @@ int recover_run(store_inst *inst)
                  * undo is "never apply", since no page reaches the file before
                  * its group is durable) */
                 if (apply && in_group) {
-                    if ((r = apply_group(&rs, &grp)) < 0)
+                    bool skipped;
+                    if ((r = apply_group(&rs, &grp, &skipped)) < 0)
                         goto fail;
-                    inst->rstats.groups_redone++;
+                    if (skipped)
+                        inst->rstats.groups_skipped++;
+                    else
+                        inst->rstats.groups_redone++;
                     any_applied = true;
                 }
                 in_group = false;

@@ -146,6 +146,12 @@ struct store_recovery_stats {
     uint64_t bytes;                 /* log bytes scanned */
     bool was_clean;                 /* nothing to do */
     uint64_t redo_us, flush_us;     /* time spent replaying / writing pages */
+    /* STORE_IGNORE_MISSING (/i): databases skipped (missing, unreadable or
+     * not matching the logs; store_recovery_skipped names them), and the
+     * committed transactions not redone because every page they change
+     * belongs to one of them (not in groups_redone) */
+    unsigned dbs_skipped;
+    uint64_t groups_skipped;
 };
 
 /**
@@ -162,7 +168,19 @@ void store_recovery_info(store_inst *inst, struct store_recovery_stats *st);
 int store_close(store_inst *inst);
 /** Test helper: frees inst without writing anything (as if the process died). */
 void store_abandon(store_inst *inst);
-/** Deletes closed logs after a clean state (eseutil /r /t). */
+/**
+ * Database i (from 0) that recovery skipped (STORE_IGNORE_MISSING), by its
+ * path as logged; *missing: it could not be opened (else it did not match
+ * the logs). NULL past the last.
+ */
+const char *store_recovery_skipped(store_inst *inst, unsigned i, bool *missing);
+/**
+ * Deletes the closed logs below the checkpoint (eseutil /r /t). Deletes
+ * none when recovery skipped a database: it may be Dirty Shutdown (its
+ * state is unknown when the file is missing) and need any of them.
+ * @return 0 (deleted), 1 (nothing deleted: store_recovery_skipped names
+ *         the databases), or an error
+ */
 int store_truncate_all_logs(store_inst *inst);
 
 /** Creates a new database file and attaches it. -EEXIST if it exists.

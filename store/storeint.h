@@ -235,6 +235,10 @@ struct store_inst {
     pthread_cond_t flush_cond;      /* wakes the flusher (mu) */
     bool flusher_on, stopping, flush_req, tmp_wanted;
     struct store_recovery_stats rstats;
+    struct rskip {                  /* databases recovery skipped (/i) */
+        char *path;                 /* as logged */
+        bool missing;               /* could not be opened */
+    } *rskip;                       /* rstats.dbs_skipped of them */
     uint64_t ckpt_log_bytes;        /* log bytes appended since the last round */
 };
 
@@ -480,6 +484,8 @@ void conflict_forget_db(store_inst *inst, int dbid);
 
 /* ---- recover.c ---------------------------------------------------------- */
 int recover_run(store_inst *inst);
+/* Frees the list of databases recovery skipped (/i). */
+void recovery_skips_free(store_inst *inst);
 int rec_frame(struct buf *b, uint8_t type, uint8_t dbid, const void *payload, size_t n);
 
 /* ---- events.c ----------------------------------------------------------- */

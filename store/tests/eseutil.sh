@@ -89,6 +89,23 @@ else
     ok "# SKIP required log $name is the current log"
 fi
 
+# /r /i /t while a Dirty database's file is away: /t deleted every closed
+# log below the new checkpoint, those the database needs among them, so
+# that it could never be recovered once back (-543 for good)
+mkdir "$D/it" "$D/it.away"; "$T" gen "$D/it" 200 crash
+mv "$D/it/priv1.edb" "$D/it.away/"
+logs_before=$(ls "$D/it" | grep -c '^E00.*[.]log$')
+run "$E" /r E00 /l "$D/it" /i /t
+check "/r /i /t with the Dirty database missing: succeeds and says it skipped it, redoing none of its transactions" \
+    sh -c "[ $(rc) = 0 ] && grep -q 'Transactions redone: 0,' '$D/last' && grep -q 'Databases skipped (/i), not recovered: 1; transactions of them only, not redone: [1-9]' '$D/last'"
+check "and /t deleted no log, saying why and naming the database" \
+    sh -c "[ \$(ls '$D/it' | grep -c '^E00.*[.]log\$') = $logs_before ] && grep -q '/t: no log file deleted: database $D/it/priv1.edb was skipped (missing or unreadable) and may need them' '$D/last'"
+mv "$D/it.away/priv1.edb" "$D/it/"
+mv "$D/it/E00.chk" "$D/it.away/"
+run "$E" /r E00 /l "$D/it"
+check "the file back (and E00.chk moved away, as event 452 says), /r recovers it" \
+    sh -c "[ $(rc) = 0 ] && '$E' /g '$D/it/priv1.edb' >/dev/null"
+
 # command lines that would recover the wrong files: refused before anything is touched
 mkdir "$D/u2"; "$T" gen "$D/u2" 100 crash
 run "$E" /r E00 /l "$D/u2" /d
