@@ -2,7 +2,8 @@
  * recover.c - soft recovery (docs/store-format.md section 9): finish an
  * interrupted roll-over, check the log set (size, header, name vs gen,
  * signature, tmPrevGen chain), check every database the logs name against
- * them (-543, -582, -1216), redo committed groups from the checkpoint with
+ * them (-543, -582, -1216), redo committed groups from the checkpoint
+ * (without one, from the smallest Log Required of the Dirty databases) with
  * the page dbtime rule, drop the incomplete tail group, flush, and leave
  * every database Clean Shutdown and detached.
  *
@@ -10,7 +11,8 @@
  *  1. A PAGE record is applied only when its group's COMMIT was read.
  *  2. Redo is idempotent: image if the page is torn or older, diff only on
  *     dbtime == before, skip if dbtime >= after, any other dbtime is a lost
- *     flush (-566/-567).
+ *     flush (-566/-567). A diff of a torn page waits for the page's image
+ *     (rs.torn); a page still waiting at the end of redo is -1018.
  *  3. Nothing is written to a database before every check has passed.
  *  4. A dbid names one database at a time. A replayed ATTACH (from the
  *     checkpoint on) with the DB signature of the file its dbid names
@@ -77,6 +79,14 @@ struct rstate {
         bool changed;           /* redo changed pages of it */
     } *retired;
     size_t nretired;
+    /* pages that failed verification when a diff of them came, waiting for
+     * the full image that rebuilds them (redo_page); any left at the end
+     * of redo is -1018 */
+    struct torn {
+        store_db *db;
+        uint32_t pgno;
+    } *torn;
+    size_t ntorn;
 };
 
 /* The file name part of a logged path: with /d (db_dir) databases are
@@ -350,10 +360,25 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
      * the whole page, applied below onto zeros */
     if (image) {
         memset(pg, 0, PAGE_SIZE);
+        for (size_t i = 0; i < rs->ntorn; i++)
+            if (rs->torn[i].db == db && rs->torn[i].pgno == pgno)
+                rs->torn[i] = rs->torn[--rs->ntorn];
     } else if (!valid) {
-        event_emit(inst, 474, STORE_EV_ERROR, "Page %u of database %s failed verification "
-                   "during redo.", pgno, db->path);
-        return JET_errReadVerifyFailure;
+        /* a torn page: a redo that starts before the last durable
+         * checkpoint (the start at a generation's beginning without E00.chk,
+         * docs 4, or at a restored file's Log Required) meets diffs of it
+         * from before the image logged after that checkpoint (docs 7.2).
+         * Their changes are all in that image: they are skipped until it
+         * rebuilds the page; a page still waiting at the end is -1018 */
+        for (size_t i = 0; i < rs->ntorn; i++)
+            if (rs->torn[i].db == db && rs->torn[i].pgno == pgno)
+                return 0;
+        struct torn *nt = realloc(rs->torn, (rs->ntorn + 1) * sizeof *nt);
+        if (!nt)
+            return -ENOMEM;
+        rs->torn = nt;
+        rs->torn[rs->ntorn++] = (struct torn){ db, pgno };
+        return 0;
     /* a diff applies only to exactly the version it was computed from. Any
      * other dbtime means a flushed page write was lost (older) or a page is
      * newer than a log that should describe it: both are -566/-567, never
@@ -450,6 +475,75 @@ static char *gen_path(store_inst *inst, uint32_t gen, bool cur)
     else
         log_name_gen(name, sizeof name, inst->base, gen);
     return path_join(inst->log_dir, name);
+}
+
+/* Whether generation g is present: a closed log, or E00.log. */
+static bool gen_present(const struct logset *ls, uint32_t g)
+{
+    bool present = ls->have_cur && g == ls->cur_gen;
+    for (size_t i = 0; i < ls->n && !present; i++)
+        present = ls->gens[i] == g;
+    return present;
+}
+
+/* The path an ATTACH record (rl bytes) names, into path: 1, or 0 for a
+ * record too short to name one, or -501 for a corrupt one. */
+static int attach_path(const uint8_t *rec, uint32_t rl, char path[MAX_PATH_ATTACH + 1])
+{
+    if (rl < REC_HDR + 30)
+        return 0;
+    size_t pl = rd16(rec + REC_HDR + 28);
+    if (pl > MAX_PATH_ATTACH || REC_HDR + 30 + pl > rl)
+        return JET_errLogFileCorrupt;
+    memcpy(path, rec + REC_HDR + 30, pl);
+    path[pl] = 0;
+    return 1;
+}
+
+/*
+ * Without a usable checkpoint (docs 4): the smallest Log Required minimum
+ * of the Dirty databases of this stream that the logs present name (in
+ * their headers or ATTACH records), 0 if none. Redo starts there, not at
+ * the lowest log: below it a page may have diffs that a later torn write
+ * of the page makes unappliable (only the image logged after the
+ * database's checkpoint repairs it). A log that cannot be read ends the
+ * scan; the redo pass reports it.
+ */
+static uint32_t dirty_min_required(store_inst *inst, const struct logset *ls, uint32_t newest)
+{
+    uint32_t best = 0;
+    for (size_t i = 0; i <= ls->n; i++) {
+        bool is_cur = i == ls->n;
+        if (is_cur && !ls->have_cur)
+            break;
+        uint32_t g = is_cur ? newest : ls->gens[i];
+        char *p = gen_path(inst, g, is_cur);
+        uint8_t *img = NULL;
+        uint32_t sz;
+        struct log_hdr h;
+        int r = p ? log_read_file(inst->vfs, p, inst->log.size, &img, &sz, &h) : -ENOMEM;
+        free(p);
+        if (r < 0 || h.gen != g || memcmp(h.sign_log, inst->sign_log, 28) != 0) {
+            free(img);
+            break;
+        }
+        uint32_t gmin;
+        for (int k = 0; k < MAX_DBS; k++)
+            if (h.att[k].dbid && dirty_log_required(inst, h.att[k].path, h.att[k].sign_db, &gmin) &&
+                (!best || gmin < best))
+                best = gmin;
+        struct rec_iter it;
+        const uint8_t *rec;
+        uint32_t rl;
+        char path[MAX_PATH_ATTACH + 1];
+        rec_iter_init(&it, img, sz, log_seed(inst->sign_log, g));
+        while (rec_iter_next(&it, &rec, &rl) == 1)
+            if (rec[8] == REC_ATTACH && attach_path(rec, rl, path) == 1 &&
+                dirty_log_required(inst, path, rec + REC_HDR, &gmin) && (!best || gmin < best))
+                best = gmin;
+        free(img);
+    }
+    return best;
 }
 
 /*
@@ -564,8 +658,8 @@ int recover_run(store_inst *inst)
         goto fail;
     }
     /* redo starts at the checkpoint when E00.chk belongs to this stream and
-     * points into the logs present, else at the lowest log present (ESE
-     * without a checkpoint file: replay everything there is) */
+     * points into the logs present, else at the Dirty databases' Log
+     * Required (below), else at the lowest log present */
     rs.lowest_present = ls.n ? ls.gens[0] : newest;
     uint32_t start = rs.lowest_present;
     uint64_t ckpt = LGPOS(start, LOG_HDR);
@@ -578,6 +672,18 @@ int recover_run(store_inst *inst)
         ckpt = chk.ckpt;
     }
     free(cpath);
+    /* no usable E00.chk (missing, -533 after a torn in-place write, or of
+     * another stream): start at the smallest Log Required minimum of the
+     * Dirty databases (docs 4), the start the checkpoint would have given
+     * them, when it lies above the lowest log and is present (else
+     * rdb_open says -543, naming what is missing) */
+    if (!have_chk) {
+        uint32_t gmin = dirty_min_required(inst, &ls, newest);
+        if (gmin > start && gen_present(&ls, gmin)) {
+            start = gmin;
+            ckpt = LGPOS(gmin, LOG_HDR);
+        }
+    }
     /* A dirty database the checkpoint names may need logs older than the
      * checkpoint's: a file restored from a backup beside newer logs and
      * E00.chk. Redo then starts at the beginning of its Log Required low
@@ -603,14 +709,8 @@ int recover_run(store_inst *inst)
     /* logs must be contiguous from start: the first gap ends the replay
      * (anything above it is -528 later; nothing at start is -509) */
     rs.last = start - 1;
-    for (uint32_t g = start;; g++) {
-        bool present = (ls.have_cur && g == cur_h.gen);
-        for (size_t i = 0; i < ls.n && !present; i++)
-            present = ls.gens[i] == g;
-        if (!present)
-            break;
+    for (uint32_t g = start; gen_present(&ls, g); g++)
         rs.last = g;
-    }
     rs.have_beyond = rs.last < newest;
     if (rs.last < start) {
         r = JET_errMissingPreviousLogFile;
@@ -698,16 +798,12 @@ int recover_run(store_inst *inst)
                 in_group = false;
                 break;
             case REC_ATTACH: {
-                if (rl < REC_HDR + 30)
-                    break;
                 char path[MAX_PATH_ATTACH + 1];
-                size_t pl = rd16(rec + REC_HDR + 28);
-                if (pl > MAX_PATH_ATTACH || REC_HDR + 30 + pl > rl) {
-                    r = JET_errLogFileCorrupt;
-                    goto fail;
+                if ((r = attach_path(rec, rl, path)) <= 0) {
+                    if (r < 0)
+                        goto fail;
+                    break;
                 }
-                memcpy(path, rec + REC_HDR + 30, pl);
-                path[pl] = 0;
                 /* before the checkpoint an ATTACH only names a file to open
                  * (E00.chk, written later, decides what is attached there);
                  * from the checkpoint on it attaches (rdb_attach) */
@@ -774,6 +870,13 @@ int recover_run(store_inst *inst)
         img = NULL;
     }
     (void)any_applied;
+    if (rs.ntorn) {
+        event_emit(inst, 474, STORE_EV_ERROR, "Page %u of database %s failed verification "
+                   "during redo, and no full image of it followed.", rs.torn[0].pgno,
+                   rs.torn[0].db->path);
+        r = JET_errReadVerifyFailure;
+        goto fail;
+    }
     if (rs.have_beyond) {
         r = JET_errMissingLogFile;
         goto fail;
@@ -847,6 +950,7 @@ fail:
     for (size_t i = 0; i < rs.nretired; i++)
         db_free(rs.retired[i].db);
     free(rs.retired);
+    free(rs.torn);
     free(img);
     free(cur_img);
     free(grp.p);

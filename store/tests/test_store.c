@@ -714,6 +714,126 @@ static void test_required_logs_missing(void **state)
     assert_int_equal(store_open(&p, &in), JET_errRequiredLogFilesMissing);
 }
 
+/* A torn write of page pgno of tdir/name: 512 bytes in it overwritten. */
+static void tear_page(const char *name, uint32_t pgno)
+{
+    uint8_t junk[512];
+    memset(junk, 0xa5, sizeof junk);
+    FILE *f = fopen(tpath(name), "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)(pgno + 1) * PAGE_SIZE + 4096, SEEK_SET), 0);
+    assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Recovery without E00.chk (-533 after a torn in-place write, or moved
+ * away as event 452 says) started at the lowest log present, not at the
+ * smallest Log Required of the Dirty databases (docs 4). A full backup's
+ * truncation left a lowest log with diffs of the table root made before
+ * the checkpoint; the root then changed again (a full image after the
+ * checkpoint) and its write was torn by the crash: redo from the lowest
+ * log applied an old diff to the torn page, -1018. */
+static void test_recovery_without_chk_starts_at_log_required(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    store_db *db;
+    char v[2100];
+    assert_int_equal(store_open(&p, &in), 0);
+    db = make_db(in);
+    /* values of 2000 bytes: the diffs fill several logs */
+    for (int i = 0; i < 150; i++) {
+        snprintf(v, sizeof v, "value %d %01990d", i, i);
+        put_str(in, db, "k", v);
+    }
+    assert_int_equal(store_snap_prepare(in, STORE_BACKUP_FULL), 0);
+    assert_int_equal(store_snap_freeze(in), 0);
+    assert_int_equal(store_snap_thaw(in), 0);
+    assert_int_equal(store_snap_truncate(in), 0);
+    assert_int_equal(store_snap_end(in), 0);
+    for (int i = 150; i < 153; i++) {
+        snprintf(v, sizeof v, "value %d %01990d", i, i);
+        put_str(in, db, "k", v);
+    }
+    assert_int_equal(store_flush(in), 0);
+    put_str(in, db, "k", "the last");
+    store_abandon(in);
+    tear_page("priv1.edb", 4);          /* the table's root */
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_true(lowest_log() < rd32(h + H_GENMIN));
+    free(h);
+    assert_int_equal(unlink(tpath("E00.chk")), 0);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_int_equal(get_str(in, db, "k", v, sizeof v), 0);
+    assert_string_equal(v, "the last");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* In tdir: a key updated 150 times with 2000-byte values (several logs,
+ * no round), a flush round in the middle of the current log, then (last)
+ * one more update, logged as a full image of the table root after the
+ * checkpoint; the process dies, the root's page is torn on disk, and
+ * E00.chk is gone. Redo starts at the beginning of the checkpoint's log
+ * (docs 4): diffs of the root logged before the checkpoint come first. */
+static void torn_root_mid_log(bool last)
+{
+    struct store_params p = params();
+    store_inst *in;
+    store_db *db;
+    char v[2100];
+    struct chk_data ck;
+    assert_int_equal(store_open(&p, &in), 0);
+    db = make_db(in);
+    for (int i = 0; i < 150; i++) {
+        snprintf(v, sizeof v, "value %d %01990d", i, i);
+        put_str(in, db, "k", v);
+    }
+    assert_int_equal(store_flush(in), 0);
+    if (last)
+        put_str(in, db, "k", "the last");
+    store_abandon(in);
+    tear_page("priv1.edb", 4);
+    assert_int_equal(chk_read(store_vfs_posix(), tpath("E00.chk"), &ck), 0);
+    assert_true((uint32_t)ck.ckpt > LOG_HDR + 8192);   /* diffs before it in its log */
+    assert_int_equal(unlink(tpath("E00.chk")), 0);
+}
+
+/* The diffs before the image meet a torn page: they are skipped until the
+ * image rebuilds it (they stopped redo with -1018). */
+static void test_redo_torn_page_waits_for_image(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    store_db *db;
+    char v[32];
+    torn_root_mid_log(true);
+    assert_int_equal(store_open(&p, &in), 0);
+    assert_false(saw_event(474));
+    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
+    assert_int_equal(get_str(in, db, "k", v, sizeof v), 0);
+    assert_string_equal(v, "the last");
+    assert_int_equal(store_close(in), 0);
+    check_db(tpath("priv1.edb"));
+}
+
+/* No image follows (the page was damaged with no write in flight): still
+ * -1018, with event 474, and nothing written. */
+static void test_redo_torn_page_without_image(void **state)
+{
+    struct store_params p = params();
+    store_inst *in;
+    torn_root_mid_log(false);
+    assert_int_equal(store_open(&p, &in), JET_errReadVerifyFailure);
+    assert_true(saw_event(474));
+    uint8_t *h = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), h);
+    assert_int_equal(rd32(h + H_STATE), DBSTATE_DIRTY);
+    free(h);
+}
+
 static void test_all_logs_lost(void **state)
 {
     store_inst *in = crashed_with_logs(NULL, 100);
@@ -873,10 +993,16 @@ static void test_torn_log_and_damaged_archive(void **state)
     assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
     run_ops(in, db, 200, 300);
     store_abandon(in);
-    /* a flipped byte inside a closed log: -501 */
-    uint32_t lo = lowest_log();
+    /* a flipped byte inside a closed log that redo needs: -501. Without
+     * E00.chk redo starts at the database's Log Required minimum (docs 4),
+     * so that is the log to damage (a lower one is never read) */
+    uint8_t *hdr = malloc(PAGE_SIZE);
+    read_hdr(tpath("priv1.edb"), hdr);
+    uint32_t need = rd32(hdr + H_GENMIN);
+    free(hdr);
     char name[32];
-    log_name_gen(name, sizeof name, "E00", lo);
+    log_name_gen(name, sizeof name, "E00", need);
+    assert_int_equal(access(tpath(name), F_OK), 0);     /* a closed log */
     flip_byte(tpath(name), LOG_HDR + 40);
     unlink(tpath("E00.chk"));
     assert_int_equal(store_open(&p, &in), JET_errLogFileCorrupt);
@@ -2267,6 +2393,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_real_conflict_still_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_logs_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_without_chk_starts_at_log_required, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_redo_torn_page_waits_for_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redo_torn_page_without_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_logs_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_committed_logs_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_and_sequence, setup, teardown),
