@@ -32,7 +32,9 @@
  *     dbtimes issued after a crash are above every page in the file.
  *  9. The in-memory checkpoint moves to R only after E00.chk and every
  *     dirty header's Log Required min say R: circular logging recycles
- *     below it, and must not take a log a header still requires.
+ *     below it, and must not take a log a header still requires. It moves
+ *     with hdr_mu held, the lock db_mark_dirty reads it under, so an
+ *     attach never records a Log Required min below it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -884,13 +886,20 @@ int flush_round_locked(store_inst *inst)
             wr32(db->hdr + H_GENMIN, LGGEN(R));
             r = dbhdr_write(db);
         }
-        pthread_mutex_unlock(&inst->hdr_mu);
+        /* still under hdr_mu: an attach's db_mark_dirty (hdr_mu, then the
+         * checkpoint) either ran before the loop above, which raised its
+         * Log Required min, or runs after this and reads R. Moving the
+         * checkpoint after the unlock let one in between record the old
+         * gen, which no later round fixes (nothing to advance) and a
+         * backup's truncation then deleted (-543 after a crash). hdr_mu is
+         * taken before mu everywhere (db_mark_dirty, step 3 above) */
         if (r == 0) {
             pthread_mutex_lock(&inst->mu);
             if (R > inst->ckpt)
                 inst->ckpt = R;
             pthread_mutex_unlock(&inst->mu);
         }
+        pthread_mutex_unlock(&inst->hdr_mu);
     }
 unpin:
     pthread_mutex_lock(&inst->mu);

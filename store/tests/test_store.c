@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2339,6 +2340,133 @@ static void test_dir_sync_error_rollover(void **state)
     faultvfs_free(fv);
 }
 
+/* ---- an attach against a flush round's checkpoint (page.c invariant 9) -- */
+/*
+ * The test binary is linked with --wrap for pthread_mutex_lock/unlock
+ * (meson.build). Armed, they order two threads around the instance's
+ * hdr_mu: the attacher's first lock of it (db_mark_dirty) waits until the
+ * round, after writing E00.chk, releases it at the end of step 4; that
+ * release waits until the attacher has written its Dirty header.
+ */
+int __real_pthread_mutex_lock(pthread_mutex_t *m);
+int __real_pthread_mutex_unlock(pthread_mutex_t *m);
+int __wrap_pthread_mutex_lock(pthread_mutex_t *m);
+int __wrap_pthread_mutex_unlock(pthread_mutex_t *m);
+
+static struct {
+    pthread_mutex_t *hdr_mu;            /* armed while non-NULL */
+    pthread_t attacher, rounder;
+    int attacher_held, rounder_held, chk_synced, dirty_written;
+    sem_t at_mark_dirty, step4_done, header_done;
+} gate;
+
+static bool gate_wait(sem_t *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    return sem_timedwait(s, &ts) == 0;
+}
+
+static bool gate_is(pthread_t t, int *once)
+{
+    return pthread_equal(pthread_self(), t) && __atomic_exchange_n(once, 0, __ATOMIC_SEQ_CST);
+}
+
+int __wrap_pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (m == __atomic_load_n(&gate.hdr_mu, __ATOMIC_SEQ_CST) &&
+        gate_is(gate.attacher, &gate.attacher_held)) {
+        sem_post(&gate.at_mark_dirty);
+        gate_wait(&gate.step4_done);
+    }
+    return __real_pthread_mutex_lock(m);
+}
+
+int __wrap_pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    int r = __real_pthread_mutex_unlock(m);
+    if (m == __atomic_load_n(&gate.hdr_mu, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&gate.chk_synced, __ATOMIC_SEQ_CST) &&
+        gate_is(gate.rounder, &gate.rounder_held)) {
+        sem_post(&gate.step4_done);
+        gate_wait(&gate.header_done);
+    }
+    return r;
+}
+
+static void gate_hook(void *arg, const char *path, bool dir)
+{
+    (void)arg;
+    size_t n = strlen(path);
+    if (dir)
+        return;
+    if (pthread_equal(pthread_self(), gate.rounder) && n >= 4 && strstr(path, ".chk"))
+        __atomic_store_n(&gate.chk_synced, 1, __ATOMIC_SEQ_CST);
+    if (pthread_equal(pthread_self(), gate.attacher) && n >= 9 &&
+        strcmp(path + n - 9, "priv2.edb") == 0 &&
+        __atomic_exchange_n(&gate.dirty_written, 0, __ATOMIC_SEQ_CST))
+        sem_post(&gate.header_done);
+}
+
+struct attach_arg {
+    store_inst *in;
+    store_db *db;
+    int r;
+};
+
+static void *attach_main(void *arg)
+{
+    struct attach_arg *a = arg;
+    gate.attacher = pthread_self();     /* before it can reach hdr_mu */
+    a->r = store_db_attach(a->in, tpath("priv2.edb"), &a->db);
+    return NULL;
+}
+
+/* An attach whose db_mark_dirty ran after a round's step 4 released
+ * hdr_mu and before the round moved the in-memory checkpoint recorded the
+ * old checkpoint's gen as Log Required min; no later round raises it when
+ * nothing new is logged, and a backup's truncation deletes up to the new
+ * checkpoint: -543 after a crash. */
+static void test_attach_during_round_checkpoint(void **state)
+{
+    faultvfs *fv;
+    struct store_params p;
+    store_db *db, *db2;
+    store_inst *in = open_faulty(&fv, &p, &db);
+    assert_int_equal(store_db_create(in, tpath("priv2.edb"), &db2), 0);
+    assert_int_equal(store_db_detach(db2), 0);
+    assert_int_equal(store_flush(in), 0);
+    uint32_t old = LGGEN(stats_of(in).checkpoint);
+    run_ops(in, db, 0, 120);            /* the next round's R lies gens later */
+    assert_true(stats_of(in).log_gen > old);
+    sem_init(&gate.at_mark_dirty, 0, 0);
+    sem_init(&gate.step4_done, 0, 0);
+    sem_init(&gate.header_done, 0, 0);
+    faultvfs_on_sync(fv, gate_hook, NULL);
+    struct attach_arg a = { in, NULL, -1 };
+    pthread_t th;
+    gate.rounder = pthread_self();
+    gate.attacher_held = gate.rounder_held = gate.dirty_written = 1;
+    __atomic_store_n(&gate.hdr_mu, &in->hdr_mu, __ATOMIC_SEQ_CST);
+    assert_int_equal(pthread_create(&th, NULL, attach_main, &a), 0);
+    assert_true(gate_wait(&gate.at_mark_dirty));
+    assert_int_equal(store_flush(in), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    __atomic_store_n(&gate.hdr_mu, NULL, __ATOMIC_SEQ_CST);
+    gate.chk_synced = 0;
+    faultvfs_on_sync(fv, NULL, NULL);
+    assert_int_equal(a.r, 0);
+    uint32_t ck = LGGEN(stats_of(in).checkpoint);
+    assert_true(ck > old);
+    assert_int_equal(rd32(a.db->hdr + H_GENMIN), ck);
+    assert_int_equal(store_close(in), 0);
+    faultvfs_free(fv);
+    sem_destroy(&gate.at_mark_dirty);
+    sem_destroy(&gate.step4_done);
+    sem_destroy(&gate.header_done);
+}
+
 /* ---- fuzz corpus replay ------------------------------------------------- */
 int fuzz_log_one(const uint8_t *data, size_t size);
 int fuzz_page_one(const uint8_t *data, size_t size);
@@ -2431,6 +2559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dir_sync_error_recycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_sync_error_truncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_sync_error_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach_during_round_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_replay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
