@@ -53,17 +53,10 @@ int rec_frame(struct buf *b, uint8_t type, uint8_t dbid, const void *payload, si
  *           replayed DETACH clears it (the records of that dbid up to the
  *           next ATTACH are none of its own)
  *   skip    missing or mismatched and /i given: its records are ignored
- *   absent  a file that only the checkpoint log's header or an ATTACH
- *           before the checkpoint names, not E00.chk, and that does not
- *           exist: detached (Clean) before the checkpoint, so nothing needs
- *           it; a record of its dbid to redo would say otherwise (-1216
- *           then, redo_page). absent holds its path as logged
- *   sign    the DB signature of the file (open, skipped or absent) the
- *           dbid names
+ *   sign    the DB signature of the file (open or skipped) the dbid names
  */
 struct rdb {
     bool open, active, skip;
-    char *absent;
     uint8_t sign[28];
 };
 
@@ -161,16 +154,13 @@ static int skip_note(store_inst *inst, const char *path, bool missing)
  * signatures (-1216, or skipped with /i), then for a Dirty database the
  * generations it needs against the logs present (-543, -582).
  */
-static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t *sign_db,
-                    bool candidate)
+static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t *sign_db)
 {
     store_inst *inst = rs->inst;
     if (dbid < 1 || dbid > MAX_DBS)
         return JET_errLogFileCorrupt;
-    if (rs->d[dbid].open || rs->d[dbid].skip || (rs->d[dbid].absent && candidate))
+    if (rs->d[dbid].open || rs->d[dbid].skip)
         return 0;
-    free(rs->d[dbid].absent);
-    rs->d[dbid].absent = NULL;
     memcpy(rs->d[dbid].sign, sign_db, 28);
     /* the path as logged stays the database's identity (db->path), so the
      * ATTACH records and log headers written after recovery still name it */
@@ -180,16 +170,6 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
         return -ENOMEM;
     int r = db_open_file(inst, p, dbid, &db);
     free(p);
-    /* a candidate (named only by the checkpoint log's header or an ATTACH
-     * before the checkpoint, while E00.chk, written by a round after its
-     * DETACH, does not name it): a missing file was detached Clean and
-     * deleted, which needs nothing; never -1216 for it here */
-    if (r == -ENOENT && candidate) {
-        event_emit(inst, 494, STORE_EV_WARNING, "Database %s is no longer present; the "
-                   "checkpoint does not name it as attached, so recovery goes on without it.",
-                   path);
-        return (rs->d[dbid].absent = strdup(path)) ? 0 : -ENOMEM;
-    }
     if (r == 0) {
         free(db->path);
         db->path = strdup(path);
@@ -303,9 +283,8 @@ static int rdb_attach(struct rstate *rs, int dbid, const char *path, const uint8
         rs->retired[rs->nretired++] = (struct retired){ inst->dbs[dbid], false };
         inst->dbs[dbid] = NULL;
     }
-    free(d->absent);                    /* attached now: needed, strictly */
     memset(d, 0, sizeof *d);
-    return rdb_open(rs, dbid, path, sign_db, false);
+    return rdb_open(rs, dbid, path, sign_db);
 }
 
 /*
@@ -346,19 +325,6 @@ static int redo_page(struct rstate *rs, const uint8_t *rec, uint32_t len)
         return JET_errLogFileCorrupt;
     if (dbid < 1 || dbid > MAX_DBS)
         return JET_errLogFileCorrupt;
-    /* a record to redo for an absent candidate: it was attached after all
-     * (rdb_open's reasoning does not hold), and the file is needed */
-    if (rs->d[dbid].absent) {
-        event_emit(inst, 494, STORE_EV_ERROR, "Database %s is no longer present, and "
-                   "logfile records to redo name it.", rs->d[dbid].absent);
-        if (!(inst->p.flags & STORE_IGNORE_MISSING))
-            return JET_errAttachedDatabaseMismatch;
-        rs->d[dbid].skip = true;
-        int r = skip_note(inst, rs->d[dbid].absent, true);
-        free(rs->d[dbid].absent);
-        rs->d[dbid].absent = NULL;
-        return r;
-    }
     /* records of a Clean, skipped or detached database are not ours to apply */
     if (!rs->d[dbid].active)
         return 0;
@@ -759,7 +725,7 @@ int recover_run(store_inst *inst)
     if (have_chk)
         for (int i = 0; i < MAX_DBS; i++)
             if (chk.att[i].dbid && (r = rdb_open(&rs, chk.att[i].dbid, chk.att[i].path,
-                                                 chk.att[i].sign_db, false)) < 0)
+                                                 chk.att[i].sign_db)) < 0)
                 goto fail;
     bool any_applied = false;
     for (uint32_t g = start; g <= rs.last; g++) {
@@ -792,7 +758,7 @@ int recover_run(store_inst *inst)
         if (g == start)
             for (int i = 0; i < MAX_DBS; i++)
                 if (h.att[i].dbid && (r = rdb_open(&rs, h.att[i].dbid, h.att[i].path,
-                                                   h.att[i].sign_db, have_chk)) < 0)
+                                                   h.att[i].sign_db)) < 0)
                     goto fail;
         struct rec_iter it;
         const uint8_t *rec;
@@ -842,7 +808,7 @@ int recover_run(store_inst *inst)
                  * (E00.chk, written later, decides what is attached there);
                  * from the checkpoint on it attaches (rdb_attach) */
                 r = apply ? rdb_attach(&rs, rec[9], path, rec + REC_HDR)
-                          : rdb_open(&rs, rec[9], path, rec + REC_HDR, have_chk);
+                          : rdb_open(&rs, rec[9], path, rec + REC_HDR);
                 if (r < 0)
                     goto fail;
                 break;
@@ -983,8 +949,6 @@ fail:
     }
     for (size_t i = 0; i < rs.nretired; i++)
         db_free(rs.retired[i].db);
-    for (int d = 1; d <= MAX_DBS; d++)
-        free(rs.d[d].absent);
     free(rs.retired);
     free(rs.torn);
     free(img);

@@ -1031,83 +1031,6 @@ static void test_flipped_page_bit(void **state)
     store_abandon(in);
 }
 
-static struct store_stats stats_of(store_inst *in);
-
-/* Attach a.edb and priv1.edb, detach a.edb (Clean Shutdown, DETACH
- * logged), delete it, then close cleanly or crash after a round. The
- * start log's header (or an ATTACH before the checkpoint) still names
- * a.edb, and recovery stopped with -1216 although nothing needs the file:
- * E00.chk does not name it and no record after the checkpoint is its.
- * roll: logs roll between the attach and the detach, so that the header
- * of the checkpoint's log names a.edb (else only its ATTACH does). */
-static void detached_then_deleted(bool crash, bool roll)
-{
-    struct store_params p = params();
-    store_inst *in;
-    store_db *a, *db;
-    assert_int_equal(store_open(&p, &in), 0);
-    db = make_db(in);
-    assert_int_equal(store_db_create(in, tpath("a.edb"), &a), 0);
-    put_str(in, db, "k", "before");
-    uint32_t gen = stats_of(in).log_gen;
-    if (roll) {                         /* a copy backup's freeze rolls the log */
-        assert_int_equal(store_snap_prepare(in, STORE_BACKUP_COPY), 0);
-        assert_int_equal(store_snap_freeze(in), 0);
-        assert_int_equal(store_snap_thaw(in), 0);
-        assert_int_equal(store_snap_end(in), 0);
-    }
-    assert_int_equal(stats_of(in).log_gen > gen, roll);
-    assert_int_equal(store_db_detach(a), 0);
-    assert_int_equal(unlink(tpath("a.edb")), 0);
-    put_str(in, db, "k", "after");
-    if (crash) {
-        assert_int_equal(store_flush(in), 0);
-        put_str(in, db, "k", "last");
-        store_abandon(in);
-    } else {
-        assert_int_equal(store_close(in), 0);
-    }
-    nevents = 0;
-    assert_int_equal(store_open(&p, &in), 0);
-    assert_true(saw_event(494));        /* a warning: recovery went on without it */
-    assert_int_equal(store_db_attach(in, tpath("priv1.edb"), &db), 0);
-    char v[16];
-    assert_int_equal(get_str(in, db, "k", v, sizeof v), 0);
-    assert_string_equal(v, crash ? "last" : "after");
-    assert_int_equal(store_close(in), 0);
-    check_db(tpath("priv1.edb"));
-}
-
-static void test_detached_deleted_clean_close(void **state)
-{
-    detached_then_deleted(false, false);
-    /* and with a.edb in the header of the checkpoint's log */
-    teardown(state);
-    setup(state);
-    detached_then_deleted(false, true);
-}
-
-static void test_detached_deleted_crash(void **state)
-{
-    detached_then_deleted(true, false);
-    teardown(state);
-    setup(state);
-    detached_then_deleted(true, true);
-}
-
-/* A database E00.chk names as attached is needed: missing, -1216. */
-static void test_attached_missing_still_refused(void **state)
-{
-    store_db *db;
-    store_inst *in = crashed_with_logs(&db, 20);
-    assert_int_equal(store_flush(in), 0);   /* E00.chk names priv1.edb */
-    store_abandon(in);
-    assert_int_equal(rename(tpath("priv1.edb"), tpath("away.edb")), 0);
-    struct store_params p = params();
-    assert_int_equal(store_open(&p, &in), JET_errAttachedDatabaseMismatch);
-    assert_true(saw_event(494));
-}
-
 static void test_dirty_attach_refused(void **state)
 {
     store_inst *in = crashed_with_logs(NULL, 5);
@@ -2607,9 +2530,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_and_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_log_and_damaged_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_page_bit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_detached_deleted_clean_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_detached_deleted_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attached_missing_still_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_attach_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_failure_removes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_full_copy_inc_diff, setup, teardown),
