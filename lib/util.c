@@ -7,8 +7,11 @@
  * complete old content or the complete new content; the temporary
  * path.tmp is always a file it created itself (a stale one is removed
  * first, and a symlink or file planted at that name is never written
- * through), with the mode asked for. One writer at a time per path: the
- * callers serialize their rewrites.
+ * through), with the mode asked for. One writer at a time per path:
+ * vssd, vssvol and storesvc serialize their own rewrites; two processes
+ * replacing one path at once (two diskshadow runs given the same
+ * metadata file) are not supported: one may remove the other's temporary
+ * and rename a half-written one into place.
  */
 #include <errno.h>
 #include <fcntl.h>

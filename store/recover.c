@@ -506,8 +506,9 @@ static int attach_path(const uint8_t *rec, uint32_t rl, char path[MAX_PATH_ATTAC
  * their headers or ATTACH records), 0 if none. Redo starts there, not at
  * the lowest log: below it a page may have diffs that a later torn write
  * of the page makes unappliable (only the image logged after the
- * database's checkpoint repairs it). A log that cannot be read ends the
- * scan; the redo pass reports it.
+ * database's checkpoint repairs it). A log that cannot be read is passed
+ * over (the ones after it may name other Dirty databases, whose needs
+ * must count); the redo pass reports it if redo needs it.
  */
 static uint32_t dirty_min_required(store_inst *inst, const struct logset *ls, uint32_t newest)
 {
@@ -525,7 +526,7 @@ static uint32_t dirty_min_required(store_inst *inst, const struct logset *ls, ui
         free(p);
         if (r < 0 || h.gen != g || memcmp(h.sign_log, inst->sign_log, 28) != 0) {
             free(img);
-            break;
+            continue;
         }
         uint32_t gmin;
         for (int k = 0; k < MAX_DBS; k++)
