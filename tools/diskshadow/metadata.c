@@ -161,10 +161,12 @@ int metadata_load(struct ds *d, const char *path)
                            "a valid name and value", path, i + 1);
         }
         if (ds_alias_name_reserved(name)) {
+            /* the message first: name lives in root */
+            rc = ds_fail(d, VSS_E_INVALID_XML_DOCUMENT, "metadata file '%s': alias %zu has a "
+                         "reserved name, '%s' (it would change what EXEC's scripts run)",
+                         path, i + 1, name);
             json_object_put(root);
-            return ds_fail(d, VSS_E_INVALID_XML_DOCUMENT, "metadata file '%s': alias %zu has a "
-                           "reserved name, '%s' (it would change what EXEC's scripts run)",
-                           path, i + 1, name);
+            return rc;
         }
     }
     for (size_t i = 0; i < json_object_array_length(aliases); i++) {
