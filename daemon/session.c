@@ -130,6 +130,16 @@ static void set_fail(struct session *s, int status, const char *fmt, ...)
     va_end(ap);
 }
 
+/* True, with the message in err, when the volume has its 512 shadows. */
+static bool volume_full(const struct volume *vol, char *err, size_t errsz)
+{
+    if (shadows_on_volume(vol->name) < MAX_SHADOWS_PER_VOLUME)
+        return false;
+    snprintf(err, errsz, "volume '%s' already has %d shadow copies; delete some first",
+             vol->mountpoint, MAX_SHADOWS_PER_VOLUME);
+    return true;
+}
+
 static void free_refs(struct compref *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -1068,9 +1078,7 @@ static int op_add_to_set(struct session *s, struct conn *c, int64_t id, json_obj
         reply(c, id, r, err, NULL);
         return 0;
     }
-    if (shadows_on_volume(v->vol.name) >= MAX_SHADOWS_PER_VOLUME) {
-        snprintf(err, sizeof err, "volume '%s' already has %d shadow copies; delete some first",
-                 v->vol.mountpoint, MAX_SHADOWS_PER_VOLUME);
+    if (volume_full(&v->vol, err, sizeof err)) {
         reply(c, id, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED, err, NULL);
         return 0;
     }
@@ -1127,10 +1135,8 @@ static void op_do_snapshot_set(struct session *s, struct conn *c, int64_t id)
     /* The 512 per volume again, under the set lock: two backups that both
      * added a volume at 511 would otherwise both make one. */
     for (size_t i = 0; i < s->n_vols; i++) {
-        if (shadows_on_volume(s->vols[i].vol.name) < MAX_SHADOWS_PER_VOLUME)
+        if (!volume_full(&s->vols[i].vol, err, sizeof err))
             continue;
-        snprintf(err, sizeof err, "volume '%s' already has %d shadow copies; delete some first",
-                 s->vols[i].vol.mountpoint, MAX_SHADOWS_PER_VOLUME);
         set_unlock(s);
         s->phase = PH_SET_STARTED;
         broadcast(s, VSS_EVENT_ABORT);
