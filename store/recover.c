@@ -70,6 +70,7 @@ struct rstate {
     struct rdb d[MAX_DBS + 1];
     uint32_t lowest_present, last;
     uint32_t start;             /* the generation redo starts at */
+    bool start_chk;             /* start came from E00.chk */
     bool have_beyond;
     /* databases whose dbid a replayed ATTACH of another file took over:
      * out of inst->dbs, their redone pages still dirty in their cache,
@@ -229,11 +230,18 @@ static int rdb_open(struct rstate *rs, int dbid, const char *path, const uint8_t
      * earlier for it): its changes from gmin on would be skipped and the
      * file then marked consistent without them. Never: -543 */
     if (gmin < rs->start) {
-        event_emit(inst, 452, STORE_EV_ERROR,
-                   "Database %s requires logfiles %u-%u in order to recover successfully, but "
-                   "recovery started at logfile %u (the checkpoint). Move %s.chk away to "
-                   "replay from the lowest logfile present.", path, gmin, gmax, rs->start,
-                   inst->base);
+        if (rs->start_chk)
+            event_emit(inst, 452, STORE_EV_ERROR,
+                       "Database %s requires logfiles %u-%u in order to recover successfully, "
+                       "but recovery started at logfile %u (the checkpoint). Move %s.chk away "
+                       "to replay from the lowest logfile present.", path, gmin, gmax, rs->start,
+                       inst->base);
+        else
+            event_emit(inst, 452, STORE_EV_ERROR,
+                       "Database %s requires logfiles %u-%u in order to recover successfully, "
+                       "but recovery started at logfile %u (the lowest Log Required of the "
+                       "Dirty databases found before redo; %s.chk is missing or unusable).",
+                       path, gmin, gmax, rs->start, inst->base);
         return JET_errRequiredLogFilesMissing;
     }
     /* Log Committed above the last log: transactions that were acknowledged
@@ -707,6 +715,7 @@ int recover_run(store_inst *inst)
             }
         }
     rs.start = start;
+    rs.start_chk = have_chk;
     /* logs must be contiguous from start: the first gap ends the replay
      * (anything above it is -528 later; nothing at start is -509) */
     rs.last = start - 1;
