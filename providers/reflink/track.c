@@ -24,7 +24,9 @@
  *
  * Invariants: the tracing instance is enabled before the pre-clone and
  * removed (events off, rmdir) when the tracker is released; the thread
- * and commit never clone at the same time (t->lock); a range the thread
+ * and commit never clone at the same time (t->lock), and once commit has
+ * set t->stop and taken the lock the thread clones nothing more (it is
+ * joined after the thaw, not inside the hold); a range the thread
  * failed to re-clone makes commit scan (t->lost), never drops a change;
  * discard and write-zeroes ranges are re-cloned again inside the hold;
  * the registry holds at most MAX_TRACKERS trackers and is guarded by
@@ -43,6 +45,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,8 +269,11 @@ static int trace_setup(struct tracker *t, dev_t pool_dev, ino_t ino, dev_t loop_
     }
     char id[VSS_ID_STRLEN];
     vss_id_format(&t->id, id);
-    snprintf(t->inst, sizeof t->inst, "%s/instances/" INSTANCE_PREFIX "%.8s", root, id + 1);
-    rmdir(t->inst); /* a stale one from a dead vssd */
+    /* the pid in the name: another vssd's load removes only the
+     * instances of processes that are gone (track_release_all) */
+    snprintf(t->inst, sizeof t->inst, "%s/instances/" INSTANCE_PREFIX "%ld-%.8s", root,
+             (long)getpid(), id + 1);
+    rmdir(t->inst); /* a stale one of this pid: a dead vssd's, the pid reused */
     if (mkdir(t->inst, 0700) < 0) {
         snprintf(why, len, "cannot create the tracing instance '%s': %s", t->inst, strerror(errno));
         t->inst[0] = '\0';
@@ -425,11 +431,19 @@ static int reclone(struct tracker *t, struct fixup_stats *st)
     return r;
 }
 
+/* The thread looks at t->stop under t->lock: once commit has set it and
+ * taken the lock, the thread clones nothing more (a pass after the thaw
+ * would put writes made after the freeze into the shadow), so commit need
+ * not wait for the thread to end inside the hold; it is joined later. */
 static void *catch_up_main(void *arg)
 {
     struct tracker *t = arg;
-    while (!atomic_load(&t->stop)) {
+    for (;;) {
         pthread_mutex_lock(&t->lock);
+        if (atomic_load(&t->stop)) {
+            pthread_mutex_unlock(&t->lock);
+            break;
+        }
         int r = drain(t);
         size_t n = t->n_r;
         if (r == 0 && n > 0 && t->fail == FAIL_THREAD) {
@@ -438,15 +452,14 @@ static void *catch_up_main(void *arg)
         } else if (r == 0) {
             r = reclone(t, &t->bg);
         }
-        pthread_mutex_unlock(&t->lock);
-        if (r < 0) {
-            /* a range not re-cloned (ENOSPC on a full pool, ENOMEM):
-             * commit must not trust the events, it scans */
-            pthread_mutex_lock(&t->lock);
+        /* a range not re-cloned (ENOSPC on a full pool, ENOMEM): commit
+         * must not trust the events, it scans; set in the same locked
+         * pass, so commit cannot come in between and miss it */
+        if (r < 0)
             t->lost = true;
-            pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->lock);
+        if (r < 0)
             break;
-        }
         if (n == 0)
             usleep(1000);
     }
@@ -562,22 +575,30 @@ int track_finish(const vss_id *id, struct fixup_stats *st)
     pthread_mutex_unlock(&reg_lock);
     if (!t)
         return -ENOENT;
-    if (t->thread_on) {
-        atomic_store(&t->stop, true);
-        pthread_join(t->thread, NULL);
-        t->thread_on = false;
-    }
+    /* Inside the hold: stop the thread without waiting for it to end
+     * (its sleep between passes is up to a millisecond of the window).
+     * Taking the lock waits out a pass already running; every pass after
+     * it sees stop and clones nothing. Joined by tracker_free. */
+    atomic_store(&t->stop, true);
+    pthread_mutex_lock(&t->lock);
     st->bg_ranges = t->bg.ranges;
-    if (t->mode == TRACK_SCAN)
-        return scan_fixup(t->dst, t->live, t->blk, t->size, st);
-    int r = drain(t);
-    for (size_t i = 0; r == 0 && i < t->n_dz; i++)
-        r = range_add(t, t->dz[i].start, t->dz[i].end - t->dz[i].start);
-    if (r == 0 && !t->lost && instance_lost(t->inst) == 0 && instance_intact(t->inst))
-        return t->fail == FAIL_COMMIT ? -ENOSPC : reclone(t, st);
-    st->fell_back = true;
-    t->n_r = 0;
-    return scan_fixup(t->dst, t->live, t->blk, t->size, st);
+    int r;
+    if (t->mode == TRACK_SCAN) {
+        r = scan_fixup(t->dst, t->live, t->blk, t->size, st);
+    } else {
+        r = drain(t);
+        for (size_t i = 0; r == 0 && i < t->n_dz; i++)
+            r = range_add(t, t->dz[i].start, t->dz[i].end - t->dz[i].start);
+        if (r == 0 && !t->lost && instance_lost(t->inst) == 0 && instance_intact(t->inst)) {
+            r = t->fail == FAIL_COMMIT ? -ENOSPC : reclone(t, st);
+        } else {
+            st->fell_back = true;
+            t->n_r = 0;
+            r = scan_fixup(t->dst, t->live, t->blk, t->size, st);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return r;
 }
 
 void track_release(const vss_id *id)
@@ -590,6 +611,26 @@ void track_release(const vss_id *id)
     pthread_mutex_unlock(&reg_lock);
     if (t)
         tracker_free(t);
+}
+
+/* Whether an instance named INSTANCE_PREFIX + rest belongs to no running
+ * vssd: rest is "PID-XXXXXXXX", and PID is gone or is this process (whose
+ * trackers are all released here). A name without a pid (the form of
+ * earlier versions) counts as stale. Another vssd on the host
+ * (a second --root, a test suite running in parallel) keeps its own: its
+ * live instance removed would make its next hold scan the whole image. A
+ * vssd in another pid namespace sharing this tracefs cannot be told
+ * apart from a dead one. */
+static bool instance_stale(const char *rest)
+{
+    char *end;
+    errno = 0;
+    long pid = strtol(rest, &end, 10);
+    if (end == rest || *end != '-' || errno || pid <= 0 || pid > INT32_MAX)
+        return true;
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 void track_release_all(bool stale_instances)
@@ -611,7 +652,8 @@ void track_release_all(bool stale_instances)
             continue;
         struct dirent *de;
         while ((de = readdir(d))) {
-            if (strncmp(de->d_name, INSTANCE_PREFIX, strlen(INSTANCE_PREFIX)))
+            if (strncmp(de->d_name, INSTANCE_PREFIX, strlen(INSTANCE_PREFIX)) ||
+                !instance_stale(de->d_name + strlen(INSTANCE_PREFIX)))
                 continue;
             char p[400];
             snprintf(p, sizeof p, "%s/%s", roots[i], de->d_name);

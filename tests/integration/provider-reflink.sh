@@ -14,7 +14,8 @@
 #      thread, commit scans the image and the shadow holds what was
 #      written after the pre-clone; inside the hold, the set fails and
 #      leaves nothing frozen or half made; the tracing instance switched
-#      off from outside: commit scans;
+#      off from outside: commit scans; a second vssd started meanwhile
+#      leaves the instance alone (commit trusts it);
 #  (c5) kill -9 of vssd during pre_commit's FICLONE: the restarted vssd
 #      deletes the half-made shadow and its directory;
 #  (c6) an image at the root of the XFS mount (not vssvol's layout): its
@@ -279,6 +280,33 @@ if printf '%s' "$pd" | grep -q track=trace; then
     is "$(sums "$EXPO" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumE")" \
         "the shadow holds the files as they were at the hold (E)"
     "$VSSADMIN" delete shadows /shadow="$SIDO" /quiet >/dev/null 2>&1
+    ok $? "deleting it"
+    # A second vssd on the host (another --root; a test suite beside a
+    # benchmark) starts during the set: its reflink provider's load removes
+    # the tracing instances of dead vssds only, not this one's (which made
+    # this set's commit scan the whole image inside the hold).
+    second_vssd() {
+        mkdir -p "$T/root2"
+        "$VSSD" --root "$T/root2" --foreground >>"$T/vssd2.log" 2>&1 &
+        VSSD2_PID=$!; _pids+=("$VSSD2_PID")
+        for _ in $(seq 100); do [ -S "$T/root2/run/vss/vssd.sock" ] && break; sleep 0.05; done
+        S2_UP=$([ -S "$T/root2/run/vss/vssd.sock" ] && echo 0 || echo 1)
+        kill -TERM "$VSSD2_PID"; wait "$VSSD2_PID" 2>/dev/null; forget_pid "$VSSD2_PID"
+    }
+    write_pattern "$T/F" A6 && sync
+    rewrite_during R2 G second_vssd
+    ok "$S2_UP" "a second vssd (another root) started and stopped during the set"
+    ok $RC "a shadow while a second vssd started"
+    SIDV=$(sid_of "$T/R2.out")
+    pdv=$(pdata "$SIDV")
+    diag "provider data: $(printf '%s' "$pdv" | sed 's/.*track=/track=/')"
+    like "$pdv" "track=trace" "the set tracked the writes with its tracing instance"
+    unlike "$pdv" "commit_scan=" "and commit trusted them: the second vssd left the instance alone"
+    EXPV=$(sed -n "s|^exposed $SIDV ||p" "$T/R2.out")
+    write_pattern "$T/F" B6 && sync
+    is "$(sums "$EXPV" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumG")" \
+        "the shadow holds the files as they were at the hold (G)"
+    "$VSSADMIN" delete shadows /shadow="$SIDV" /quiet >/dev/null 2>&1
     ok $? "deleting it"
 else
     ok 0 "# SKIP tracefs not usable: no tracking thread to fail"
