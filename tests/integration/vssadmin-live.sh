@@ -2,7 +2,7 @@
 # vssadmin against a live vssd: the Windows listing layouts, create and
 # delete shadows, shadow storage associations, --json, and exit codes.
 . "$(dirname "$0")/lib.sh"
-plan 36
+plan 51
 
 write_config
 make_volume F 16 || exit 1
@@ -11,6 +11,7 @@ start_vssd || exit 1
 mkdir -p "$T/F/db"
 start_writer Alpha --component DB:"$T/F/db" || exit 1
 V="$VSSADMIN"
+flat() { printf '%s' "$1" | tr '\n' ' '; }
 
 out=$("$V" list writers)
 like "$out" "^vssadmin 1.1 - Volume Shadow Copy Service administrative command-line tool" "banner"
@@ -46,6 +47,42 @@ out=$("$V" delete shadows /for=F: /oldest /quiet 2>&1)
 like "$out" "Successfully deleted 1 shadow copies." "delete /oldest /quiet"
 out=$("$V" list shadows /shadow="$SID" 2>&1)
 like "$out" "No items found that satisfy the query." "the oldest one is gone"
+
+# A /for= volume vssd cannot resolve (a letter mapped nowhere, a path that
+# does not exist) is an error with vssd's message, exit 2, in text and
+# --json alike: as "No items found" and exit 0, a mistyped letter made a
+# backup script's cleanup a silent success. So is an /on= letter mapped
+# nowhere (vssadmin matches /on= itself). A volume without shadow copies
+# is still an empty listing.
+n_now=$(shadow_count)
+"$V" list shadows /for=Q: >"$T/o" 2>"$T/e"; rc=$?
+is "$rc" "2" "list shadows /for= an unmapped letter: exit 2"
+like "$(cat "$T/e")" "^vssd: drive Q: is not mapped: add 'Q: = /path' to \[letters\]" \
+    "with vssd's message, which says what to do"
+unlike "$(cat "$T/o")" "No items found" "not an empty listing"
+"$V" list shadows /for=Q: --json >"$T/o" 2>"$T/e"; rc=$?
+is "$rc/$(grep -c 'drive Q: is not mapped' "$T/e")/$(wc -c <"$T/o")" "2/1/0" \
+    "the same with --json (exit 2, the message, nothing on stdout)"
+out=$("$V" list shadowstorage /for="$T/nope" 2>&1); rc=$?
+is "$rc" "2" "list shadowstorage /for= a path that does not exist: exit 2"
+like "$out" "vssd: volume '$T/nope': No such file or directory" "naming the path"
+out=$("$V" delete shadows /for=Q: /quiet 2>&1); rc=$?
+is "$rc" "2" "delete shadows /for= an unmapped letter /quiet: exit 2, not a silent success"
+like "$out" "vssd: drive Q: is not mapped" "with vssd's message"
+is "$(shadow_count)" "$n_now" "and nothing is deleted"
+out=$("$V" delete shadowstorage /for=Q: /quiet 2>&1); rc=$?
+like "$rc: $(flat "$out")" "^2: .*vssd: drive Q: is not mapped" "delete shadowstorage /for=Q:: exit 2, vssd's message"
+out=$("$V" list shadowstorage /on=Q: 2>&1); rc=$?
+is "$rc" "2" "list shadowstorage /on= an unmapped letter: exit 2"
+like "$out" "vssadmin: drive Q: is not mapped: add 'Q: = /path' to \[letters\] in $VSS_ROOT/etc/vss/vss.conf" \
+    "saying so"
+out=$("$V" list shadowstorage '/on=\\?\Volume{00000000-0000-4000-8000-000000000000}\' 2>&1); rc=$?
+like "$rc: $(flat "$out")" "^2: .*no volume is named" "and /on= a volume name vssd does not list: exit 2"
+out=$("$V" list shadows /for="$T/tmpfs" 2>&1); rc=$?
+like "$rc: $(flat "$out")" "^0: .*No items found that satisfy the query." \
+    "list shadows of a volume without shadow copies: still an empty listing, exit 0"
+out=$("$V" delete shadows /for="$T/tmpfs" /quiet 2>&1); rc=$?
+like "$rc: $(flat "$out")" "^0: .*No items found that satisfy the query." "delete shadows of it: nothing to do, exit 0"
 
 out=$("$V" create shadow /for="$T/tmpfs" 2>&1); rc=$?
 is "$rc" "2" "create shadow on tmpfs fails with exit 2"

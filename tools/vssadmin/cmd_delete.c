@@ -6,9 +6,11 @@
  * /quiet.
  *
  * Invariants: N in the prompt is counted by a query with the same filters
- * just before the delete; nothing is deleted unless the answer is y/yes
- * (EOF and no stdin are N); main.c has already checked that exactly one
- * selection was given and /oldest only with /for=.
+ * just before the delete; a /for= volume vssd cannot resolve is an error
+ * (exit 2, vssd's message), one without shadow copies is not; nothing is
+ * deleted unless the answer is y/yes (EOF and no stdin are N); main.c has
+ * already checked that exactly one selection was given and /oldest only
+ * with /for=.
  */
 #include <stdio.h>
 
@@ -32,10 +34,12 @@ int cmd_delete_shadows(struct vssadmin_ctx *ctx, const struct vssadmin_opts *o)
     }
     const vss_id *shadow = (o->given & OPT_SHADOW) ? &o->shadow : NULL;
 
-    /* count what the delete will remove */
+    /* count what the delete will remove; VSS_E_OBJECT_NOT_FOUND is a /for=
+     * volume vssd cannot resolve (a mistyped letter): an error with vssd's
+     * message, never "No items found" and exit 0 */
     vss_list *l = NULL;
     int rc = vss_requestor_query_shadows(ctx->r, NULL, shadow, volume, &l);
-    if (rc && rc != VSS_E_OBJECT_NOT_FOUND)
+    if (rc)
         return ctx_fail(ctx, rc);
     size_t n = l ? vss_list_count(l) : 0;
     if (l)

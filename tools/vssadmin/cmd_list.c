@@ -4,7 +4,10 @@
  * (output.c) or, with --json, as vssd's listing pretty-printed.
  *
  * Invariants: an empty listing is not an error (exit 0, "No items found
- * that satisfy the query."); every list obtained is freed on every path.
+ * that satisfy the query."), but a /for= or /on= volume that cannot be
+ * resolved is (exit 2, text and --json alike: vssd's message, or ours for
+ * /on=, which vssadmin resolves itself); every list obtained is freed on
+ * every path.
  */
 #include <stdio.h>
 #include <string.h>
@@ -74,11 +77,10 @@ int cmd_list_shadows(struct vssadmin_ctx *ctx, const struct vssadmin_opts *o)
     int rc = vss_requestor_query_shadows(ctx->r, (o->given & OPT_SET) ? &o->set : NULL,
                                          (o->given & OPT_SHADOW) ? &o->shadow : NULL,
                                          (o->given & OPT_FOR) ? vol : NULL, &l);
-    if (rc == VSS_E_OBJECT_NOT_FOUND && !(o->given & OPT_JSON)) {
-        /* a filter that matches nothing is an empty listing, not a failure */
-        fputs(VSSADMIN_NO_ITEMS "\n", stdout);
-        return VSSADMIN_EXIT_OK;
-    }
+    /* a filter that matches nothing is rc 0 and an empty listing; vssd
+     * sends VSS_E_OBJECT_NOT_FOUND only for a /for= volume it cannot
+     * resolve (an unmapped letter, a path that does not exist), and says
+     * what to do: an error, never "No items found" */
     if (rc)
         return ctx_fail(ctx, rc);
     return show(o, l, print_shadows);
@@ -122,19 +124,21 @@ int cmd_list_shadowstorage(struct vssadmin_ctx *ctx, const struct vssadmin_opts 
     /* The volume list gives letters and names for the display, and the
      * mount point of /on= (vssd filters only by the "for" volume). */
     vss_list *vols = NULL;
-    if (vss_requestor_list_volumes(ctx->r, &vols) != 0)
-        vols = NULL;    /* display paths only; a lost connection fails below */
     struct on_filter on = { .have_dev = false };
     bool filter = (o->given & OPT_ON) != 0;
-    if (filter)
-        ctx_on_filter(ctx, vols, o->on_vol, o->on_kind, &on);
-    vss_list *l = NULL;
-    int rc = vss_requestor_list_shadowstorage(ctx->r, (o->given & OPT_FOR) ? forv : NULL, &l);
-    if (rc == VSS_E_OBJECT_NOT_FOUND && !(o->given & OPT_JSON)) {
-        fputs(VSSADMIN_NO_ITEMS "\n", stdout);
+    int rc = vss_requestor_list_volumes(ctx->r, &vols);
+    if (rc && filter)
+        return ctx_fail(ctx, rc);   /* /on= cannot be resolved without it */
+    if (rc)
+        vols = NULL;    /* display paths only; a lost connection fails below */
+    if (filter && (ex = ctx_on_filter(ctx, vols, o->on_vol, o->on_kind, &on))) {
         list_free(vols);
-        return VSSADMIN_EXIT_OK;
+        return ex;
     }
+    vss_list *l = NULL;
+    /* VSS_E_OBJECT_NOT_FOUND: the /for= volume cannot be resolved (see
+     * cmd_list_shadows), an error with vssd's message */
+    rc = vss_requestor_list_shadowstorage(ctx->r, (o->given & OPT_FOR) ? forv : NULL, &l);
     if (rc) {
         list_free(vols);
         return ctx_fail(ctx, rc);

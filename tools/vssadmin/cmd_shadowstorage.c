@@ -56,18 +56,24 @@ int cmd_delete_shadowstorage(struct vssadmin_ctx *ctx, const struct vssadmin_opt
         return ex;
     volspec_display(o->for_vol, shown, sizeof shown);
 
-    /* the association must exist (and be on /on= when given) */
+    /* the association must exist (and be on /on= when given);
+     * VSS_E_OBJECT_NOT_FOUND is a /for= volume vssd cannot resolve: its
+     * message says why */
     vss_list *st = NULL;
     int rc = vss_requestor_list_shadowstorage(ctx->r, forv, &st);
-    if (rc && rc != VSS_E_OBJECT_NOT_FOUND)
+    if (rc)
         return ctx_fail(ctx, rc);
-    size_t n = st ? vss_list_count(st) : 0;
-    if (n > 0 && (o->given & OPT_ON)) {
+    size_t n = vss_list_count(st);
+    if (o->given & OPT_ON) {
         vss_list *vols = NULL;
-        if (vss_requestor_list_volumes(ctx->r, &vols) != 0)
-            vols = NULL;
+        rc = vss_requestor_list_volumes(ctx->r, &vols);
         struct on_filter on;
-        ctx_on_filter(ctx, vols, o->on_vol, o->on_kind, &on);
+        if (rc || (ex = ctx_on_filter(ctx, vols, o->on_vol, o->on_kind, &on))) {
+            if (vols)
+                vss_list_free(vols);
+            vss_list_free(st);
+            return rc ? ctx_fail(ctx, rc) : ex;
+        }
         size_t match = 0;
         for (size_t i = 0; i < n; i++)
             if (on_filter_keep(vss_item_str(vss_list_get(st, i), "on"), &on))
@@ -76,8 +82,7 @@ int cmd_delete_shadowstorage(struct vssadmin_ctx *ctx, const struct vssadmin_opt
         if (vols)
             vss_list_free(vols);
     }
-    if (st)
-        vss_list_free(st);
+    vss_list_free(st);
     if (n == 0) {
         char msg[64 + 2 * VOLSPEC_MAX];
         snprintf(msg, sizeof msg, "no shadow copy storage association for '%s'%s%s%s", shown,

@@ -121,8 +121,8 @@ int ctx_volume(struct vssadmin_ctx *ctx, const char *spec, enum volspec_kind kin
     return VSSADMIN_EXIT_OK;
 }
 
-void ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, const char *spec,
-                   enum volspec_kind kind, struct on_filter *f)
+int ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, const char *spec,
+                  enum volspec_kind kind, struct on_filter *f)
 {
     memset(f, 0, sizeof *f);
     /* vssd's volume list knows letters and names of supported volumes; a
@@ -130,15 +130,33 @@ void ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, cons
     const vss_item *v = volumes_find(volumes, spec);
     const char *path = v ? vss_item_str(v, "path") : NULL;
     struct vss_config *c = NULL;
+    char err[512] = "", msg[VOLSPEC_MAX + 1024];
     if ((!path || !*path) && kind == VOLSPEC_LETTER) {
         c = calloc(1, sizeof *c);
-        char err[256];
-        if (c && vss_config_load(c, ctx->root, NULL, err, sizeof err) == 0)
+        if (!c)
+            return ctx_fail_local(-ENOMEM, NULL);
+        int r = vss_config_load(c, ctx->root, NULL, err, sizeof err);
+        if (r == 0) {
             path = vss_config_letter_path(c, spec);
-        else if (c) {
-            free(c);
-            c = NULL;
+            if (!path || !*path)
+                snprintf(msg, sizeof msg, "drive %s is not mapped: add '%s = /path' to [letters] "
+                         "in %s (or give the letter to a volume with vssvol)", spec, spec,
+                         c->conf_path);
+        } else {
+            snprintf(msg, sizeof msg, "drive %s is not known to vssd, and the configuration that "
+                     "could map it cannot be read: %s", spec, err[0] ? err : strerror(-r));
+            path = NULL;
         }
+    } else if ((!path || !*path) && kind == VOLSPEC_NAME) {
+        snprintf(msg, sizeof msg, "no volume is named '%s' (see 'vssadmin list volumes')", spec);
+    }
+    if (kind != VOLSPEC_PATH && (!path || !*path)) {
+        /* it would match no association: a typo, not an empty listing */
+        if (c) {
+            vss_config_release(c);
+            free(c);
+        }
+        return ctx_fail_local(VSS_E_OBJECT_NOT_FOUND, msg);
     }
     snprintf(f->path, sizeof f->path, "%s", path && *path ? path : spec);
     if (c) {
@@ -151,6 +169,7 @@ void ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, cons
         f->dev = st.st_dev;
         f->have_dev = true;
     }
+    return VSSADMIN_EXIT_OK;
 }
 
 bool on_filter_keep(const char *on, void *arg)

@@ -86,9 +86,12 @@ struct on_filter {
  * letters and names through vssd's volume list (volumes, may be NULL),
  * letters also through vss.conf. An item matches if its "on" is the same
  * path or lies on the same filesystem (st_dev), as vssd itself matches.
+ * A letter mapped nowhere and a name vssd does not list are errors (they
+ * would match nothing, silently); a path is kept as given.
+ * @return 0, or VSSADMIN_EXIT_FAILED after printing the error.
  */
-void ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, const char *spec,
-                   enum volspec_kind kind, struct on_filter *f);
+int ctx_on_filter(const struct vssadmin_ctx *ctx, const vss_list *volumes, const char *spec,
+                  enum volspec_kind kind, struct on_filter *f);
 /* out_keep_fn for an on_filter (arg). */
 bool on_filter_keep(const char *on, void *arg);
 /*
