@@ -550,7 +550,9 @@ static int storage_save(json_object *arr)
     return durable_replace(storage_path, s, n, 0600);
 }
 
-/* Parses /maxsize=: UNBOUNDED (-1), N% (-(N+2) marker kept as text), sizes. */
+/* Parses /maxsize=: UNBOUNDED (-1), N% (-(N+2) marker kept as text), sizes.
+ * @return 0, -EINVAL (not a size), -ERANGE (under 1 MB) or -EFBIG (over
+ * 9.2e18 bytes, which an int64_t holds). */
 static int parse_maxsize(const char *s, int64_t *bytes, int *percent)
 {
     *bytes = -1;
@@ -580,8 +582,10 @@ static int parse_maxsize(const char *s, int64_t *bytes, int *percent)
             break;
         }
     }
-    if (!found || v * mul > 9.2e18)
+    if (!found)
         return -EINVAL;
+    if (v * mul > 9.2e18)   /* vssadmin's MAXSIZE_MAX_BYTES (tools/common/format.h) */
+        return -EFBIG;
     *bytes = (int64_t)(v * mul);
     if (*bytes < (1 << 20))
         return -ERANGE;
@@ -796,9 +800,14 @@ static void op_set_storage(struct conn *c, int64_t id, json_object *req, bool de
     const char *ms = pj_str(req, "maxsize");
     int r = del ? 0 : parse_maxsize(ms, &bytes, &pct);
     if (r < 0) {
-        snprintf(err, sizeof err, r == -ERANGE ? "maximum size '%s' is below the minimum of 1 MB"
-                 : "maximum size '%s' is not valid: use UNBOUNDED, a percentage like 20%% or a "
-                 "size like 900MB", ms ? ms : "");
+        if (r == -ERANGE)
+            snprintf(err, sizeof err, "maximum size '%s' is below the minimum of 1 MB", ms);
+        else if (r == -EFBIG)
+            snprintf(err, sizeof err, "maximum size '%s' is too large: at most "
+                     "9200000000000000000 bytes (7.97 EB), or UNBOUNDED", ms);
+        else
+            snprintf(err, sizeof err, "maximum size '%s' is not valid: use UNBOUNDED, a "
+                     "percentage like 20%% or a size like 900MB", ms ? ms : "");
         conn_reply(c, id, -EINVAL, err, NULL);
         return;
     }

@@ -2,7 +2,7 @@
 # vssadmin against a live vssd: the Windows listing layouts, create and
 # delete shadows, shadow storage associations, --json, and exit codes.
 . "$(dirname "$0")/lib.sh"
-plan 51
+plan 53
 
 write_config
 make_volume F 16 || exit 1
@@ -113,6 +113,24 @@ echo y | "$V" delete shadowstorage /for=F: >/dev/null 2>&1
 out=$("$V" add shadowstorage /for=F: /on=F: /maxsize=48MB 2>&1)
 like "$out" "Successfully added the shadow copy storage association" "add shadowstorage"
 like "$("$V" list shadowstorage /for=F:)" "Maximum Shadow Copy Storage space: 48(\.0)? MB" "list shadowstorage shows 48 MB"
+# A maximum over what vssd takes (9.2e18 bytes): vssadmin refuses it itself
+# (vssadmin-usage.sh); from another client vssd says it is too large, not
+# that a well-formed size "is not valid".
+out=$(python3 - "$VSS_ROOT/run/vss/vssd.sock" "$T/F" <<'EOF'
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+def req(o):
+    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+req({"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "integration test"})
+print(json.dumps(req({"v": 1, "id": 2, "op": "set_shadowstorage", "volume": sys.argv[2],
+                      "on": sys.argv[2], "maxsize": "18445618199572250624", "create": False})))
+EOF
+)
+like "$out" "maximum size '18445618199572250624' is too large: at most 9200000000000000000 bytes" \
+    "vssd words its refusal of a maximum over its range on its own"
+like "$("$V" list shadowstorage /for=F:)" "Maximum Shadow Copy Storage space: 48(\.0)? MB" "and keeps the maximum it had"
 "$V" resize shadowstorage /for=F: /on=F: /maxsize=UNBOUNDED >/dev/null 2>&1
 like "$("$V" list shadowstorage)" "Maximum Shadow Copy Storage space: UNBOUNDED" "resize to UNBOUNDED"
 is "$(shadow_count)" "1" "F's shadow is still there"

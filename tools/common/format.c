@@ -95,6 +95,16 @@ int parse_uint_max(const char *text, unsigned long long max, unsigned long long 
 
 #define MAXSIZE_HINT "use bytes, a size such as 900MB or 2G, a percentage such as 20%, or UNBOUNDED"
 
+/* The refusal of a size over MAXSIZE_MAX_BYTES. @return -ERANGE. */
+static int maxsize_too_large(const char *text, char *err, size_t errlen)
+{
+    char most[32];
+    fmt_size(MAXSIZE_MAX_BYTES, most, sizeof most);
+    snprintf(err, errlen, "maximum size '%s' is too large: at most %llu bytes (%s), or UNBOUNDED",
+             text, (unsigned long long)MAXSIZE_MAX_BYTES, most);
+    return -ERANGE;
+}
+
 /* The multiplier for a unit suffix (already without spaces), 0 if unknown:
  * "" and "bytes" are 1; B; K or KB; M or MB; ... E or EB (powers of 1024). */
 static uint64_t unit_multiplier(const char *u)
@@ -139,17 +149,13 @@ int maxsize_parse(const char *text, struct maxsize *out, char *err, size_t errle
         return -EINVAL;
     }
     char num[32];
-    if (nd >= sizeof num) {
-        snprintf(err, errlen, "maximum size '%s' is too large", text);
-        return -ERANGE;
-    }
+    if (nd >= sizeof num)
+        return maxsize_too_large(text, err, errlen);
     memcpy(num, digits, nd);
     num[nd] = '\0';
     int r = parse_uint_max(num, UINT64_MAX, &whole);
-    if (r == -ERANGE) {
-        snprintf(err, errlen, "maximum size '%s' is too large", text);
-        return -ERANGE;
-    }
+    if (r == -ERANGE)
+        return maxsize_too_large(text, err, errlen);
     /* percentage */
     if (*p == '%') {
         if (p[1] != '\0') {
@@ -191,19 +197,19 @@ int maxsize_parse(const char *text, struct maxsize *out, char *err, size_t errle
                  MAXSIZE_HINT);
         return -EINVAL;
     }
-    if (whole > UINT64_MAX / mult) {
-        snprintf(err, errlen, "maximum size '%s' is too large", text);
-        return -ERANGE;
-    }
+    if (whole > UINT64_MAX / mult)
+        return maxsize_too_large(text, err, errlen);
     uint64_t bytes = whole * mult;
     /* frac / frac_div of a unit: mult <= 2^60 and frac < 10^9 < 2^30 could
      * overflow, so split the multiplier. */
     uint64_t part = (mult / frac_div) * frac + ((mult % frac_div) * frac) / frac_div;
-    if (bytes > UINT64_MAX - part) {
-        snprintf(err, errlen, "maximum size '%s' is too large", text);
-        return -ERANGE;
-    }
+    if (bytes > UINT64_MAX - part)
+        return maxsize_too_large(text, err, errlen);
     bytes += part;
+    /* what vssd takes (daemon/admin.c, parse_maxsize): a larger value
+     * would only be refused there, as a number the user never typed */
+    if (bytes > MAXSIZE_MAX_BYTES)
+        return maxsize_too_large(text, err, errlen);
     if (bytes == 0) {
         snprintf(err, errlen, "invalid maximum size '%s': it must be greater than zero", text);
         return -EINVAL;

@@ -44,12 +44,16 @@ struct maxsize {
     char canon[32];             /* "UNBOUNDED", "20%" or the byte count */
 };
 
+/* The largest byte count vssd takes as a maximum size (daemon/admin.c,
+ * parse_maxsize: 9.2e18, just under INT64_MAX; about 7.97 EB). */
+#define MAXSIZE_MAX_BYTES UINT64_C(9200000000000000000)
+
 /*
  * Parses a /maxsize= value: UNBOUNDED (any case), a percentage "1%".."100%",
  * or a number with an optional fraction and unit: B, KB, MB, GB, TB, PB, EB
  * or K, M, G, T, P, E (any case, 1 KB = 1024 bytes; no unit means bytes),
  * e.g. "900MB", "2G", "2.5GB", "1073741824". Zero is refused.
- * @return 0, -EINVAL (bad text) or -ERANGE (does not fit in 64 bits).
+ * @return 0, -EINVAL (bad text) or -ERANGE (more than MAXSIZE_MAX_BYTES).
  */
 int maxsize_parse(const char *text, struct maxsize *out, char *err, size_t errlen);
 
