@@ -35,7 +35,8 @@
 #      every chunk holding data is unshared right after a shadow (none is
 #      with the defaults), no write lost (lib-unshare.sh, ahead_pass);
 #  (f) delete removes the shadow's directory; a vssd restart keeps a
-#      persistent shadow and its exposure.
+#      persistent shadow and its exposure; vssvol defrag is for btrfs
+#      pools (by name exit 2, --all nothing to do, exit 0).
 . "$(dirname "$0")/lib.sh"
 
 REFLINK_ID='{96b22e1c-a90e-429f-b811-01db727e1a4c}'
@@ -470,6 +471,15 @@ is "$(sums "$EXP1" 2>/dev/null | sha256sum)" "$(sha256sum < "$T/sumA")" "all A"
 ok $? "deleting the exposed shadow"
 check "its exposure is unmounted" sh -c "! findmnt -rn '$EXP1' >/dev/null"
 check "its directory is gone" test ! -e "$T/P/shadows/$SID1"
+# defrag is for btrfs pools: by name it is refused, pointing to xfs_fsr;
+# --all (vssvol-defrag.timer, daily) has nothing to do and succeeds
+vv defrag F
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "defrag works on btrfs pools (on XFS, 'xfs_fsr IMAGE'"
+ok $? "vssvol defrag F on the XFS pool: exit 2, pointing to xfs_fsr"
+vv defrag --all
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "is not btrfs: defrag works on btrfs pools only, nothing to do"
+ok $? "vssvol defrag --all on the XFS pool (the daily timer): one line, exit 0"
+printf '%s\n' "$OUT" | sed 's/^/#   /'
 vv remove F --force
 ok $RC "vssvol remove F on the XFS pool"
 check "F's directory is gone" test ! -e "$T/P/volumes/F"

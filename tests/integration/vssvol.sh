@@ -26,7 +26,10 @@
 #      randomly overwritten H is deleted, defrag with two writers running
 #      (one buffered with fsync, one with direct 4 KiB writes at random
 #      blocks) leaves under a tenth of the extents, every file intact,
-#      every direct write there, and the loop device back on direct I/O.
+#      every direct write there, and the loop device back on direct I/O;
+#      a shadow taken during the rewrite stops it; vssd restarted during
+#      it (connects again) or stopped during --all (stops with a line,
+#      exit 0); --all with no pool exits 0 (the timer has no condition).
 . "$(dirname "$0")/lib.sh"
 
 VSSVOL="$VSS_BUILD/tools/vssvol/vssvol"
@@ -102,6 +105,12 @@ like "$OUT" "No pool" "--root: another root has no pool"
 vv --root "$T/other" attach --all
 [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "No pool: nothing to attach"
 ok $? "attach --all with no pool (a boot before 'pool init'): exit 0, nothing to do"
+vv --root "$T/other" defrag --all
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "No pool: nothing to defragment"
+ok $? "defrag --all with no pool (the daily timer before 'pool init'): exit 0, nothing to do"
+unit="$VSS_BUILD/tools/vssvol/vssvol-defrag.service"
+grep -q '^ExecStart=.*/vssvol --quiet defrag --all$' "$unit" && ! grep -q '^Condition' "$unit"
+ok $? "so vssvol-defrag.service runs it with no condition on the state file's path (state_dir can move)"
 vv --root "$T/other" pool init --path "$T"
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "neither snapshot nor reflink"
 ok $? "a pool directory on a filesystem that can do neither is refused (exit 2, says what works)"
@@ -495,7 +504,9 @@ ok $? "defrag NAME --all is a usage error"
 
 # A shadow taken while defrag runs stops it before its next step: the
 # rewrite holds (VSS_TEST_DEFRAG_HOLD) just before it looks again, after it
-# switched the loop device to buffered I/O.
+# switched the loop device to buffered I/O. H's loop device is the one the
+# attach above gave it (not always the number it had before the detach).
+hdev=$(findmnt -n -o SOURCE "$T/H")
 touch "$T/defrag.hold"
 VSS_TEST_DEFRAG_HOLD="$T/defrag.hold" "$VSSVOL" defrag H > "$T/defrag-held.out" 2>&1 &
 DFG=$!
@@ -513,6 +524,49 @@ ok $? "defrag stops when a shadow of H appears, exit 2"
 diag_out
 is "$(losetup -n -O DIO "$hdev" | tr -d ' ')" 1 "and H's loop device does direct I/O again"
 check "delete H's shadow" "$VSSADMIN" delete shadows /for=H: /quiet
+
+# vssd restarted while defrag holds (its unit has Restart=on-failure): the
+# lost connection is not asked again (that failed with exit 3); a new one
+# is made, and the rewrite goes on.
+# defrag_held ARGS...: runs vssvol ARGS with the hold, in the background,
+# until it has reached the hold.
+defrag_held() {
+    touch "$T/defrag.hold"
+    rm -f "$T/defrag.hold.reached"
+    VSS_TEST_DEFRAG_HOLD="$T/defrag.hold" "$VSSVOL" "$@" > "$T/defrag-held.out" 2>&1 &
+    DFG=$!
+    _pids+=("$DFG")
+    for _ in $(seq 200); do [ -e "$T/defrag.hold.reached" ] && break; sleep 0.05; done
+    test -e "$T/defrag.hold.reached"
+}
+# defrag_release: lets it go on; its exit status in RC, its output in OUT.
+defrag_release() {
+    rm -f "$T/defrag.hold"
+    wait "$DFG"; RC=$?
+    forget_pid "$DFG"
+    OUT=$(cat "$T/defrag-held.out")
+}
+defrag_held defrag H
+ok $? "defrag H reached its hold"
+stop_vssd
+start_vssd || exit 1
+defrag_release
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "^'H': [0-9]* extents before, [0-9]* after"
+ok $? "vssd restarted during defrag H: it connects again and finishes, exit 0"
+diag_out
+# vssd stopped for good while "defrag --all" holds: the volume's rewrite
+# stops with a line, and the run succeeds, as without vssd from the start
+# (the lost connection gave exit 3, and every later volume's check failed)
+defrag_held defrag --all
+ok $? "defrag --all reached its hold"
+stop_vssd
+defrag_release
+[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -Eq "^Stopped defragmenting '[A-Z]' at [0-9]+%: without vssd its shadow copies cannot be checked"
+ok $? "vssd stopped during defrag --all: the rewrite stops with a line, exit 0 (the daily timer)"
+diag_out
+unlike "$OUT" "lost the connection" "with no error about the lost connection"
+is "$(losetup -n -O DIO "$hdev" | tr -d ' ')" 1 "and H's loop device does direct I/O again"
+start_vssd || exit 1
 
 vv remove H
 ok $RC "remove H (no shadows)"

@@ -29,8 +29,11 @@
  * with --all skipped (so a daily `defrag --all`, vssvol-defrag.timer,
  * does what it can and succeeds); an attached volume is never rewritten
  * while its loop device does direct I/O; nothing is rewritten without
- * vssd (the shadows cannot be checked) unless --force; only on a btrfs
- * pool; the state file is not changed.
+ * vssd (the shadows cannot be checked) unless --force, and a connection
+ * to vssd that was lost is never used again (one new try, then as
+ * without vssd); only on a btrfs pool (--all on an XFS pool, or with no
+ * pool, does nothing and succeeds, for the timer); the state file is not
+ * changed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tool.h"
 #include "util.h"
 #include "vssvol.h"
 
@@ -62,36 +66,57 @@ static long extent_count(int fd)
     return (long)fm.fm_mapped_extents;
 }
 
-/* The shadow copies vssd lists for v: 0 none, >0 some (ids on stderr when
- * loud), or an exit status (negative) when they cannot be known. */
+/*
+ * The shadow copies vssd lists for v: 0 none, >0 some, or -1 when they
+ * cannot be known, with *ex the exit status: under --all 0 (the caller
+ * says it skips the volume: docs/vssvol.md, and a daily `defrag --all`
+ * succeeds), else the error, printed here. A connection lost since the
+ * last call (vssd restarted: its unit has Restart=on-failure) is closed
+ * and made again once; a vssd that is gone is then the same as one that
+ * was never there.
+ */
 static int shadows_of(struct ctx *c, const struct vol *v, bool all, bool force, int *ex)
 {
     *ex = 0;
-    int e = vssd_connect(c, false);
-    if (e) {
-        if (force) {
-            say_warn("vssd is not reachable: the shadow copies of '%s' were not checked", v->name);
-            return 0;
-        }
-        if (all) { /* docs/vssvol.md: skipped, with a line, and --all succeeds */
-            info(c, "Skipping '%s': without vssd its shadow copies cannot be checked", v->name);
-            *ex = 0;
+    for (int attempt = 0;; attempt++) {
+        int e = vssd_connect(c, false);
+        if (e) {
+            if (force) {
+                say_warn("vssd is not reachable: the shadow copies of '%s' were not checked",
+                         v->name);
+                return 0;
+            }
+            if (all)
+                return -1;
+            say_err("cannot check for shadow copies of '%s' without vssd (start vssd, or use "
+                    "--force if it has none)", v->name);
+            *ex = e;
             return -1;
         }
-        say_err("cannot check for shadow copies of '%s' without vssd (start vssd, or use "
-                "--force if it has none)", v->name);
-        *ex = e;
-        return -1;
+        vss_list *l = NULL;
+        size_t idx[4096];
+        int n = vssd_shadows_of(c, v, &l, idx, 4096);
+        vss_list_free(l);
+        if (n >= 0)
+            return n;
+        if (!tool_connection_lost(n)) {
+            *ex = vssd_fail(c, n, "query_shadows");
+            return -1;
+        }
+        /* never ask a dead connection again: vssd_connect keeps one that is
+         * open, so a stale one would fail every later volume with exit 3 */
+        vssd_close(c);
+        if (attempt > 0) { /* lost again at once: as if vssd were not there */
+            if (force) {
+                say_warn("vssd is not reachable: the shadow copies of '%s' were not checked",
+                         v->name);
+                return 0;
+            }
+            if (!all)
+                *ex = vssd_fail(c, n, "query_shadows");
+            return -1;
+        }
     }
-    vss_list *l = NULL;
-    size_t idx[4096];
-    int n = vssd_shadows_of(c, v, &l, idx, 4096);
-    if (n < 0) {
-        *ex = vssd_fail(c, n, "query_shadows");
-        return -1;
-    }
-    vss_list_free(l);
-    return n;
 }
 
 /* For the tests only: with VSS_TEST_DEFRAG_HOLD=FILE, the rewrite makes
@@ -115,6 +140,8 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
 {
     int ex;
     int n = shadows_of(c, v, all, force, &ex);
+    if (n < 0 && all && ex == 0)
+        info(c, "Skipping '%s': without vssd its shadow copies cannot be checked", v->name);
     if (n < 0)
         return ex;
     char img[PATH_MAX + 80], sz[32];
@@ -164,7 +191,7 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
          * each step */
         if (off == 0)
             test_hold();
-        if (!force && (shadowed = shadows_of(c, v, false, false, &check_ex)) != 0) {
+        if (!force && (shadowed = shadows_of(c, v, all, false, &check_ex)) != 0) {
             r = -ECANCELED;
             break;
         }
@@ -195,7 +222,12 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
         if (!c->quiet)
             printf("\n");
         close(fd);
-        if (shadowed < 0)           /* vssd went away: shadows_of said so */
+        if (shadowed < 0 && all && check_ex == 0) { /* vssd went away, did not come back */
+            info(c, "Stopped defragmenting '%s' at %d%%: without vssd its shadow copies cannot "
+                 "be checked", v->name, last_pct);
+            return VSSVOL_EXIT_OK;
+        }
+        if (shadowed < 0)           /* shadows_of said why */
             return check_ex;
         if (all) {
             info(c, "Stopped defragmenting '%s' at %d%%: a shadow copy of it was created "
@@ -224,10 +256,21 @@ static int defrag_one(struct ctx *c, const struct vol *v, bool all, bool force)
 int cmd_defrag(struct ctx *c, const char *name, bool all, bool force)
 {
     struct state *st = &c->st;
+    if (all && st->pool_kind == POOL_NONE) {
+        /* vssvol-defrag.timer on a machine with no pool (the unit has no
+         * condition on the state file, which state_dir can move) */
+        info(c, "No pool: nothing to defragment");
+        return 0;
+    }
     int ex = vol_command_start(c, name);
     if (ex)
         return ex;
     if (!on_btrfs(st->pool_path)) {
+        if (all) { /* the daily timer on an XFS pool: nothing it can do, not a failure */
+            info(c, "The pool '%s' is not btrfs: defrag works on btrfs pools only, nothing to do "
+                 "(on XFS, 'xfs_fsr IMAGE' defragments an image)", st->pool_path);
+            return 0;
+        }
         say_err("the pool '%s' is not btrfs: defrag works on btrfs pools (on XFS, 'xfs_fsr "
                 "IMAGE' defragments an image)", st->pool_path);
         return VSSVOL_EXIT_FAILED;

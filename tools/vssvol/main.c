@@ -221,7 +221,8 @@ static const struct command commands[] = {
       "Refused while vssd lists shadow copies of the volume: the rewrite would\n"
       "unshare the extents it moves, up to the image's size in new pool space.\n"
       "\n"
-      "  --all     every volume; those with shadow copies are skipped\n"
+      "  --all     every volume; those with shadow copies are skipped (on an XFS\n"
+      "            pool, or with no pool, there is nothing to do: exit 0)\n"
       "  --force   defragment even with shadow copies (or without vssd to check)\n"
       "\n"
       "Example: vssadmin delete shadows /for=F: /quiet && vssvol defrag mail\n" },
