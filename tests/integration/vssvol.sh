@@ -111,6 +111,14 @@ ok $? "defrag --all with no pool (the daily timer before 'pool init'): exit 0, n
 unit="$VSS_BUILD/tools/vssvol/vssvol-defrag.service"
 grep -q '^ExecStart=.*/vssvol --quiet defrag --all$' "$unit" && ! grep -q '^Condition' "$unit"
 ok $? "so vssvol-defrag.service runs it with no condition on the state file's path (state_dir can move)"
+# the pool image's mount point is a file: refused with the real reason (the
+# message showed a stale errno, and the code went on with it as 0)
+mkdir -p "$T/r5/var/lib/vss" && touch "$T/r5/var/lib/vss/pool"
+vv --root "$T/r5" pool init --size 256M
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "cannot create '$T/r5/var/lib/vss/pool': Not a directory"
+ok $? "pool init where the pool's mount point is a file: exit 2, 'Not a directory'"
+diag_out
+check "and the pool image made for it is deleted" test ! -e "$T/r5/var/lib/vss/pool.img"
 vv --root "$T/other" pool init --path "$T"
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "neither snapshot nor reflink"
 ok $? "a pool directory on a filesystem that can do neither is refused (exit 2, says what works)"
@@ -134,6 +142,42 @@ ok $? "pool init that cannot record the pool: exit 2, naming the state file"
     ! losetup -a | grep -q "$STATE/pool.img"
 ok $? "and the pool image is unmounted, detached and deleted (not left mounted unrecorded)"
 rmdir "$STATE/vssvol.json.tmp"
+# laying out the new pool fails (its root directory immutable: EPERM) and
+# the unmount that would undo it fails too (a process works in it): the
+# image is kept, not deleted under a mount that stays (which held its loop
+# device and space, unrecorded), and the message says what to do. Another
+# root; a mkfs.btrfs wrapper makes the root immutable and freezes the new
+# filesystem (through a second mount of it), so that the layout waits
+# until a process is in the mount.
+R4="$T/r4/var/lib/vss"
+mkdir -p "$T/wrapb" "$T/lay"
+cat > "$T/wrapb/mkfs.btrfs" <<EOF
+#!/bin/sh
+PATH="$PATH" mkfs.btrfs "\$@" || exit
+for dev; do :; done
+mount -o nodatasum "\$dev" "$T/lay" && chattr +i "$T/lay" && fsfreeze -f "$T/lay"
+EOF
+chmod +x "$T/wrapb/mkfs.btrfs"
+_mounts+=("$R4/pool" "$T/lay")
+PATH="$T/wrapb:$PATH" "$VSSVOL" --root "$T/r4" pool init --size 256M > "$T/r4.out" 2>&1 &
+P4=$!
+_pids+=("$P4")
+for _ in $(seq 200); do mountpoint -q "$R4/pool" && break; sleep 0.05; done
+(cd "$R4/pool" && exec sleep 120) &
+HOLDER=$!
+_pids+=("$HOLDER")
+sleep 0.2
+fsfreeze -u "$T/lay"
+wait "$P4"; RC=$?
+forget_pid "$P4"
+OUT=$(cat "$T/r4.out")
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "cannot lay out the pool '$R4/pool': Operation not permitted" &&
+    printf '%s' "$OUT" | grep -q "the pool image '$R4/pool.img' stays mounted at '$R4/pool': unmount it and delete it"
+ok $? "pool init whose layout and unmount fail: exit 2, the image stays mounted, said so"
+diag_out
+check "and the image is kept (not deleted under the mount)" test -f "$R4/pool.img"
+kill "$HOLDER"; wait "$HOLDER" 2>/dev/null; forget_pid "$HOLDER"
+umount "$R4/pool"; chattr -i "$T/lay"; umount "$T/lay"; rm -f "$R4/pool.img"
 vv pool init
 ok $RC "pool init: the embedded default"
 diag_out

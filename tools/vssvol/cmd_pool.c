@@ -86,8 +86,9 @@ int pool_ensure(struct ctx *c)
             say_err("the pool image '%s' is missing: %s", st->pool_image, strerror(errno));
             return VSSVOL_EXIT_FAILED;
         }
-        if (mkdir_p(st->pool_path, 0755) < 0) {
-            say_err("cannot create '%s': %s", st->pool_path, strerror(errno));
+        int mr = mkdir_p(st->pool_path, 0755); /* -errno; errno is not set for all */
+        if (mr < 0) {
+            say_err("cannot create '%s': %s", st->pool_path, strerror(-mr));
             return VSSVOL_EXIT_FAILED;
         }
         /* never a second loop device (and a second mount) on the pool's
@@ -282,10 +283,8 @@ static int init_image(struct ctx *c, uint64_t size)
     }
     char *mkfs[] = { "mkfs.btrfs", "-q", "-f", "-L", "vss-pool", dev, NULL };
     r = run_cmd(mkfs, err, sizeof err);
-    if (r == 0 && mkdir_p(dir, 0755) < 0) {
-        r = -errno;
-        snprintf(err, sizeof err, "cannot create '%s': %s", dir, strerror(errno));
-    }
+    if (r == 0 && (r = mkdir_p(dir, 0755)) < 0) /* -errno; errno is not set for all */
+        snprintf(err, sizeof err, "cannot create '%s': %s", dir, strerror(-r));
     if (r == 0)
         r = do_mount(dev, dir, "btrfs", POOL_IMAGE_MOUNT_OPTS, err, sizeof err);
     close(lfd);
@@ -298,8 +297,16 @@ static int init_image(struct ctx *c, uint64_t size)
     r = pool_layout(dir);
     if (r < 0) {
         say_err("cannot lay out the pool '%s': %s", dir, strerror(-r));
-        do_umount(dir, err, sizeof err);
-        goto fail;
+        /* as for a state file that cannot be written (cmd_pool_init): the
+         * image goes only once it is unmounted; deleted under a mount that
+         * stays, its loop device and space would be held, unrecorded */
+        if (do_umount(dir, err, sizeof err) == 0) {
+            unlink(image);
+        } else {
+            say_err("%s; the pool image '%s' stays mounted at '%s': unmount it and delete it "
+                    "before 'vssvol pool init' again", err, image, dir);
+        }
+        return ex;
     }
     c->st.pool_kind = POOL_IMAGE;
     snprintf(c->st.pool_path, sizeof c->st.pool_path, "%s", dir);
