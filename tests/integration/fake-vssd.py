@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """fake-vssd.py - a stand-in for vssd that misbehaves on purpose, for the
-writer tests of storesvc (tests/integration/storesvc-writer.sh).
+writer tests of storesvc (tests/integration/storesvc-writer.sh) and for a
+vssd that refuses vssvol (tests/integration/vssvol.sh).
 
 It speaks the wire protocol of docs/protocol.md (4-byte big-endian length,
 then one JSON object) on a Unix socket, to one writer connection:
@@ -18,6 +19,11 @@ then one JSON object) on a Unix socket, to one writer connection:
       that accepts and then hangs. Prints "connected" (then "hello"
       with silent-register) as the writer gets there; exits when the
       writer closes the connection.
+  fake-vssd.py SOCKET newer-protocol
+      answers every hello, on any number of connections, with protocol 99
+      (a vssd of another version, which libvss refuses: VSS_E_PROTOCOL)
+      and closes the connection; prints "hello" for each. Exits 10 s after
+      the last connection.
 
 Everything is bounded: a reply not in within 30 s is an error (exit 1), and
 the listener gives up after 60 s without a connection.
@@ -57,6 +63,20 @@ def main():
     ls.bind(path)
     ls.listen(4)
     ls.settimeout(60)
+    if mode == "newer-protocol":
+        while True:
+            try:
+                s, _ = ls.accept()
+            except socket.timeout:
+                return 0
+            ls.settimeout(10)
+            s.settimeout(30)
+            hello = recv(s)
+            if hello:
+                send(s, {"v": 1, "re": hello["id"], "status": 0, "server": "fake-vssd",
+                         "protocol": 99})
+                say("hello")
+            s.close()
     s, _ = ls.accept()
     s.settimeout(30)
     say("connected")

@@ -19,7 +19,8 @@
 #      the exposure of a shadow of a volume detached on purpose;
 #  (f) remove refused while a shadow exists, then --force;
 #  (g) create without vssd, and with vssd stopped during the format: exit
-#      3, registered later by attach; a name vssd
+#      3, registered later by attach; against a vssd that refuses vssvol:
+#      nothing made, exit 2; a name vssd
 #      has for another volume refused; a --path pool whose filesystem is
 #      not mounted refused;
 #  (h) defrag: refused while a shadow of H exists (--all skips H); after the shadow of a
@@ -410,6 +411,22 @@ vv defrag --all
 [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q "Skipping 'H': without vssd its shadow copies cannot be checked"
 ok $? "defrag --all without vssd: each volume skipped with a line, exit 0 (the daily timer)"
 diag_out
+# a vssd that answers but refuses vssvol (one of another protocol version,
+# after a partial upgrade): create makes nothing and prints the refusal,
+# exit 2 (it made the volume and called vssd unreachable, exit 3, though
+# attach would be refused the same way)
+FSOCK="$T/fake-vssd.sock"
+python3 "$(dirname "$0")/fake-vssd.py" "$FSOCK" newer-protocol > "$T/fake.out" 2>&1 &
+FAKE=$!
+_pids+=("$FAKE")
+for _ in $(seq 100); do [ -S "$FSOCK" ] && break; sleep 0.05; done
+vv --socket "$FSOCK" create R --size 64M --mount "$T/R"
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "VSS_E_PROTOCOL" &&
+    printf '%s' "$OUT" | grep -q "'R' was not created: vssd at '$FSOCK' refused vssvol"
+ok $? "create against a vssd that refuses vssvol: its refusal, exit 2"
+diag_out
+check "and nothing was made for R" test ! -e "$POOL/volumes/R" -a ! -e "$T/R"
+kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null; forget_pid "$FAKE"
 start_vssd || exit 1
 vv attach H
 ok $RC "attach H registers it"

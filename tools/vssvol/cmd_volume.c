@@ -12,7 +12,8 @@
  *  - create either leaves a complete volume (subvolume, image, mounted,
  *    recorded, registered) or nothing at all; the one exception is an
  *    unreachable vssd: the volume is kept and recorded, and exit status 3
- *    says the registration waits for "vssvol attach NAME";
+ *    says the registration waits for "vssvol attach NAME" (a vssd that
+ *    answers but refuses is no such exception: nothing is made, exit 2);
  *  - attach is idempotent: an attached volume is only registered again
  *    (and its lost exposures brought back);
  *  - remove never deletes a volume that still has shadows in vssd's
@@ -273,7 +274,17 @@ int cmd_create(struct ctx *c, const struct create_opts *o)
             return VSSVOL_EXIT_USAGE;
         }
     }
-    bool have_vssd = vssd_connect(c, false) == 0;
+    /* vssd not running: the volume is made and registered later (exit 3);
+     * vssd running but refusing us (another protocol version, access):
+     * attach would be refused as well, so nothing is made */
+    int dex = vssd_connect(c, false);
+    if (dex == VSSVOL_EXIT_FAILED) {
+        vssd_connect(c, true); /* prints vssd's refusal */
+        say_err("'%s' was not created: vssd at '%s' refused vssvol", o->name,
+                c->socket ? c->socket : vss_default_socket());
+        return VSSVOL_EXIT_FAILED;
+    }
+    bool have_vssd = dex == 0;
     char owner[PATH_MAX + 96];
     if (have_vssd && vssd_name_taken(c, o->name, o->mount, owner, sizeof owner)) {
         say_err("the name '%s' is registered in vssd for %s, another volume: choose another "
