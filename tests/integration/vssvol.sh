@@ -222,6 +222,19 @@ like "$OUT" "G +G: +300 MiB +xfs +attached" "and G"
 vv list --json
 like "$(printf '%s' "$OUT" | tr -d ' \n')" '"name":"F","letter":"F:","size":268435456,"fs":"ext4"' "list --json"
 like "$(printf '%s' "$OUT" | tr -d ' \n')" '"direct_io":true,"registered":true' "with direct I/O and registration"
+# run by a normal user, who may not open the loop devices (root:disk 0660):
+# the mount table and sysfs tell the same states (every volume showed as
+# "busy", with no device). The user must be able to read the state file:
+# vssd makes STATE_DIR (and the parents it makes) 0700, vssvol 0755.
+dirs=("$T" "$VSS_ROOT" "$VSS_ROOT/var" "$VSS_ROOT/var/lib" "$STATE")
+modes=$(stat -c %a "${dirs[@]}")
+chmod 755 "${dirs[@]}"
+OUT=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$VSSVOL" list --json 2>"$T/nobody.err"); RC=$?
+paste -d' ' <(printf '%s\n' $modes) <(printf '%s\n' "${dirs[@]}") | while read -r m d; do chmod "$m" "$d"; done
+is "$RC/$(jget "$OUT" '" ".join(str(v.get(k)) for v in d["volumes"] if v["name"] == "F" for k in ("state", "device", "direct_io"))' 2>&1)" \
+    "0/attached $FLOOP True" "list --json as a normal user: F attached, on its loop device, direct I/O"
+is "$(jget "$OUT" '" ".join(v["state"] for v in d["volumes"])' 2>&1)" "attached attached" "and G attached"
+sed 's/^/#   stderr: /' "$T/nobody.err"
 
 # A --cow image on vssvol's own pool: copy on write without data checksums
 # (the pool image is mounted nodatasum), so its loop device keeps direct I/O.
@@ -661,6 +674,13 @@ OUT=$(VSS_ROOT="$T/r2" "$VSSVOL" create X --size 64M --mount "$T/X" 2>&1); RC=$?
 ok $? "with that filesystem unmounted, create refuses, exit 2, saying so"
 diag_out
 check "nothing was made in the directory underneath" test -z "$(ls -A "$POOL/sub")"
+# and list shows it as not mounted (it showed it mounted, with the free
+# space of the filesystem underneath)
+OUT=$(VSS_ROOT="$T/r2" "$VSSVOL" list --json 2>&1)
+is "$(jget "$OUT" 'd["pool"]["mounted"], "free" in d["pool"]' 2>&1)" "(False, False)" \
+    "list --json: that pool is not mounted, and has no free space to show"
+OUT=$(VSS_ROOT="$T/r2" "$VSSVOL" list 2>&1)
+like "$OUT" "^Pool: $POOL/sub .*, not mounted \(its filesystem at '$POOL/sub' is not: mount it\)" "list says so"
 rmdir "$POOL/sub"
 
 # A pool image larger than the space under it (sparse: allowed, said):

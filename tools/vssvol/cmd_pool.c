@@ -140,6 +140,19 @@ bool pool_fs_ok(const char *dir)
     return on_btrfs(dir) || on_xfs(dir);
 }
 
+bool pool_is_mounted(const struct state *st)
+{
+    if (st->pool_kind == POOL_NONE || !pool_fs_ok(st->pool_path))
+        return false;
+    if (st->pool_kind == POOL_IMAGE)
+        return is_mountpoint(st->pool_path);
+    /* a --path pool: on the filesystem it was made on (as pool_ensure
+     * checks), not on the one underneath its mount point */
+    char now[PATH_MAX];
+    return !st->pool_mount[0] ||
+           (mount_point_of(st->pool_path, now, sizeof now) == 0 && !strcmp(now, st->pool_mount));
+}
+
 int vol_dir_delete(const struct ctx *c, const char *name)
 {
     char vols[PATH_MAX + 16], dir[PATH_MAX + 96], img[PATH_MAX + 200];

@@ -42,7 +42,10 @@ static uint64_t min_size(const char *fs)
     return !strcmp(fs, "xfs") ? (300ULL << 20) : (16ULL << 20);
 }
 
-/* The loop device under v's mount point if it is v's image, else "". */
+/* The loop device under v's mount point if it is v's image, else "".
+ * Found from the mount's source through sysfs, so that `vssvol list` run
+ * by a normal user (who may not open loop devices) does not see every
+ * attached volume as busy. */
 static bool vol_attached(const struct ctx *c, const struct vol *v, char *dev, size_t len,
                          bool *other)
 {
@@ -52,9 +55,8 @@ static bool vol_attached(const struct ctx *c, const struct vol *v, char *dev, si
     if (!mounted_at(v->mountpoint, src, sizeof src))
         return false;
     vol_image(c, v, img, sizeof img);
-    char loop[64];
-    if (loop_of_image(img, loop, sizeof loop) && !strcmp(loop, src)) {
-        snprintf(dev, len, "%s", loop);
+    if (loop_backed_by(src, img)) {
+        snprintf(dev, len, "%s", src);
         return true;
     }
     *other = true;
@@ -785,8 +787,7 @@ int cmd_list(struct ctx *c, bool json)
 {
     struct state *st = &c->st;
     vss_list *reg = registered_volumes(c);
-    bool pool_mounted = st->pool_kind != POOL_NONE && pool_fs_ok(st->pool_path) &&
-                        (st->pool_kind == POOL_PATH || is_mountpoint(st->pool_path));
+    bool pool_mounted = pool_is_mounted(st);
     struct statvfs sv;
     uint64_t pfree = 0, ptotal = 0;
     if (pool_mounted && statvfs(st->pool_path, &sv) == 0) {
@@ -824,6 +825,8 @@ int cmd_list(struct ctx *c, bool json)
             printf("Pool: %s (%s directory)", st->pool_path, on_xfs(st->pool_path) ? "xfs" : "btrfs");
         if (pool_mounted)
             printf(", %s free of %s\n", fr, tot);
+        else if (st->pool_kind == POOL_PATH && st->pool_mount[0])
+            printf(", not mounted (its filesystem at '%s' is not: mount it)\n", st->pool_mount);
         else
             printf(", not mounted (run 'vssvol attach --all')\n");
     }

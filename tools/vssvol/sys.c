@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vssvol.h"
 
 #ifndef XFS_SUPER_MAGIC
@@ -167,6 +168,21 @@ bool loop_of_image(const char *image, char *dev, size_t len)
     }
     closedir(d);
     return found;
+}
+
+bool loop_backed_by(const char *dev, const char *image)
+{
+    char back[PATH_MAX];
+    if (loop_backing_file(dev, back, sizeof back) == 0) {
+        if (!strcmp(back, image))
+            return true;
+        struct stat a, b;   /* the same file by another path (a symlink on the way) */
+        return stat(back, &a) == 0 && stat(image, &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+    }
+    /* not a loop device, or no sysfs: the ioctl (root only) */
+    char loop[64];
+    return loop_of_image(image, loop, sizeof loop) && !strcmp(loop, dev);
 }
 
 int loop_attach(const char *image, char *dev, size_t devlen, int *fdout, bool *dio,

@@ -123,8 +123,13 @@ int mount_point_of(const char *path, char *out, size_t len);
 /* Whether the filesystem holding path is mounted with option opt (as the
  * kernel shows it in /proc/self/mountinfo, e.g. "nodatasum"). */
 bool mount_has_option(const char *path, const char *opt);
-/* The /dev/loopN whose backing file is image, or "" (returns false). */
+/* The /dev/loopN whose backing file is image, or "" (returns false).
+ * Opens every loop device: root only (they are root:disk 0660). */
 bool loop_of_image(const char *image, char *dev, size_t len);
+/* Whether loop device dev (a mount's source, "/dev/loopN") is backed by
+ * image: by its sysfs backing_file, which any user may read; by the ioctl
+ * (loop_of_image) only when sysfs has no answer. */
+bool loop_backed_by(const char *dev, const char *image);
 /*
  * Attaches image to a free loop device with LO_FLAGS_AUTOCLEAR and direct
  * I/O (buffered if the backing filesystem refuses it). *fd stays open (the
@@ -217,6 +222,9 @@ void info(const struct ctx *c, const char *fmt, ...) __attribute__((format(print
 int pool_ensure(struct ctx *c);
 /* Whether the pool directory is on a filesystem a pool can be on (btrfs, XFS). */
 bool pool_fs_ok(const char *dir);
+/* Whether the pool is there to use: the image pool mounted, a --path pool
+ * on the filesystem it was made on (pool_mount, when recorded). */
+bool pool_is_mounted(const struct state *st);
 /*
  * Deletes POOL/volumes/NAME: the subvolume on btrfs, the image and the
  * directory on XFS; retries while the autoclear loop device lets go.
