@@ -703,6 +703,22 @@ vv list
 [ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "vssvol.json' is not valid JSON.*restore it from a backup"
 ok $? "a damaged state file: exit 2, it is not valid JSON, restore it"
 is "$(cat "$STATE/vssvol.json")" '{"version": 1, "pool": {' "and vssvol left it as it was"
+# A volume entry it cannot read (no mount point, a hand edit): refused and
+# left as it is; it was skipped, and the next change erased that record.
+python3 - "$T/state.json" "$STATE/vssvol.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["volumes"].append({"name": "Y", "size": 67108864, "fs": "ext4", "letter": "Y:"})
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+sum_before=$(sha256sum < "$STATE/vssvol.json")
+vv list
+[ "$RC" = 2 ] && printf '%s' "$OUT" | grep -q "volume entry [0-9]* in '$STATE/vssvol.json' is damaged (no valid \"mountpoint\")"
+ok $? "a volume entry without a mount point: exit 2, naming the entry"
+diag_out
+vv attach --all
+[ "$RC" = 2 ] && [ "$(sha256sum < "$STATE/vssvol.json")" = "$sum_before" ]
+ok $? "and a command that changes the file refuses too, leaving it as it was (Y's record kept)"
 cp "$T/state.json" "$STATE/vssvol.json"
 
 diag "hold_us in event 1209: $(grep -h '"event": *1209' "$STATE/events.jsonl" 2>/dev/null |

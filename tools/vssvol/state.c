@@ -11,7 +11,9 @@
  *
  * Invariants: the file is replaced with durable_replace (temporary file,
  * fsync, rename, fsync of the directory), so after a crash it is either the
- * old or the new version; an unknown version is refused, never rewritten.
+ * old or the new version; an unknown version, an unknown pool kind and a
+ * volume entry that cannot be read are refused, never rewritten (skipped,
+ * the next save would erase the record of that volume for good).
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -50,6 +52,13 @@ int state_load(struct ctx *c, char *err, size_t len)
     }
     json_object *pool = pj_obj(root, "pool");
     const char *kind = pool ? pj_str(pool, "kind") : NULL;
+    if (kind && strcmp(kind, "image") && strcmp(kind, "path")) {
+        snprintf(err, len, "the pool in '%s' is of an unknown kind '%s' (a newer vssvol's?): "
+                 "restore the file from a backup, or use the vssvol that wrote it",
+                 c->state_path, kind);
+        json_object_put(root);
+        return -EINVAL;
+    }
     if (kind && pj_str(pool, "path")) {
         st->pool_kind = !strcmp(kind, "image") ? POOL_IMAGE : POOL_PATH;
         snprintf(st->pool_path, sizeof st->pool_path, "%s", pj_str(pool, "path"));
@@ -64,9 +73,19 @@ int state_load(struct ctx *c, char *err, size_t len)
         json_object *o = json_object_array_get_idx(arr, i);
         const char *name = pj_str(o, "name"), *mp = pj_str(o, "mountpoint");
         const char *fs = pj_str(o, "fs"), *l = pj_str(o, "letter");
-        if (!name || !name_valid(name) || !mp || strlen(mp) >= PATH_MAX || !fs ||
-            strlen(fs) >= sizeof ((struct vol *)0)->fs)
-            continue;
+        const char *bad = !name || !name_valid(name) ? "no valid \"name\""
+                          : !mp || mp[0] != '/' || strlen(mp) >= PATH_MAX
+                              ? "no valid \"mountpoint\""
+                          : !fs || strlen(fs) >= sizeof ((struct vol *)0)->fs
+                              ? "no valid \"fs\"" : NULL;
+        if (bad) {
+            snprintf(err, len, "volume entry %zu in '%s' is damaged (%s); vssvol would drop it "
+                     "and lose that volume's record at its next change: fix the entry or "
+                     "restore the file from a backup", i + 1, c->state_path, bad);
+            json_object_put(root);
+            state_release(st);
+            return -EINVAL;
+        }
         struct vol v;
         memset(&v, 0, sizeof v);
         snprintf(v.name, sizeof v.name, "%s", name);
