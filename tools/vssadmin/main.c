@@ -210,10 +210,12 @@ static void print_general_help(FILE *f)
           "Global options:\n"
           "  --root DIR      use DIR as the root of /etc/vss, /var/lib/vss and /run/vss\n"
           "                  (as VSS_ROOT does)\n"
-          "  --socket PATH   vssd's socket (default: VSS_SOCKET, else the socket under\n"
-          "                  the root, else the config's, else /run/vss/vssd.sock)\n"
+          "  --socket PATH   vssd's socket (default: VSS_SOCKET, else the [vssd] socket\n"
+          "                  of the config read under the root, else\n"
+          "                  ROOT/run/vss/vssd.sock)\n"
           "  --json          print a listing as JSON (list commands only)\n"
-          "  -h, --help, /?  this help; 'vssadmin COMMAND --help' for one command\n"
+          "  -h, --help, /?, -?\n"
+          "                  this help; 'vssadmin COMMAND --help' for one command\n"
           "  --version       print the version\n"
           "\n", f);
     fputs(exit_help, f);

@@ -738,8 +738,12 @@ int cmd_remove(struct ctx *c, const char *name, bool force)
     }
     vss_list_free(l);
     ex = vssd_unregister(c, v);
-    if (ex)
+    if (ex) {
+        say_err("'%s' was not removed, but is unmounted%s: 'vssvol remove %s' again finishes, "
+                "'vssvol attach %s' mounts it again", name,
+                n > 0 ? " and its shadow copies are deleted" : "", name, name);
         return ex;
+    }
     snprintf(vols, sizeof vols, "%s/volumes", c->st.pool_path);
     int r = vol_dir_delete(c, v->name);
     if (r < 0 && r != -ENOENT) {

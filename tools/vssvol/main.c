@@ -235,8 +235,10 @@ static const char exit_help[] =
     "  1  usage error, or a value that cannot be used (nothing was changed)\n"
     "  2  the operation failed or was refused\n"
     "  3  vssd cannot be reached (create/attach: the volume is mounted but not\n"
-    "     registered; detach: not unregistered; remove, defrag: nothing was\n"
-    "     changed)\n";
+    "     registered; detach: not unregistered; remove: nothing was changed,\n"
+    "     unless the connection was lost midway: the volume may then be\n"
+    "     unmounted and, with --force, shadow copies deleted (the message says\n"
+    "     which; run it again); defrag: stopped, the data intact)\n";
 
 static void print_general_help(FILE *f)
 {

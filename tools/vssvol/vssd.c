@@ -10,9 +10,10 @@
  * connection was lost, VSSVOL_EXIT_FAILED when vssd refused.
  *
  * A volume's shadows are found by their device (POOL/shadows/{id}/NAME.img,
- * as the btrfs provider names it) as well as by mount point: vssd's own
- * volume filter compares st_dev, which changes when the volume comes back
- * on another loop device (detach/attach, reboot).
+ * as the btrfs provider names it) as well as by mount point, in vssd's
+ * whole listing: vssd's own volume filter resolves the volume through the
+ * mount table (to its stable name), which finds nothing of a volume that is
+ * not mounted (detached, or remove's second look after its unmount).
  */
 #include <errno.h>
 #include <stdio.h>
