@@ -167,7 +167,9 @@ for _ in $(seq 200); do mountpoint -q "$R4/pool" && break; sleep 0.05; done
 (cd "$R4/pool" && exec sleep 120) &
 HOLDER=$!
 _pids+=("$HOLDER")
-sleep 0.2
+# the holder must be in the mount before the thaw lets the layout (and
+# then the unmount) go on
+for _ in $(seq 250); do [ "$(readlink "/proc/$HOLDER/cwd")" = "$R4/pool" ] && break; sleep 0.02; done
 fsfreeze -u "$T/lay"
 wait "$P4"; RC=$?
 forget_pid "$P4"
