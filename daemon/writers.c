@@ -196,6 +196,9 @@ int writer_register(struct conn *c, int64_t id, json_object *req)
     D.n_writers++;
     json_object *res = json_object_new_object();
     pj_set_id(res, "instance_id", &w->instance_id);
+    /* the limit we apply, so that libvss's local hold timer (which
+     * releases the writes when we stop talking) matches it */
+    pj_set_int(res, "freeze_timeout_ms", w->freeze_timeout_ms);
     conn_reply(c, id, 0, NULL, res);
     char ins[VSS_ID_STRLEN];
     json_object *f = json_object_new_object();

@@ -5,7 +5,9 @@
  *   example-writer DIRECTORY
  *
  * It registers with vssd, then runs the events in its own poll loop
- * (vss_writer_fd + vss_writer_dispatch); an application with threads to
+ * (vss_writer_fd, vss_writer_timeout_ms + vss_writer_dispatch: the
+ * timeout lets libvss release the writes of a vssd that hangs while the
+ * writer is frozen); an application with threads to
  * spare can call vss_writer_start() instead. A real application would
  * flush its caches in on_prepare_snapshot, hold its writes from
  * on_freeze to on_thaw (and report with vss_event_set_writes_not_held if
@@ -116,7 +118,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     while (!done) {
         struct pollfd pfd = { .fd = vss_writer_fd(w), .events = POLLIN };
-        if (poll(&pfd, 1, -1) < 0) {
+        /* -1 unless frozen: then libvss's own deadline for vssd's Thaw */
+        if (poll(&pfd, 1, vss_writer_timeout_ms(w)) < 0) {
             if (errno == EINTR)
                 continue;
             break;

@@ -18,12 +18,25 @@
  *  - a writer never holds for a coordinator that is gone: when the
  *    connection fails between a successful PrepareForSnapshot and the end
  *    of the set, or no Thaw/Abort comes within vssd's Freeze->Thaw limit
- *    plus 10 s, the application's on_abort runs locally;
+ *    (the one its register reply gives) plus 10 s, or the application
+ *    stops the writer meanwhile, the application's on_abort runs locally;
+ *  - the open set is tracked by its ID: only that set's own events move
+ *    or end it, so another backup's Abort, BackupShutdown or PostSnapshot
+ *    (vssd lets a new set start while the last one is still open) never
+ *    disarms its safety net;
+ *  - a set released locally is never reported held: its later Freeze,
+ *    Thaw, PostSnapshot or BackupComplete is answered ok false with
+ *    VSS_E_WRITERERROR_TIMEOUT (Thaw: held false) without its callback,
+ *    and vssd's own Abort of it does not run on_abort a second time;
+ *  - vss_writer_stop()/free() from inside one of the writer's callbacks
+ *    is refused (-EDEADLK; free does nothing): the handle and the
+ *    connection the callback runs on stay valid;
  *  - vss_writer_connect() waits at most 30 s for each of vssd's answers,
  *    and gives up (-ECANCELED) once the cancel fd is readable, so that an
  *    application that is stopping is not held by a vssd that hangs.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,7 +56,8 @@ struct vss_writer {
     vss_id class_id, instance_id;
     enum vss_usage_type usage;
     enum vss_app_level level;
-    unsigned freeze_timeout_ms;     /* 0: vssd's default */
+    unsigned freeze_timeout_ms;     /* asked of vssd; 0: vssd's default */
+    unsigned vssd_freeze_ms;        /* what vssd applies (register reply); 0: not said */
     unsigned schema;
     int cancel_fd;                  /* readable: connect gives up; -1 none */
     json_object *components;        /* array, as sent in `register` */
@@ -58,6 +72,11 @@ struct vss_writer {
     bool set_open;
     vss_id open_set;
     uint64_t hold_deadline_ms;      /* Freeze answered: Abort locally after this */
+    /* The last set released by local_abort, until vssd ends it (Abort,
+     * BackupShutdown): its late events must not say the writes held. */
+    bool released;
+    vss_id released_set;
+    bool in_callback;               /* a callback of this writer is running */
     pthread_t thread;
     bool thread_started;
     int stop_fd;                    /* eventfd waking the thread, or -1 */
@@ -112,7 +131,10 @@ void vss_writer_free(vss_writer *w)
 {
     if (!w)
         return;
-    vss_writer_stop(w);
+    /* From inside a callback the handle is still in use by the caller of
+     * that callback: freeing it would be a use-after-free. */
+    if (vss_writer_stop(w) == -EDEADLK)
+        return;
     json_object_put(w->components);
     free(w->name);
     free(w);
@@ -405,36 +427,72 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Follows the writer's part in a snapshot set after each event. */
+/* vssd's Freeze->Thaw limit for this writer: what its register reply
+ * said, else what we asked for, else vssd's documented default. */
+static uint64_t freeze_limit_ms(const vss_writer *w)
+{
+    if (w->vssd_freeze_ms)
+        return w->vssd_freeze_ms;
+    return w->freeze_timeout_ms ? w->freeze_timeout_ms : 60000;
+}
+
+/*
+ * Follows the writer's part in a snapshot set after each event. Only
+ * events of the open set count: vssd lets another backup's set start
+ * while this one is open, and that one's Abort, BackupShutdown or
+ * PostSnapshot must not disarm this one's safety net.
+ */
 static void track_set(vss_writer *w, const vss_writer_event *ev, bool ok)
 {
+    bool same = w->set_open && vss_id_equal(&ev->set_id, &w->open_set);
     switch (ev->type) {
     case VSS_EVENT_PREPARE_SNAPSHOT:
-        w->set_open = ok;
-        w->open_set = ev->set_id;
+        if (ok) {
+            w->set_open = true;
+            w->open_set = ev->set_id;
+            w->hold_deadline_ms = 0;
+        } else if (same) {
+            w->set_open = false;
+            w->hold_deadline_ms = 0;
+        }
         break;
     case VSS_EVENT_FREEZE:
         /* vssd's own Freeze->Thaw limit, plus a grace period: past it, a
          * Thaw or Abort that never came means vssd is stuck. */
-        if (ok && w->set_open)
-            w->hold_deadline_ms = mono_ms() +
-                (w->freeze_timeout_ms ? w->freeze_timeout_ms : 60000) + 10000;
+        if (ok && same)
+            w->hold_deadline_ms = mono_ms() + freeze_limit_ms(w) + 10000;
         break;
     case VSS_EVENT_THAW:
-        w->hold_deadline_ms = 0;
+        if (same)
+            w->hold_deadline_ms = 0;
         break;
     case VSS_EVENT_POST_SNAPSHOT:
     case VSS_EVENT_ABORT:
     case VSS_EVENT_BACKUP_SHUTDOWN:
-        w->set_open = false;
-        w->hold_deadline_ms = 0;
+        if (same) {
+            w->set_open = false;
+            w->hold_deadline_ms = 0;
+        }
         break;
     default:
         break;
     }
 }
 
-/* Runs on_abort for the open set without vssd (it went away or hangs). */
+/* Runs a callback, marking the writer as inside one (see vss_writer_stop). */
+static bool run_callback(vss_writer *w, event_cb cb, vss_writer_event *ev)
+{
+    if (!cb)
+        return true;
+    bool outer = w->in_callback;
+    w->in_callback = true;
+    bool ok = cb(ev, w->userdata);
+    w->in_callback = outer;
+    return ok;
+}
+
+/* Runs on_abort for the open set without vssd (it went away, hangs, or
+ * the application stops the writer), and remembers the set as released. */
 static void local_abort(vss_writer *w)
 {
     if (!w->set_open)
@@ -447,8 +505,49 @@ static void local_abort(vss_writer *w)
     };
     w->set_open = false;
     w->hold_deadline_ms = 0;
-    if (w->ops.on_abort)
-        w->ops.on_abort(&ev, w->userdata);
+    w->released = true;
+    w->released_set = w->open_set;
+    run_callback(w, w->ops.on_abort, &ev);
+}
+
+/* The hold deadline has passed: release before reading anything more,
+ * so that a Thaw read from now on is answered "not held". */
+static void check_deadline(vss_writer *w)
+{
+    if (w->hold_deadline_ms && mono_ms() >= w->hold_deadline_ms)
+        local_abort(w);
+}
+
+/*
+ * An event of the set local_abort released: the application's writes
+ * are no longer held, whatever it would answer. @return true when the
+ * event is answered here (*ok, ev->failure, ev->held set) and its
+ * callback must not run.
+ */
+static bool released_event(vss_writer *w, vss_writer_event *ev, bool *ok)
+{
+    if (!w->released || !vss_id_equal(&ev->set_id, &w->released_set))
+        return false;
+    switch (ev->type) {
+    case VSS_EVENT_FREEZE:
+    case VSS_EVENT_THAW:
+    case VSS_EVENT_POST_SNAPSHOT:
+    case VSS_EVENT_BACKUP_COMPLETE:
+        *ok = false;
+        ev->failure = VSS_E_WRITERERROR_TIMEOUT;
+        ev->held = false;
+        return true;
+    case VSS_EVENT_ABORT:
+        /* on_abort already ran for this set, when libvss released it */
+        w->released = false;
+        *ok = true;
+        return true;
+    case VSS_EVENT_BACKUP_SHUTDOWN:
+        w->released = false;    /* the set is over; the callback runs */
+        return false;
+    default:
+        return false;
+    }
 }
 
 /* client_request_fn for a writer connection: runs one event. */
@@ -480,8 +579,9 @@ static int on_request(struct client_conn *c, json_object *req, void *userdata)
     /* Without select_components, "selected" present means a selection. */
     ev.select_components = pj_bool(req, "select_components", ev.selected != NULL);
 
-    event_cb cb = callback_for(w, ev.type);
-    bool ok = cb ? cb(&ev, w->userdata) : true;
+    bool ok = true;
+    if (!released_event(w, &ev, &ok))
+        ok = run_callback(w, callback_for(w, ev.type), &ev);
     if (!ok && ev.failure == 0)
         ev.failure = VSS_E_WRITERERROR_NONRETRYABLE;
     track_set(w, &ev, ok);
@@ -527,6 +627,11 @@ int vss_writer_connect(vss_writer *w, const char *socket)
         return -EISCONN;
     if (!socket)
         socket = vss_default_socket();
+    /* a new connection: nothing of an earlier one's sets carries over */
+    w->set_open = false;
+    w->hold_deadline_ms = 0;
+    w->released = false;
+    w->vssd_freeze_ms = 0;
     struct client_conn *c;
     int r = client_open(&c, socket, "writer", NULL, 0, w->cancel_fd, NULL);
     if (r < 0)
@@ -539,12 +644,19 @@ int vss_writer_connect(vss_writer *w, const char *socket)
     }
     /* bounded, like hello's: a vssd that accepts but never answers must
      * not keep the caller (a service stopping, say) waiting for ever */
-    r = client_call(c, req, NULL, 30000);
+    json_object *rep = NULL;
+    r = client_call(c, req, &rep, 30000);
     json_object_put(req);
+    /* The Freeze->Thaw limit vssd applies to us (its config, or what we
+     * asked if it took it); an older vssd does not say: then we assume
+     * what we asked for, else its default. */
+    int64_t ft = r == 0 ? pj_int(rep, "freeze_timeout_ms", 0) : 0;
+    json_object_put(rep);
     if (r < 0) {
         client_close(c);
         return r;
     }
+    w->vssd_freeze_ms = ft > 0 && ft <= VSS_WRITER_MAX_FREEZE_TIMEOUT_MS ? (unsigned)ft : 0;
     w->conn = c;
     /* Events that arrived behind the register reply must not wait for
      * the socket to become readable again: run them now. */
@@ -562,6 +674,26 @@ int vss_writer_fd(const vss_writer *w)
     return w && w->conn ? client_fd(w->conn) : -1;
 }
 
+/* Milliseconds until the hold deadline as a poll() timeout (-1: none). */
+static int hold_timeout(const vss_writer *w)
+{
+    if (!w->hold_deadline_ms)
+        return -1;
+    uint64_t now = mono_ms();
+    if (now >= w->hold_deadline_ms)
+        return 0;
+    uint64_t left = w->hold_deadline_ms - now;
+    return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+int vss_writer_timeout_ms(const vss_writer *w)
+{
+    /* with the thread, the thread runs the timer */
+    if (!w || !w->conn || w->thread_started)
+        return -1;
+    return hold_timeout(w);
+}
+
 int vss_writer_dispatch(vss_writer *w)
 {
     if (!w)
@@ -570,11 +702,14 @@ int vss_writer_dispatch(vss_writer *w)
         return -EBUSY;
     if (!w->conn)
         return -ENOTCONN;
+    if (w->in_callback)
+        return -EDEADLK;    /* from a callback: the events are being run */
+    check_deadline(w);
     int r = client_dispatch(w->conn);
     if (r < 0 && r != -EAGAIN && r != -EINTR)
         local_abort(w); /* vssd is gone: release whatever we hold */
-    else if (w->hold_deadline_ms && mono_ms() >= w->hold_deadline_ms)
-        local_abort(w);
+    else
+        check_deadline(w);
     return r;
 }
 
@@ -584,18 +719,14 @@ static void *writer_thread(void *arg)
     /* Runs until asked to stop, or until the connection fails (vssd
      * went away): the handle then waits for vss_writer_stop(). */
     for (;;) {
+        check_deadline(w);
         if (client_has_buffered(w->conn) && client_dispatch_buffered(w->conn) < 0)
             break;
         struct pollfd pfd[2] = {
             { .fd = client_fd(w->conn), .events = POLLIN },
             { .fd = w->stop_fd, .events = POLLIN },
         };
-        int timeout = -1;
-        if (w->hold_deadline_ms) {
-            uint64_t now = mono_ms();
-            timeout = w->hold_deadline_ms > now ? (int)(w->hold_deadline_ms - now) : 0;
-        }
-        int n = poll(pfd, 2, timeout);
+        int n = poll(pfd, 2, hold_timeout(w));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -606,7 +737,8 @@ static void *writer_thread(void *arg)
             continue;
         }
         if (pfd[1].revents)
-            return NULL;
+            return NULL;    /* vss_writer_stop() runs the local Abort */
+        check_deadline(w);
         if (pfd[0].revents && client_dispatch(w->conn) < 0)
             break;
     }
@@ -644,6 +776,11 @@ int vss_writer_stop(vss_writer *w)
 {
     if (!w)
         return -EINVAL;
+    /* From one of this writer's callbacks: joining the thread would join
+     * ourselves, and closing the connection would free what the caller
+     * of the callback is still using. */
+    if (w->thread_started ? pthread_equal(pthread_self(), w->thread) : w->in_callback)
+        return -EDEADLK;
     if (!w->conn && !w->thread_started)
         return -ENOTCONN;
     if (w->thread_started) {
@@ -657,7 +794,15 @@ int vss_writer_stop(vss_writer *w)
         w->stop_fd = -1;
         w->thread_started = false;
     }
+    /* A set still open: vssd will abort it when we hang up, but cannot
+     * tell the application any more. Release its writes here (the thread
+     * is joined: callbacks still never run concurrently). */
+    local_abort(w);
     client_close(w->conn);
     w->conn = NULL;
+    w->set_open = false;
+    w->hold_deadline_ms = 0;
+    w->released = false;
+    w->vssd_freeze_ms = 0;
     return 0;
 }

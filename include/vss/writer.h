@@ -104,7 +104,11 @@ struct vss_writer_ops {
  */
 VSS_API vss_writer *vss_writer_new(const char *name, const vss_id *class_id,
                                    enum vss_usage_type usage);
-/** Disconnects (stopping the thread, if any) and frees. NULL is a no-op. */
+/**
+ * Disconnects (as vss_writer_stop(): a set still open gets on_abort first)
+ * and frees. NULL is a no-op. Called from one of the writer's own
+ * callbacks it does nothing (the handle is in use): free it afterwards.
+ */
 VSS_API void vss_writer_free(vss_writer *w);
 
 VSS_API const vss_id *vss_writer_class_id(const vss_writer *w);
@@ -113,6 +117,8 @@ VSS_API const vss_id *vss_writer_instance_id(const vss_writer *w);
 VSS_API int vss_writer_set_instance_id(vss_writer *w, const vss_id *id);
 /** Freeze order level (default VSS_APP_FRONT_END). */
 VSS_API int vss_writer_set_level(vss_writer *w, enum vss_app_level level);
+/** Longest Freeze->Thaw timeout vssd takes from a writer (1 h). */
+#define VSS_WRITER_MAX_FREEZE_TIMEOUT_MS 3600000u
 /** Freeze->Thaw timeout asked of vssd, in ms (default: vssd's, 60000). */
 VSS_API int vss_writer_set_freeze_timeout(vss_writer *w, unsigned ms);
 /** VSS_BS_* bits of supported backup types besides full (default 0). */
@@ -162,13 +168,33 @@ VSS_API int vss_writer_connect(vss_writer *w, const char *socket);
 /** The connection's fd for the caller's poll loop (POLLIN), or -1. */
 VSS_API int vss_writer_fd(const vss_writer *w);
 /**
- * Reads what is available and runs the callbacks of complete events.
- * @return 0, or a negative error; -ECONNRESET when vssd went away.
+ * The timeout for the caller's poll loop, in ms: the time left until
+ * libvss's local hold deadline (the writer answered Freeze and neither
+ * Thaw nor Abort came within vssd's Freeze->Thaw limit plus 10 s), or -1
+ * when there is none (also while the thread of vss_writer_start() runs:
+ * it keeps the timer itself). When it expires, call vss_writer_dispatch():
+ * it runs on_abort for the set. A loop that polls with -1 instead stays
+ * frozen for good if vssd hangs with the connection open.
+ */
+VSS_API int vss_writer_timeout_ms(const vss_writer *w);
+/**
+ * Reads what is available and runs the callbacks of complete events, and
+ * the local Abort once the hold deadline (vss_writer_timeout_ms) passed.
+ * @return 0, or a negative error; -ECONNRESET when vssd went away,
+ * -EBUSY while the thread runs, -EDEADLK from inside a callback.
  */
 VSS_API int vss_writer_dispatch(vss_writer *w);
 /** Runs events on a libvss thread until vss_writer_stop() or disconnect. */
 VSS_API int vss_writer_start(vss_writer *w);
-/** Stops the thread of vss_writer_start() and disconnects. */
+/**
+ * Stops the thread of vss_writer_start() (waiting for a callback that
+ * runs to return) and disconnects. If the writer is in a set (it answered
+ * PrepareForSnapshot and the set has not ended), on_abort runs first, on
+ * the calling thread, so the application releases its writes. The
+ * handle can then connect again.
+ * @return 0, -ENOTCONN, -EDEADLK when called from one of the writer's own
+ * callbacks (nothing is done: stop after the callback returned).
+ */
 VSS_API int vss_writer_stop(vss_writer *w);
 
 /* Event accessors: valid only during the callback. */

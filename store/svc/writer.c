@@ -552,7 +552,9 @@ static void *writer_thread(void *arg)
         }
         struct pollfd p[2] = { { .fd = vss_writer_fd(w), .events = POLLIN },
                                { .fd = W.wake[0], .events = POLLIN } };
-        if (poll(p, 2, 1000) < 0 && errno != EINTR)
+        /* -1 but while frozen: libvss's hold deadline, past which the
+         * dispatch runs its local Abort (vssd hangs, connection open) */
+        if (poll(p, 2, vss_writer_timeout_ms(w)) < 0 && errno != EINTR)
             break;
         if (p[1].revents)
             break;

@@ -7,7 +7,7 @@
  *       [--component NAME[:PATH[,PATH...]]]... [--log FILE] [--ready-file FILE]
  *       [--veto EVENT[:CODE]]... [--warn EVENT[:CODE]]... [--fail-no-code EVENT]...
  *       [--hang EVENT[:MS]]... [--crash EVENT[:abort|exit]]... [--not-held]
- *       [--stamp TEXT] [--count N] [--threaded]
+ *       [--stamp TEXT] [--stop-in EVENT]... [--count N] [--threaded]
  *
  * EVENT is a wire name, any case (Freeze, thaw, PrepareForSnapshot, ...).
  * CODE is a name (VSS_E_WRITERERROR_RETRYABLE) or an HRESULT (0x800423f3);
@@ -19,7 +19,10 @@
  *                 SIGTERM during the hang exits at once, without a reply;
  *   --crash       the process dies in the callback (_exit(99) by default);
  *   --not-held    Thaw reports that writes were not held;
- *   --stamp       PostSnapshot sets this backup stamp.
+ *   --stamp       PostSnapshot sets this backup stamp;
+ *   --stop-in     the callback calls vss_writer_stop() on its own writer
+ *                 (which libvss must refuse) and logs the result as a line
+ *                 "stop-in EventName: ERRNAME", then goes on as usual.
  * --log appends one line per event received, before acting on it:
  *   "EventName set={guid} type=full" (plus " writer=K" with --count > 1);
  *   BackupComplete ends with " succeeded=NAME,NAME" (the components the
@@ -30,8 +33,9 @@
  * --count N registers N writers, each on its own connection, run by
  * vss_writer_start() threads; with one writer the events are run by this
  * program's own poll loop through vss_writer_fd()/vss_writer_dispatch()
- * unless --threaded is given. SIGTERM or SIGINT stops cleanly (exit 0);
- * if vssd goes away the program exits 3.
+ * unless --threaded is given (that loop polls with vss_writer_timeout_ms(),
+ * so libvss's local hold timer runs in it too). SIGTERM or SIGINT stops
+ * cleanly (exit 0); if vssd goes away the program exits 3.
  *
  * Invariants: every behaviour applies to every writer of the process; the
  * signals are blocked in every thread and taken synchronously, so a hang
@@ -68,6 +72,7 @@ struct behaviour {
     char *comp_names[64];               /* of --component, for the log */
     int n_comps;
     bool threaded;                      /* events on libvss threads */
+    bool stop_in[VSS_EVENT_COUNT];      /* --stop-in */
 };
 
 static struct behaviour B = { .log_fd = -1, .count = 1 };
@@ -87,7 +92,7 @@ static void usage(FILE *f)
         "         [--component NAME[:PATH]]... [--log FILE] [--ready-file FILE]\n"
         "         [--veto EVENT[:CODE]]... [--warn EVENT[:CODE]]... [--fail-no-code EVENT]...\n"
         "         [--hang EVENT[:MS]]... [--crash EVENT[:abort|exit]]... [--not-held]\n"
-        "         [--stamp TEXT] [--count N] [--threaded]\n");
+        "         [--stamp TEXT] [--stop-in EVENT]... [--count N] [--threaded]\n");
 }
 
 static void die(const char *fmt, const char *a)
@@ -200,6 +205,14 @@ static bool on_event(vss_writer_event *ev, void *userdata)
         abort();
     if (B.crash[e] == 1)
         _exit(99);
+    if (B.stop_in[e]) {
+        int r = vss_writer_stop(t->w);
+        char line[256];
+        int n = snprintf(line, sizeof line, "stop-in %s: %s\n", vss_event_type_name(e),
+                         r == 0 ? "0" : vss_error_name(r));
+        if (B.log_fd >= 0 && write(B.log_fd, line, (size_t)n) < 0)
+            perror("vss-test-writer: log");
+    }
     if (e == VSS_EVENT_THAW && B.not_held)
         vss_event_set_writes_not_held(ev);
     if (e == VSS_EVENT_POST_SNAPSHOT && B.stamp)
@@ -256,8 +269,12 @@ static int run_poll_loop(struct tw *t)
     sigemptyset(&empty);
     while (!atomic_load(&stopping)) {
         struct pollfd pfd = { .fd = vss_writer_fd(t->w), .events = POLLIN };
+        /* libvss's local hold deadline, if any: when it passes, dispatch
+         * runs the local Abort even though vssd sends nothing */
+        int ms = vss_writer_timeout_ms(t->w);
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
         /* SIGTERM is unblocked only inside ppoll: no lost wake-up. */
-        int r = ppoll(&pfd, 1, NULL, &empty);
+        int r = ppoll(&pfd, 1, ms < 0 ? NULL : &ts, &empty);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -322,7 +339,7 @@ int main(int argc, char **argv)
 
     enum { O_SOCKET = 256, O_NAME, O_CLASS, O_INSTANCE, O_VETO, O_WARN, O_HANG, O_CRASH,
            O_NOT_HELD, O_FAIL_NO_CODE, O_COMPONENT, O_LEVEL, O_LOG, O_READY, O_COUNT,
-           O_THREADED, O_STAMP, O_USAGE, O_FREEZE_TIMEOUT };
+           O_THREADED, O_STAMP, O_USAGE, O_FREEZE_TIMEOUT, O_STOP_IN };
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "name", required_argument, NULL, O_NAME },
@@ -343,6 +360,7 @@ int main(int argc, char **argv)
         { "count", required_argument, NULL, O_COUNT },
         { "threaded", no_argument, NULL, O_THREADED },
         { "stamp", required_argument, NULL, O_STAMP },
+        { "stop-in", required_argument, NULL, O_STOP_IN },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -403,6 +421,10 @@ int main(int argc, char **argv)
             break;
         case O_THREADED: B.threaded = true; break;
         case O_STAMP: B.stamp = optarg; break;
+        case O_STOP_IN:
+            e = parse_event(optarg, &arg);
+            B.stop_in[e] = true;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """fake-vssd.py - a stand-in for vssd that misbehaves on purpose, for the
-writer tests of storesvc (tests/integration/storesvc-writer.sh) and for a
-vssd that refuses vssvol (tests/integration/vssvol.sh).
+writer tests of storesvc and libvss (tests/integration/storesvc-writer.sh,
+libvss-writer.sh) and for a vssd that refuses vssvol (tests/integration/vssvol.sh).
 
 It speaks the wire protocol of docs/protocol.md (4-byte big-endian length,
 then one JSON object) on a Unix socket, to one writer connection:
 
-  fake-vssd.py SOCKET script STEP...
-      answers hello and register, then sends the STEPs in order, waiting
+  fake-vssd.py [--freeze-timeout MS] SOCKET script STEP...
+      answers hello and register (with "freeze_timeout_ms": MS in the
+      register reply if given), then sends the STEPs in order, waiting
       for each reply, prints one line per reply ("EVENT SET REPLY-JSON"),
       and closes the connection. A STEP is EVENT[@SET][:ARG]: SET is any
-      label (one GUID per label), ARG the backup type of PrepareForBackup
+      label (one GUID per label; "set LABEL GUID" is printed when a label
+      is first used), ARG the backup type of PrepareForBackup
       (default full; later events of the set carry it too) or, for
       BackupComplete, "all" or "none" (every component the writer
-      registered reported backed up, or none). "sleep:SECONDS" pauses.
+      registered reported backed up, or none). "sleep:SECONDS" pauses;
+      "eof" waits (90 s at most) for the writer to close the connection
+      and prints "eof".
   fake-vssd.py SOCKET silent-hello | silent-register
       never answers hello (or answers hello, never register): a vssd
       that accepts and then hangs. Prints "connected" (then "hello"
@@ -56,7 +60,12 @@ def say(line):
 
 
 def main():
-    path, mode, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
+    args = sys.argv[1:]
+    freeze_timeout = None
+    if args[0] == "--freeze-timeout":
+        freeze_timeout = int(args[1])
+        args = args[2:]
+    path, mode, steps = args[0], args[1], args[2:]
     if os.path.exists(path):
         os.unlink(path)
     ls = socket.socket(socket.AF_UNIX)
@@ -94,17 +103,29 @@ def main():
         while s.recv(4096):
             pass
         return 0
-    send(s, {"v": 1, "re": reg["id"], "status": 0})
+    reply = {"v": 1, "re": reg["id"], "status": 0}
+    if freeze_timeout is not None:
+        reply["freeze_timeout_ms"] = freeze_timeout
+    send(s, reply)
     comps = [c["name"] for c in reg.get("components", [])]
     sets, types, eid = {}, {}, 100
     for step in steps:
         if step.startswith("sleep:"):
             time.sleep(float(step[6:]))
             continue
+        if step == "eof":
+            s.settimeout(90)
+            while s.recv(4096):
+                pass
+            say("eof")
+            return 0
         event, _, arg = step.partition(":")
         event, _, label = event.partition("@")
         label = label or "A"
-        set_id = sets.setdefault(label, "{%s}" % uuid.uuid4())
+        if label not in sets:
+            sets[label] = "{%s}" % uuid.uuid4()
+            say("set %s %s" % (label, sets[label]))
+        set_id = sets[label]
         if event == "PrepareForBackup":
             types[label] = arg or "full"
         eid += 1

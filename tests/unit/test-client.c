@@ -7,12 +7,15 @@
  * calls, timeouts and late replies, EOF, malformed frames, the `register`
  * message, event replies (ok, failure, held, stamp), the writer thread,
  * a writer's connect given up through its cancel fd,
+ * a writer stopped in a set (on_abort runs; nothing stays for the next
+ * connection),
  * and the requestor operations' wire form.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -696,6 +699,60 @@ static void test_writer_thread(void **state)
     vss_writer_free(w);
 }
 
+/* A set open (PrepareForSnapshot answered: in_set_answered), then vssd waits. */
+static atomic_int in_set_answered;
+
+static void script_writer_in_set(int fd)
+{
+    hello_ok(fd);
+    answer_ok(fd, "register");
+    json_object_put(event_roundtrip(fd, 1, "PrepareForSnapshot"));
+    atomic_store(&in_set_answered, 1);
+    assert_null(srv_recv(fd));       /* until the writer hangs up */
+}
+
+/* Registered, then gone at once. */
+static void script_writer_gone(int fd)
+{
+    hello_ok(fd);
+    answer_ok(fd, "register");
+}
+
+/* vss_writer_stop() in a set runs on_abort for it; the same handle
+ * connected again carries nothing of that set over. */
+static void test_writer_stop_in_set(void **state)
+{
+    (void)state;
+    struct wstate st = { 0 };
+    vss_writer *w;
+    setup_writer(&w, &st, true);
+    server_start(script_writer_in_set);
+    assert_int_equal(vss_writer_connect(w, S.path), 0);
+    for (int i = 0; i < 500 && !atomic_load(&in_set_answered); i++) {
+        struct pollfd p = { .fd = vss_writer_fd(w), .events = POLLIN };
+        poll(&p, 1, 10);
+        assert_int_equal(vss_writer_dispatch(w), 0);
+    }
+    assert_true(atomic_load(&in_set_answered));
+    assert_int_equal(st.calls[VSS_EVENT_ABORT], 0);
+    assert_int_equal(vss_writer_stop(w), 0);
+    assert_int_equal(st.calls[VSS_EVENT_ABORT], 1);
+    server_join();
+    memset(&st, 0, sizeof st);
+    server_start(script_writer_gone);
+    assert_int_equal(vss_writer_connect(w, S.path), 0);
+    int r = 0;
+    while (r == 0) {
+        struct pollfd p = { .fd = vss_writer_fd(w), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        r = vss_writer_dispatch(w);
+    }
+    assert_int_equal(r, -ECONNRESET);
+    assert_int_equal(st.calls[VSS_EVENT_ABORT], 0);   /* no set on this connection */
+    server_join();
+    vss_writer_free(w);
+}
+
 /* The fake vssd hangs: it answers nothing past the given op, and makes the
  * writer's cancel fd readable once it has that op's request. */
 static int cancel_pipe[2] = { -1, -1 };
@@ -993,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_writer_dispatch),
         cmocka_unit_test(test_writer_thread),
         cmocka_unit_test(test_writer_rejected),
+        cmocka_unit_test(test_writer_stop_in_set),
         cmocka_unit_test(test_writer_connect_cancelled),
         cmocka_unit_test(test_requestor),
     };
