@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +91,7 @@ struct vss_writer_event {
     long context;
     json_object *volumes;           /* array or NULL */
     json_object *selected;          /* array or NULL */
+    json_object *excluded;          /* \path\name strings, or NULL */
     bool select_components;
     int failure;
     bool held;
@@ -172,7 +174,9 @@ int vss_writer_set_level(vss_writer *w, enum vss_app_level level)
 
 int vss_writer_set_freeze_timeout(vss_writer *w, unsigned ms)
 {
-    if (!w || ms > INT32_MAX)
+    /* vssd takes 1 ms .. 1 h and silently applies its own limit to
+     * anything else; libvss's local timer would then wait far too long */
+    if (!w || ms > VSS_WRITER_MAX_FREEZE_TIMEOUT_MS)
         return -EINVAL;
     if (w->conn)
         return VSS_E_BAD_STATE;
@@ -270,16 +274,16 @@ int vss_writer_add_files(vss_writer *w, const char *logical_path, const char *na
 
 int vss_writer_set_ops(vss_writer *w, const struct vss_writer_ops *ops, void *userdata)
 {
-    if (!w)
+    if (!w || (ops && ops->struct_size < sizeof(size_t)))
         return -EINVAL;
-    if (w->thread_started)
+    /* like the other setters: the callbacks of a connected writer may be
+     * running (or about to run) on its events */
+    if (w->conn)
         return VSS_E_BAD_STATE;
     memset(&w->ops, 0, sizeof w->ops);
     if (ops) {
         /* Copy what the caller's struct has; newer members stay NULL. */
         size_t n = ops->struct_size < sizeof w->ops ? ops->struct_size : sizeof w->ops;
-        if (n < sizeof(size_t))
-            return -EINVAL;
         memcpy(&w->ops, ops, n);
     }
     w->ops.struct_size = sizeof w->ops;
@@ -345,9 +349,42 @@ static bool component_in(json_object *arr, const char *logical_path, const char 
     return false;
 }
 
+/* Whether e is the component's path \logical_path\name (\name at the
+ * top level), compared without case, as diskshadow's WRITER EXCLUDE does. */
+static bool is_component_path(const char *e, const char *logical_path, const char *name)
+{
+    if (*e++ != '\\')
+        return false;
+    if (logical_path && *logical_path) {
+        if (*logical_path == '\\')
+            logical_path++;
+        size_t n = strlen(logical_path);
+        if (strncasecmp(e, logical_path, n) != 0 || e[n] != '\\')
+            return false;
+        e += n + 1;
+    }
+    return strcasecmp(e, name) == 0;
+}
+
+/* Whether the requestor excluded the component (a "Writer:\path" spec). */
+static bool component_excluded(const vss_writer_event *ev, const char *logical_path,
+                               const char *name)
+{
+    size_t n = ev->excluded && name ? json_object_array_length(ev->excluded) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(ev->excluded, i);
+        if (json_object_is_type(e, json_type_string) &&
+            is_component_path(json_object_get_string(e), logical_path, name))
+            return true;
+    }
+    return false;
+}
+
 bool vss_event_is_component_selected(const vss_writer_event *ev, const char *logical_path,
                                      const char *name)
 {
+    if (component_excluded(ev, logical_path, name))
+        return false;
     if (!ev->select_components)
         return true;
     return component_in(ev->selected, logical_path, name, NULL);
@@ -569,6 +606,7 @@ static int on_request(struct client_conn *c, json_object *req, void *userdata)
         .context = (long)pj_int(req, "context", 0),
         .volumes = pj_arr(req, "volumes"),
         .selected = pj_arr(req, "selected"),
+        .excluded = pj_arr(req, "excluded"),
         .held = true,
     };
     int bt = vss_backup_type_parse(pj_str(req, "backup_type"));

@@ -119,7 +119,11 @@ VSS_API int vss_writer_set_instance_id(vss_writer *w, const vss_id *id);
 VSS_API int vss_writer_set_level(vss_writer *w, enum vss_app_level level);
 /** Longest Freeze->Thaw timeout vssd takes from a writer (1 h). */
 #define VSS_WRITER_MAX_FREEZE_TIMEOUT_MS 3600000u
-/** Freeze->Thaw timeout asked of vssd, in ms (default: vssd's, 60000). */
+/**
+ * Freeze->Thaw timeout asked of vssd, in ms, at most
+ * VSS_WRITER_MAX_FREEZE_TIMEOUT_MS (default 0: vssd's freeze_timeout_ms).
+ * @return 0, -EINVAL (over the maximum), VSS_E_BAD_STATE once connected.
+ */
 VSS_API int vss_writer_set_freeze_timeout(vss_writer *w, unsigned ms);
 /** VSS_BS_* bits of supported backup types besides full (default 0). */
 VSS_API int vss_writer_set_backup_schema(vss_writer *w, unsigned schema);
@@ -144,7 +148,11 @@ VSS_API int vss_writer_add_files(vss_writer *w, const char *logical_path,
                                  const char *filespec, bool recursive,
                                  enum vss_file_kind kind);
 
-/** Sets the callbacks and the pointer given back to them. */
+/**
+ * Sets the callbacks and the pointer given back to them (before connecting).
+ * @return 0, -EINVAL (struct_size too small: the callbacks set before stay),
+ * VSS_E_BAD_STATE once connected.
+ */
 VSS_API int vss_writer_set_ops(vss_writer *w, const struct vss_writer_ops *ops,
                                void *userdata);
 
@@ -208,7 +216,11 @@ VSS_API const vss_id *vss_event_snapshot_set_id(const vss_writer_event *ev);
 /** Number of volumes (mount points) in the set, and the i-th. */
 VSS_API size_t vss_event_volume_count(const vss_writer_event *ev);
 VSS_API const char *vss_event_volume(const vss_writer_event *ev, size_t i);
-/** True if the requestor selected the component (or selects none: all are in). */
+/**
+ * True if the requestor selected the component (or selects none: all are
+ * in) and did not exclude it (vss_requestor_exclude_writer with
+ * "Writer:\logical_path\name", or "Writer:\name" at the top level; any case).
+ */
 VSS_API bool vss_event_is_component_selected(const vss_writer_event *ev,
                                              const char *logical_path,
                                              const char *name);

@@ -6,7 +6,9 @@
  * Checked: the hello handshake, ids, error texts, events interleaved with
  * calls, timeouts and late replies, EOF, malformed frames, the `register`
  * message, event replies (ok, failure, held, stamp), the writer thread,
- * a writer's connect given up through its cancel fd,
+ * a writer's connect given up through its cancel fd, the writer setters
+ * that refuse (bad freeze timeout, bad ops, ops once connected), the
+ * components vssd lists as excluded,
  * a writer stopped in a set (on_abort runs; nothing stays for the next
  * connection),
  * and the requestor operations' wire form.
@@ -699,6 +701,65 @@ static void test_writer_thread(void **state)
     vss_writer_free(w);
 }
 
+static void script_writer_setters(int fd)
+{
+    hello_ok(fd);
+    answer_ok(fd, "register");
+    /* the callbacks set before the refused vss_writer_set_ops() still run */
+    json_object *r = event_roundtrip(fd, 1, "Freeze");
+    assert_false(pj_bool(r, "ok", true));
+    assert_int_equal(pj_int(r, "failure", 0), VSS_E_WRITERERROR_OUTOFRESOURCES);
+    json_object_put(r);
+    /* "Unit Writer:\cfg\config" excluded (any case), no selection */
+    json_object *ev = proto_request(2, "event");
+    pj_set_str(ev, "event", "BackupShutdown");
+    pj_set_str(ev, "set_id", "{11111111-2222-3333-4444-555555555555}");
+    json_object *ex = json_object_new_array();
+    json_object_array_add(ex, json_object_new_string("\\CFG\\config"));
+    json_object_array_add(ex, json_object_new_string("\\DB1x"));
+    json_object_object_add(ev, "excluded", ex);
+    srv_send(fd, ev);
+    r = srv_recv(fd);
+    assert_true(pj_bool(r, "ok", false));
+    json_object_put(r);
+}
+
+/* Setters that must refuse without changing anything: a freeze timeout
+ * vssd would not take, callbacks with a bad struct_size, callbacks once
+ * connected. */
+static void test_writer_setters(void **state)
+{
+    (void)state;
+    struct wstate st = { 0 };
+    vss_writer *w;
+    setup_writer(&w, &st, true);
+    assert_int_equal(vss_writer_set_freeze_timeout(w, VSS_WRITER_MAX_FREEZE_TIMEOUT_MS + 1), -EINVAL);
+    assert_int_equal(vss_writer_set_freeze_timeout(w, 86400000), -EINVAL);
+    assert_int_equal(vss_writer_set_freeze_timeout(w, VSS_WRITER_MAX_FREEZE_TIMEOUT_MS), 0);
+    struct vss_writer_ops bad = { .struct_size = 1 };
+    assert_int_equal(vss_writer_set_ops(w, &bad, NULL), -EINVAL);
+    assert_int_equal(vss_writer_timeout_ms(w), -1);
+    server_start(script_writer_setters);
+    assert_int_equal(vss_writer_connect(w, S.path), 0);
+    struct vss_writer_ops none = { .struct_size = sizeof none };
+    assert_int_equal(vss_writer_set_ops(w, &none, NULL), VSS_E_BAD_STATE);
+    assert_int_equal(vss_writer_timeout_ms(w), -1);     /* not frozen */
+    int r = 0;
+    while (r == 0) {
+        struct pollfd p = { .fd = vss_writer_fd(w), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        r = vss_writer_dispatch(w);
+    }
+    assert_int_equal(r, -ECONNRESET);
+    server_join();
+    assert_int_equal(st.calls[VSS_EVENT_FREEZE], 1);
+    /* the component vssd listed as excluded is not selected */
+    assert_int_equal(st.calls[VSS_EVENT_BACKUP_SHUTDOWN], 1);
+    assert_true(st.db1_selected);
+    assert_false(st.cfg_selected);
+    vss_writer_free(w);
+}
+
 /* A set open (PrepareForSnapshot answered: in_set_answered), then vssd waits. */
 static atomic_int in_set_answered;
 
@@ -1050,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_writer_dispatch),
         cmocka_unit_test(test_writer_thread),
         cmocka_unit_test(test_writer_rejected),
+        cmocka_unit_test(test_writer_setters),
         cmocka_unit_test(test_writer_stop_in_set),
         cmocka_unit_test(test_writer_connect_cancelled),
         cmocka_unit_test(test_requestor),
