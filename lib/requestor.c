@@ -9,7 +9,9 @@
  *    last_message says why (vssd's "error" text when vssd answered), and
  *    it is left alone by calls that succeed;
  *  - `session` is true from a successful init_backup / init_restore to
- *    release; vss_requestor_free sends `release` while it is true;
+ *    release; vss_requestor_free sends `release` while it is true, and
+ *    waits at most FREE_RELEASE_MS for its reply (vssd answers it at once;
+ *    closing the connection ends the session anyway);
  *  - a vss_list holds one reference to its JSON array, and every item,
  *    nested list and text it hands out lives as long as the list.
  */
@@ -242,6 +244,34 @@ static int fail_msg(vss_requestor *r, int err, const char *text)
     return err;
 }
 
+/*
+ * vssd's limits on a requestor's arguments (protocol.md, "Limits"),
+ * checked here too: an argument far over them would make a frame over
+ * vssd's max_message, which vssd refuses by closing the connection (the
+ * session lost, and -ECONNRESET instead of the reason).
+ */
+#define ARG_NAME_MAX 1024           /* a component name; a writer spec */
+#define ARG_PATH_MAX 4096           /* a logical path */
+#define ARG_STAMP_MAX (64u << 10)   /* a backup stamp */
+
+/* -EINVAL with a message when s is longer than max bytes, else 0. */
+static int too_long(vss_requestor *r, const char *what, const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n <= max)
+        return 0;
+    char m[160];
+    snprintf(m, sizeof m, "'%s' too long (%zu bytes; at most %zu)", what, n, max);
+    return fail_msg(r, -EINVAL, m);
+}
+
+/* The limits of a component reference (add_component, set_backup_succeeded). */
+static int ref_too_long(vss_requestor *r, const char *logical_path, const char *name)
+{
+    int e = too_long(r, "name", name, ARG_NAME_MAX);
+    return e ? e : too_long(r, "logical_path", logical_path, ARG_PATH_MAX);
+}
+
 vss_requestor *vss_requestor_new(void)
 {
     vss_requestor *r = calloc(1, sizeof *r);
@@ -364,12 +394,21 @@ static int take_id(vss_requestor *r, json_object *reply, const char *key, vss_id
     return 0;
 }
 
+/* How long vss_requestor_free waits for vssd's reply to `release`. */
+#define FREE_RELEASE_MS 5000u
+
 void vss_requestor_free(vss_requestor *r)
 {
     if (!r)
         return;
-    if (r->conn && r->session)
+    if (r->conn && r->session) {
+        /* a tool that exits must not hang on a vssd that hangs (the
+         * default timeout is none); if vssd does not answer, the close
+         * below makes it end the session all the same */
+        if (!r->timeout_ms || r->timeout_ms > FREE_RELEASE_MS)
+            r->timeout_ms = FREE_RELEASE_MS;
         vss_requestor_release(r);
+    }
     client_close(r->conn);
     free(r->msg);
     free(r);
@@ -418,6 +457,9 @@ int vss_requestor_set_previous_backup_stamp(vss_requestor *r, const vss_id *writ
 {
     if (!r || !writer_class)
         return -EINVAL;
+    int e = too_long(r, "stamp", stamp, ARG_STAMP_MAX);
+    if (e)
+        return e;
     json_object *req = new_op("set_previous_stamp");
     if (req) {
         pj_set_id(req, "class_id", writer_class);
@@ -438,6 +480,9 @@ int vss_requestor_add_component(vss_requestor *r, const vss_id *writer_class,
 {
     if (!r || !writer_class || !name)
         return -EINVAL;
+    int e = ref_too_long(r, logical_path, name);
+    if (e)
+        return e;
     json_object *req = new_op("add_component");
     if (req) {
         pj_set_id(req, "class_id", writer_class);
@@ -451,6 +496,9 @@ static int spec_op(vss_requestor *r, const char *op, const char *spec)
 {
     if (!r || !spec)
         return -EINVAL;
+    int e = too_long(r, "spec", spec, ARG_NAME_MAX);
+    if (e)
+        return e;
     json_object *req = new_op(op);
     if (req)
         pj_set_str(req, "spec", spec);
@@ -519,6 +567,9 @@ int vss_requestor_set_backup_succeeded(vss_requestor *r, const vss_id *writer_in
 {
     if (!r || !writer_instance || !name)
         return -EINVAL;
+    int e = ref_too_long(r, logical_path, name);
+    if (e)
+        return e;
     json_object *req = new_op("set_backup_succeeded");
     if (req) {
         pj_set_id(req, "instance_id", writer_instance);

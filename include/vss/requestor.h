@@ -33,7 +33,11 @@ typedef struct vss_item vss_item;      /* one entry of a listing */
 
 /** Creates an unconnected requestor. @return handle or NULL (errno set). */
 VSS_API vss_requestor *vss_requestor_new(void);
-/** Releases (BackupShutdown if a backup is open), disconnects, frees. */
+/**
+ * Releases (BackupShutdown if a backup is open), disconnects, frees. It
+ * waits at most 5 s (or the shorter vss_requestor_set_timeout) for vssd's
+ * answer to the release; vssd ends the session at the disconnect anyway.
+ */
 VSS_API void vss_requestor_free(vss_requestor *r);
 /**
  * Connects (socket NULL: vss_default_socket()). @param client_name shown in
@@ -53,17 +57,21 @@ VSS_API int vss_requestor_set_backup_state(vss_requestor *r, bool select_compone
                                            bool bootable_system_state,
                                            enum vss_backup_type type,
                                            bool partial_file_support);
-/** Previous backup stamp for a writer (incremental/differential). */
+/** Previous backup stamp for a writer (incremental/differential); at most
+ *  65536 bytes (-EINVAL, without asking vssd, when longer). */
 VSS_API int vss_requestor_set_previous_backup_stamp(vss_requestor *r,
                                                     const vss_id *writer_class,
                                                     const char *stamp);
 /** Sends Identify to every writer; *out lists them (kind "writer"). */
 VSS_API int vss_requestor_gather_writer_metadata(vss_requestor *r, vss_list **out);
+/** Selects a component. @param name at most 1024 bytes, @param logical_path
+ *  (NULL: "") at most 4096: -EINVAL, without asking vssd, when longer. */
 VSS_API int vss_requestor_add_component(vss_requestor *r, const vss_id *writer_class,
                                         const char *logical_path, const char *name);
 /**
  * Excludes a writer or a component from the backup, as `writer exclude`:
- * spec is a GUID (class or instance), a writer name, or "Writer name:\path".
+ * spec is a GUID (class or instance), a writer name, or "Writer name:\path",
+ * at most 1024 bytes (-EINVAL when longer).
  */
 VSS_API int vss_requestor_exclude_writer(vss_requestor *r, const char *spec);
 /** The set fails unless this writer or component takes part (`writer verify`). */
@@ -81,6 +89,7 @@ VSS_API int vss_requestor_prepare_for_backup(vss_requestor *r);
 VSS_API int vss_requestor_do_snapshot_set(vss_requestor *r);
 /** Writer states and last errors (kind "writer"). */
 VSS_API int vss_requestor_gather_writer_status(vss_requestor *r, vss_list **out);
+/** Reports a component backed up or not; the limits of add_component. */
 VSS_API int vss_requestor_set_backup_succeeded(vss_requestor *r, const vss_id *writer_instance,
                                                const char *logical_path, const char *name,
                                                bool succeeded);

@@ -11,6 +11,8 @@
  * components vssd lists as excluded,
  * a writer stopped in a set (on_abort runs; nothing stays for the next
  * connection),
+ * a vss_requestor_free bounded when vssd does not answer the release,
+ * a requestor's arguments over vssd's limits refused before sending,
  * and the requestor operations' wire form.
  */
 #include <errno.h>
@@ -760,6 +762,32 @@ static void test_writer_setters(void **state)
     vss_writer_free(w);
 }
 
+/* vssd answers init_backup, then nothing: free's release waits for a
+ * reply that never comes. */
+static void script_release_unanswered(int fd)
+{
+    hello_ok(fd);
+    answer_ok(fd, "init_backup");
+    json_object_put(expect(fd, "release"));
+    assert_null(srv_recv(fd));       /* until the requestor hangs up */
+}
+
+/* vss_requestor_free with the default timeout (none) is bounded all the same. */
+static void test_requestor_free_bounded(void **state)
+{
+    (void)state;
+    server_start(script_release_unanswered);
+    vss_requestor *r = vss_requestor_new();
+    assert_int_equal(vss_requestor_connect(r, S.path, "unit"), 0);
+    assert_int_equal(vss_requestor_init_backup(r), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vss_requestor_free(r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 10);
+    server_join();
+}
+
 /* A set open (PrepareForSnapshot answered: in_set_answered), then vssd waits. */
 static atomic_int in_set_answered;
 
@@ -812,6 +840,51 @@ static void test_writer_stop_in_set(void **state)
     assert_int_equal(st.calls[VSS_EVENT_ABORT], 0);   /* no set on this connection */
     server_join();
     vss_writer_free(w);
+}
+
+/* vssd gets only the arguments within its limits. */
+static void script_requestor_limits(int fd)
+{
+    hello_ok(fd);
+    answer_ok(fd, "init_backup");
+    json_object *m = expect(fd, "add_component");
+    assert_int_equal(strlen(pj_str(m, "name")), 1024);
+    srv_send(fd, ok_reply(m));
+    answer_ok(fd, "release");
+    assert_null(srv_recv(fd));
+}
+
+/* Arguments over vssd's limits: -EINVAL and why, nothing sent, the
+ * session goes on. */
+static void test_requestor_limits(void **state)
+{
+    (void)state;
+    enum { L = 65537 };
+    char *big = malloc(L + 1);
+    assert_non_null(big);
+    memset(big, 'x', L);
+    big[L] = '\0';
+    vss_id cls;
+    vss_id_parse("{76fe1ac4-15f7-4bcd-987e-8e1acb462fb7}", &cls);
+    server_start(script_requestor_limits);
+    vss_requestor *r = vss_requestor_new();
+    vss_requestor_set_timeout(r, 5000);
+    assert_int_equal(vss_requestor_connect(r, S.path, "unit"), 0);
+    assert_int_equal(vss_requestor_init_backup(r), 0);
+    assert_int_equal(vss_requestor_add_component(r, &cls, NULL, big + L - 1025), -EINVAL);
+    assert_string_equal(vss_requestor_last_message(r), "'name' too long (1025 bytes; at most 1024)");
+    assert_int_equal(vss_requestor_add_component(r, &cls, big + L - 4097, "DB1"), -EINVAL);
+    assert_string_equal(vss_requestor_last_message(r),
+                        "'logical_path' too long (4097 bytes; at most 4096)");
+    assert_int_equal(vss_requestor_set_backup_succeeded(r, &cls, "", big + L - 1025, true), -EINVAL);
+    assert_int_equal(vss_requestor_set_previous_backup_stamp(r, &cls, big), -EINVAL);
+    assert_string_equal(vss_requestor_last_message(r),
+                        "'stamp' too long (65537 bytes; at most 65536)");
+    assert_int_equal(vss_requestor_exclude_writer(r, big + L - 1025), -EINVAL);
+    assert_int_equal(vss_requestor_add_component(r, &cls, NULL, big + L - 1024), 0);
+    vss_requestor_free(r);
+    server_join();
+    free(big);
 }
 
 /* The fake vssd hangs: it answers nothing past the given op, and makes the
@@ -1113,6 +1186,8 @@ int main(void)
         cmocka_unit_test(test_writer_rejected),
         cmocka_unit_test(test_writer_setters),
         cmocka_unit_test(test_writer_stop_in_set),
+        cmocka_unit_test(test_requestor_free_bounded),
+        cmocka_unit_test(test_requestor_limits),
         cmocka_unit_test(test_writer_connect_cancelled),
         cmocka_unit_test(test_requestor),
     };
