@@ -47,7 +47,8 @@
 # read >= 0.9 (sequential MiB/s and random IOPS). Ratios are of the sums
 # over rounds. Informational: each S1 and S10 run second by second (fio's
 # IOPS log): its first and last 5 seconds, and from which second on it
-# keeps 0.9 x N (how long the first pass after a shadow lasts).
+# keeps 0.9 x N (how long the first pass after a shadow lasts); the
+# extents of the live and the shadow's image when the reads start.
 #
 # BENCH_IMAGE (btrfs pool only; docs/benchmarks.md, "Why the goals are
 # missed", point 5): nocow (default: vssvol's default image; the pool file
@@ -115,6 +116,8 @@ precondition() {
         { sed 's/^/#   /' "$T/fio.err" >&2; return 1; }
 }
 
+# extents FILE: the number of extents of FILE (filefrag)
+extents() { filefrag "$1" 2>/dev/null | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found/\1/p'; }
 # shadows N [--expose DIR]: takes N persistent shadows of the volume, one set each.
 shadows() {
     local n="$1" i; shift
@@ -237,6 +240,10 @@ for pool in $POOLS; do
             SF="$T/exp/0/fio.dat"
             [ -f "$SF" ] || die "no $SF in the exposed shadow"
             note "$pool: exposed shadow on $(findmnt -n -o SOURCE "$T/exp/0") ($(findmnt -n -o OPTIONS "$T/exp/0")), dio=$(losetup -n -O DIO "$(findmnt -n -o SOURCE "$T/exp/0")" 2>/dev/null | tr -d ' ')"
+            # what each side reads through: the extents of the two images
+            # (the pool's files behind the two loop devices)
+            simg=$(losetup -n -O BACK-FILE "$(findmnt -n -o SOURCE "$T/exp/0")" 2>/dev/null | sed 's/ *$//')
+            note "$pool: extents of the images read: live $(extents "$img"), shadow $(extents "$simg")"
             for kind in seq rand; do
                 for k in 1 2; do
                     for side in live shadow; do
@@ -260,7 +267,7 @@ for pool in $POOLS; do
                 run S1r "$VF"
             fi
         fi
-        [ "$pool" = btrfs ] && note "$pool: image extents: $(filefrag "$img" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found/\1/p')"
+        [ "$pool" = btrfs ] && note "$pool: image extents: $(extents "$img")"
         noshadows
         shadows 10 || exit 2
         run S10 "$VF"
@@ -270,11 +277,11 @@ for pool in $POOLS; do
     if [ "$pool" = btrfs ]; then
         # vssvol defrag after the last shadow went (informational): what
         # the copies' fragmentation costs, and what defrag gives back.
-        note "$pool: image extents before defrag: $(filefrag "$img" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found/\1/p')"
+        note "$pool: image extents before defrag: $(extents "$img")"
         t0=$(date +%s.%N)
         "$VSSVOL" --quiet defrag "$L" >"$T/vv.out" 2>&1 ||
             { sed 's/^/#   /' "$T/vv.out" >&2; die "vssvol defrag failed"; }
-        note "$pool: vssvol defrag took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; extents after: $(filefrag "$img" | sed -n 's/.*: \([0-9]*\) extents\{0,1\} found/\1/p')"
+        note "$pool: vssvol defrag took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; extents after: $(extents "$img")"
         run Nd "$VF"
     fi
 
