@@ -93,19 +93,23 @@ shadow_count() {
     "$VSSADMIN" list shadows --json 2>/dev/null | grep -c '"id"' || true
 }
 
-# vssd_status: vssd's status reply (one JSON line), through the socket.
-vssd_status() {
-    python3 - "$VSS_ROOT/run/vss/vssd.sock" <<'EOF'
+# vssd_call ROLE REQUEST: says hello to vssd as ROLE (requestor, writer),
+# sends REQUEST (a JSON object; "v" and "id" are added) and prints vssd's
+# reply as one JSON line, through the socket, past libvss's own checks.
+vssd_call() {
+    python3 - "$VSS_ROOT/run/vss/vssd.sock" "$1" "$2" <<'EOF'
 import json, socket, struct, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 def req(o):
     b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
     n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
     return json.loads(s.recv(n, socket.MSG_WAITALL))
-req({"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "integration test"})
-print(json.dumps(req({"v": 1, "id": 2, "op": "status"})))
+req({"v": 1, "id": 1, "op": "hello", "role": sys.argv[2], "client": "integration test"})
+print(json.dumps(req(dict(json.loads(sys.argv[3]), v=1, id=2))))
 EOF
 }
+# vssd_status: vssd's status reply (one JSON line), through the socket.
+vssd_status() { vssd_call requestor '{"op": "status"}'; }
 # jget JSON EXPR: EXPR (Python, over d) of a JSON text.
 jget() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))" "$1" "$2"; }
 # shadow_ids: the ids of the shadows vssd lists, one a line.

@@ -163,19 +163,10 @@ make_volume F 32 || exit 1
 start_vssd || exit 1
 # register [FREEZE_TIMEOUT_MS]: the freeze_timeout_ms of vssd's register reply.
 register() {
-    python3 - "$VSS_ROOT/run/vss/vssd.sock" "$@" <<'EOF'
-import json, socket, struct, sys, uuid
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-def req(o):
-    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
-    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
-    return json.loads(s.recv(n, socket.MSG_WAITALL))
-req({"v": 1, "id": 1, "op": "hello", "role": "writer", "client": "integration test"})
-r = {"v": 1, "id": 2, "op": "register", "class_id": "{%s}" % uuid.uuid4(), "name": "py"}
-if len(sys.argv) > 2:
-    r["freeze_timeout_ms"] = int(sys.argv[2])
-print(req(r).get("freeze_timeout_ms"))
-EOF
+    local ft=""
+    [ $# -gt 0 ] && ft=", \"freeze_timeout_ms\": $1"
+    vssd_call writer "{\"op\": \"register\", \"class_id\": \"{$(cat /proc/sys/kernel/random/uuid)}\",
+        \"name\": \"py\"$ft}" | sed -n 's/.*"freeze_timeout_ms": *\([0-9]*\).*/\1/p'
 }
 is "$(register)" 1000 "vssd's register reply: its freeze_timeout_ms for a writer that asks none"
 is "$(register 2500)" 2500 "the writer's own, when it asks for one"

@@ -116,18 +116,8 @@ like "$("$V" list shadowstorage /for=F:)" "Maximum Shadow Copy Storage space: 48
 # A maximum over what vssd takes (9.2e18 bytes): vssadmin refuses it itself
 # (vssadmin-usage.sh); from another client vssd says it is too large, not
 # that a well-formed size "is not valid".
-out=$(python3 - "$VSS_ROOT/run/vss/vssd.sock" "$T/F" <<'EOF'
-import json, socket, struct, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-def req(o):
-    b = json.dumps(o).encode(); s.sendall(struct.pack(">I", len(b)) + b)
-    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
-    return json.loads(s.recv(n, socket.MSG_WAITALL))
-req({"v": 1, "id": 1, "op": "hello", "role": "requestor", "client": "integration test"})
-print(json.dumps(req({"v": 1, "id": 2, "op": "set_shadowstorage", "volume": sys.argv[2],
-                      "on": sys.argv[2], "maxsize": "18445618199572250624", "create": False})))
-EOF
-)
+out=$(vssd_call requestor "{\"op\": \"set_shadowstorage\", \"volume\": \"$T/F\", \"on\": \"$T/F\",
+    \"maxsize\": \"18445618199572250624\", \"create\": false}")
 like "$out" "maximum size '18445618199572250624' is too large: at most 9200000000000000000 bytes" \
     "vssd words its refusal of a maximum over its range on its own"
 like "$("$V" list shadowstorage /for=F:)" "Maximum Shadow Copy Storage space: 48(\.0)? MB" "and keeps the maximum it had"
