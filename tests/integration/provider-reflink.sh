@@ -62,7 +62,13 @@ load_start() {
 load_stop() { kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; }
 vv() { OUT=$("$VSSVOL" "$@" 2>&1); RC=$?; }
 sid_of() { sed -n 's/^shadow \({[0-9a-f-]*}\) .*/\1/p' "$1" | head -1; }
-holds() { grep -h '"event": *1209' "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null |
+# holds: hold_us of every set so far (events 1209), but those of the
+# event lines SCAN_FROM+1..SCAN_TO: the sets of (c4) whose commit scans
+# the whole image on purpose (a failed re-clone, tracing switched off).
+SCAN_FROM=0; SCAN_TO=0
+events_now() { wc -l < "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null || echo 0; }
+holds() { awk -v a="$SCAN_FROM" -v b="$SCAN_TO" 'NR <= a || NR > b' \
+              "$VSS_ROOT/var/lib/vss/events.jsonl" 2>/dev/null | grep -h '"event": *1209' |
           sed -n 's/.*"hold_us": *\([0-9]*\).*/\1/p'; }
 # fragment DIR SECONDS: 4 KiB random writes into DIR/frag.
 fragment() {
@@ -239,6 +245,7 @@ rewrite_during() {
     wait "$req"; RC=$?; forget_pid "$req"
     stop_pid "$WRITER_PID"
 }
+SCAN_FROM=$(events_now)
 if printf '%s' "$pd" | grep -q track=trace; then
     stop_vssd
     VSS_TEST_RECLONE_FAIL=thread start_vssd || exit 1
@@ -282,6 +289,7 @@ if printf '%s' "$pd" | grep -q track=trace; then
         "the shadow holds the files as they were at the hold (E)"
     "$VSSADMIN" delete shadows /shadow="$SIDO" /quiet >/dev/null 2>&1
     ok $? "deleting it"
+    SCAN_TO=$(events_now)
     # A second vssd on the host (another --root; a test suite beside a
     # benchmark) starts during the set: its reflink provider's load removes
     # the tracing instances of dead vssds only, not this one's (which made
@@ -379,7 +387,7 @@ diag "hold_us of the shadows (event 1209): ${H[*]}"
 diag "extents of the live image: $(filefrag "$T/P/volumes/F/F.img" 2>/dev/null | sed 's/.*: //')"
 max=0; for h in "${H[@]}"; do [ "$h" -gt "$max" ] && max=$h; done
 ok "$([ "${#H[@]}" -ge 3 ] && [ "$max" -lt 200000 ]; echo $?)" \
-    "every hold window stayed under 200 ms on the fragmented image (max ${max} us)"
+    "every hold window stayed under 200 ms on the fragmented image (max ${max} us; the sets of (c4) that scan on purpose left out)"
 
 # --- (e) shadow storage
 "$VSSADMIN" add shadowstorage /for=F: /on="$T/P" /maxsize=UNBOUNDED >/dev/null 2>&1
