@@ -390,6 +390,14 @@ int vss_config_load(struct vss_config *c, const char *root_opt, const char *conf
                  "blocks every writer on it)", c->conf_path);
         return -EINVAL;
     }
+    /* the most vssd takes from a writer, and what libvss arms its own
+     * timer with (VSS_WRITER_MAX_FREEZE_TIMEOUT_MS): above it libvss
+     * would release its writers long before vssd gives up on them */
+    if (c->freeze_timeout_ms > 3600000) {
+        snprintf(err, errlen, "%s: freeze_timeout_ms may be at most 3600000 (1 hour)",
+                 c->conf_path);
+        return -EINVAL;
+    }
     return 0;
 }
 

@@ -620,7 +620,8 @@ void track_release(const vss_id *id)
  * (a second --root, a test suite running in parallel) keeps its own: its
  * live instance removed would make its next hold scan the whole image. A
  * vssd in another pid namespace sharing this tracefs cannot be told
- * apart from a dead one. */
+ * apart from a dead one by its pid; the removal is then refused by the
+ * kernel while its trace_pipe is open (track_release_all). */
 static bool instance_stale(const char *rest)
 {
     char *end;
@@ -657,7 +658,12 @@ void track_release_all(bool stale_instances)
                 continue;
             char p[400];
             snprintf(p, sizeof p, "%s/%s", roots[i], de->d_name);
-            instance_remove(p);
+            /* rmdir alone: the kernel refuses it (EBUSY) while a file of
+             * the instance is open, as a live tracker's trace_pipe is,
+             * so even a live vssd the pid cannot tell apart (another pid
+             * namespace) keeps its instance; switching its events off
+             * first would silence it */
+            rmdir(p);
         }
         closedir(d);
     }

@@ -226,11 +226,11 @@ for s in json.load(open(sys.argv[1]))["shadows"]:
     if s["id"].strip("{}") == sys.argv[2].strip("{}"): print("record: " + s["provider_data"].replace("\n", " "))' \
     "$VSS_ROOT/var/lib/vss/catalog.json" "$1" 2>/dev/null; }
 # rewrite_during NAME PATTERN [COMMAND]: a set of F with a writer holding
-# PrepareForSnapshot for 2 s, while PATTERN goes over a, d1/b and d1/d2/c
+# PrepareForSnapshot for 2 s (RW_HANG ms), while PATTERN goes over a, d1/b and d1/d2/c
 # with direct I/O (after COMMAND, if given); the requestor's output in
 # $T/NAME.out, its status in RC.
 rewrite_during() {
-    start_writer "$1W" --component D:"$T/F" --hang PrepareForSnapshot:2000 || exit 1
+    start_writer "$1W" --component D:"$T/F" --hang PrepareForSnapshot:"${RW_HANG:-2000}" || exit 1
     "$TREQ" --volume F: --provider "$REFLINK_ID" --persistent --expose "$T/exp$1" > "$T/$1.out" 2>&1 &
     local req=$! f
     _pids+=("$req")
@@ -303,7 +303,10 @@ if printf '%s' "$pd" | grep -q track=trace; then
         kill -TERM "$VSSD2_PID"; wait "$VSSD2_PID" 2>/dev/null; forget_pid "$VSSD2_PID"
     }
     write_pattern "$T/F" A6 && sync
-    rewrite_during R2 G second_vssd
+    # 4 s of PrepareForSnapshot (under the sandbox's 5 s event timeout):
+    # the second vssd's start and stop, then the writes, must come before
+    # the hold even on a loaded machine
+    RW_HANG=4000 rewrite_during R2 G second_vssd
     ok "$S2_UP" "a second vssd (another root) started and stopped during the set"
     ok $RC "a shadow while a second vssd started"
     SIDV=$(sid_of "$T/R2.out")

@@ -287,6 +287,7 @@ static void test_bad_values(void **state)
         "[vssd]\nsyslog = maybe\n",
         "[vssd]\nsocket = relative.sock\n",
         "[vssd]\nhold_timeout_ms = 60001\n",
+        "[vssd]\nfreeze_timeout_ms = 3600001\n",  /* over what libvss's timer takes */
         "[vssd]\nunshare_chunk = 32K\n",      /* under 64K */
         "[vssd]\nunshare_chunk = 128M\n",     /* over 64M */
         "[vssd]\nunshare_chunk = 65537\n",    /* not 4K steps */
